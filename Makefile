@@ -1,0 +1,48 @@
+# score2audio — the two commands a composer needs:
+#   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [PRESET=…] [SOUNDFONT=…]
+#   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= out
+SCORE  ?=
+ENSEMBLE ?=
+PRESET ?=
+SOUNDFONT ?=
+SAMPLE_RATE ?=
+
+RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
+	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
+	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)")
+
+.PHONY: render test setup system-deps test-deps clean help
+
+help:
+	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
+	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
+	@echo "make test                                   run the test suite"
+
+render: setup
+	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
+	@$(BIN)/score2audio render "$(SCORE)" $(RENDER_ARGS)
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+# the venv is (re)built when the package's requirements change
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null
+	@$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $@
+
+test-deps:
+	@scripts/ensure-system-deps.sh --test
+
+test: test-deps setup
+	@$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info

@@ -1,0 +1,89 @@
+"""Shared audio conventions: one layout, level conversions and atomic file writing.
+
+Audio is always float32 shaped ``(channels, frames)`` with finite values.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import OutputError, PipelineError
+
+#: Frames processed at once by the block-wise stages (about 1.4 s at 48 kHz).
+BLOCK_FRAMES = 1 << 16
+
+
+def valid_audio(audio: np.ndarray, *, name: str = "audio") -> np.ndarray:
+    """Check the pipeline's audio layout and return the array unchanged.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (channels, frames), float32
+    name : str
+        What the array is, for the error message.
+    """
+    if not isinstance(audio, np.ndarray) or audio.ndim != 2:
+        raise PipelineError(f"{name}: audio must be a 2-D array shaped (channels, frames)")
+    if audio.dtype != np.float32:
+        raise PipelineError(f"{name}: audio must be float32, got {audio.dtype}")
+    if audio.shape[0] > 16 or (audio.shape[0] > audio.shape[1] and audio.shape[1] > 0):
+        raise PipelineError(f"{name}: audio must be channels first, got shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise PipelineError(f"{name}: audio contains NaN or infinite samples")
+    return audio
+
+
+def db_to_gain(db: float | np.ndarray) -> float | np.ndarray:
+    """Decibels to a linear amplitude factor."""
+    out = 10.0 ** (np.asarray(db, dtype=np.float64) / 20.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def gain_to_db(gain: float | np.ndarray, *, floor_db: float = -200.0) -> float | np.ndarray:
+    """Linear amplitude to decibels, with silence reported as ``floor_db``."""
+    g = np.maximum(np.abs(np.asarray(gain, dtype=np.float64)), 10.0 ** (floor_db / 20.0))
+    out = 20.0 * np.log10(g)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    """Sample peak of ``audio`` in dBFS (``-200`` for silence)."""
+    return gain_to_db(float(np.max(np.abs(audio))) if audio.size else 0.0)
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final`` and rename it into place only on success.
+
+    An interrupted or failed write leaves no file under the final name.
+    """
+    final = Path(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}",
+                                   dir=final.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{final.parent}: cannot write here ({exc.strerror})") from exc
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~umask())
+        os.replace(tmp_path, final)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise OutputError(f"{final}: cannot be written ({exc.strerror})") from exc
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,152 @@
+"""The ``score2audio`` command. The only place that writes to the terminal."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import PipelineError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="score2audio",
+        description="Turn a score (MusicXML or MIDI) into stems, a mix and a mastered recording.")
+    p.add_argument("--version", action="version", version=f"score2audio {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("render", help="render a score to stems, mix and master")
+    r.add_argument("score", metavar="SCORE", help="a .musicxml/.xml/.mxl or .mid/.midi file")
+    r.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
+    r.add_argument("--ensemble", metavar="NAME", help="mix template (default: detected); see 'templates'")
+    r.add_argument("--preset", default="streaming", metavar="NAME[,NAME]",
+                   help="delivery preset(s), comma-separated (default: streaming); see 'presets'")
+    r.add_argument("--soundfont", metavar="PATH", help="a .sf2/.sf3 file (default: MuseScore General)")
+    r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
+                   help="synthesis sample rate (default: 48000)")
+    _common(r)
+
+    pf = sub.add_parser("perform", help="write the performance as MIDI without rendering audio")
+    pf.add_argument("score", metavar="SCORE")
+    pf.add_argument("-o", "--output", required=True, metavar="FILE.mid")
+    pf.add_argument("--soundfont", metavar="PATH", help="soundfont whose programs are written")
+    _common(pf)
+
+    for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
+        _common(sub.add_parser(name, help=f"list the {what}"))
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="show what each stage does")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+class _Progress:
+    """A tqdm bar for the whole render, labelled with the current stage; silent off a terminal."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=1000, desc=label, unit="‰", leave=False, file=sys.stderr,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        self.label = label
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.bar is None:
+            return
+        from .core import overall_fraction
+        self.bar.set_description_str(f"{self.label} · {stage}", refresh=False)
+        self.bar.n = int(1000 * overall_fraction(stage, fraction))
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _render(args) -> int:
+    from .core import render_score
+
+    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
+    bar = _Progress(not args.quiet and sys.stderr.isatty(), Path(args.score).name)
+    try:
+        result = render_score(args.score, out_root=args.out, ensemble=args.ensemble,
+                              presets=presets, soundfont=args.soundfont,
+                              sample_rate=args.sample_rate, progress=bar)
+    finally:
+        bar.close()
+    rep = result.report
+    if not args.quiet:
+        print(f"{rep['title']} — {rep['instrumentation']} ({rep['ensemble']}, "
+              f"{rep['duration_s']:.1f} s)")
+        print(f"  files: {result.folder}/")
+        for m in rep["masters"]:
+            print(f"  {m['file']}: {m['integrated_lufs']} LUFS integrated, "
+                  f"{m['true_peak_dbtp']} dBTP true peak (target {m['target_lufs']} LUFS, "
+                  f"ceiling {m['ceiling_dbtp']} dBTP)")
+    return 0
+
+
+def _perform(args) -> int:
+    from .assign import assign
+    from .load import load
+    from .perform import perform, write_midi
+    from .soundfonts import find_soundfont
+
+    performance = perform(load(args.score))
+    voices = assign(performance, soundfont=find_soundfont(args.soundfont))
+    write_midi(performance, Path(args.output), [(v.bank, v.program) for v in voices])
+    if not args.quiet:
+        print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
+              f"{performance.duration_s:.1f} s")
+    return 0
+
+
+def _list(args) -> int:
+    from .config import load_preset, load_template, preset_names, template_names
+
+    if args.command == "templates":
+        for name in template_names():
+            t = load_template(name)
+            print(f"{name:14s} {t.room.name} (RT60 {t.room.rt60_s:.1f} s) — {t.description}")
+    else:
+        for name in preset_names():
+            p = load_preset(name)
+            print(f"{name:14s} {p.target_lufs:g} LUFS, {p.ceiling_dbtp:g} dBTP, {p.format.upper()} "
+                  f"{p.bit_depth}-bit {p.sample_rate / 1000:g} kHz — {p.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_ERROR
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else \
+        logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="score2audio: %(levelname)s: %(message)s")
+    logging.getLogger("music21").setLevel(logging.ERROR)
+    handler = {"render": _render, "perform": _perform, "templates": _list, "presets": _list}
+    try:
+        return handler[args.command](args)
+    except PipelineError as exc:
+        if args.debug:
+            raise
+        print(f"score2audio: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("score2audio: interrupted; no files were left half-written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

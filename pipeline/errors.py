@@ -1,0 +1,33 @@
+"""One exception tree for everything the pipeline refuses to do.
+
+Every message names the file or setting at fault and, where it helps, how to fix it; the CLI
+prints it as one line and exits with code 2.
+"""
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class ScoreError(PipelineError):
+    """The score cannot be read or performed."""
+
+
+class SoundfontError(PipelineError):
+    """No usable soundfont, or a soundfont cannot be loaded."""
+
+
+class TemplateError(PipelineError):
+    """An ensemble template is missing or invalid."""
+
+
+class PresetError(PipelineError):
+    """A delivery preset is missing or invalid."""
+
+
+class RenderError(PipelineError):
+    """FluidSynth is missing or synthesis failed."""
+
+
+class OutputError(PipelineError):
+    """The output folder or a file in it cannot be written."""

@@ -1,0 +1,169 @@
+"""The typed objects that pass between stages.
+
+Times inside a performance are MIDI ticks on a tempo map, so `performance.mid` holds exactly the
+events that are rendered; seconds and sample positions are derived from ticks in one place
+(:meth:`TempoMap.seconds`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+TICKS_PER_QUARTER = 960
+DEFAULT_TEMPO_BPM = 120.0
+
+
+@dataclass(frozen=True)
+class TempoMap:
+    """Piecewise-constant tempo: ``changes`` holds ``(tick, microseconds_per_quarter)``."""
+
+    ticks_per_quarter: int = TICKS_PER_QUARTER
+    changes: tuple[tuple[int, int], ...] = ((0, 500_000),)
+
+    def __post_init__(self) -> None:
+        if self.ticks_per_quarter <= 0:
+            raise ValueError("ticks_per_quarter must be positive")
+        if not self.changes or self.changes[0][0] != 0:
+            raise ValueError("a tempo map must start at tick 0")
+        if any(us <= 0 for _, us in self.changes):
+            raise ValueError("tempo must be positive")
+
+    def seconds(self, ticks: np.ndarray | int) -> np.ndarray:
+        """Seconds from the start for each tick (vectorised)."""
+        t = np.asarray(ticks, dtype=np.float64)
+        starts = np.array([c[0] for c in self.changes], dtype=np.float64)
+        sec_per_tick = np.array([c[1] for c in self.changes], dtype=np.float64) \
+            / 1e6 / self.ticks_per_quarter
+        seg_seconds = np.concatenate(([0.0], np.cumsum(np.diff(starts) * sec_per_tick[:-1])))
+        i = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, None)
+        return seg_seconds[i] + (t - starts[i]) * sec_per_tick[i]
+
+    def bpm_at(self, tick: int) -> float:
+        """Quarter notes per minute in force at ``tick``."""
+        us = [us for t, us in self.changes if t <= tick][-1]
+        return 60_000_000.0 / us
+
+
+@dataclass(frozen=True)
+class Note:
+    """One sounding note: ticks, MIDI pitch (sounding) and velocity 1–127."""
+
+    on: int
+    off: int
+    pitch: int
+    velocity: int
+
+
+@dataclass(frozen=True)
+class Control:
+    """A channel message other than a note: ``kind`` is ``control_change`` (number, value),
+    ``program_change`` (number = program 0–127, value = bank) or ``pitchwheel`` (value −8192…8191)."""
+
+    tick: int
+    kind: str
+    number: int = 0
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class Track:
+    """Everything one instrument (player) plays.
+
+    ``program`` is the General MIDI program (0–127) the score asks for, when it says;
+    ``family`` and ``instrument`` come from the instrument map or the score.
+    """
+
+    name: str
+    instrument: str
+    notes: tuple[Note, ...]
+    controls: tuple[Control, ...] = ()
+    program: int | None = None
+    bank: int | None = None
+    is_percussion: bool = False
+
+    @property
+    def end_tick(self) -> int:
+        ends = [n.off for n in self.notes] + [c.tick for c in self.controls]
+        return max(ends, default=0)
+
+
+@dataclass(frozen=True)
+class Performance:
+    """A score as played: one track per instrument, on one tempo map."""
+
+    title: str
+    composer: str
+    tracks: tuple[Track, ...]
+    tempo_map: TempoMap = field(default_factory=TempoMap)
+    source: Path | None = None
+    time_signature: tuple[int, int] = (4, 4)
+
+    @property
+    def end_tick(self) -> int:
+        return max((t.end_tick for t in self.tracks), default=0)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the start to the last note-off (release tails not counted)."""
+        return float(self.tempo_map.seconds(self.end_tick))
+
+    @property
+    def note_count(self) -> int:
+        return sum(len(t.notes) for t in self.tracks)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """The virtual instrument that plays one track."""
+
+    soundfont: Path
+    bank: int
+    program: int
+    preset_name: str
+    is_percussion: bool
+    family: str
+    source: str  # where the choice came from: score, instrument-map, midi, default
+
+
+@dataclass(frozen=True)
+class Stem:
+    """One instrument's dry stereo render on disk (float32 WAV)."""
+
+    index: int
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Stems:
+    """All stems of a piece: sample-aligned, all ``frames`` long."""
+
+    sample_rate: int
+    frames: int
+    stems: tuple[Stem, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Mix:
+    """The stereo mix, whole in memory, with per-stem figures."""
+
+    audio: np.ndarray  # (2, frames) float32
+    sample_rate: int
+    stem_levels: tuple[dict, ...]
+    settings: dict
+
+
+@dataclass(frozen=True)
+class Master:
+    """The finished stereo master and what was measured on it."""
+
+    audio: np.ndarray  # (2, frames) float32
+    sample_rate: int
+    preset: str
+    measurements: dict

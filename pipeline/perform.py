@@ -1,0 +1,588 @@
+"""Perform stage: a parsed score becomes a :class:`Performance` (notes in ticks on a tempo map).
+
+For music21 scores: repeats are expanded, transposing instruments and octave lines sound at
+concert pitch, tied notes are joined, a piano's staves form one track, metronome marks make the
+tempo map, dynamics and hairpins set velocities, and articulations and slurs set note lengths.
+MIDI files keep their tracks, channels, programs, controllers and tempo map.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ScoreError
+from .load import LoadedScore
+from .model import (DEFAULT_TEMPO_BPM, TICKS_PER_QUARTER, Control, Note, Performance,
+                    TempoMap, Track)
+
+log = logging.getLogger(__name__)
+
+#: Dynamic marking → MIDI velocity (the documented scale; mf is the reference level).
+DYNAMIC_VELOCITY = {
+    "pppp": 10, "ppp": 20, "pp": 33, "p": 49, "mp": 64, "mf": 80, "f": 96, "ff": 112,
+    "fff": 124, "ffff": 127,
+    # one-note accents: loud attack, level afterwards unchanged (handled in _Dynamics)
+    "sf": 104, "sfz": 108, "sffz": 118, "sfp": 104, "sfpp": 104, "fz": 104, "rf": 100,
+    "rfz": 104, "fp": 96, "pf": 49, "n": 10,
+}
+ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "fz", "rf", "rfz"}
+LOUD_THEN_SOFT = {"fp": "p", "sfp": "p", "sfpp": "pp"}
+DEFAULT_VELOCITY = DYNAMIC_VELOCITY["mf"]
+ACCENT_VELOCITY = 12
+MARCATO_VELOCITY = 20
+
+#: Fraction of the written length that sounds, per articulation (the shortest one applies).
+GATE = {
+    "Staccatissimo": 0.3, "Spiccato": 0.4, "Staccato": 0.5, "Portato": 0.75,
+    "Tenuto": 1.0, "DetachedLegato": 0.75,
+}
+NORMAL_GATE = 0.93  # unslurred notes: a small natural gap between notes
+SLURRED_GATE = 1.0
+GRACE_TICKS = TICKS_PER_QUARTER // 8  # a grace note lasts a 32nd
+
+#: Unpitched percussion by part name, then by staff position on a drum-set staff (GM keys).
+DRUM_BY_NAME = (
+    ("bass drum", 36), ("kick", 36), ("snare", 38), ("side drum", 38), ("hi-hat", 42),
+    ("hihat", 42), ("ride", 51), ("crash", 49), ("suspended cymbal", 49), ("cymbal", 49),
+    ("triangle", 81), ("tambourine", 54), ("woodblock", 76), ("wood block", 76),
+    ("claves", 75), ("castanets", 85), ("cowbell", 56), ("tam-tam", 52), ("gong", 52),
+    ("tom", 45), ("conga", 63), ("bongo", 60), ("shaker", 70), ("maracas", 70),
+)
+DRUMSET_BY_POSITION = {  # (display step, octave) on a percussion-clef 5-line staff
+    ("F", 4): 36, ("E", 4): 35, ("C", 5): 38, ("G", 5): 42, ("A", 5): 49, ("F", 5): 51,
+    ("E", 5): 48, ("D", 5): 47, ("A", 4): 43, ("B", 4): 45, ("D", 4): 44, ("G", 4): 41,
+    ("B", 5): 57,
+}
+DEFAULT_DRUM = 38
+
+TEMPO_WORDS = (  # tempo words without a number → quarter-note BPM
+    ("grave", 40), ("largo", 50), ("larghetto", 60), ("lento", 52), ("adagio", 66),
+    ("andante", 80), ("andantino", 88), ("moderato", 108), ("allegretto", 112),
+    ("allegro", 132), ("vivace", 152), ("presto", 176), ("prestissimo", 200),
+)
+
+
+def perform(score: LoadedScore) -> Performance:
+    """Turn a loaded score into a performance.
+
+    Raises
+    ------
+    ScoreError
+        When the score has nothing to play.
+    """
+    if score.kind == "midi":
+        performance = _perform_midi(score.data, score.path)
+    else:
+        performance = _perform_music21(score.data, score.path)
+    if not performance.tracks or performance.note_count == 0:
+        raise ScoreError(f"{score.path}: the score has no notes to play")
+    return performance
+
+
+# ---------------------------------------------------------------------------------------------
+# music21 scores
+
+def _perform_music21(score, path: Path) -> Performance:
+    score = _expand_repeats(score, path)
+    score = _to_sounding_pitch(score, path)
+    tempo_map = _tempo_map(score)
+    tracks = []
+    for name, staves in _instrument_groups(score):
+        track = _perform_instrument(name, staves)
+        if track.notes:
+            tracks.append(track)
+    md = score.metadata
+    title = (md.title or md.movementName or "") if md else ""
+    composer = (md.composer or "") if md else ""
+    return Performance(
+        title=str(title).strip() or path.stem, composer=str(composer).strip(),
+        tracks=tuple(tracks), tempo_map=tempo_map, source=path,
+        time_signature=_first_time_signature(score))
+
+
+def _expand_repeats(score, path: Path):
+    from music21 import bar, repeat
+
+    has_repeats = any(True for _ in score.recurse().getElementsByClass(
+        (repeat.RepeatMark, bar.Repeat, repeat.RepeatExpression)))
+    if not has_repeats:
+        return score
+    try:
+        return score.expandRepeats()
+    except Exception as exc:  # music21 raises on inconsistent repeat structures
+        log.warning("%s: repeats could not be expanded (%s); playing them once", path, exc)
+        return score
+
+
+def _to_sounding_pitch(score, path: Path):
+    from music21 import spanner
+
+    needs = any(p.atSoundingPitch is not True for p in score.parts) or any(
+        True for _ in score.recurse().getElementsByClass(spanner.Ottava))
+    if not needs:
+        return score
+    try:
+        return score.toSoundingPitch(inPlace=False)
+    except Exception as exc:
+        log.warning("%s: could not transpose to sounding pitch (%s)", path, exc)
+        return score
+
+
+def _first_time_signature(score) -> tuple[int, int]:
+    from music21 import meter
+
+    ts = next(iter(score.recurse().getElementsByClass(meter.TimeSignature)), None)
+    return (ts.numerator, ts.denominator) if ts is not None else (4, 4)
+
+
+def _quarter_bpm(mark) -> float:
+    try:
+        bpm = mark.getQuarterBPM()
+    except Exception:
+        bpm = None
+    if not bpm:
+        text = (mark.text or "").lower()
+        bpm = next((b for word, b in sorted(TEMPO_WORDS, key=lambda w: -len(w[0]))
+                    if word in text), None)
+    return float(bpm) if bpm and 10 <= bpm <= 1000 else DEFAULT_TEMPO_BPM
+
+
+def _tempo_map(score) -> TempoMap:
+    try:
+        boundaries = score.metronomeMarkBoundaries()
+    except Exception:
+        boundaries = []
+    changes: list[tuple[int, int]] = []
+    for start, _end, mark in boundaries:
+        tick = round(float(start) * TICKS_PER_QUARTER)
+        us = round(60_000_000 / _quarter_bpm(mark))
+        if changes and changes[-1][0] == tick:
+            changes[-1] = (tick, us)
+        elif not changes or changes[-1][1] != us:
+            changes.append((tick, us))
+    if not changes or changes[0][0] != 0:
+        changes.insert(0, (0, round(60_000_000 / DEFAULT_TEMPO_BPM)))
+    return TempoMap(TICKS_PER_QUARTER, tuple(changes))
+
+
+def _instrument_groups(score):
+    """Yield ``(name, [staves])``: a piano's PartStaffs are one instrument."""
+    from music21 import layout, stream
+
+    groups: dict[int, list] = {}
+    order: list[int] = []
+    staff_of: dict[int, int] = {}
+    for sg in score.getElementsByClass(layout.StaffGroup):
+        members = [p for p in sg.getSpannedElements() if isinstance(p, stream.PartStaff)]
+        if len(members) > 1 and sg.symbol == "brace":
+            for m in members:
+                staff_of[id(m)] = id(members[0])
+    prefix_first: dict[str, int] = {}
+    for part in score.parts:
+        key = staff_of.get(id(part))
+        match = re.match(r"^(.*)-Staff\d+$", str(part.id)) if isinstance(part, stream.PartStaff) else None
+        if key is None and match:
+            key = prefix_first.setdefault(match.group(1), id(part))
+        if key is None:
+            key = id(part)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(part)
+    for n, key in enumerate(order, start=1):
+        staves = groups[key]
+        first = staves[0]
+        inst = first.getInstrument(returnDefault=False)
+        name = (first.partName or (inst.partName if inst else None)
+                or (inst.instrumentName if inst else None) or f"Part {n}")
+        yield str(name).strip(), staves
+
+
+@dataclass
+class _Ramp:
+    start: float
+    end: float
+    v0: float
+    v1: float
+
+
+class _Dynamics:
+    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument."""
+
+    def __init__(self, staves):
+        from music21 import dynamics
+
+        marks: list[tuple[float, str]] = []
+        ramps_raw = []
+        for staff in staves:
+            flat = staff.flatten()
+            for d in flat.getElementsByClass(dynamics.Dynamic):
+                marks.append((float(d.offset), str(d.value)))
+            for hp in staff.spannerBundle.getByClass(dynamics.DynamicWedge):
+                els = hp.getSpannedElements()
+                if not els:
+                    continue
+                try:
+                    start = float(els[0].getOffsetInHierarchy(staff))
+                    last = els[-1]
+                    end = float(last.getOffsetInHierarchy(staff)) + float(last.quarterLength)
+                except Exception:
+                    continue
+                ramps_raw.append((start, end, isinstance(hp, dynamics.Crescendo)))
+        marks.sort()
+        # the level in force after each mark (accents leave it; fp falls to p)
+        self.offsets: list[float] = []
+        self.levels: list[float] = []
+        self.accents: dict[float, int] = {}
+        level = DEFAULT_VELOCITY
+        for off, value in marks:
+            value = value.lower()
+            if value in ACCENT_DYNAMICS:
+                self.accents[off] = DYNAMIC_VELOCITY[value]
+                continue
+            if value in LOUD_THEN_SOFT:
+                self.accents[off] = DYNAMIC_VELOCITY[value]
+                value = LOUD_THEN_SOFT[value]
+            if value in DYNAMIC_VELOCITY:
+                level = DYNAMIC_VELOCITY[value]
+                self.offsets.append(off)
+                self.levels.append(level)
+        self.ramps = []
+        for start, end, rising in sorted(ramps_raw):
+            v0 = self.level(start)
+            i = bisect.bisect_left(self.offsets, end - 1e-6)
+            if i < len(self.offsets) and self.offsets[i] <= end + 4.0:
+                v1 = self.levels[i]
+            else:
+                v1 = v0 + (16 if rising else -16)
+            if (v1 > v0) != rising:
+                v1 = v0 + (16 if rising else -16)
+            self.ramps.append(_Ramp(start, end, v0, min(127, max(1, v1))))
+
+    def level(self, offset: float) -> float:
+        i = bisect.bisect_right(self.offsets, offset + 1e-6) - 1
+        return self.levels[i] if i >= 0 else DEFAULT_VELOCITY
+
+    def velocity(self, offset: float) -> float:
+        if offset in self.accents:
+            return self.accents[offset]
+        for r in self.ramps:
+            if r.start <= offset < r.end:
+                return r.v0 + (r.v1 - r.v0) * (offset - r.start) / (r.end - r.start)
+        return self.level(offset)
+
+
+def _slurred_ids(staff) -> set[int]:
+    """Ids of notes inside a slur that are not its last note (they connect to the next)."""
+    from music21 import spanner
+
+    ids: set[int] = set()
+    for slur in staff.spannerBundle.getByClass(spanner.Slur):
+        els = slur.getSpannedElements()
+        ids.update(id(e) for e in els[:-1])
+    return ids
+
+
+def _perform_instrument(name: str, staves) -> Track:
+    from music21 import note as m21note
+
+    first = staves[0]
+    inst = first.getInstrument(returnDefault=False)
+    program = inst.midiProgram if inst is not None else None
+    dyn = _Dynamics(staves)
+    all_unpitched = True
+    events: list[tuple[int, int, int, int]] = []  # on, off, pitch, velocity
+    controls: list[Control] = []
+    percussion_key = _percussion_key(name, inst)
+    for staff in staves:
+        slurred = _slurred_ids(staff)
+        flat = staff.flatten()
+        open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
+        pending_grace: list = []
+        for el in flat.notes:
+            offset = float(el.offset)
+            if el.duration.isGrace:
+                pending_grace.append(el)
+                continue
+            on = round(offset * TICKS_PER_QUARTER)
+            dur = round(float(el.quarterLength) * TICKS_PER_QUARTER)
+            if dur <= 0:
+                continue
+            if pending_grace:
+                on, dur = _play_graces(pending_grace, on, dur, dyn, events, percussion_key)
+                pending_grace = []
+            velocity = dyn.velocity(offset) + _accent(el)
+            gate = _gate(el, slurred)
+            if isinstance(el, (m21note.Unpitched,)) or el.classes[0] == "PercussionChord":
+                pitches = [_drum_pitch(u, percussion_key) for u in _unpitched_members(el)]
+                ties = [None] * len(pitches)
+            else:
+                all_unpitched = False
+                notes = el.notes if hasattr(el, "notes") and el.isChord else [el]
+                pitches = [int(round(n.pitch.ps)) for n in notes]
+                ties = [n.tie.type if n.tie is not None else None for n in notes]
+            for pitch, tie in zip(pitches, ties):
+                if not 0 <= pitch <= 127:
+                    continue
+                idx = open_ties.get(pitch)
+                if tie in ("stop", "continue") and idx is not None and \
+                        abs(events[idx][4] - on) <= 1:
+                    e = events[idx]
+                    events[idx] = (e[0], e[0] + round((on + dur - e[0]) * gate), pitch, e[3], on + dur)
+                    if tie == "stop":
+                        open_ties.pop(pitch, None)
+                    continue
+                events.append((on, on + max(1, round(dur * gate)), pitch,
+                               int(round(velocity)), on + dur))
+                if tie in ("start", "continue"):
+                    open_ties[pitch] = len(events) - 1
+                else:
+                    open_ties.pop(pitch, None)
+    controls.extend(_instrument_changes(first, program))
+    notes = _finish_notes(events)
+    is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)
+    return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
+                 notes=notes, controls=tuple(controls), program=program,
+                 is_percussion=is_percussion)
+
+
+def _play_graces(graces, on: int, dur: int, dyn: _Dynamics, events, percussion_key):
+    """Grace notes sound on the beat, each a 32nd, and delay the main note by as much."""
+    from music21 import note as m21note
+
+    each = min(GRACE_TICKS, dur // (2 * len(graces)))
+    if each <= 0:
+        return on, dur
+    t = on
+    for g in graces:
+        if isinstance(g, m21note.Unpitched):
+            pitches = [_drum_pitch(g, percussion_key)]
+        else:
+            pitches = [int(round(n.pitch.ps)) for n in (g.notes if g.isChord else [g])]
+        vel = int(round(dyn.velocity(float(g.offset)) * 0.9))
+        events.extend((t, t + each, p, vel, t + each) for p in pitches if 0 <= p <= 127)
+        t += each
+    return t, dur - (t - on)
+
+
+def _accent(el) -> float:
+    names = {a.classes[0] for a in getattr(el, "articulations", ())}
+    if "StrongAccent" in names:
+        return MARCATO_VELOCITY
+    if "Accent" in names:
+        return ACCENT_VELOCITY
+    return 0
+
+
+def _gate(el, slurred: set[int]) -> float:
+    names = [a.classes[0] for a in getattr(el, "articulations", ())]
+    gates = [GATE[n] for n in names if n in GATE]
+    if gates:
+        return min(gates)
+    return SLURRED_GATE if id(el) in slurred else NORMAL_GATE
+
+
+def _unpitched_members(el):
+    return list(el.notes) if hasattr(el, "notes") and not el.classes[0] == "Unpitched" else [el]
+
+
+def _percussion_key(name: str, inst) -> int | None:
+    if inst is not None and getattr(inst, "percMapPitch", None) is not None:
+        return int(inst.percMapPitch)
+    lowered = name.lower()
+    for word, key in DRUM_BY_NAME:
+        if word in lowered:
+            return key
+    return None
+
+
+def _drum_pitch(unpitched, percussion_key: int | None) -> int:
+    stored = getattr(unpitched, "storedInstrument", None)
+    if stored is not None and getattr(stored, "percMapPitch", None) is not None:
+        return int(stored.percMapPitch)
+    if percussion_key is not None:
+        return percussion_key
+    position = (getattr(unpitched, "displayStep", None), getattr(unpitched, "displayOctave", None))
+    return DRUMSET_BY_POSITION.get(position, DEFAULT_DRUM)
+
+
+def _is_pitched_percussion(inst) -> bool:
+    return inst is not None and inst.classes[0] in ("Timpani", "Xylophone", "Marimba",
+                                                    "Vibraphone", "Glockenspiel", "TubularBells")
+
+
+def _instrument_changes(staff, first_program: int | None) -> list[Control]:
+    """Program changes for instruments that change later in the part (e.g. Cl. → B.Cl.)."""
+    from music21 import instrument
+
+    out = []
+    current = first_program
+    for inst in staff.flatten().getElementsByClass(instrument.Instrument):
+        if inst.offset <= 0 or inst.midiProgram is None or inst.midiProgram == current:
+            continue
+        current = inst.midiProgram
+        out.append(Control(round(float(inst.offset) * TICKS_PER_QUARTER), "program_change",
+                           int(current), 0))
+    return out
+
+
+def _finish_notes(events) -> tuple[Note, ...]:
+    """Sort, clamp, and cut a note where the same pitch is struck again before it ends."""
+    events = sorted((e[0], e[1], e[2], e[3]) for e in events)
+    last_by_pitch: dict[int, int] = {}
+    out: list[list[int]] = []
+    for on, off, pitch, vel in events:
+        vel = min(127, max(1, vel))
+        prev = last_by_pitch.get(pitch)
+        if prev is not None and out[prev][1] > on:
+            if out[prev][0] == on:  # the same note twice (unison voices): keep the louder, longer
+                out[prev][1] = max(out[prev][1], off)
+                out[prev][3] = max(out[prev][3], vel)
+                continue
+            out[prev][1] = on
+        last_by_pitch[pitch] = len(out)
+        out.append([on, max(off, on + 1), pitch, vel])
+    return tuple(Note(*e) for e in out)
+
+
+# ---------------------------------------------------------------------------------------------
+# MIDI files
+
+def _perform_midi(midi, path: Path) -> Performance:
+    tempo_changes: dict[int, int] = {}
+    title = ""
+    copyright_ = ""
+    time_sig = (4, 4)
+    tracks: list[Track] = []
+    for track_no, mtrack in enumerate(midi.tracks):
+        tick = 0
+        name = ""
+        per_channel: dict[int, dict] = {}
+        for msg in mtrack:
+            tick += msg.time
+            if msg.is_meta:
+                if msg.type == "set_tempo":
+                    tempo_changes[tick] = msg.tempo
+                elif msg.type == "track_name" and not name:
+                    name = msg.name.strip()
+                elif msg.type == "copyright":
+                    copyright_ = msg.text
+                elif msg.type == "time_signature" and tick == 0:
+                    time_sig = (msg.numerator, msg.denominator)
+                continue
+            if not hasattr(msg, "channel"):
+                continue
+            ch = per_channel.setdefault(msg.channel, {"open": {}, "notes": [], "controls": [],
+                                                      "program": None, "bank": 0})
+            if msg.type == "note_on" and msg.velocity > 0:
+                ch["open"].setdefault(msg.note, []).append((tick, msg.velocity))
+            elif msg.type in ("note_off", "note_on"):
+                stack = ch["open"].get(msg.note)
+                if stack:
+                    on, vel = stack.pop(0)
+                    ch["notes"].append((on, max(tick, on + 1), msg.note, vel))
+            elif msg.type == "program_change":
+                if ch["program"] is None and not ch["notes"] and not any(ch["open"].values()):
+                    ch["program"] = msg.program
+                else:
+                    ch["controls"].append(Control(tick, "program_change", msg.program, ch["bank"]))
+            elif msg.type == "control_change":
+                if msg.control == 0:
+                    ch["bank"] = msg.value
+                ch["controls"].append(Control(tick, "control_change", msg.control, msg.value))
+            elif msg.type == "pitchwheel":
+                ch["controls"].append(Control(tick, "pitchwheel", 0, msg.pitch))
+        if track_no == 0 and name and not any(c["notes"] for c in per_channel.values()):
+            title = name
+        for channel, ch in sorted(per_channel.items()):
+            for pitch, stack in ch["open"].items():  # notes never released end at the track end
+                ch["notes"].extend((on, max(tick, on + 1), pitch, vel) for on, vel in stack)
+            if not ch["notes"]:
+                continue
+            percussion = channel == 9
+            label = name or (f"Drums" if percussion else f"Channel {channel + 1}")
+            if len(per_channel) > 1 and sum(bool(c["notes"]) for c in per_channel.values()) > 1:
+                label = f"{label} (ch {channel + 1})"
+            tracks.append(Track(
+                name=label, instrument=label, notes=_finish_notes(ch["notes"]),
+                controls=tuple(sorted(ch["controls"], key=lambda c: c.tick)),
+                program=ch["program"] if ch["program"] is not None else (None if percussion else 0),
+                bank=ch["bank"] or None, is_percussion=percussion))
+    changes = sorted(tempo_changes.items())
+    if not changes or changes[0][0] != 0:
+        changes.insert(0, (0, 500_000))
+    if any(us <= 0 for _, us in changes):
+        raise ScoreError(f"{path}: the MIDI file has an invalid tempo")
+    return Performance(title=title or path.stem, composer="", tracks=tuple(tracks),
+                       tempo_map=TempoMap(midi.ticks_per_beat, tuple(changes)), source=path,
+                       time_signature=time_sig)
+
+
+# ---------------------------------------------------------------------------------------------
+# performance.mid
+
+def write_midi(performance: Performance, path: Path, programs: list[tuple[int, int]] | None = None) -> None:
+    """Write the performance as a type-1 MIDI file, one named track per instrument.
+
+    ``programs`` gives each track's ``(bank, program)`` as rendered (from the assign stage);
+    without it the score's own programs are written.
+    """
+    import mido
+
+    from .audio import atomic_path
+
+    mid = mido.MidiFile(type=1, ticks_per_beat=performance.tempo_map.ticks_per_quarter)
+    conductor = mido.MidiTrack()
+    conductor.append(mido.MetaMessage("track_name", name=performance.title, time=0))
+    num, den = performance.time_signature
+    if den in (1, 2, 4, 8, 16, 32, 64):
+        conductor.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
+    conductor.extend(_delta([(t, mido.MetaMessage("set_tempo", tempo=us))
+                             for t, us in performance.tempo_map.changes]))
+    conductor.append(mido.MetaMessage("end_of_track", time=0))
+    mid.tracks.append(conductor)
+    melodic = [c for c in range(16) if c != 9]
+    n_melodic = 0
+    for i, track in enumerate(performance.tracks):
+        if track.is_percussion:
+            channel = 9
+        else:
+            channel = melodic[n_melodic % len(melodic)]
+            n_melodic += 1
+        bank, program = programs[i] if programs else (track.bank or 0, track.program or 0)
+        timed: list[tuple[int, int, object]] = []
+        if not track.is_percussion:
+            timed.append((0, 0, mido.Message("control_change", channel=channel, control=0,
+                                             value=min(127, bank))))
+        timed.append((0, 1, mido.Message("program_change", channel=channel, program=program)))
+        for c in track.controls:
+            if c.kind == "control_change":
+                msg = mido.Message("control_change", channel=channel, control=c.number, value=c.value)
+            elif c.kind == "program_change":
+                msg = mido.Message("program_change", channel=channel, program=c.number)
+            else:
+                msg = mido.Message("pitchwheel", channel=channel, pitch=c.value)
+            timed.append((c.tick, 2, msg))
+        for n in track.notes:
+            timed.append((n.off, 1, mido.Message("note_off", channel=channel, note=n.pitch, velocity=0)))
+            timed.append((n.on, 3, mido.Message("note_on", channel=channel, note=n.pitch,
+                                                velocity=n.velocity)))
+        timed.sort(key=lambda x: (x[0], x[1]))
+        mtrack = mido.MidiTrack()
+        mtrack.append(mido.MetaMessage("track_name", name=track.name, time=0))
+        mtrack.extend(_delta([(t, m) for t, _, m in timed]))
+        mtrack.append(mido.MetaMessage("end_of_track", time=0))
+        mid.tracks.append(mtrack)
+    with atomic_path(path) as tmp:
+        mid.save(str(tmp))
+
+
+def _delta(timed):
+    out, last = [], 0
+    for t, msg in timed:
+        out.append(msg.copy(time=t - last))
+        last = t
+    return out
