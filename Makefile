@@ -34,8 +34,9 @@ system-deps:
 # the venv is (re)built when the package's requirements change
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null
-	@$(BIN)/python -m pip install -q -e ".[test]"
+	@echo "Setting up $(VENV) (first run only)…"
+	@$(BIN)/python -m pip install -e ".[test]" > $(VENV)/pip.log 2>&1 \
+		|| { cat $(VENV)/pip.log >&2; echo "pip install failed (log: $(VENV)/pip.log)" >&2; exit 1; }
 	@touch $@
 
 test-deps:

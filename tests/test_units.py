@@ -1,0 +1,92 @@
+"""Stage building blocks against plain references, with stated tolerances."""
+from __future__ import annotations
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from pipeline.config import load_template
+from pipeline.errors import TemplateError
+from pipeline.loudness import integrated_lufs, true_peak_dbtp
+from pipeline.master import limiter_gain
+from pipeline.loudness import true_peak_envelope
+from pipeline.mix import pan_matrix, stage_positions
+from pipeline.model import TempoMap
+from pipeline.paths import slugify
+from pipeline.rooms import Room, impulse_response, measured_rt60
+
+SR = 48000
+
+
+def test_streaming_loudness_matches_pyloudnorm():
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((2, SR * 20)) * 0.05).astype(np.float32)
+    x[:, : SR * 5] *= 0.05  # a quiet start the relative gate must drop
+    ours = integrated_lufs(x, SR)
+    reference = pyloudnorm.Meter(SR).integrated_loudness(x.T.astype(np.float64))
+    assert ours == pytest.approx(reference, abs=0.1)  # pyloudnorm's own test tolerance
+
+
+def test_true_peak_finds_inter_sample_peak():
+    # a quarter-rate sine sampled 45° off its crest: samples reach −3.01 dBFS, the wave 0 dBTP
+    n = np.arange(SR)
+    s = np.sin(2 * np.pi * (SR / 4) * n / SR + np.pi / 4).astype(np.float32)
+    x = np.stack([s, s])
+    assert 20 * np.log10(np.abs(x).max()) == pytest.approx(-3.01, abs=0.01)
+    assert true_peak_dbtp(x) == pytest.approx(0.0, abs=0.2)  # 48-tap interpolator ripple
+
+
+def test_limiter_keeps_quiet_signal_untouched_and_adds_no_delay():
+    t = np.arange(SR) / SR
+    x = np.stack([0.1 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)
+    x[:, SR // 2: SR // 2 + 100] *= 9.0  # a short burst over the ceiling
+    gain = limiter_gain(true_peak_envelope(x), SR, -1.0)
+    y = x * gain
+    # well before the burst nothing changes (exact: gain is 1.0)
+    np.testing.assert_array_equal(y[:, : SR // 2 - 200], x[:, : SR // 2 - 200])
+    # the burst is caught where it happens, not later: no delay
+    assert 20 * np.log10(np.abs(y).max()) <= -1.0 + 1e-3
+    assert np.argmax(np.abs(y[0])) == pytest.approx(np.argmax(np.abs(x[0])), abs=110)
+
+
+def test_limiter_does_not_pump_on_a_steady_tone():
+    t = np.arange(2 * SR) / SR
+    x = np.stack([0.99 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)
+    gain = limiter_gain(true_peak_envelope(x), SR, -3.0)
+    steady = gain[SR // 2:]
+    # after settling the gain holds still: less than 0.1 dB of movement
+    assert 20 * np.log10(steady.max() / steady.min()) < 0.1
+
+
+def test_tempo_map_seconds():
+    tm = TempoMap(960, ((0, 500_000), (1920, 1_000_000)))  # 120 bpm, then 60 bpm at beat 3
+    np.testing.assert_allclose(tm.seconds(np.array([0, 960, 1920, 2880])), [0, 0.5, 1.0, 2.0])
+
+
+def test_room_decay_time_is_as_asked():
+    ir = impulse_response(Room("hall", rt60_s=2.0), SR)
+    assert ir.shape[0] == 2
+    # Schroeder T20 over the broadband response: bass decays longer, highs shorter
+    assert measured_rt60(ir, SR) == pytest.approx(2.0, rel=0.25)
+    np.testing.assert_array_equal(ir, impulse_response(Room("hall", rt60_s=2.0), SR))  # seeded
+
+
+def test_stage_positions_and_pan():
+    assert stage_positions(1, 0.7) == [0.0]
+    left, *_, right = stage_positions(4, 0.7)
+    assert left == pytest.approx(-0.7) and right == pytest.approx(0.7)
+    centre = pan_matrix(0.0, 1.0)
+    np.testing.assert_allclose(centre, np.eye(2), atol=1e-6)  # centre, full width = unchanged
+    hard_left = pan_matrix(-1.0, 0.0) @ np.array([1.0, 1.0])
+    assert hard_left[1] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("title", ["../../etc/passwd", "Nocturne No. 2", "...", "Ständchen / Serenade"])
+def test_slugs_are_safe(title):
+    slug = slugify(title)
+    assert slug and "/" not in slug and "." not in slug and slug == slug.lower()
+
+
+def test_unknown_template_names_the_choices():
+    with pytest.raises(TemplateError, match="orchestra"):
+        load_template("marching-band")
