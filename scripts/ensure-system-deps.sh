@@ -15,8 +15,11 @@ have_fluidsynth() {
 }
 have_soundfont() {
   [ -n "${SOUNDFONT:-}" ] && [ -f "$SOUNDFONT" ] && return 0
-  ls soundfonts/*.sf[23] /usr/share/sounds/sf3/*.sf3 /usr/share/sounds/sf2/*.sf2 \
-     /usr/share/soundfonts/*.sf[23] /opt/homebrew/share/soundfonts/*.sf[23] >/dev/null 2>&1
+  for f in soundfonts/*.sf[23] /usr/share/sounds/sf3/*.sf3 /usr/share/sounds/sf2/*.sf2 \
+           /usr/share/soundfonts/*.sf[23] /opt/homebrew/share/soundfonts/*.sf[23]; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
 }
 
 missing=()
