@@ -11,6 +11,7 @@ from .errors import PipelineError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("score2audio: interrupted; no files were left half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not bad input: still one line, the details on request
+        if args.debug:
+            raise
+        print(f"score2audio: internal error: {type(exc).__name__}: {exc} "
+              f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Perform stage: a parsed score becomes a :class:`Performance` (notes in ticks on a tempo map).
 
-For music21 scores: repeats are expanded, transposing instruments and octave lines sound at
+For music21 scores: repeats and endings are played in order (:mod:`pipeline.form`), transposing instruments and octave lines sound at
 concert pitch, tied notes are joined, a piano's staves form one track, metronome marks make the
 tempo map, dynamics and hairpins set velocities, and articulations and slurs set note lengths.
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import form
 from .errors import ScoreError
 from .load import LoadedScore
 from .model import (DEFAULT_TEMPO_BPM, TICKS_PER_QUARTER, Control, Note, Performance,
@@ -86,12 +87,12 @@ def perform(score: LoadedScore) -> Performance:
 # music21 scores
 
 def _perform_music21(score, path: Path) -> Performance:
-    score = _expand_repeats(score, path)
     score = _to_sounding_pitch(score, path)
-    tempo_map = _tempo_map(score)
+    tl = form.timeline(score)
+    tempo_map = _tempo_map(score, tl)
     tracks = []
     for name, staves in _instrument_groups(score):
-        track = _perform_instrument(name, staves)
+        track = _perform_instrument(name, staves, tl)
         if track.notes:
             tracks.append(track)
     md = score.metadata
@@ -101,20 +102,6 @@ def _perform_music21(score, path: Path) -> Performance:
         title=str(title).strip() or path.stem, composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score))
-
-
-def _expand_repeats(score, path: Path):
-    from music21 import bar, repeat
-
-    has_repeats = any(True for _ in score.recurse().getElementsByClass(
-        (repeat.RepeatMark, bar.Repeat, repeat.RepeatExpression)))
-    if not has_repeats:
-        return score
-    try:
-        return score.expandRepeats()
-    except Exception as exc:  # music21 raises on inconsistent repeat structures
-        log.warning("%s: repeats could not be expanded (%s); playing them once", path, exc)
-        return score
 
 
 def _to_sounding_pitch(score, path: Path):
@@ -150,21 +137,29 @@ def _quarter_bpm(mark) -> float:
     return float(bpm) if bpm and 10 <= bpm <= 1000 else DEFAULT_TEMPO_BPM
 
 
-def _tempo_map(score) -> TempoMap:
+def _tempo_map(score, tl: form.Timeline) -> TempoMap:
+    """Tempo in played time: walking the measures in play order, the mark in force at each
+    written position applies, so the right tempo returns after every repeat."""
     try:
-        boundaries = score.metronomeMarkBoundaries()
+        boundaries = [(float(a), float(b), _quarter_bpm(m)) for a, b, m in score.metronomeMarkBoundaries()]
     except Exception:
         boundaries = []
+    if not boundaries:
+        boundaries = [(0.0, float("inf"), DEFAULT_TEMPO_BPM)]
+    segments = tl.segments or ((0.0, 0.0, float("inf")),)
     changes: list[tuple[int, int]] = []
-    for start, _end, mark in boundaries:
-        tick = round(float(start) * TICKS_PER_QUARTER)
-        us = round(60_000_000 / _quarter_bpm(mark))
-        if changes and changes[-1][0] == tick:
-            changes[-1] = (tick, us)
-        elif not changes or changes[-1][1] != us:
-            changes.append((tick, us))
+    for written, played, length in segments:
+        for start, end, bpm in boundaries:
+            if end <= written or start >= written + length:
+                continue
+            tick = round((played + max(start, written) - written) * TICKS_PER_QUARTER)
+            us = round(60_000_000 / bpm)
+            if changes and changes[-1][0] == tick:
+                changes[-1] = (tick, us)
+            elif not changes or changes[-1][1] != us:
+                changes.append((tick, us))
     if not changes or changes[0][0] != 0:
-        changes.insert(0, (0, round(60_000_000 / DEFAULT_TEMPO_BPM)))
+        changes.insert(0, (0, changes[0][1] if changes else round(60_000_000 / DEFAULT_TEMPO_BPM)))
     return TempoMap(TICKS_PER_QUARTER, tuple(changes))
 
 
@@ -212,7 +207,7 @@ class _Ramp:
 class _Dynamics:
     """Velocity at any quarter-note offset from dynamics and hairpins of one instrument."""
 
-    def __init__(self, staves):
+    def __init__(self, staves, tl: form.Timeline):
         from music21 import dynamics
 
         marks: list[tuple[float, str]] = []
@@ -220,7 +215,7 @@ class _Dynamics:
         for staff in staves:
             flat = staff.flatten()
             for d in flat.getElementsByClass(dynamics.Dynamic):
-                marks.append((float(d.offset), str(d.value)))
+                marks.extend((played, str(d.value)) for played in tl.map(float(d.offset)))
             for hp in staff.spannerBundle.getByClass(dynamics.DynamicWedge):
                 els = hp.getSpannedElements()
                 if not els:
@@ -231,7 +226,8 @@ class _Dynamics:
                     end = float(last.getOffsetInHierarchy(staff)) + float(last.quarterLength)
                 except Exception:
                     continue
-                ramps_raw.append((start, end, isinstance(hp, dynamics.Crescendo)))
+                rising = isinstance(hp, dynamics.Crescendo)
+                ramps_raw.extend((p, p + end - start, rising) for p in tl.map(start))
         marks.sort()
         # the level in force after each mark (accents leave it; fp falls to p)
         self.offsets: list[float] = []
@@ -286,13 +282,13 @@ def _slurred_ids(staff) -> set[int]:
     return ids
 
 
-def _perform_instrument(name: str, staves) -> Track:
+def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     from music21 import note as m21note
 
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
-    dyn = _Dynamics(staves)
+    dyn = _Dynamics(staves, tl)
     all_unpitched = True
     events: list[tuple[int, int, int, int]] = []  # on, off, pitch, velocity
     controls: list[Control] = []
@@ -302,8 +298,9 @@ def _perform_instrument(name: str, staves) -> Track:
         flat = staff.flatten()
         open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
         pending_grace: list = []
-        for el in flat.notes:
-            offset = float(el.offset)
+        played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
+                        key=lambda x: (x[0], x[1]))
+        for offset, _, el in played:
             if el.duration.isGrace:
                 pending_grace.append(el)
                 continue
@@ -312,7 +309,7 @@ def _perform_instrument(name: str, staves) -> Track:
             if dur <= 0:
                 continue
             if pending_grace:
-                on, dur = _play_graces(pending_grace, on, dur, dyn, events, percussion_key)
+                on, dur = _play_graces(pending_grace, on, dur, offset, dyn, events, percussion_key)
                 pending_grace = []
             velocity = dyn.velocity(offset) + _accent(el)
             gate = _gate(el, slurred)
@@ -341,7 +338,7 @@ def _perform_instrument(name: str, staves) -> Track:
                     open_ties[pitch] = len(events) - 1
                 else:
                     open_ties.pop(pitch, None)
-    controls.extend(_instrument_changes(first, program))
+    controls.extend(_instrument_changes(first, program, tl))
     notes = _finish_notes(events)
     is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
@@ -349,7 +346,7 @@ def _perform_instrument(name: str, staves) -> Track:
                  is_percussion=is_percussion)
 
 
-def _play_graces(graces, on: int, dur: int, dyn: _Dynamics, events, percussion_key):
+def _play_graces(graces, on: int, dur: int, offset: float, dyn: _Dynamics, events, percussion_key):
     """Grace notes sound on the beat, each a 32nd, and delay the main note by as much."""
     from music21 import note as m21note
 
@@ -362,7 +359,7 @@ def _play_graces(graces, on: int, dur: int, dyn: _Dynamics, events, percussion_k
             pitches = [_drum_pitch(g, percussion_key)]
         else:
             pitches = [int(round(n.pitch.ps)) for n in (g.notes if g.isChord else [g])]
-        vel = int(round(dyn.velocity(float(g.offset)) * 0.9))
+        vel = int(round(dyn.velocity(offset) * 0.9))
         events.extend((t, t + each, p, vel, t + each) for p in pitches if 0 <= p <= 127)
         t += each
     return t, dur - (t - on)
@@ -414,7 +411,7 @@ def _is_pitched_percussion(inst) -> bool:
                                                     "Vibraphone", "Glockenspiel", "TubularBells")
 
 
-def _instrument_changes(staff, first_program: int | None) -> list[Control]:
+def _instrument_changes(staff, first_program: int | None, tl: form.Timeline) -> list[Control]:
     """Program changes for instruments that change later in the part (e.g. Cl. → B.Cl.)."""
     from music21 import instrument
 
@@ -424,8 +421,8 @@ def _instrument_changes(staff, first_program: int | None) -> list[Control]:
         if inst.offset <= 0 or inst.midiProgram is None or inst.midiProgram == current:
             continue
         current = inst.midiProgram
-        out.append(Control(round(float(inst.offset) * TICKS_PER_QUARTER), "program_change",
-                           int(current), 0))
+        out.extend(Control(round(p * TICKS_PER_QUARTER), "program_change", int(current), 0)
+                   for p in tl.map(float(inst.offset)))
     return out
 
 
