@@ -75,22 +75,31 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
         loaded = load(score_path)
     with stage("perform"):
         performance = perform(loaded)
+    log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
+             performance.note_count, performance.duration_s)
     with stage("assign"):
         voices = assign(performance, soundfont=sf_path, sample_rate=sample_rate)
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = template or load_template(ensemble_name)
+    for track, voice in zip(performance.tracks, voices):
+        log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
+                 voice.bank, voice.program, voice.source)
+    log.info("ensemble: %s (%s)", ensemble_name, "chosen" if ensemble else "detected")
 
     folder = PieceFolder(Path(out_root), slugify(score_path.stem))
     try:
         with stage("render"):
             stems = render(performance, voices, stems_dir=folder.work / "stems",
                            sample_rate=sample_rate, progress=lambda f: progress("render", f))
+        log.info("render: %d stems of %.1f s at %d Hz", len(stems.stems), stems.duration_s,
+                 stems.sample_rate)
         with stage("mix"):
             the_mix = mix(stems, voices, template, progress=lambda f: progress("mix", f))
         masters = []
         with stage("master"):
             for i, p in enumerate(preset_objs):
                 masters.append((p, master(the_mix, p)))
+                log.info("master %s: %s", p.name, masters[-1][1].measurements)
                 progress("master", (i + 1) / len(preset_objs))
         with stage("export"):
             write_midi(performance, folder.work / "performance.mid",

@@ -87,7 +87,7 @@ def master(mix: Mix, preset: Preset) -> Master:
 
 def _measure(out, sr, preset: Preset, mix_lufs: float, lufs: float, tp: float, gain_db: float,
              gr: np.ndarray) -> dict:
-    reduction = -gain_to_db(np.maximum(gr, 1e-6))
+    reduction = np.maximum(0.0, -gain_to_db(np.maximum(gr, 1e-6)))
     return {
         "target_lufs": preset.target_lufs,
         "ceiling_dbtp": preset.ceiling_dbtp,

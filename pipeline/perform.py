@@ -1,8 +1,9 @@
 """Perform stage: a parsed score becomes a :class:`Performance` (notes in ticks on a tempo map).
 
-For music21 scores: repeats and endings are played in order (:mod:`pipeline.form`), transposing instruments and octave lines sound at
-concert pitch, tied notes are joined, a piano's staves form one track, metronome marks make the
-tempo map, dynamics and hairpins set velocities, and articulations and slurs set note lengths.
+For music21 scores: repeats and endings are played in order (:mod:`pipeline.form`), transposing
+instruments and octave lines sound at concert pitch, tied notes are joined, a piano's staves form
+one track, metronome marks make the tempo map, dynamics and hairpins set velocities, and
+articulations and slurs set note lengths.
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
