@@ -41,14 +41,9 @@ def _voice(track: Track, soundfont: Path, probe: Synth, choir: bool) -> Voice:
     elif info is not None:
         bank, program, source, family = 0, info.program, "instrument map", info.family
     else:
-        log.warning("%s: unknown instrument '%s'; playing it on a piano", performance_name(track),
-                    track.name)
+        log.warning("part '%s': unknown instrument; playing it on a piano", track.name)
         bank, program, source, family = 0, 0, "default", "keyboards"
     return _available(track, soundfont, bank, program, family, source, probe)
-
-
-def performance_name(track: Track) -> str:
-    return f"part '{track.name}'"
 
 
 def _available(track, soundfont, bank, program, family, source, probe) -> Voice:
@@ -66,8 +61,8 @@ def _available(track, soundfont, bank, program, family, source, probe) -> Voice:
         name = probe.preset_name(sf, b, p)
         if name is not None:
             if (sf, b, p) != tries[0]:
-                log.warning("%s: %s has no bank %d program %d; using %s bank %d program %d (%s)",
-                            performance_name(track), soundfont.name, bank, program, sf.name, b, p, name)
+                log.warning("part '%s': %s has no bank %d program %d; using %s bank %d program %d (%s)",
+                            track.name, soundfont.name, bank, program, sf.name, b, p, name)
             return Voice(soundfont=sf, bank=b, program=p, preset_name=name, is_percussion=drum,
                          family=family, source=source)
     return Voice(soundfont=soundfont, bank=bank, program=program, preset_name="", is_percussion=drum,

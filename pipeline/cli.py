@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .core import overall_fraction
 from .errors import PipelineError
 
 EXIT_ERROR = 2
@@ -63,7 +64,6 @@ class _Progress:
     def __call__(self, stage: str, fraction: float) -> None:
         if self.bar is None:
             return
-        from .core import overall_fraction
         self.bar.set_description_str(f"{self.label} · {stage}", refresh=False)
         self.bar.n = int(1000 * overall_fraction(stage, fraction))
         self.bar.refresh()

@@ -6,7 +6,6 @@ import functools
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 from .errors import PresetError, TemplateError
 from .rooms import Room

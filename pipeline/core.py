@@ -10,10 +10,12 @@ from typing import Callable, Iterator
 
 from . import __version__
 from .assign import assign
+from .audio import peak_dbfs
 from .config import load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
 from .export import PieceFolder, write_master, write_mix, write_report
 from .load import load
+from .loudness import integrated_lufs
 from .master import master
 from .mix import mix
 from .paths import slugify
@@ -119,9 +121,6 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
 
 def _report(score_path, performance, voices, stems, the_mix, masters, master_files, ensemble_name,
             chosen, sf_path, timings) -> dict:
-    from .audio import peak_dbfs
-    from .loudness import integrated_lufs
-
     mix_lufs = integrated_lufs(the_mix.audio, the_mix.sample_rate)
     parts = []
     for track, voice, level in zip(performance.tracks, voices, the_mix.stem_levels):

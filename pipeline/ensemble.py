@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from . import instruments
 from .model import Performance, Voice
 
 BY_PLAYERS = {1: "solo", 2: "duet", 3: "trio", 4: "quartet", 5: "quintet", 6: "sextet"}
@@ -30,12 +29,7 @@ def detect_ensemble(performance: Performance, voices: tuple[Voice, ...]) -> str:
         return "jazz-band"
     if players > 6 and any(w in names for w in BRASS_BAND_WORDS) and families["strings"] == 0:
         return "brass-band"
-    winds = families["woodwinds"] + families["saxes"] + families["brass"]
-    if players > 6 and winds and families["strings"] == 0:
-        return "concert-band"
-    if players > 6 and families["strings"] and winds:
-        return "orchestra"
-    if players > 6:
+    if players > 6:  # strings make an orchestra; winds and brass without them a concert band
         return "orchestra" if families["strings"] else "concert-band"
     return BY_PLAYERS.get(players, "solo")
 
@@ -45,5 +39,3 @@ def instrumentation(performance: Performance) -> str:
     counts = Counter(t.name.rstrip(" 0123456789IVX").strip() or t.name for t in performance.tracks)
     return ", ".join(name if n == 1 else f"{name} ×{n}" for name, n in counts.items())
 
-
-__all__ = ["detect_ensemble", "instrumentation", "instruments"]

@@ -384,7 +384,8 @@ def _gate(el, slurred: set[int]) -> float:
 
 
 def _unpitched_members(el):
-    return list(el.notes) if hasattr(el, "notes") and not el.classes[0] == "Unpitched" else [el]
+    """The notes of a percussion chord, or the single unpitched note."""
+    return list(el.notes) if el.classes[0] == "PercussionChord" else [el]
 
 
 def _percussion_key(name: str, inst) -> int | None:
@@ -452,7 +453,6 @@ def _finish_notes(events) -> tuple[Note, ...]:
 def _perform_midi(midi, path: Path) -> Performance:
     tempo_changes: dict[int, int] = {}
     title = ""
-    copyright_ = ""
     time_sig = (4, 4)
     tracks: list[Track] = []
     for track_no, mtrack in enumerate(midi.tracks):
@@ -466,8 +466,6 @@ def _perform_midi(midi, path: Path) -> Performance:
                     tempo_changes[tick] = msg.tempo
                 elif msg.type == "track_name" and not name:
                     name = msg.name.strip()
-                elif msg.type == "copyright":
-                    copyright_ = msg.text
                 elif msg.type == "time_signature" and tick == 0:
                     time_sig = (msg.numerator, msg.denominator)
                 continue
@@ -501,7 +499,7 @@ def _perform_midi(midi, path: Path) -> Performance:
             if not ch["notes"]:
                 continue
             percussion = channel == 9
-            label = name or (f"Drums" if percussion else f"Channel {channel + 1}")
+            label = name or ("Drums" if percussion else f"Channel {channel + 1}")
             if len(per_channel) > 1 and sum(bool(c["notes"]) for c in per_channel.values()) > 1:
                 label = f"{label} (ch {channel + 1})"
             tracks.append(Track(

@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 
 from .audio import BLOCK_FRAMES
-from .errors import RenderError
+from .errors import RenderError, SoundfontError
 from .model import Performance, Stem, Stems, Track, Voice
 from .paths import slugify
-from .synth import FLUID_BLOCK_FRAMES, Synth
+from .synth import DRUM_BANK, FLUID_BLOCK_FRAMES, Synth
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +187,9 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             elif kind == PROGRAM:
                 v = programs[channel]
                 try:
-                    synth.select(channel, v.soundfont, 128 if v.is_percussion else v.bank, a,
+                    synth.select(channel, v.soundfont, DRUM_BANK if v.is_percussion else v.bank, a,
                                  drum=v.is_percussion)
-                except Exception:
+                except SoundfontError:
                     log.warning("program change to %d not in %s; kept %d", a, v.soundfont.name,
                                 v.program)
         tail = 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import mido
-import numpy as np
 import pytest
 
 from conftest import fundamental_hz, read
