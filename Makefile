@@ -29,7 +29,7 @@ render: setup
 setup: system-deps $(VENV)/.installed
 
 system-deps:
-	@scripts/ensure-system-deps.sh
+	@PYTHON=$(PYTHON) scripts/ensure-system-deps.sh
 
 # the venv is (re)built when the package's requirements change
 $(VENV)/.installed: pyproject.toml
@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 test-deps:
-	@scripts/ensure-system-deps.sh --test
+	@PYTHON=$(PYTHON) scripts/ensure-system-deps.sh --test
 
 test: test-deps setup
 	@$(BIN)/python -m pytest -q

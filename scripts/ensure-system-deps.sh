@@ -23,6 +23,8 @@ have_soundfont() {
 }
 
 missing=()
+# Debian's python3 makes virtual environments only with python3-venv installed
+"${PYTHON:-python3}" -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 have_fluidsynth || missing+=(libfluidsynth3)
 have_soundfont || missing+=(musescore-general-soundfont fluid-soundfont-gm)
 if [ "$want_test" = 1 ]; then
