@@ -19,8 +19,9 @@ def assign(performance: Performance, *, soundfont: Path, sample_rate: int = 4800
     to a piano, each with a warning.
     """
     choir = _looks_like_choir(performance.tracks)
+    fallback = fallback_soundfont(soundfont)
     with Synth(sample_rate=sample_rate, channels=1) as probe:
-        return tuple(_voice(t, soundfont, probe, choir) for t in performance.tracks)
+        return tuple(_voice(t, soundfont, fallback, probe, choir) for t in performance.tracks)
 
 
 def _looks_like_choir(tracks) -> bool:
@@ -29,7 +30,7 @@ def _looks_like_choir(tracks) -> bool:
     return len(tracks) > 1 and voiced == len(tracks)
 
 
-def _voice(track: Track, soundfont: Path, probe: Synth, choir: bool) -> Voice:
+def _voice(track: Track, soundfont: Path, fallback: Path | None, probe: Synth, choir: bool) -> Voice:
     info = (instruments.voice_for(track.name) if choir else None) or \
         instruments.lookup(track.name) or instruments.lookup(track.instrument)
     if track.is_percussion:
@@ -43,19 +44,18 @@ def _voice(track: Track, soundfont: Path, probe: Synth, choir: bool) -> Voice:
     else:
         log.warning("part '%s': unknown instrument; playing it on a piano", track.name)
         bank, program, source, family = 0, 0, "default", "keyboards"
-    return _available(track, soundfont, bank, program, family, source, probe)
+    return _available(track, soundfont, fallback, bank, program, family, source, probe)
 
 
-def _available(track, soundfont, bank, program, family, source, probe) -> Voice:
+def _available(track, soundfont, fallback, bank, program, family, source, probe) -> Voice:
     drum = track.is_percussion
     tries = [(soundfont, bank, program)]
     if bank not in (0, DRUM_BANK):
         tries.append((soundfont, 0, program))
     if drum and program != 0:
         tries.append((soundfont, DRUM_BANK, 0))
-    other = fallback_soundfont(soundfont)
-    if other is not None:
-        tries.append((other, bank if drum else 0, program if not drum else 0))
+    if fallback is not None:
+        tries.append((fallback, bank if drum else 0, program if not drum else 0))
     tries.append((soundfont, DRUM_BANK if drum else 0, 0))
     for sf, b, p in tries:
         name = probe.preset_name(sf, b, p)

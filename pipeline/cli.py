@@ -97,14 +97,9 @@ def _render(args) -> int:
 
 
 def _perform(args) -> int:
-    from .assign import assign
-    from .load import load
-    from .perform import perform, write_midi
-    from .soundfonts import find_soundfont
+    from .core import perform_to_midi
 
-    performance = perform(load(args.score))
-    voices = assign(performance, soundfont=find_soundfont(args.soundfont))
-    write_midi(performance, Path(args.output), [(v.bank, v.program) for v in voices])
+    performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")

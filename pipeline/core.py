@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
 from . import __version__
 from .assign import assign
 from .audio import peak_dbfs
@@ -15,7 +17,6 @@ from .config import load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
 from .export import PieceFolder, write_master, write_mix, write_report
 from .load import load
-from .loudness import integrated_lufs
 from .master import master
 from .mix import mix
 from .paths import slugify
@@ -36,6 +37,15 @@ ProgressFn = Callable[[str, float], None]
 class RenderResult:
     folder: Path
     report: dict
+
+
+def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
+                    soundfont: str | Path | None = None):
+    """Load and perform a score and write ``performance.mid`` without rendering audio."""
+    performance = perform(load(Path(score_path)))
+    voices = assign(performance, soundfont=find_soundfont(soundfont))
+    write_midi(performance, Path(midi_path), [(v.bank, v.program) for v in voices])
+    return performance
 
 
 def overall_fraction(stage: str, fraction: float) -> float:
@@ -121,7 +131,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
 
 def _report(score_path, performance, voices, stems, the_mix, masters, master_files, ensemble_name,
             chosen, sf_path, timings) -> dict:
-    mix_lufs = integrated_lufs(the_mix.audio, the_mix.sample_rate)
+    mix_lufs = the_mix.loudness_lufs
     parts = []
     for track, voice, level in zip(performance.tracks, voices, the_mix.stem_levels):
         parts.append({
@@ -150,7 +160,7 @@ def _report(score_path, performance, voices, stems, the_mix, masters, master_fil
         "parts": parts,
         "stems": {"folder": "stems", "frames": stems.frames, "duration_s": round(stems.duration_s, 3)},
         "mix": {"file": "mix.wav", "peak_dbfs": round(peak_dbfs(the_mix.audio), 2),
-                "loudness_lufs": round(mix_lufs, 2) if mix_lufs > -200 else None,
+                "loudness_lufs": round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
                 **the_mix.settings},
         "masters": [{"preset": p.name, "file": f.name, "format": p.format, "bit_depth": p.bit_depth,
                      **m.measurements} for (p, m), f in zip(masters, master_files)],

@@ -77,12 +77,18 @@ class LoudnessMeter:
         return -0.691 + 10 * np.log10(np.maximum(self._windows(SHORT_TERM_STEPS), 1e-30))
 
 
-def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS of ``audio`` shaped (channels, frames); ``-inf`` for silence."""
+def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeter:
+    """A meter that has heard all of ``audio`` (channels, frames): integrated and short-term
+    loudness from one pass."""
     meter = LoudnessMeter(sample_rate, audio.shape[0])
     for start in range(0, audio.shape[1], _CHUNK):
         meter.feed(audio[:, start:start + _CHUNK])
-    return meter.integrated_lufs()
+    return meter
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS of ``audio`` shaped (channels, frames); ``-inf`` for silence."""
+    return measure(audio, sample_rate).integrated_lufs()
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ from scipy.signal import lfilter, resample_poly
 
 from .audio import db_to_gain, gain_to_db, valid_audio
 from .config import Preset
-from .loudness import integrated_lufs, true_peak_dbtp, true_peak_envelope
+from .loudness import integrated_lufs, measure, true_peak_dbtp, true_peak_envelope
 from .model import Master, Mix
 
 LOOKAHEAD_MS = 1.5
@@ -49,16 +49,17 @@ def master(mix: Mix, preset: Preset) -> Master:
     Returns a :class:`Master` at the preset's sample rate with the measured loudness, true peak
     and the limiter's gain reduction.
     """
-    audio, sr = mix.audio, mix.sample_rate
+    audio, sr, mix_lufs = mix.audio, mix.sample_rate, mix.loudness_lufs
     if sr != preset.sample_rate:
         g = np.gcd(sr, preset.sample_rate)
         audio = resample_poly(audio, preset.sample_rate // g, sr // g, axis=1).astype(np.float32)
         sr = preset.sample_rate
-    mix_lufs = integrated_lufs(audio, sr)
+        mix_lufs = integrated_lufs(audio, sr)
     if not np.isfinite(mix_lufs):
-        out = audio.copy()
+        out, gr = audio.copy(), np.ones(audio.shape[1], dtype=np.float32)
         return Master(out, sr, preset.name,
-                      _measure(out, sr, preset, mix_lufs, mix_lufs, -200.0, 0.0, np.ones(1)))
+                      _measure(out, sr, preset, mix_lufs, mix_lufs, -200.0, 0.0, gr),
+                      mix.short_term_lufs, gr)
     # the envelope scales with the gain, so it is measured once for all the iterations below
     envelope = true_peak_envelope(audio)
     gain_db = preset.target_lufs - mix_lufs
@@ -68,7 +69,8 @@ def master(mix: Mix, preset: Preset) -> Master:
         gain = np.float32(db_to_gain(gain_db))
         gr = limiter_gain(envelope * gain, sr, ceiling)
         out = audio * (gr * gain)
-        reached = integrated_lufs(out, sr)
+        meter = measure(out, sr)
+        reached = meter.integrated_lufs()
         if abs(reached - preset.target_lufs) <= LOUDNESS_TOLERANCE_LU:
             tp = true_peak_dbtp(out)
             if tp <= preset.ceiling_dbtp:
@@ -79,10 +81,13 @@ def master(mix: Mix, preset: Preset) -> Master:
         gain_db += preset.target_lufs - reached  # limiting took some loudness: give it back
     tp = true_peak_dbtp(out) if tp is None else tp
     if tp > preset.ceiling_dbtp:  # never hand over a master above its ceiling
-        out = out * np.float32(db_to_gain(preset.ceiling_dbtp - tp - 0.05))
-        tp, reached = true_peak_dbtp(out), integrated_lufs(out, sr)
+        safety = np.float32(db_to_gain(preset.ceiling_dbtp - tp - 0.05))
+        out, gr = out * safety, gr * safety
+        meter = measure(out, sr)
+        tp, reached = true_peak_dbtp(out), meter.integrated_lufs()
     out = valid_audio(out.astype(np.float32), name="master")
-    return Master(out, sr, preset.name, _measure(out, sr, preset, mix_lufs, reached, tp, gain_db, gr))
+    return Master(out, sr, preset.name, _measure(out, sr, preset, mix_lufs, reached, tp, gain_db, gr),
+                  meter.short_term_lufs(), gr)
 
 
 def _measure(out, sr, preset: Preset, mix_lufs: float, lufs: float, tp: float, gain_db: float,

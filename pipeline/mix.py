@@ -16,7 +16,7 @@ import soundfile as sf
 
 from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
 from .config import Template
-from .loudness import LoudnessMeter
+from .loudness import LoudnessMeter, measure
 from .model import Mix, Stems, Voice
 from .rooms import impulse_response
 
@@ -93,7 +93,9 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                 "rt60_s": template.room.rt60_s, "predelay_ms": template.room.predelay_ms,
                 "reverb_send_db": template.reverb_send_db, "mix_gain_db": round(gain_db, 2),
                 "mix_peak_target_dbfs": MIX_PEAK_DBFS}
-    return Mix(valid_audio(out, name="mix"), sr, levels, settings)
+    meter = measure(out, sr)
+    return Mix(valid_audio(out, name="mix"), sr, levels, settings, meter.integrated_lufs(),
+               meter.short_term_lufs())
 
 
 def _round(value: float) -> float | None:

@@ -157,6 +157,8 @@ class Mix:
     sample_rate: int
     stem_levels: tuple[dict, ...]
     settings: dict
+    loudness_lufs: float          # integrated, measured once by the mix stage
+    short_term_lufs: np.ndarray   # 3 s loudness every 100 ms
 
 
 @dataclass(frozen=True)
@@ -167,3 +169,5 @@ class Master:
     sample_rate: int
     preset: str
     measurements: dict
+    short_term_lufs: np.ndarray   # 3 s loudness every 100 ms
+    limiter_gain: np.ndarray      # per frame, linear

@@ -291,7 +291,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     program = inst.midiProgram if inst is not None else None
     dyn = _Dynamics(staves, tl)
     all_unpitched = True
-    events: list[tuple[int, int, int, int]] = []  # on, off, pitch, velocity
+    events: list[tuple[int, int, int, int, int]] = []  # on, off, pitch, velocity, written end
     controls: list[Control] = []
     percussion_key = _percussion_key(name, inst)
     for staff in staves:
