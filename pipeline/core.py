@@ -22,13 +22,14 @@ from .mix import mix
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import render
+from .report import write_html
 from .soundfonts import find_soundfont
 
 log = logging.getLogger(__name__)
 
 #: Rough share of a render's wall time per stage, for one overall progress figure.
 STAGE_WEIGHTS = {"load": 0.15, "perform": 0.05, "assign": 0.01, "render": 0.5, "mix": 0.12,
-                 "master": 0.12, "export": 0.05}
+                 "master": 0.12, "export": 0.05, "report": 0.04}
 
 ProgressFn = Callable[[str, float], None]
 
@@ -121,6 +122,9 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                             for p, m in masters]
         report = _report(score_path, performance, voices, stems, the_mix, masters, master_files,
                          ensemble_name, bool(ensemble), sf_path, timings)
+        with stage("report"):
+            write_html(folder.work, report, the_mix, [m for _, m in masters])
+        report["timings_s"] = {**timings, "total": round(sum(timings.values()), 3)}
         write_report(folder.work, report)
         final = folder.commit()
     except BaseException:

@@ -108,6 +108,16 @@ def test_report_has_what_was_done_and_measured(render_once):
     assert set(report["timings_s"]) >= {"load", "perform", "render", "mix", "master", "export"}
 
 
+def test_report_html_shows_the_pictures(render_once):
+    result = render_once(SCORES / "string-quartet.musicxml")
+    page = (result.folder / "report.html").read_text()
+    assert "Andante for String Quartet" in page
+    assert page.count('src="data:image/png;base64,') == 3  # waveform, loudness, spectrum
+    assert "http" not in page  # opens from disk, nothing fetched
+    for part in ("Violin I", "Violoncello"):
+        assert part in page
+
+
 def test_performance_mid_holds_the_rendered_notes(render_once):
     result = render_once(SCORES / "string-quartet.musicxml")
     mid = mido.MidiFile(str(result.folder / "performance.mid"))

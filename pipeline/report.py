@@ -1,0 +1,155 @@
+"""report.html: what was done and measured, with pictures, in one self-contained file
+(the PNGs are embedded, so it opens from disk with no network)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import welch
+
+from .audio import atomic_path
+from .loudness import STEP_S, SHORT_TERM_STEPS
+from .model import Master, Mix
+
+WAVEFORM_COLUMNS = 2400
+FIGURE_SIZE = (10, 3.2)
+
+
+def write_html(folder: Path, report: dict, mix: Mix, masters: list[Master]) -> Path:
+    """Write ``folder/report.html`` for the piece described by ``report``."""
+    pictures = [
+        ("Waveform: mix and master", _waveforms(mix, masters)),
+        ("Short-term loudness (3 s) against the target", _loudness(mix, masters, report)),
+        ("Long-term spectrum of mix and master", _spectra(mix, masters)),
+    ]
+    path = folder / "report.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(_page(report, pictures), encoding="utf-8")
+    return path
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGURE_SIZE, dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _png(fig) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest sample of the two channels in each of ``columns`` slices."""
+    frames = audio.shape[1]
+    per = max(1, frames // columns)
+    used = (frames // per) * per
+    block = audio[:, :used].reshape(audio.shape[0], -1, per)
+    return block.min(axis=(0, 2)), block.max(axis=(0, 2))
+
+
+def _waveforms(mix: Mix, masters: list[Master]) -> str:
+    rows = [("mix", mix.audio, mix.sample_rate)] + [(f"master ({m.preset})", m.audio, m.sample_rate)
+                                                     for m in masters]
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 1.9 * len(rows)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (label, audio, sr), colour in zip(axes, rows, ("#4477aa", "#cc6677", "#228833", "#aa3377")):
+        lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
+        t = np.linspace(0, audio.shape[1] / sr, len(lo))
+        ax.fill_between(t, lo, hi, color=colour, linewidth=0)
+        ax.set_ylim(-1, 1)
+        ax.axhline(0, color="#888", linewidth=0.5)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("seconds")
+    return _png(fig)
+
+
+def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
+    fig, ax = _figure()
+    offset = STEP_S * SHORT_TERM_STEPS  # a 3 s window ends 3 s after the start
+    for label, series, colour in [("mix", mix.short_term_lufs, "#4477aa")] + \
+            [(f"master ({m.preset})", m.short_term_lufs, "#cc6677") for m in masters]:
+        t = offset + STEP_S * np.arange(len(series))
+        ax.plot(t, np.maximum(series, -70), color=colour, linewidth=1, label=label)
+    for m in report["masters"]:
+        ax.axhline(m["target_lufs"], color="#222", linestyle="--", linewidth=1,
+                   label=f"target {m['target_lufs']:g} LUFS ({m['preset']})")
+    ax.set_ylabel("LUFS (short-term)")
+    ax.set_xlabel("seconds")
+    ax.set_ylim(-60, 0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def _spectra(mix: Mix, masters: list[Master]) -> str:
+    fig, ax = _figure()
+    for label, audio, sr, colour in [("mix", mix.audio, mix.sample_rate, "#4477aa")] + \
+            [(f"master ({m.preset})", m.audio, m.sample_rate, "#cc6677") for m in masters]:
+        freqs, power = welch(audio.mean(axis=0), fs=sr, nperseg=8192)
+        keep = freqs >= 20
+        ax.semilogx(freqs[keep], 10 * np.log10(power[keep] + 1e-20), color=colour, linewidth=1,
+                    label=label)
+    ax.set_xlim(20, 20000)
+    ax.set_xlabel("Hz")
+    ax.set_ylabel("dB (power spectral density)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left", fontsize=8)
+    return _png(fig)
+
+
+def _row(cells) -> str:
+    return "<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells) + "</tr>"
+
+
+def _page(report: dict, pictures) -> str:
+    e = html.escape
+    parts = "\n".join(_row((p["part"], p["instrument"], p["program"], p["pan"], p["peak_dbfs"],
+                            p["loudness_lufs"], p["stem"])) for p in report["parts"])
+    masters = "\n".join(_row((m["preset"], m["file"], m["integrated_lufs"], m["target_lufs"],
+                              m["true_peak_dbtp"], m["ceiling_dbtp"], m["limiter_max_reduction_db"]))
+                        for m in report["masters"])
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())
+    images = "\n".join(f'<h2>{e(title)}</h2>\n<img alt="{e(title)}" src="data:image/png;base64,{png}">'
+                       for title, png in pictures)
+    mix = report["mix"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(report['title'])} — score2audio report</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left; }}
+img {{ max-width: 100%; }}
+.meta {{ color: #555; }}
+</style></head><body>
+<h1>{e(report['title'])}</h1>
+<p class="meta">{e(report['composer'] or 'composer unknown')} · {e(report['instrumentation'])} ·
+ensemble <b>{e(report['ensemble'])}</b> ({e(report['ensemble_chosen_by'])}) ·
+{report['duration_s']:.1f} s · {report['sample_rate']} Hz</p>
+<h2>Masters</h2>
+<table><tr><th>preset</th><th>file</th><th>LUFS</th><th>target</th><th>true peak dBTP</th>
+<th>ceiling</th><th>limiter max GR dB</th></tr>
+{masters}</table>
+<p>Mix: peak {mix['peak_dbfs']} dBFS, {mix['loudness_lufs']} LUFS, room {e(mix['room'])}
+(RT60 {mix['rt60_s']} s), gain {mix['mix_gain_db']} dB.</p>
+{images}
+<h2>Parts</h2>
+<table><tr><th>part</th><th>instrument</th><th>program</th><th>pan</th><th>peak dBFS</th>
+<th>LUFS</th><th>stem</th></tr>
+{parts}</table>
+<p class="meta">Soundfont {e(report['soundfont'])}. Time per stage: {e(timings)}.
+score2audio {e(report['pipeline_version'])}.</p>
+</body></html>
+"""
