@@ -97,12 +97,21 @@ def _perform_music21(score, path: Path) -> Performance:
         if track.notes:
             tracks.append(track)
     md = score.metadata
-    title = (md.title or md.movementName or "") if md else ""
     composer = (md.composer or "") if md else ""
     return Performance(
-        title=str(title).strip() or path.stem, composer=str(composer).strip(),
+        title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score))
+
+
+def _title(md, path: Path) -> str:
+    """The work title, else the movement name, else the file's name without its extension
+    (music21 puts the file name itself in ``movementName`` when a score has no title)."""
+    for value in ((md.title, md.movementName) if md else ()):
+        text = str(value or "").strip()
+        if text and text != path.name:
+            return text
+    return path.stem
 
 
 def _to_sounding_pitch(score, path: Path):

@@ -16,6 +16,8 @@ from .model import Master, Mix
 
 WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
+SPECTRUM_SEGMENT = 1 << 15  # 1.5 Hz bins at 48 kHz: the bass is resolved too
+SPECTRUM_RANGE_DB = 90.0
 
 
 def write_html(folder: Path, report: dict, mix: Mix, masters: list[Master]) -> Path:
@@ -94,13 +96,16 @@ def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
 
 def _spectra(mix: Mix, masters: list[Master]) -> str:
     fig, ax = _figure()
+    top = -200.0
     for label, audio, sr, colour in [("mix", mix.audio, mix.sample_rate, "#4477aa")] + \
             [(f"master ({m.preset})", m.audio, m.sample_rate, "#cc6677") for m in masters]:
-        freqs, power = welch(audio.mean(axis=0), fs=sr, nperseg=8192)
+        freqs, power = welch(audio.mean(axis=0), fs=sr, nperseg=SPECTRUM_SEGMENT)
         keep = freqs >= 20
-        ax.semilogx(freqs[keep], 10 * np.log10(power[keep] + 1e-20), color=colour, linewidth=1,
-                    label=label)
+        level = 10 * np.log10(power[keep] + 1e-20)
+        top = max(top, float(level.max()))
+        ax.semilogx(freqs[keep], level, color=colour, linewidth=1, label=label)
     ax.set_xlim(20, 20000)
+    ax.set_ylim(top - SPECTRUM_RANGE_DB, top + 5)
     ax.set_xlabel("Hz")
     ax.set_ylabel("dB (power spectral density)")
     ax.grid(alpha=0.3, which="both")

@@ -151,3 +151,13 @@ def test_release_tail_is_kept_but_not_padded(render_once):
     # …and the stem ends within a moment of falling silent (−90 dBFS + 50 ms margin)
     loud = np.flatnonzero(np.abs(audio).max(axis=0) > 10 ** (-90 / 20))
     assert (audio.shape[1] - loud[-1]) / sr <= 0.06
+
+
+def test_untitled_score_is_named_after_its_file(tmp_path):
+    from pipeline.load import load
+    from pipeline.perform import perform
+
+    untitled = tmp_path / "little-study.musicxml"
+    text = (DATA / "single-a4.musicxml").read_text()
+    untitled.write_text(text.replace("<work><work-title>Single A4</work-title></work>", ""))
+    assert perform(load(untitled)).title == "little-study"  # not "little-study.musicxml"
