@@ -23,12 +23,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("render", help="render a score to stems, mix and master")
-    r.add_argument("score", metavar="SCORE", help="a .musicxml/.xml/.mxl or .mid/.midi file")
+    r.add_argument("scores", nargs="+", metavar="SCORE",
+                   help="a .musicxml/.xml/.mxl or .mid/.midi file (several: each into its own folder)")
     r.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
     r.add_argument("--ensemble", metavar="NAME", help="mix template (default: detected); see 'templates'")
     r.add_argument("--preset", default="streaming", metavar="NAME[,NAME]",
                    help="delivery preset(s), comma-separated (default: streaming); see 'presets'")
     r.add_argument("--soundfont", metavar="PATH", help="a .sf2/.sf3 file (default: MuseScore General)")
+    r.add_argument("--reference", metavar="FILE",
+                   help="a finished recording whose tonal balance and loudness the master should match")
+    r.add_argument("--album", metavar="NAME", nargs="?", const="album",
+                   help="master several scores as one album (one programme loudness)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
     _common(r)
@@ -61,10 +66,10 @@ class _Progress:
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
         self.label = label
 
-    def __call__(self, stage: str, fraction: float) -> None:
+    def __call__(self, stage: str, fraction: float, piece: str | None = None) -> None:
         if self.bar is None:
             return
-        self.bar.set_description_str(f"{self.label} · {stage}", refresh=False)
+        self.bar.set_description_str(f"{piece or self.label} · {stage}", refresh=False)
         self.bar.n = int(1000 * overall_fraction(stage, fraction))
         self.bar.refresh()
 
@@ -74,26 +79,52 @@ class _Progress:
 
 
 def _render(args) -> int:
-    from .core import render_score
+    from .core import render_album, render_score
 
     presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
-    bar = _Progress(not args.quiet and sys.stderr.isatty(), Path(args.score).name)
-    try:
-        result = render_score(args.score, out_root=args.out, ensemble=args.ensemble,
-                              presets=presets, soundfont=args.soundfont,
-                              sample_rate=args.sample_rate, progress=bar)
-    finally:
-        bar.close()
+    common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
+                  soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference)
+    interactive = not args.quiet and sys.stderr.isatty()
+    if args.album:
+        bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
+        try:
+            results = render_album(args.scores, name=args.album,
+                                   progress=lambda piece, stage, f: bar(stage, f, piece), **common)
+        finally:
+            bar.close()
+        for result in results:
+            _summary(result, args.quiet)
+        return 0
+    failed = 0
+    for score in args.scores:
+        bar = _Progress(interactive, Path(score).name)
+        try:
+            result = render_score(score, progress=bar, **common)
+        except PipelineError as exc:
+            if len(args.scores) == 1 or args.debug:
+                raise
+            print(f"score2audio: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        finally:
+            bar.close()
+        _summary(result, args.quiet)
+    return EXIT_ERROR if failed else 0
+
+
+def _summary(result, quiet: bool) -> None:
+    if quiet:
+        return
     rep = result.report
-    if not args.quiet:
-        print(f"{rep['title']} — {rep['instrumentation']} ({rep['ensemble']}, "
-              f"{rep['duration_s']:.1f} s)")
-        print(f"  files: {result.folder}/")
-        for m in rep["masters"]:
-            print(f"  {m['file']}: {m['integrated_lufs']} LUFS integrated, "
-                  f"{m['true_peak_dbtp']} dBTP true peak (target {m['target_lufs']} LUFS, "
-                  f"ceiling {m['ceiling_dbtp']} dBTP)")
-    return 0
+    print(f"{rep['title']} — {rep['instrumentation']} ({rep['ensemble']}, {rep['duration_s']:.1f} s)")
+    print(f"  files: {result.folder}/")
+    for m in rep["masters"]:
+        names = ", ".join(f["file"] for f in m["files"])
+        target = "" if m["target_lufs"] is None else f" (target {m['target_lufs']:g} LUFS)"
+        print(f"  {names}: {m['integrated_lufs']} LUFS{target}, {m['true_peak_dbtp']} dBTP "
+              f"(ceiling {m['ceiling_dbtp']:g})")
+        if m["guard"].get("engaged"):
+            print(f"    guard: {m['guard']['why']}")
 
 
 def _perform(args) -> int:
@@ -116,8 +147,10 @@ def _list(args) -> int:
     else:
         for name in preset_names():
             p = load_preset(name)
-            print(f"{name:14s} {p.target_lufs:g} LUFS, {p.ceiling_dbtp:g} dBTP, {p.format.upper()} "
-                  f"{p.bit_depth}-bit {p.sample_rate / 1000:g} kHz — {p.description}")
+            level = "no loudness target" if p.target_lufs is None else f"{p.target_lufs:g} LUFS"
+            rate = "mix rate" if p.sample_rate is None else f"{p.sample_rate / 1000:g} kHz"
+            print(f"{name:12s} {level}, {p.ceiling_dbtp:g} dBTP, {'+'.join(p.formats).upper()} "
+                  f"{p.bit_depth}-bit {rate} — {p.description}")
     return 0
 
 

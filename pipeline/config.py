@@ -10,8 +10,21 @@ from importlib import resources
 from .errors import PresetError, TemplateError
 from .rooms import Room
 
-AUDIO_FORMATS = ("wav", "flac")
+AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg")
+LOSSY_FORMATS = ("mp3", "ogg")
 BIT_DEPTHS = (16, 24, 32)
+SAMPLE_RATES = (44100, 48000, 88200, 96000)
+
+
+@dataclass(frozen=True)
+class Mastering:
+    """What an ensemble asks of mastering: the tonal target, how much glue, how much limiting
+    its dynamics can take, and where it sits in loudness beside other ensembles on an album."""
+
+    tilt_db_per_octave: float    # target long-term spectrum: band energy slope around 1 kHz
+    glue_amount: float           # 0 = no glue compression, 1 = the preset's full glue
+    max_limiting_db: float       # the dynamic-range guard for this ensemble
+    relative_loudness_lu: float  # intended loudness on an album, against the loudest ensembles
 
 
 @dataclass(frozen=True)
@@ -24,19 +37,50 @@ class Template:
     player_width: float     # stereo spread kept within each player's stem, 0–1
     room: Room
     reverb_send_db: float   # level of each player into the room
+    mastering: Mastering
 
 
 @dataclass(frozen=True)
 class Preset:
-    """Where the master is going: loudness target, true-peak ceiling and file format."""
+    """Where the master is going: loudness, ceiling, the mastering chain's settings and format.
+
+    ``target_lufs`` is None for a hand-off (gain only, peaks under ``ceiling_dbtp`` as dBFS).
+    """
 
     name: str
     description: str
-    target_lufs: float
+    target_lufs: float | None
     ceiling_dbtp: float
-    sample_rate: int
+    sample_rate: int | None          # None: keep the mix's rate
     bit_depth: int
-    format: str
+    formats: tuple[str, ...]
+    max_limiting_db: float           # the guard: the most gain reduction the limiter may apply
+    eq_amount: float                 # share of the way toward the target curve, 0–1
+    eq_max_db: float
+    glue_ratio: float
+    glue_threshold_lu: float         # above the programme's loudness
+    glue_attack_ms: float
+    glue_release_ms: float
+    width: float                     # side level, 1 = unchanged
+    mono_bass_hz: float              # 0 = off
+    high_shelf_hz: float
+    high_shelf_db: float
+    dither: bool
+    trim_silence: bool
+    lead_in_ms: float
+    fade_in_ms: float
+    fade_out_ms: float
+    mp3_kbps: int
+    ogg_quality: float
+    follow_reference_loudness: bool
+
+    @property
+    def processing(self) -> bool:
+        return self.target_lufs is not None
+
+    @property
+    def lossy(self) -> bool:
+        return any(f in LOSSY_FORMATS for f in self.formats)
 
 
 def _folder(kind: str):
@@ -83,13 +127,23 @@ def _choice(data: dict, key: str, where: str, error, allowed) -> object:
     return value
 
 
+def _optional(data: dict, key: str, where: str, error, lo: float, hi: float, default: float) -> float:
+    return default if key not in data else _number(data, key, where, error, lo, hi)
+
+
+def _table(data: dict, key: str, where: str, error, required: bool = False) -> tuple[dict, str]:
+    table = data.get(key, None if required else {})
+    if not isinstance(table, dict):
+        raise error(f"{where}: missing table [{key}]" if table is None else
+                    f"{where}: '{key}' must be a table [{key}]")
+    return table, f"{where} [{key}]"
+
+
 @functools.lru_cache(maxsize=None)
 def load_template(name: str) -> Template:
     data, where = _read("templates", name, TemplateError)
-    room = data.get("room")
-    if not isinstance(room, dict):
-        raise TemplateError(f"{where}: missing table [room]")
-    rwhere = f"{where} [room]"
+    room, rwhere = _table(data, "room", where, TemplateError, required=True)
+    mast, mwhere = _table(data, "master", where, TemplateError, required=True)
     return Template(
         name=name, description=str(data.get("description", "")),
         stage_width=_number(data, "stage_width", where, TemplateError, 0.0, 1.0),
@@ -98,16 +152,59 @@ def load_template(name: str) -> Template:
         room=Room(name=str(room.get("name", name)),
                   rt60_s=_number(room, "rt60_s", rwhere, TemplateError, 0.1, 8.0),
                   predelay_ms=_number(room, "predelay_ms", rwhere, TemplateError, 0.0, 200.0),
-                  width=_number(room, "width", rwhere, TemplateError, 0.0, 1.0)))
+                  width=_number(room, "width", rwhere, TemplateError, 0.0, 1.0)),
+        mastering=Mastering(
+            tilt_db_per_octave=_number(mast, "tilt_db_per_octave", mwhere, TemplateError, -9.0, 0.0),
+            glue_amount=_number(mast, "glue_amount", mwhere, TemplateError, 0.0, 1.0),
+            max_limiting_db=_number(mast, "max_limiting_db", mwhere, TemplateError, 0.0, 12.0),
+            relative_loudness_lu=_number(mast, "relative_loudness_lu", mwhere, TemplateError,
+                                         -12.0, 0.0)))
 
 
 @functools.lru_cache(maxsize=None)
 def load_preset(name: str) -> Preset:
+    """Read ``presets/<name>.toml``. Only the loudness, ceiling and format are required; every
+    stage of the chain has a documented default (off, or neutral) when its table is absent."""
     data, where = _read("presets", name, PresetError)
+    err = PresetError
+    handoff = data.get("target_lufs", "") == "none"
+    formats = data.get("formats")
+    if not isinstance(formats, list) or not formats or any(f not in AUDIO_FORMATS for f in formats):
+        raise err(f"{where}: 'formats' = {formats!r} is not allowed (a list of: "
+                  f"{', '.join(AUDIO_FORMATS)})")
+    rate = data.get("sample_rate", "mix")
+    eq, eqw = _table(data, "eq", where, err)
+    glue, gw = _table(data, "glue", where, err)
+    stereo, sw = _table(data, "stereo", where, err)
+    edges, ew = _table(data, "edges", where, err)
+    enc, cw = _table(data, "encoding", where, err)
+    bit_depth = int(_choice(data, "bit_depth", where, err, BIT_DEPTHS))
+    dither = data.get("dither", "tpdf" if bit_depth == 16 else "none")
+    if dither not in ("tpdf", "none"):
+        raise err(f"{where}: 'dither' = {dither!r} is not allowed (one of: tpdf, none)")
     return Preset(
         name=name, description=str(data.get("description", "")),
-        target_lufs=_number(data, "target_lufs", where, PresetError, -40.0, -5.0),
-        ceiling_dbtp=_number(data, "ceiling_dbtp", where, PresetError, -12.0, 0.0),
-        sample_rate=int(_choice(data, "sample_rate", where, PresetError, (44100, 48000, 88200, 96000))),
-        bit_depth=int(_choice(data, "bit_depth", where, PresetError, BIT_DEPTHS)),
-        format=str(_choice(data, "format", where, PresetError, AUDIO_FORMATS)))
+        target_lufs=None if handoff else _number(data, "target_lufs", where, err, -40.0, -5.0),
+        ceiling_dbtp=_number(data, "ceiling_dbtp", where, err, -12.0, 0.0),
+        sample_rate=None if rate == "mix" else int(_choice(data, "sample_rate", where, err,
+                                                             SAMPLE_RATES + ("mix",))),
+        bit_depth=bit_depth, formats=tuple(formats),
+        max_limiting_db=_optional(data, "max_limiting_db", where, err, 0.0, 12.0, 6.0),
+        eq_amount=_optional(eq, "amount", eqw, err, 0.0, 1.0, 0.0),
+        eq_max_db=_optional(eq, "max_db", eqw, err, 0.0, 12.0, 3.0),
+        glue_ratio=_optional(glue, "ratio", gw, err, 1.0, 4.0, 1.0),
+        glue_threshold_lu=_optional(glue, "threshold_lu", gw, err, -20.0, 20.0, 3.0),
+        glue_attack_ms=_optional(glue, "attack_ms", gw, err, 1.0, 500.0, 30.0),
+        glue_release_ms=_optional(glue, "release_ms", gw, err, 20.0, 3000.0, 400.0),
+        width=_optional(stereo, "width", sw, err, 0.0, 2.0, 1.0),
+        mono_bass_hz=_optional(stereo, "mono_bass_hz", sw, err, 0.0, 300.0, 0.0),
+        high_shelf_hz=_optional(eq, "high_shelf_hz", eqw, err, 2000.0, 20000.0, 10000.0),
+        high_shelf_db=_optional(eq, "high_shelf_db", eqw, err, -12.0, 6.0, 0.0),
+        dither=dither == "tpdf",
+        trim_silence=bool(edges.get("trim_silence", not handoff)),
+        lead_in_ms=_optional(edges, "lead_in_ms", ew, err, 0.0, 5000.0, 250.0),
+        fade_in_ms=_optional(edges, "fade_in_ms", ew, err, 0.0, 5000.0, 5.0),
+        fade_out_ms=_optional(edges, "fade_out_ms", ew, err, 0.0, 10000.0, 500.0),
+        mp3_kbps=int(_optional(enc, "mp3_kbps", cw, err, 192, 320, 256)),
+        ogg_quality=_optional(enc, "ogg_quality", cw, err, 0.3, 1.0, 0.7),
+        follow_reference_loudness=bool(data.get("follow_reference_loudness", True)))

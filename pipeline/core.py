@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -13,12 +13,14 @@ import numpy as np
 from . import __version__
 from .assign import assign
 from .audio import peak_dbfs
-from .config import load_preset, load_template
+from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
-from .export import PieceFolder, write_master, write_mix, write_report
+from .errors import PresetError
+from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .load import load
-from .master import master
+from .master import Reference, album_targets, finish, load_reference, prepare
 from .mix import mix
+from .model import Mix
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import render
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Rough share of a render's wall time per stage, for one overall progress figure.
 STAGE_WEIGHTS = {"load": 0.15, "perform": 0.05, "assign": 0.01, "render": 0.5, "mix": 0.12,
-                 "master": 0.12, "export": 0.05, "report": 0.04}
+                 "export": 0.05, "master": 0.12, "report": 0.04}
 
 ProgressFn = Callable[[str, float], None]
 
@@ -56,34 +58,38 @@ def overall_fraction(stage: str, fraction: float) -> float:
     return min(1.0, before + STAGE_WEIGHTS[stage] * fraction) / sum(STAGE_WEIGHTS.values())
 
 
-def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemble: str | None = None,
-                 presets: tuple[str, ...] = ("streaming",), soundfont: str | Path | None = None,
-                 sample_rate: int = 48000, progress: ProgressFn | None = None) -> RenderResult:
-    """Render one score into ``out_root/<score-name>/``.
+@dataclass
+class _Piece:
+    """A piece rendered as far as its mix, in its hidden working folder."""
 
-    Raises
-    ------
-    PipelineError
-        (or a subclass) with a one-line message naming the file or setting at fault; nothing is
-        left in ``out_root`` for this piece when it is raised.
-    """
-    score_path = Path(score_path)
-    progress = progress or (lambda stage, fraction: None)
-    timings: dict[str, float] = {}
+    score_path: Path
+    performance: object
+    voices: tuple
+    stems: object
+    mix: Mix
+    ensemble: str
+    chosen: bool
+    template: Template
+    folder: PieceFolder
+    soundfont: Path
+    timings: dict[str, float]
 
+
+def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
     @contextmanager
     def stage(name: str) -> Iterator[None]:
         progress(name, 0.0)
         t0 = time.perf_counter()
         yield
-        timings[name] = round(time.perf_counter() - t0, 3)
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
         progress(name, 1.0)
+    return stage
 
-    # check every option before the slow work, so a typo fails at once
-    template = load_template(ensemble) if ensemble else None
-    preset_objs = [load_preset(p) for p in presets]
-    sf_path = find_soundfont(soundfont)
 
+def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, soundfont: Path,
+                   sample_rate: int, progress: ProgressFn) -> _Piece:
+    timings: dict[str, float] = {}
+    stage = _stage_timer(progress, timings)
     with stage("load"):
         loaded = load(score_path)
     with stage("perform"):
@@ -91,15 +97,14 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
              performance.note_count, performance.duration_s)
     with stage("assign"):
-        voices = assign(performance, soundfont=sf_path, sample_rate=sample_rate)
+        voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate)
         ensemble_name = ensemble or detect_ensemble(performance, voices)
-        template = template or load_template(ensemble_name)
+        template = load_template(ensemble_name)
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
     log.info("ensemble: %s (%s)", ensemble_name, "chosen" if ensemble else "detected")
-
-    folder = PieceFolder(Path(out_root), slugify(score_path.stem))
+    folder = PieceFolder(out_root, slugify(score_path.stem))
     try:
         with stage("render"):
             stems = render(performance, voices, stems_dir=folder.work / "stems",
@@ -108,23 +113,48 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                  stems.sample_rate)
         with stage("mix"):
             the_mix = mix(stems, voices, template, progress=lambda f: progress("mix", f))
-        masters = []
-        with stage("master"):
-            for i, p in enumerate(preset_objs):
-                masters.append((p, master(the_mix, p)))
-                log.info("master %s: %s", p.name, masters[-1][1].measurements)
-                progress("master", (i + 1) / len(preset_objs))
         with stage("export"):
             write_midi(performance, folder.work / "performance.mid",
                        [(v.bank, v.program) for v in voices])
             write_mix(folder.work, the_mix)
-            master_files = [write_master(folder.work, m, p, several=len(masters) > 1)
-                            for p, m in masters]
-        report = _report(score_path, performance, voices, stems, the_mix, masters, master_files,
-                         ensemble_name, bool(ensemble), sf_path, timings)
+    except BaseException:
+        folder.discard()
+        raise
+    return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, bool(ensemble),
+                  template, folder, soundfont, timings)
+
+
+def _tags(piece: _Piece, album: str | None) -> dict:
+    perf = piece.performance
+    return {"title": perf.title, "artist": perf.composer, "album": album,
+            "comment": f"{piece.ensemble} ({instrumentation(perf)}), rendered by score2audio",
+            "software": f"score2audio {__version__}"}
+
+
+def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None,
+            progress: ProgressFn, targets: dict[str, float] | None = None,
+            album: dict | None = None) -> RenderResult:
+    """Master, export and report a piece rendered to its mix; commit its folder."""
+    stage = _stage_timer(progress, piece.timings)
+    folder = piece.folder
+    try:
+        masters = []
+        with stage("master"):
+            for i, p in enumerate(presets):
+                target = (targets or {}).get(p.name)
+                m = finish(prepare(piece.mix, p, piece.template.mastering, reference),
+                           target_lufs=target, album=(album or {}).get(p.name))
+                masters.append((p, m))
+                log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
+                         m.measurements["true_peak_dbtp"])
+                progress("master", (i + 1) / len(presets))
+            tags = _tags(piece, (album or {}).get("name"))
+            files = [write_master(folder.work, m, p, several=len(masters) > 1, tags=tags)
+                     for p, m in masters]
+        report = _report(piece, masters, files)
         with stage("report"):
-            write_html(folder.work, report, the_mix, [m for _, m in masters])
-        report["timings_s"] = {**timings, "total": round(sum(timings.values()), 3)}
+            write_html(folder.work, report, piece.mix, [m for _, m in masters])
+        report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
         final = folder.commit()
     except BaseException:
@@ -133,8 +163,88 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
     return RenderResult(final, report)
 
 
-def _report(score_path, performance, voices, stems, the_mix, masters, master_files, ensemble_name,
-            chosen, sf_path, timings) -> dict:
+def _options(ensemble, presets, soundfont, reference):
+    """Check every option before the slow work, so a typo fails at once."""
+    if ensemble:
+        load_template(ensemble)
+    preset_objs = [load_preset(p) for p in presets]
+    if not preset_objs:
+        raise PresetError("no preset given (see 'score2audio presets')")
+    return preset_objs, find_soundfont(soundfont), (load_reference(reference) if reference else None)
+
+
+def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemble: str | None = None,
+                 presets: tuple[str, ...] = ("streaming",), soundfont: str | Path | None = None,
+                 sample_rate: int = 48000, reference: str | Path | None = None,
+                 progress: ProgressFn | None = None) -> RenderResult:
+    """Render one score into ``out_root/<score-name>/``.
+
+    Raises
+    ------
+    PipelineError
+        (or a subclass) with a one-line message naming the file or setting at fault; nothing is
+        left in ``out_root`` for this piece when it is raised.
+    """
+    progress = progress or (lambda stage, fraction: None)
+    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference)
+    piece = _render_to_mix(Path(score_path), out_root=Path(out_root), ensemble=ensemble,
+                           soundfont=sf_path, sample_rate=sample_rate, progress=progress)
+    return _finish(piece, preset_objs, reference=ref, progress=progress)
+
+
+def render_album(score_paths: list[str | Path], *, name: str = "album", out_root: str | Path = "out",
+                 ensemble: str | None = None, presets: tuple[str, ...] = ("streaming",),
+                 soundfont: str | Path | None = None, sample_rate: int = 48000,
+                 reference: str | Path | None = None,
+                 progress: Callable[[str, str, float], None] | None = None) -> list[RenderResult]:
+    """Render several scores and master them as one album: for each preset the pieces are
+    measured as one programme (see :func:`pipeline.master.album_targets`).
+
+    The mixes are kept on disk between the two passes, never all in memory at once.
+    """
+    report_progress = progress or (lambda piece, stage, fraction: None)
+    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference)
+    pieces: list[_Piece] = []
+    try:
+        summaries: dict[str, list] = {p.name: [] for p in preset_objs}
+        for path in score_paths:
+            path = Path(path)
+            piece = _render_to_mix(path, out_root=Path(out_root), ensemble=ensemble,
+                                   soundfont=sf_path, sample_rate=sample_rate,
+                                   progress=lambda s, f, n=path.name: report_progress(n, s, f))
+            pieces.append(piece)
+            for p in preset_objs:
+                prep = prepare(piece.mix, p, piece.template.mastering, ref)
+                summaries[p.name].append((path.name, prep.summary(),
+                                          piece.template.mastering.relative_loudness_lu))
+            piece.mix = replace(piece.mix, audio=np.zeros((2, 0), dtype=np.float32))  # on disk now
+        targets: list[dict[str, float]] = [{} for _ in pieces]
+        notes: list[dict] = [{"name": name} for _ in pieces]
+        for p in preset_objs:
+            if not p.processing:
+                continue
+            levels, note = album_targets(summaries[p.name],
+                                         min(s.target_lufs for _, s, _ in summaries[p.name]))
+            for i, level in enumerate(levels):
+                targets[i][p.name] = level
+                notes[i][p.name] = note
+        results = []
+        while pieces:
+            piece = pieces.pop(0)
+            i = len(targets) - len(pieces) - 1
+            piece.mix = replace(piece.mix, audio=read_mix(piece.folder.work))
+            results.append(_finish(piece, preset_objs, reference=ref, targets=targets[i],
+                                   album=notes[i], progress=lambda s, f, n=piece.score_path.name:
+                                   report_progress(n, s, f)))
+        return results
+    except BaseException:
+        for piece in pieces:
+            piece.folder.discard()
+        raise
+
+
+def _report(piece: _Piece, masters, files) -> dict:
+    performance, voices, stems, the_mix = piece.performance, piece.voices, piece.stems, piece.mix
     mix_lufs = the_mix.loudness_lufs
     parts = []
     for track, voice, level in zip(performance.tracks, voices, the_mix.stem_levels):
@@ -148,26 +258,28 @@ def _report(score_path, performance, voices, stems, the_mix, masters, master_fil
     return {
         "title": performance.title,
         "composer": performance.composer,
-        "source": str(score_path),
-        "ensemble": ensemble_name,
-        "ensemble_chosen_by": "option" if chosen else "detected",
+        "source": str(piece.score_path),
+        "ensemble": piece.ensemble,
+        "ensemble_chosen_by": "option" if piece.chosen else "detected",
         "instrumentation": instrumentation(performance),
         "sample_rate": stems.sample_rate,
-        "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),
+        "duration_s": round(stems.duration_s, 3),
         "performance": {
             "file": "performance.mid", "notes": performance.note_count,
             "played_s": round(performance.duration_s, 3),
             "tempo_bpm_start": round(performance.tempo_map.bpm_at(0), 2),
             "tempo_changes": len(performance.tempo_map.changes),
         },
-        "soundfont": str(sf_path),
+        "soundfont": str(piece.soundfont),
         "parts": parts,
         "stems": {"folder": "stems", "frames": stems.frames, "duration_s": round(stems.duration_s, 3)},
         "mix": {"file": "mix.wav", "peak_dbfs": round(peak_dbfs(the_mix.audio), 2),
                 "loudness_lufs": round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
+                "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),
                 **the_mix.settings},
-        "masters": [{"preset": p.name, "file": f.name, "format": p.format, "bit_depth": p.bit_depth,
-                     **m.measurements} for (p, m), f in zip(masters, master_files)],
-        "timings_s": {**timings, "total": round(sum(timings.values()), 3)},
+        "masters": [{"preset": p.name, "description": p.description, "files": f,
+                     "formats": list(p.formats), "duration_s": round(m.audio.shape[1] / m.sample_rate, 3),
+                     **m.measurements} for (p, m), f in zip(masters, files)],
+        "timings_s": {**piece.timings, "total": round(sum(piece.timings.values()), 3)},
         "pipeline_version": __version__,
     }

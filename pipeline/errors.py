@@ -25,6 +25,10 @@ class PresetError(PipelineError):
     """A delivery preset is missing or invalid."""
 
 
+class ReferenceTrackError(PipelineError):
+    """A reference track for mastering cannot be read or is unusable."""
+
+
 class RenderError(PipelineError):
     """FluidSynth is missing or synthesis failed."""
 

@@ -14,19 +14,75 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import umask, atomic_path
-from .config import Preset
+from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, umask
+from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
+from .loudness import integrated_lufs, true_peak_dbtp
 from .model import Master, Mix
 
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
+MP3_MAX_KBPS, MP3_MIN_KBPS = 320, 32  # libsndfile maps compression 0…1 onto this range (CBR)
+LOSSY_RETRIES = 4
 
 
 def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: int = 24,
-                fmt: str = "wav") -> None:
-    """Write (channels, frames) float audio atomically."""
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio.T, sample_rate, subtype=SUBTYPES[bit_depth], format=fmt.upper())
+                fmt: str = "wav", tags: dict | None = None) -> None:
+    """Write (channels, frames) float audio atomically. Integer formats get integers computed
+    here (exact for a master already on the format's grid) rather than libsndfile's scaling."""
+    if fmt in ("wav", "flac") and bit_depth in (16, 24):
+        scale = float(1 << (bit_depth - 1))
+        data = np.clip(np.rint(audio.T * np.float32(scale)), -scale, scale - 1)
+        data = data.astype(np.int16) if bit_depth == 16 else data.astype(np.int32) << 8
+    else:
+        data = audio.T
+    with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],
+                                                 subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
+        _tag(f, tags)
+        f.write(data)
+
+
+def _tag(f: sf.SoundFile, tags: dict | None) -> None:
+    for key, value in (tags or {}).items():
+        if value:
+            setattr(f, key, str(value))
+
+
+def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
+                tags: dict | None) -> dict:
+    """Encode MP3 or OGG Vorbis, decode it back and check its true peak against the preset's
+    ceiling; if the codec pushed it over, encode again a little lower. Returns what was measured
+    on the decoded file."""
+    fmt = path.suffix[1:]
+    if fmt == "mp3":
+        kw = {"format": "MP3", "subtype": "MPEG_LAYER_III", "bitrate_mode": "CONSTANT",
+              "compression_level": (MP3_MAX_KBPS - preset.mp3_kbps) / (MP3_MAX_KBPS - MP3_MIN_KBPS)}
+        codec = f"MP3 {preset.mp3_kbps} kbit/s CBR"
+    else:
+        kw = {"format": "OGG", "subtype": "VORBIS", "compression_level": 1.0 - preset.ogg_quality}
+        codec = f"Ogg Vorbis quality {preset.ogg_quality:g}"
+    trim_db = 0.0
+    for _ in range(LOSSY_RETRIES):
+        with atomic_path(path) as tmp:
+            with sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0], **kw) as f:
+                _tag(f, tags)
+                gain = np.float32(db_to_gain(trim_db))
+                # libsndfile's Vorbis encoder crashes on very large writes: feed it in blocks
+                for start in range(0, audio.shape[1], BLOCK_FRAMES):
+                    f.write((audio[:, start:start + BLOCK_FRAMES] * gain).T)
+            decoded, _ = sf.read(str(tmp), dtype="float32", always_2d=True)
+        tp = true_peak_dbtp(decoded.T)
+        if tp <= preset.ceiling_dbtp:
+            break
+        trim_db -= tp - preset.ceiling_dbtp + 0.1
+    return {"file": path.name, "codec": codec, "decoded_true_peak_dbtp": round(tp, 2),
+            "decoded_lufs": round(integrated_lufs(decoded.T, sample_rate), 2),
+            "codec_trim_db": round(trim_db, 2)}
+
+
+def read_mix(folder: Path) -> np.ndarray:
+    """The mix written by :func:`write_mix`, back as (2, frames) float32."""
+    audio, _ = sf.read(str(folder / "mix.wav"), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio.T)
 
 
 def write_mix(folder: Path, mix: Mix) -> Path:
@@ -35,11 +91,21 @@ def write_mix(folder: Path, mix: Mix) -> Path:
     return path
 
 
-def write_master(folder: Path, master: Master, preset: Preset, *, several: bool = False) -> Path:
-    name = f"master-{preset.name}.{preset.format}" if several else f"master.{preset.format}"
-    path = folder / name
-    write_audio(path, master.audio, master.sample_rate, bit_depth=preset.bit_depth, fmt=preset.format)
-    return path
+def write_master(folder: Path, master: Master, preset: Preset, *, several: bool = False,
+                 tags: dict | None = None) -> list[dict]:
+    """Every file the preset asks for; returns one entry per file (lossy ones with what was
+    measured on the decoded audio)."""
+    files = []
+    for fmt in preset.formats:
+        name = f"master-{preset.name}.{fmt}" if several else f"master.{fmt}"
+        path = folder / name
+        if fmt in LOSSY_FORMATS:
+            files.append(write_lossy(path, master.audio, master.sample_rate, preset, tags))
+        else:
+            write_audio(path, master.audio, master.sample_rate, bit_depth=preset.bit_depth,
+                        fmt=fmt, tags=tags)
+            files.append({"file": name, "codec": f"{fmt.upper()} {preset.bit_depth}-bit"})
+    return files
 
 
 def write_report(folder: Path, report: dict) -> Path:

@@ -1,39 +1,107 @@
-"""Loudness (ITU-R BS.1770 via pyloudnorm) and true peak (4× oversampled, as BS.1770-4)."""
+"""Loudness (ITU-R BS.1770-4, EBU R128 loudness range) and true peak (4× oversampled).
+
+Whole arrays are measured with the channels filtered on separate threads (scipy's filters
+release the GIL); stems are measured block by block with :class:`LoudnessMeter`.
+"""
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import firwin, lfilter, upfirdn
+from scipy.signal import firwin, sosfilt, sosfilt_zi, tf2sos, upfirdn
 
 from .audio import gain_to_db
 
 TRUE_PEAK_OVERSAMPLING = 4
 _CHUNK = 1 << 18
 _OVERLAP = 64  # frames of context either side of a chunk for the polyphase filter
-
+THREADS = 2
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
+LRA_RELATIVE_GATE_LU = -20.0  # EBU Tech 3342
 STEP_S = 0.1          # 100 ms steps: 400 ms blocks overlap by 75 %
 BLOCK_STEPS = 4
 SHORT_TERM_STEPS = 30  # 3 s
 
 
-class LoudnessMeter:
-    """BS.1770-4 loudness, fed block by block (stems never need to be whole in memory).
+@functools.lru_cache(maxsize=8)
+def k_weighting(sample_rate: int) -> np.ndarray:
+    """The K-weighting pre-filter and RLB high-pass (pyloudnorm's design) as second-order sections."""
+    return np.vstack([tf2sos(f.b, f.a) for f in pyloudnorm.Meter(sample_rate)._filters.values()])
 
-    The K-weighting filters are pyloudnorm's; gating is vectorised over 100 ms steps.
-    """
+
+def _loudness(power: np.ndarray) -> np.ndarray:
+    return -0.691 + 10 * np.log10(np.maximum(power, 1e-30))
+
+
+def _windows(steps: np.ndarray, size: int) -> np.ndarray:
+    """Mean of every run of ``size`` consecutive step powers (hop = one step)."""
+    if steps.size < size:
+        return np.zeros(0)
+    c = np.concatenate(([0.0], np.cumsum(steps, dtype=np.float64)))
+    return (c[size:] - c[:-size]) / size
+
+
+def gated_lufs(steps: np.ndarray) -> float:
+    """Integrated loudness from channel-summed 100 ms step powers; ``-inf`` for silence."""
+    power = _windows(steps, BLOCK_STEPS)
+    loud = _loudness(power)
+    gated = power[loud > ABSOLUTE_GATE_LUFS]
+    if gated.size == 0:
+        return float("-inf")
+    relative = _loudness(gated.mean()) + RELATIVE_GATE_LU
+    return float(_loudness(power[(loud > ABSOLUTE_GATE_LUFS) & (loud > relative)].mean()))
+
+
+def short_term(steps: np.ndarray) -> np.ndarray:
+    """Short-term (3 s) loudness every 100 ms, in LUFS."""
+    return _loudness(_windows(steps, SHORT_TERM_STEPS))
+
+
+def loudness_range(steps: np.ndarray) -> float:
+    """EBU R128 loudness range (LRA, EBU Tech 3342) in LU: the spread between the 10th and
+    95th percentiles of the gated short-term loudness; 0 when too short to tell."""
+    st = short_term(steps)
+    st = st[st > ABSOLUTE_GATE_LUFS]
+    if st.size == 0:
+        return 0.0
+    power = 10 ** ((st + 0.691) / 10)
+    st = st[st > _loudness(power.mean()) + LRA_RELATIVE_GATE_LU]
+    if st.size < 2:
+        return 0.0
+    lo, hi = np.percentile(st, [10, 95])
+    return float(hi - lo)
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """What a meter read from a whole programme."""
+
+    steps: np.ndarray  # channel-summed mean square of the K-weighted signal per 100 ms
+
+    def integrated_lufs(self) -> float:
+        return gated_lufs(self.steps)
+
+    def short_term_lufs(self) -> np.ndarray:
+        return short_term(self.steps)
+
+    def range_lu(self) -> float:
+        return loudness_range(self.steps)
+
+
+class LoudnessMeter:
+    """BS.1770-4 loudness fed block by block (stems never need to be whole in memory)."""
 
     def __init__(self, sample_rate: int, channels: int = 2):
-        self.sample_rate = sample_rate
         self.step = int(round(STEP_S * sample_rate))
-        self.filters = [(f.b, f.a) for f in pyloudnorm.Meter(sample_rate)._filters.values()]
-        self.state = [np.zeros((channels, max(len(a), len(b)) - 1)) for b, a in self.filters]
-        self.pending = np.zeros((channels, 0))
-        self.steps: list[np.ndarray] = []  # per step: mean square per channel
+        self.sos = k_weighting(sample_rate)
+        self.state = np.zeros((self.sos.shape[0], channels, 2))
+        self.pending = np.zeros(0)
+        self.steps: list[np.ndarray] = []
         self.peak = 0.0
 
     def feed(self, block: np.ndarray) -> None:
@@ -41,49 +109,56 @@ class LoudnessMeter:
         if block.shape[1] == 0:
             return
         self.peak = max(self.peak, float(np.abs(block).max()))
-        y = block.astype(np.float64)
-        for k, (b, a) in enumerate(self.filters):
-            y, self.state[k] = lfilter(b, a, y, axis=1, zi=self.state[k])
-        y = np.concatenate((self.pending, y * y), axis=1)
-        whole = y.shape[1] // self.step
+        y, self.state = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.state)
+        y = np.concatenate((self.pending, (y * y).sum(axis=0)))
+        whole = y.size // self.step
         if whole:
-            self.steps.append(y[:, : whole * self.step].reshape(y.shape[0], whole, self.step).mean(axis=2))
-        self.pending = y[:, whole * self.step:]
+            self.steps.append(y[: whole * self.step].reshape(whole, self.step).mean(axis=1))
+        self.pending = y[whole * self.step:]
 
-    def _step_powers(self) -> np.ndarray:
-        return np.concatenate(self.steps, axis=1) if self.steps else np.zeros((self.pending.shape[0], 0))
-
-    def _windows(self, steps: int) -> np.ndarray:
-        """Channel-summed mean square of every window of ``steps`` steps (hop = one step)."""
-        z = self._step_powers().sum(axis=0)
-        if z.size < steps:
-            return np.zeros(0)
-        c = np.concatenate(([0.0], np.cumsum(z)))
-        return (c[steps:] - c[:-steps]) / steps
+    def result(self) -> Loudness:
+        return Loudness(np.concatenate(self.steps) if self.steps else np.zeros(0))
 
     def integrated_lufs(self) -> float:
-        """Gated integrated loudness; ``-inf`` for silence or under 400 ms of audio."""
-        power = self._windows(BLOCK_STEPS)
-        loud = -0.691 + 10 * np.log10(np.maximum(power, 1e-30))
-        gated = power[loud > ABSOLUTE_GATE_LUFS]
-        if gated.size == 0:
-            return float("-inf")
-        relative = -0.691 + 10 * np.log10(gated.mean()) + RELATIVE_GATE_LU
-        final = power[(loud > ABSOLUTE_GATE_LUFS) & (loud > relative)]
-        return float(-0.691 + 10 * np.log10(final.mean()))
+        return self.result().integrated_lufs()
 
     def short_term_lufs(self) -> np.ndarray:
-        """Short-term (3 s) loudness every 100 ms, in LUFS."""
-        return -0.691 + 10 * np.log10(np.maximum(self._windows(SHORT_TERM_STEPS), 1e-30))
+        return self.result().short_term_lufs()
 
 
-def measure(audio: np.ndarray, sample_rate: int) -> LoudnessMeter:
-    """A meter that has heard all of ``audio`` (channels, frames): integrated and short-term
-    loudness from one pass."""
-    meter = LoudnessMeter(sample_rate, audio.shape[0])
-    for start in range(0, audio.shape[1], _CHUNK):
-        meter.feed(audio[:, start:start + _CHUNK])
-    return meter
+def k_weighted_power(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Channel-summed square of the K-weighted signal per frame, float32, shape (frames,)."""
+    sos = k_weighting(sample_rate)
+
+    def one(channel: np.ndarray) -> np.ndarray:
+        zi = sosfilt_zi(sos) * 0.0
+        y = sosfilt(sos, channel, zi=zi)[0].astype(np.float32)
+        return y * y
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        squares = list(pool.map(one, audio))
+    out = squares[0]
+    for s in squares[1:]:
+        out += s
+    return out
+
+
+def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> np.ndarray:
+    """100 ms means of ``power`` (from :func:`k_weighted_power`), optionally after a per-frame
+    amplitude ``gain`` — the gain is applied after the K-weighting, which is exact for a constant
+    gain and within a few hundredths of a LU for a limiter's brief dips."""
+    step = int(round(STEP_S * sample_rate))
+    whole = power.size // step
+    p = power[: whole * step]
+    if gain is not None:
+        g = gain[: whole * step]
+        p = p * (g * g)
+    return p.reshape(whole, step).mean(axis=1, dtype=np.float64)
+
+
+def measure(audio: np.ndarray, sample_rate: int) -> Loudness:
+    """Integrated, short-term and range of ``audio`` (channels, frames) from one pass."""
+    return Loudness(step_powers(k_weighted_power(audio, sample_rate), sample_rate))
 
 
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
@@ -98,6 +173,15 @@ def _interpolator() -> np.ndarray:
     return h.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def interpolation_bound() -> float:
+    """The most an interpolated point can exceed the largest neighbouring sample (|Σ h| per
+    phase, worst phase): blocks whose sample peak times this stays under a floor cannot reach it."""
+    h = _interpolator().astype(np.float64)
+    return max(1.0, max(float(np.abs(h[k::TRUE_PEAK_OVERSAMPLING]).sum())
+                        for k in range(TRUE_PEAK_OVERSAMPLING)))
+
+
 def _channel_max(rows: np.ndarray) -> np.ndarray:
     """Element-wise maximum over the first axis (pairwise: much faster than ``max(axis=0)``)."""
     out = rows[0].copy()
@@ -106,27 +190,47 @@ def _channel_max(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
-    """Per-frame true peak (linear) of ``audio`` (channels, frames): the largest magnitude of
-    any channel at the frame or at the 4×-oversampled points up to the next frame; shape (frames,)."""
+def _oversampled_chunk(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
     frames = audio.shape[1]
-    h = _interpolator()
-    os_ = TRUE_PEAK_OVERSAMPLING
+    h, os_ = _interpolator(), TRUE_PEAK_OVERSAMPLING
     delay = (len(h) - 1) // 2
-    out = np.empty(frames, dtype=np.float32)
-    for start in range(0, frames, _CHUNK):
+    lo, hi = max(0, start - _OVERLAP), min(frames, stop + _OVERLAP)
+    up = upfirdn(h, audio[:, lo:hi].astype(np.float32, copy=False), up=os_, axis=1)
+    up = _channel_max(np.abs(up[:, delay: delay + (hi - lo) * os_]))
+    per = _channel_max(np.stack([up[k::os_] for k in range(os_)]))
+    return per[start - lo: stop - lo]
+
+
+def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    """Per-frame true peak (linear) of ``audio`` (channels, frames): the largest magnitude of
+    any channel at the frame or at the 4×-oversampled points up to the next frame; shape (frames,).
+
+    Chunks that cannot reach ``floor`` (linear) even between samples keep their sample peaks,
+    which is exact for every use that only asks where the envelope exceeds ``floor``.
+    """
+    frames = audio.shape[1]
+    out = _channel_max(np.abs(audio)).astype(np.float32, copy=False)
+    starts = list(range(0, frames, _CHUNK))
+    if floor > 0:
+        bound = interpolation_bound()
+        chunk_peak = [float(out[s:s + _CHUNK].max()) for s in starts]
+        # a chunk's edges see its neighbours' samples through the interpolator
+        starts = [s for i, s in enumerate(starts)
+                  if max(chunk_peak[max(0, i - 1): i + 2]) * bound >= floor]
+
+    def one(start: int) -> None:
         stop = min(frames, start + _CHUNK)
-        lo, hi = max(0, start - _OVERLAP), min(frames, stop + _OVERLAP)
-        up = upfirdn(h, audio[:, lo:hi].astype(np.float32, copy=False), up=os_, axis=1)
-        up = _channel_max(np.abs(up[:, delay: delay + (hi - lo) * os_]))
-        per = np.maximum(_channel_max(np.abs(audio[:, lo:hi])), _channel_max(
-            np.stack([up[k::os_] for k in range(os_)])))
-        out[start:stop] = per[start - lo: stop - lo]
+        np.maximum(out[start:stop], _oversampled_chunk(audio, start, stop), out=out[start:stop])
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(one, starts))
     return out
 
 
-def true_peak_dbtp(audio: np.ndarray) -> float:
-    """True peak in dBTP."""
+def true_peak_dbtp(audio: np.ndarray, floor_dbtp: float | None = None) -> float:
+    """True peak in dBTP. With ``floor_dbtp``, peaks below it are reported only as ≤ the floor
+    (faster: only the chunks that can reach it are oversampled)."""
     if audio.shape[1] == 0:
         return -200.0
-    return gain_to_db(float(true_peak_envelope(audio).max()))
+    floor = 0.0 if floor_dbtp is None else 10 ** (floor_dbtp / 20)
+    return gain_to_db(float(true_peak_envelope(audio, floor).max()))

@@ -1,107 +1,336 @@
-"""Master stage: the stereo mix is brought to the preset's loudness under its true-peak ceiling.
+"""Master stage: the summed mix finished for its destination (a delivery preset).
 
-The limiter looks ahead without delaying the signal (the master lines up sample for sample
-with the mix): the gain needed at each frame comes from the 4×-oversampled true-peak envelope,
-is held over the look-ahead window ahead of each peak, smoothed by a moving average over the same
-window (so the gain is already down when the peak arrives), and released with a one-pole curve.
-All of it is vectorised with scipy; there is no per-sample Python loop.
+The chain, in order:
+
+1. sample-rate conversion to the preset's rate — first, so that everything after it, the
+   true-peak limiter above all, acts on the samples that are delivered (converting after the
+   limiter lets the converter's filter ring over the ceiling);
+2. tonal balance: a gentle minimum-phase EQ fitted toward the ensemble's target curve, or toward a
+   reference track's spectrum (``--reference``), plus the preset's high shelf;
+3. glue compression: slow, low ratio, scaled by the ensemble (none for classical ensembles);
+4. stereo image: side level and mono bass below the preset's frequency;
+5. loudness gain toward the target, capped by the dynamic-range guard: the limiter may take at
+   most ``min(preset, ensemble)`` dB; when the target needs more, the master stops lower and says so;
+6. true-peak limiter: look-ahead without delay, program-dependent release, detection on the 4×
+   oversampled signal (see :mod:`pipeline.dynamics`);
+7. silence trimming and fades at the head and tail — before the word length is reduced, so the
+   dither is never faded;
+8. word length: TPDF dither when the format has fewer bits than the float master (16-bit), plain
+   rounding to the 24-bit grid otherwise.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import lfilter, resample_poly
+import soundfile as sf
+from scipy.signal import resample_poly
 
 from .audio import db_to_gain, gain_to_db, valid_audio
-from .config import Preset
-from .loudness import integrated_lufs, measure, true_peak_dbtp, true_peak_envelope
+from .config import Mastering, Preset
+from .dynamics import glue_gain, limiter_gain
+from .errors import ReferenceTrackError
+from .loudness import (gated_lufs, k_weighted_power, measure, step_powers,
+                       true_peak_dbtp, true_peak_envelope)
 from .model import Master, Mix
+from .tone import (apply_tone, band_levels, correction, fit_eq, response_db, tilt_target,
+                   tone_settings)
 
-LOOKAHEAD_MS = 1.5
-RELEASE_MS = 80.0
 #: The limiter aims this far under the ceiling, so reconstruction between samples stays under it.
 CEILING_MARGIN_DB = 0.15
 LOUDNESS_TOLERANCE_LU = 0.05
+REFERENCE_AMOUNT = 0.8      # how far toward a reference track's spectrum
+REFERENCE_MAX_DB = 6.0
+SILENCE_BELOW_PEAK_DB = 65.0  # quieter than this under the master's peak counts as silence
+DITHER_SEED = 2024          # dither is noise, but the same piece always masters to the same file
+MIN_REFERENCE_S = 3.0
 
 
-def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
-                 lookahead_ms: float = LOOKAHEAD_MS, release_ms: float = RELEASE_MS) -> np.ndarray:
-    """Gain per frame (linear, ≤ 1) that keeps a signal with this true-peak ``envelope``
-    (from :func:`~pipeline.loudness.true_peak_envelope`, shape (frames,)) under the ceiling."""
-    need = np.minimum(np.float32(1.0), np.float32(db_to_gain(ceiling_dbtp))
-                      / np.maximum(envelope.astype(np.float32), np.float32(1e-12)))
-    if need.min() >= 1.0:
-        return np.ones(envelope.shape[0], dtype=np.float32)
-    window = max(3, int(round(lookahead_ms / 1000 * sample_rate)))
-    # held[n] = min(need[n : n + window]); smooth[n] = mean(held[n - window + 1 : n + 1]),
-    # so at a peak every value averaged is already at or below what the peak needs
-    held = minimum_filter1d(need, size=window, origin=-(window // 2), mode="nearest")
-    smooth = uniform_filter1d(held, size=window, origin=(window - 1) // 2, mode="nearest")
-    smooth = np.minimum(smooth, held)
-    a = np.float32(np.exp(-1.0 / (release_ms / 1000 * sample_rate)))
-    released = lfilter([1 - a], [1, -a], smooth - np.float32(1.0)) + np.float32(1.0)
-    return np.minimum(smooth, released).astype(np.float32)
+@dataclass(frozen=True)
+class Reference:
+    """A finished recording whose tonal balance and loudness a master should match."""
+
+    path: Path
+    band_db: np.ndarray
+    lufs: float
 
 
-def master(mix: Mix, preset: Preset) -> Master:
-    """Bring ``mix`` to ``preset``'s loudness target and true-peak ceiling.
-
-    Returns a :class:`Master` at the preset's sample rate with the measured loudness, true peak
-    and the limiter's gain reduction.
-    """
-    audio, sr, mix_lufs = mix.audio, mix.sample_rate, mix.loudness_lufs
-    if sr != preset.sample_rate:
-        g = np.gcd(sr, preset.sample_rate)
-        audio = resample_poly(audio, preset.sample_rate // g, sr // g, axis=1).astype(np.float32)
-        sr = preset.sample_rate
-        mix_lufs = integrated_lufs(audio, sr)
-    if not np.isfinite(mix_lufs):
-        out, gr = audio.copy(), np.ones(audio.shape[1], dtype=np.float32)
-        return Master(out, sr, preset.name,
-                      _measure(out, sr, preset, mix_lufs, mix_lufs, -200.0, 0.0, gr),
-                      mix.short_term_lufs, gr)
-    # the envelope scales with the gain, so it is measured once for all the iterations below
-    envelope = true_peak_envelope(audio)
-    gain_db = preset.target_lufs - mix_lufs
-    ceiling = preset.ceiling_dbtp - CEILING_MARGIN_DB
-    tp = None
-    for _ in range(8):
-        gain = np.float32(db_to_gain(gain_db))
-        gr = limiter_gain(envelope * gain, sr, ceiling)
-        out = audio * (gr * gain)
-        meter = measure(out, sr)
-        reached = meter.integrated_lufs()
-        if abs(reached - preset.target_lufs) <= LOUDNESS_TOLERANCE_LU:
-            tp = true_peak_dbtp(out)
-            if tp <= preset.ceiling_dbtp:
-                break
-            ceiling -= tp - preset.ceiling_dbtp + 0.05  # gain ripple between samples: aim lower
-            continue
-        tp = None
-        gain_db += preset.target_lufs - reached  # limiting took some loudness: give it back
-    tp = true_peak_dbtp(out) if tp is None else tp
-    if tp > preset.ceiling_dbtp:  # never hand over a master above its ceiling
-        safety = np.float32(db_to_gain(preset.ceiling_dbtp - tp - 0.05))
-        out, gr = out * safety, gr * safety
-        meter = measure(out, sr)
-        tp, reached = true_peak_dbtp(out), meter.integrated_lufs()
-    out = valid_audio(out.astype(np.float32), name="master")
-    return Master(out, sr, preset.name, _measure(out, sr, preset, mix_lufs, reached, tp, gain_db, gr),
-                  meter.short_term_lufs(), gr)
+def load_reference(path: str | Path) -> Reference:
+    """Read a reference track (WAV, FLAC, OGG, MP3…) and measure its spectrum and loudness."""
+    path = Path(path)
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise ReferenceTrackError(f"{path}: cannot read the reference track "
+                                  f"({str(exc).splitlines()[0]})") from exc
+    audio = audio.T
+    if audio.shape[0] == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    if audio.shape[1] < MIN_REFERENCE_S * sr:
+        raise ReferenceTrackError(f"{path}: the reference track is shorter than "
+                                  f"{MIN_REFERENCE_S:g} s; give a whole piece")
+    lufs = measure(audio[:2], sr).integrated_lufs()
+    if not np.isfinite(lufs):
+        raise ReferenceTrackError(f"{path}: the reference track is silent")
+    return Reference(path, band_levels(audio[:2], sr), lufs)
 
 
-def _measure(out, sr, preset: Preset, mix_lufs: float, lufs: float, tp: float, gain_db: float,
-             gr: np.ndarray) -> dict:
-    reduction = np.maximum(0.0, -gain_to_db(np.maximum(gr, 1e-6)))
-    return {
-        "target_lufs": preset.target_lufs,
-        "ceiling_dbtp": preset.ceiling_dbtp,
-        "integrated_lufs": round(lufs, 2) if np.isfinite(lufs) else None,
+@dataclass
+class Prepared:
+    """A mix through the chain up to the loudness gain, with what the gain stage needs."""
+
+    preset: Preset
+    audio: np.ndarray           # (2, frames) float32 at ``sample_rate``
+    sample_rate: int
+    power: np.ndarray           # K-weighted power per frame, for fast loudness iteration
+    envelope: np.ndarray        # true-peak envelope (exact wherever the limiter can act)
+    lufs: float                 # integrated loudness before the gain
+    true_peak_dbtp: float       # before the gain
+    target_lufs: float | None
+    target_source: str
+    guard_db: float
+    mix_lufs: float
+    settings: dict = field(default_factory=dict)
+    _steps: np.ndarray | None = None
+
+    @property
+    def ceiling(self) -> float:
+        return self.preset.ceiling_dbtp - CEILING_MARGIN_DB
+
+    @property
+    def gain_bound_db(self) -> float:
+        """The most gain the guard allows: the limiter would then take exactly ``guard_db``."""
+        return self.ceiling + self.guard_db - self.true_peak_dbtp
+
+    def steps(self) -> np.ndarray:
+        if self.power is None:
+            return self._steps
+        return step_powers(self.power, self.sample_rate)
+
+    def summary(self) -> "Prepared":
+        """A copy without the audio: what an album needs to know of the piece."""
+        light = replace(self, audio=None, power=None, envelope=None)
+        light._steps = self.steps()
+        return light
+
+
+def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if src == dst:
+        return audio
+    g = np.gcd(src, dst)
+    with ThreadPoolExecutor(2) as pool:
+        chans = list(pool.map(lambda ch: resample_poly(ch, dst // g, src // g).astype(np.float32),
+                              audio))
+    return np.stack(chans)
+
+
+def prepare(mix: Mix, preset: Preset, mastering: Mastering,
+            reference: Reference | None = None) -> Prepared:
+    """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs."""
+    sr = preset.sample_rate or mix.sample_rate
+    audio = _resample(mix.audio, mix.sample_rate, sr)
+    settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {sr} Hz"
+                      if sr != mix.sample_rate else "none"}
+    target, source = preset.target_lufs, "preset"
+    if preset.processing:
+        measured = band_levels(audio, sr)
+        if reference is not None:
+            wanted = correction(measured, reference.band_db, amount=REFERENCE_AMOUNT,
+                                max_db=REFERENCE_MAX_DB, sample_rate=sr)
+            eq_max, curve = REFERENCE_MAX_DB, f"reference {reference.path.name}"
+            if preset.follow_reference_loudness and reference.lufs < target:
+                target, source = reference.lufs, f"reference {reference.path.name}"
+        else:
+            wanted = correction(measured, tilt_target(mastering.tilt_db_per_octave),
+                                amount=preset.eq_amount, max_db=preset.eq_max_db, sample_rate=sr)
+            eq_max = preset.eq_max_db
+            curve = f"tilt {mastering.tilt_db_per_octave:g} dB/octave"
+        eq_sos, bands = fit_eq(wanted, sr, max_db=eq_max)
+        tone = tone_settings(eq_sos, bands, sr, width=preset.width,
+                             mono_bass_hz=preset.mono_bass_hz, high_shelf_hz=preset.high_shelf_hz,
+                             high_shelf_db=preset.high_shelf_db)
+        audio = apply_tone(audio, tone)
+        fitted = response_db(eq_sos, sr)
+        ratio = 1.0 + (preset.glue_ratio - 1.0) * mastering.glue_amount
+        glue = glue_gain(audio, sr, ratio=ratio, threshold_above_programme_db=preset.glue_threshold_lu,
+                         attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
+        glue_db = -gain_to_db(np.maximum(glue, 1e-6))
+        if ratio > 1.0:
+            audio = audio * glue
+        settings.update({
+            "eq": {"target": curve, "bands": list(tone.eq_bands),
+                   "largest_correction_db": round(float(np.abs(wanted).max()), 2),
+                   "fit_error_db": round(float(np.abs(fitted - wanted)[wanted != 0].max()), 2)
+                   if np.any(wanted) else 0.0},
+            "glue": {"ratio": round(ratio, 2), "threshold_above_programme_db": preset.glue_threshold_lu,
+                     "attack_ms": preset.glue_attack_ms, "release_ms": preset.glue_release_ms,
+                     "max_reduction_db": round(float(glue_db.max()), 2),
+                     "mean_reduction_db": round(float(glue_db.mean()), 3)},
+            "stereo": {"width": preset.width, "mono_bass_hz": preset.mono_bass_hz},
+        })
+    audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
+    guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
+    sample_peak = float(np.abs(audio).max()) if audio.size else 0.0
+    envelope = true_peak_envelope(audio, sample_peak * db_to_gain(-guard - 1.0))
+    power = k_weighted_power(audio, sr)
+    lufs = gated_lufs(step_powers(power, sr))
+    return Prepared(preset, audio, sr, power, envelope, lufs,
+                    gain_to_db(float(envelope.max()) if envelope.size else 0.0),
+                    target, source, guard, mix.loudness_lufs, settings)
+
+
+def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None) -> Master:
+    """Gain, limiter, edges and word length (steps 5–8); ``target_lufs`` overrides the
+    preset's (an album's level for this piece)."""
+    preset, sr = prep.preset, prep.sample_rate
+    target = prep.target_lufs if target_lufs is None else target_lufs
+    frames = prep.audio.shape[1]
+    guard = {"max_limiting_db": prep.guard_db, "engaged": False}
+    if not preset.processing or not np.isfinite(prep.lufs):
+        peak = gain_to_db(float(np.abs(prep.audio).max()) if frames else 0.0)
+        gain_db = 0.0 if preset.processing else min(0.0, preset.ceiling_dbtp - peak)
+        out = prep.audio * np.float32(db_to_gain(gain_db))
+        gr = np.ones(frames, dtype=np.float32)
+        edges: dict = {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+    else:
+        gain_db, gr, guard = _loudness_gain(prep, target)
+        out = prep.audio * (gr * np.float32(db_to_gain(gain_db)))
+        out, gr, edges = _edges(out, gr, sr, preset)
+    out, word = _word_length(out, preset)
+    out = valid_audio(out, name="master")
+    loud = measure(out, sr)
+    tp = true_peak_dbtp(out, preset.ceiling_dbtp - 6.0)
+    reduction = -gain_to_db(np.maximum(gr, 1e-6))
+    integrated = loud.integrated_lufs()
+    st = loud.short_term_lufs()
+    measurements = {
+        "target_lufs": target, "target_source": prep.target_source if target_lufs is None
+        else "album", "ceiling_dbtp": preset.ceiling_dbtp,
+        "integrated_lufs": _r(integrated), "loudness_range_lu": round(loud.range_lu(), 2),
+        "short_term_max_lufs": _r(float(st.max())) if st.size else None,
         "true_peak_dbtp": round(tp, 2),
         "sample_peak_dbfs": round(gain_to_db(float(np.abs(out).max()) if out.size else 0.0), 2),
-        "mix_lufs": round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
-        "gain_db": round(float(gain_db), 2),
-        "limiter_max_reduction_db": round(float(reduction.max()), 2),
-        "limiter_mean_reduction_db": round(float(reduction.mean()), 3),
-        "sample_rate": sr,
+        "peak_to_loudness_db": _r(tp - integrated),
+        "mix_lufs": _r(prep.mix_lufs), "gain_db": round(float(gain_db), 2),
+        "limiter_max_reduction_db": round(float(reduction.max()), 2) if frames else 0.0,
+        "limiter_mean_reduction_db": round(float(reduction.mean()), 3) if frames else 0.0,
+        "limiting_time_percent": round(100 * float((reduction > 0.1).mean()), 2) if frames else 0.0,
+        "guard": guard, "sample_rate": sr, "bit_depth": preset.bit_depth,
+        "chain": {**prep.settings, "edges": edges, "word_length": word},
     }
+    if album:
+        measurements["album"] = album
+    return Master(out, sr, preset.name, measurements, st, gr)
+
+
+def master(mix: Mix, preset: Preset, mastering: Mastering,
+           reference: Reference | None = None) -> Master:
+    """The whole chain on one piece."""
+    return finish(prepare(mix, preset, mastering, reference))
+
+
+def _r(value: float) -> float | None:
+    return round(float(value), 2) if np.isfinite(value) else None
+
+
+def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, dict]:
+    """The gain toward ``target`` (compensating what the limiter takes), capped by the guard,
+    and the limiter's gain per frame."""
+    sr, bound = prep.sample_rate, prep.gain_bound_db
+    gain_db = min(target - prep.lufs, bound)
+    ceiling = prep.ceiling
+    for _ in range(8):
+        gain = np.float32(db_to_gain(gain_db))
+        gr = limiter_gain(prep.envelope * gain, sr, ceiling)
+        reached = gated_lufs(step_powers(prep.power, sr, gr * gain))
+        short = target - reached
+        if abs(short) > LOUDNESS_TOLERANCE_LU and gain_db < bound - 1e-3:
+            gain_db = min(gain_db + short, bound)  # limiting took some loudness: give it back
+            continue
+        tp = gain_to_db(float((prep.envelope * gain * gr).max()))
+        if tp <= prep.preset.ceiling_dbtp - 0.02:
+            break
+        ceiling -= tp - prep.preset.ceiling_dbtp + 0.05  # gain ripple between samples: aim lower
+    engaged = target - reached > LOUDNESS_TOLERANCE_LU * 2 and gain_db >= bound - 1e-3
+    guard = {"max_limiting_db": prep.guard_db, "engaged": bool(engaged)}
+    if engaged:
+        guard.update({
+            "reached_lufs": round(reached, 2), "shortfall_lu": round(target - reached, 2),
+            "why": (f"reaching {target:g} LUFS would need more than {prep.guard_db:g} dB of "
+                    f"limiting on the loudest peaks; the master stops at {reached:.1f} LUFS to "
+                    f"keep the dynamics" if prep.guard_db > 0 else
+                    f"no brickwall limiting in this preset: the level stops where the peaks "
+                    f"reach {prep.preset.ceiling_dbtp:g} dBTP, at {reached:.1f} LUFS")})
+    return gain_db, gr, guard
+
+
+def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
+    """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades."""
+    frames = out.shape[1]
+    if not preset.trim_silence or frames == 0:
+        return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+    level = np.abs(out).max(axis=0)
+    loud = np.flatnonzero(level > level.max() * db_to_gain(-SILENCE_BELOW_PEAK_DB))
+    if loud.size == 0:
+        return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+    first, last = int(loud[0]), int(loud[-1])
+    start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
+    fade_out = int(preset.fade_out_ms / 1000 * sr)
+    stop = min(frames, last + fade_out)
+    out, gr = out[:, start:stop].copy(), gr[start:stop]
+    fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)  # only over the lead-in
+    if fade_in > 0:
+        out[:, first - start - fade_in: first - start] *= _cosine(fade_in)
+        out[:, : first - start - fade_in] = 0.0
+    n = min(fade_out, out.shape[1])
+    if n > 0:
+        out[:, -n:] *= _cosine(n)[::-1]
+    return out, gr, {"head_trim_s": round(start / sr, 3), "tail_trim_s": round((frames - stop) / sr, 3),
+                     "lead_in_ms": preset.lead_in_ms, "fade_in_ms": preset.fade_in_ms,
+                     "fade_out_ms": preset.fade_out_ms}
+
+
+def _cosine(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+
+
+def _word_length(out: np.ndarray, preset: Preset) -> tuple[np.ndarray, str]:
+    """Put the samples on the format's grid: TPDF dither (±1 LSB) then rounding for 16-bit,
+    rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither)."""
+    if preset.bit_depth == 32:
+        return out.astype(np.float32), "32-bit float, untouched"
+    scale = float(1 << (preset.bit_depth - 1))
+    x = out.astype(np.float32) * np.float32(scale)
+    word = f"{preset.bit_depth}-bit, rounded"
+    if preset.dither:
+        rng = np.random.default_rng(DITHER_SEED)
+        x += rng.random(x.shape, dtype=np.float32)
+        x -= rng.random(x.shape, dtype=np.float32)
+        word = f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
+    np.rint(x, out=x)
+    np.clip(x, -scale, scale - 1, out=x)
+    return x / np.float32(scale), word
+
+
+def album_targets(pieces: list[tuple[str, Prepared, float]], target: float) -> tuple[list[float], dict]:
+    """Per-piece loudness targets for an album of ``pieces`` (name, prepared, the ensemble's
+    relative loudness in LU) so that it measures ``target`` as one programme.
+
+    Pieces of one ensemble get the same level; ensembles keep their relative loudness; when a
+    piece's guard cannot reach its level, the whole album comes down with it so none sticks out.
+    """
+    levels = [target + rel for _, _, rel in pieces]
+    gains = [lv - p.lufs for lv, (_, p, _) in zip(levels, pieces)]
+    combined = np.concatenate([p.steps() * db_to_gain(2 * g) for g, (_, p, _) in zip(gains, pieces)])
+    shift = target - gated_lufs(combined)
+    over = [g + shift - p.gain_bound_db for g, (_, p, _) in zip(gains, pieces)]
+    worst = int(np.argmax(over))
+    note = {"target_lufs": target, "pieces": len(pieces), "limited_by": None}
+    if over[worst] > 0:
+        shift -= over[worst]
+        note["limited_by"] = (f"{pieces[worst][0]}: its dynamic-range guard "
+                              f"({pieces[worst][1].guard_db:g} dB of limiting) sets the album's level")
+    note["album_shift_lu"] = round(shift, 2)
+    return [lv + shift for lv in levels], note

@@ -27,6 +27,8 @@ def write_html(folder: Path, report: dict, mix: Mix, masters: list[Master]) -> P
         ("Short-term loudness (3 s) against the target", _loudness(mix, masters, report)),
         ("Long-term spectrum of mix and master", _spectra(mix, masters)),
     ]
+    if any(m.measurements.get("limiter_max_reduction_db", 0) > 0 for m in masters):
+        pictures.append(("Limiter gain reduction", _reduction(masters)))
     path = folder / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(_page(report, pictures), encoding="utf-8")
@@ -83,12 +85,26 @@ def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
             [(f"master ({m.preset})", m.short_term_lufs, "#cc6677") for m in masters]:
         t = offset + STEP_S * np.arange(len(series))
         ax.plot(t, np.maximum(series, -70), color=colour, linewidth=1, label=label)
-    for m in report["masters"]:
+    for m in (m for m in report["masters"] if m["target_lufs"] is not None):
         ax.axhline(m["target_lufs"], color="#222", linestyle="--", linewidth=1,
                    label=f"target {m['target_lufs']:g} LUFS ({m['preset']})")
     ax.set_ylabel("LUFS (short-term)")
     ax.set_xlabel("seconds")
     ax.set_ylim(-60, 0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def _reduction(masters: list[Master]) -> str:
+    fig, ax = _figure()
+    for m, colour in zip(masters, ("#cc6677", "#228833", "#aa3377", "#ddaa33")):
+        lo, _ = _envelope(-20 * np.log10(np.maximum(m.limiter_gain, 1e-6))[None, :], WAVEFORM_COLUMNS)
+        _, hi = _envelope(-20 * np.log10(np.maximum(m.limiter_gain, 1e-6))[None, :], WAVEFORM_COLUMNS)
+        t = np.linspace(0, m.limiter_gain.size / m.sample_rate, len(hi))
+        ax.fill_between(t, 0, -hi, color=colour, alpha=0.6, linewidth=0, label=m.preset)
+    ax.set_ylabel("dB (gain reduction)")
+    ax.set_xlabel("seconds")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
@@ -117,13 +133,53 @@ def _row(cells) -> str:
     return "<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells) + "</tr>"
 
 
+def _guard(guard: dict) -> str:
+    if guard.get("engaged"):
+        return f"stopped {guard['shortfall_lu']} LU short: {guard['why']}"
+    return f"not needed (allows {guard['max_limiting_db']:g} dB)"
+
+
+def _chain(m: dict) -> str:
+    e = html.escape
+    c = m["chain"]
+    items = [f"sample-rate conversion: {c['sample_rate_conversion']}"]
+    if "eq" in c:
+        bands = ", ".join(f"{b['type']} {b['hz']:g} Hz {b['gain_db']:+.1f} dB" for b in c["eq"]["bands"])
+        items.append(f"EQ toward {c['eq']['target']}: {bands or 'no change needed'}")
+        g = c["glue"]
+        items.append(f"glue compression: ratio {g['ratio']}:1 (max {g['max_reduction_db']} dB)"
+                     if g["ratio"] > 1 else "glue compression: none for this ensemble")
+        s = c["stereo"]
+        items.append(f"stereo: width {s['width']:g}, mono bass below {s['mono_bass_hz']:g} Hz"
+                     if s["mono_bass_hz"] else f"stereo: width {s['width']:g}")
+    items.append(f"gain {m['gain_db']:+.2f} dB; limiter at {m['ceiling_dbtp']:g} dBTP took up to "
+                 f"{m['limiter_max_reduction_db']} dB ({m['limiting_time_percent']} % of the time)")
+    ed = c["edges"]
+    items.append(f"head trimmed {ed['head_trim_s']} s, tail trimmed {ed['tail_trim_s']} s")
+    items.append(f"word length: {c['word_length']}")
+    if m.get("album"):
+        a = m["album"]
+        items.append(f"album: {a['pieces']} pieces measured as one programme at {a['target_lufs']:g} "
+                     f"LUFS" + (f"; {a['limited_by']}" if a.get("limited_by") else ""))
+    for f in m["files"]:
+        if "decoded_true_peak_dbtp" in f:
+            items.append(f"{f['file']} ({f['codec']}): decoded true peak {f['decoded_true_peak_dbtp']} "
+                         f"dBTP, {f['decoded_lufs']} LUFS")
+    return "".join(f"<li>{e(i)}</li>" for i in items)
+
+
 def _page(report: dict, pictures) -> str:
     e = html.escape
     parts = "\n".join(_row((p["part"], p["instrument"], p["program"], p["pan"], p["peak_dbfs"],
                             p["loudness_lufs"], p["stem"])) for p in report["parts"])
-    masters = "\n".join(_row((m["preset"], m["file"], m["integrated_lufs"], m["target_lufs"],
-                              m["true_peak_dbtp"], m["ceiling_dbtp"], m["limiter_max_reduction_db"]))
+    masters = "\n".join(_row((m["preset"], ", ".join(f["file"] for f in m["files"]),
+                              m["integrated_lufs"], m["target_lufs"], m["loudness_range_lu"],
+                              m["short_term_max_lufs"], m["true_peak_dbtp"], m["ceiling_dbtp"],
+                              m["peak_to_loudness_db"], m["limiter_max_reduction_db"],
+                              m["limiter_mean_reduction_db"], _guard(m["guard"])))
                         for m in report["masters"])
+    chains = "\n".join(f"<h3>{e(m['preset'])}: {e(m['description'])}</h3>\n<ul>{_chain(m)}</ul>"
+                       for m in report["masters"])
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())
     images = "\n".join(f'<h2>{e(title)}</h2>\n<img alt="{e(title)}" src="data:image/png;base64,{png}">'
                        for title, png in pictures)
@@ -144,9 +200,12 @@ img {{ max-width: 100%; }}
 ensemble <b>{e(report['ensemble'])}</b> ({e(report['ensemble_chosen_by'])}) ·
 {report['duration_s']:.1f} s · {report['sample_rate']} Hz</p>
 <h2>Masters</h2>
-<table><tr><th>preset</th><th>file</th><th>LUFS</th><th>target</th><th>true peak dBTP</th>
-<th>ceiling</th><th>limiter max GR dB</th></tr>
+<table><tr><th>preset</th><th>files</th><th>integrated LUFS</th><th>target</th><th>LRA LU</th>
+<th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>
+<th>limiter max GR dB</th><th>mean GR dB</th><th>dynamic-range guard</th></tr>
 {masters}</table>
+<h2>What the mastering chain did</h2>
+{chains}
 <p>Mix: peak {mix['peak_dbfs']} dBFS, {mix['loudness_lufs']} LUFS, room {e(mix['room'])}
 (RT60 {mix['rt60_s']} s), gain {mix['mix_gain_db']} dB.</p>
 {images}

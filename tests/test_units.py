@@ -8,7 +8,7 @@ import pytest
 from pipeline.config import load_template
 from pipeline.errors import TemplateError
 from pipeline.loudness import integrated_lufs, true_peak_dbtp
-from pipeline.master import limiter_gain
+from pipeline.dynamics import limiter_gain
 from pipeline.loudness import true_peak_envelope
 from pipeline.mix import pan_matrix, stage_positions
 from pipeline.model import TempoMap

@@ -1,0 +1,111 @@
+"""Gain computers for mastering: a look-ahead true-peak limiter and a slow glue compressor.
+
+Both return a gain per frame and never delay the signal: the master lines up sample for sample
+with the mix. Everything is vectorised (scipy filters, cumulative minima); no per-sample loops.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+from .audio import db_to_gain
+
+LOOKAHEAD_MS = 1.5
+HOLD_MS = 12.0             # longer than half a period of 42 Hz: a steady low tone does not ripple
+RELEASE_DB_PER_S = 40.0    # after a brief peak
+SUSTAIN_WINDOW_MS = 400.0  # a reduction lasting about this long counts as sustained …
+SUSTAIN_RELEASE_DB_PER_S = 8.0  # … and is let go slowly, so dense passages do not pump
+
+
+def _window_min(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[n] = min(x[n - before : n + after + 1])`` (edges repeat the end values)."""
+    size = before + after + 1
+    return minimum_filter1d(x, size=size, origin=before - size // 2, mode="nearest")
+
+
+def _window_mean(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[n] = mean(x[n - before : n + after + 1])``."""
+    size = before + after + 1
+    return uniform_filter1d(x, size=size, origin=before - size // 2, mode="nearest")
+
+
+def release(gain_db: np.ndarray, db_per_frame: float, *, chunk: int = 1 << 20) -> np.ndarray:
+    """Follow ``gain_db`` down at once and back up no faster than ``db_per_frame``:
+    ``out[n] = min_k≤n(gain_db[k] + (n − k)·rate)``, a cumulative minimum per chunk, with the
+    previous chunk's last value carried in (exact; bounded memory)."""
+    out = np.empty(gain_db.size, dtype=np.float32)
+    ramp = np.arange(min(chunk, gain_db.size) + 1, dtype=np.float64) * db_per_frame
+    last = np.inf
+    for start in range(0, gain_db.size, chunk):
+        g = gain_db[start:start + chunk]
+        r = ramp[1: g.size + 1]
+        local = np.minimum.accumulate(np.minimum(g - r, last)) + r
+        out[start:start + g.size] = local
+        last = float(local[-1])
+    return out
+
+
+def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
+                 lookahead_ms: float = LOOKAHEAD_MS, hold_ms: float = HOLD_MS) -> np.ndarray:
+    """Gain per frame (linear, ≤ 1) that keeps a signal with this true-peak ``envelope``
+    (from :func:`~pipeline.loudness.true_peak_envelope`, shape (frames,)) under the ceiling.
+
+    The gain reaches what a peak needs by the peak (a ramp over the look-ahead), holds it for
+    ``hold_ms`` and then releases; the release is program-dependent: a brief peak is let go at
+    ``RELEASE_DB_PER_S``, a reduction sustained over ``SUSTAIN_WINDOW_MS`` at the slower
+    ``SUSTAIN_RELEASE_DB_PER_S``.
+    """
+    ceiling = np.float32(db_to_gain(ceiling_dbtp))
+    over = envelope > ceiling
+    if not over.any():
+        return np.ones(envelope.shape[0], dtype=np.float32)
+    need = np.ones(envelope.shape[0], dtype=np.float32)
+    need[over] = ceiling / envelope[over]
+    ahead = max(1, int(round(lookahead_ms / 1000 * sample_rate)))
+    hold = int(round(hold_ms / 1000 * sample_rate))
+    held = _window_min(need, hold, ahead)             # looks ahead, then holds
+    smooth = np.minimum(_window_mean(held, ahead, 0), held)  # a ramp that ends at each peak
+    smooth_db = 20 * np.log10(smooth)
+    fast = release(smooth_db, RELEASE_DB_PER_S / sample_rate)
+    window = int(SUSTAIN_WINDOW_MS / 1000 * sample_rate)
+    # the mean reduction over the past window: never acts before a peak
+    sustained = release(_window_mean(smooth_db, window, 0), SUSTAIN_RELEASE_DB_PER_S / sample_rate)
+    out_db = np.minimum(np.minimum(fast, sustained), 0.0)
+    return np.minimum(10 ** (out_db / 20), smooth).astype(np.float32)
+
+
+def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_above_programme_db: float,
+              attack_ms: float, release_ms: float, knee_db: float = 6.0,
+              block_ms: float = 5.0) -> np.ndarray:
+    """A slow, low-ratio bus compressor's gain per frame (linear), from the RMS of both
+    channels over the attack time, computed on a 5 ms grid and interpolated to every frame.
+
+    The threshold sits ``threshold_above_programme_db`` above the programme's own level (the
+    gated mean power, as loudness gating does), so the same settings suit any mix level.
+    """
+    frames = audio.shape[1]
+    if ratio <= 1.0 or frames == 0:
+        return np.ones(frames, dtype=np.float32)
+    block = max(1, int(block_ms / 1000 * sample_rate))
+    whole = max(1, frames // block)
+    padded = np.zeros((audio.shape[0], whole * block), dtype=np.float32)
+    padded[:, : min(frames, whole * block)] = audio[:, : whole * block]
+    power = (padded * padded).sum(axis=0).reshape(whole, block).mean(axis=1, dtype=np.float64)
+    attack = max(1, int(round(attack_ms / block_ms)))
+    level = 10 * np.log10(np.maximum(_window_mean(power, attack, 0), 1e-12))
+    audible = power[level > -70.0]
+    if audible.size == 0:
+        return np.ones(frames, dtype=np.float32)
+    programme = 10 * np.log10(audible.mean())
+    programme = 10 * np.log10(max(audible[10 * np.log10(audible) > programme - 10].mean(), 1e-12))
+    over = level - (programme + threshold_above_programme_db)
+    slope = 1.0 - 1.0 / ratio
+    # soft knee: quadratic across ±knee/2, straight line above
+    gr = np.where(over <= -knee_db / 2, 0.0,
+                  np.where(over >= knee_db / 2, slope * over,
+                           slope * (over + knee_db / 2) ** 2 / (2 * knee_db)))
+    gain_db = release(-gr, (6.0 / release_ms) * block_ms)  # 6 dB per release time
+    gain_db = _window_mean(gain_db.astype(np.float64), attack, 0)  # attack: a ramp, not a step
+    centres = (np.arange(whole) + 0.5) * block
+    gain = np.interp(np.arange(frames, dtype=np.float32), centres, 10 ** (gain_db / 20))
+    return gain.astype(np.float32)
