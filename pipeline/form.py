@@ -1,20 +1,53 @@
-"""The order in which a player reads the measures: repeats, their ``times``, and endings.
+"""The order in which a player reads the measures: repeats, their ``times``, endings and jumps.
 
 The order is worked out once, on the first part's measures (all parts share the bar structure),
 and becomes a :class:`Timeline` that maps any written offset (quarter notes from the start of
 the part) to the offsets at which it is played. Nothing in the score is copied.
 
-Rules, as a player reads them: a backward repeat goes back to the last forward repeat, or, when
-there is none since the previous backward repeat, to the bar after it (or the start); it is taken
-``times − 1`` times (2 by default). A bar under an ending bracket is played only on the passes
-the bracket names; after the last ending the next section begins.
+Rules, as a player reads them:
+
+- A backward repeat goes back to the last forward repeat, or, when there is none since the
+  previous backward repeat, to the bar after it (or the start); it is taken ``times − 1`` times
+  (2 by default). A bar under an ending bracket is played only on the passes the bracket names;
+  after the last ending the next section begins.
+- D.C. (da capo) goes back to the first bar, D.S. (dal segno) to the bar of the segno (the last
+  one before the D.S., else the first one), at the end of the bar that carries the mark and
+  after that bar's own repeat has been taken. Each jump is taken once.
+- After a jump, repeats are played once (no repeat; under endings only the last ending is
+  played), unless the jump says "con ripetizione" or "with repeats". Fine then ends the piece at
+  the end of its bar, and a To Coda mark leads from the end of its bar to the next coda sign.
+  "al Fine" heeds only Fine, "al Coda" only To Coda, a plain D.C./D.S. both. Before any jump,
+  Fine and To Coda are ignored.
+- The marks come from ``<sound dacapo= dalsegno= segno= coda= tocoda= fine=>`` (which music21
+  does not read, so the MusicXML file is read for them), from words ("D.C. al Fine", "To Coda",
+  "Fine", …) and from the segno and coda signs. Two coda signs and no "To Coda": the first is the
+  To Coda mark. A mark without its counterpart (a D.S. without a segno, a To Coda without a coda)
+  is logged and ignored: the music plays on.
+- A pickup (anacrusis) bar lasts what it holds, not a full bar.
 """
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+import logging
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MAX_PLAYED_MEASURES = 100_000  # guards against a repeat structure that never ends
+MUSICXML_SUFFIXES = {".musicxml", ".xml", ".mxl"}
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A D.C. or D.S., taken at the end of its bar."""
+
+    to: str  # "start" (da capo) or "segno" (dal segno)
+    until: str | None = None  # "fine", "coda", or None: a plain D.C./D.S. heeds both
+    repeats: bool = False  # "con ripetizione": repeats are taken again after the jump
 
 
 @dataclass(frozen=True)
@@ -24,6 +57,12 @@ class _Bar:
     forward: bool
     backward_times: int  # 0 = no backward repeat
     endings: frozenset[int] | None
+    jump: Jump | None = None
+    segno: bool = False
+    coda: bool = False  # a coda sign: where a To Coda leads
+    to_coda: bool = False
+    fine: bool = False
+    number: str = ""  # the measure number printed in the score, for messages
 
 
 @dataclass(frozen=True)
@@ -48,9 +87,13 @@ class Timeline:
         return all(len(p) == 1 and p[0] == s for p, s in zip(self.played, self.starts))
 
 
-def timeline(score) -> Timeline:
-    """The play order of ``score`` (a music21 Score) as a :class:`Timeline`."""
-    bars = _bars(score)
+def timeline(score, *, source: str | Path | None = None) -> Timeline:
+    """The play order of ``score`` (a music21 Score) as a :class:`Timeline`.
+
+    ``source`` is the file the score was read from: for a MusicXML file, its ``<sound>`` jump
+    attributes are read from it.
+    """
+    bars = _bars(score, source)
     if not bars:
         return Timeline((), (), 0.0)
     order = play_order(bars)
@@ -71,17 +114,21 @@ def play_order(bars: list[_Bar]) -> list[int]:
     taken: dict[int, int] = {}  # backward repeat → jumps made so far
     section_start, passage = 0, 1
     i, arrived_by_jump = 0, False
+    jump: Jump | None = None  # the last D.C./D.S. taken
+    jumps_taken: set[int] = set()
     while i < len(bars) and len(order) < MAX_PLAYED_MEASURES:
         bar = bars[i]
         if bar.forward and not arrived_by_jump:
             section_start, passage = i, 1
         arrived_by_jump = False
-        if bar.endings is not None and _skip_ending(bars, i, passage):
+        replay = jump is None or jump.repeats
+        # after a jump without repeats, a pass no ending names: only the last ending plays
+        if bar.endings is not None and _skip_ending(bars, i, passage if replay else 0):
             i += 1
             continue
         order.append(i)
         if bar.backward_times:
-            if taken.get(i, 0) < bar.backward_times - 1:
+            if replay and taken.get(i, 0) < bar.backward_times - 1:
                 taken[i] = taken.get(i, 0) + 1
                 passage += 1
                 i, arrived_by_jump = section_start, True
@@ -90,8 +137,45 @@ def play_order(bars: list[_Bar]) -> list[int]:
             section_start, passage = i + 1, 1
         elif bar.endings is not None and (i + 1 >= len(bars) or bars[i + 1].endings is None):
             section_start, passage = i + 1, 1  # the last ending is over: a new section begins
+        target = None
+        if jump is not None and bar.fine and jump.until != "coda":
+            break
+        if jump is not None and bar.to_coda and jump.until != "fine":
+            target = next((k for k in range(i + 1, len(bars)) if bars[k].coda), None)
+            if target is None:
+                log.warning("measure %s: To Coda but no coda sign after it; playing on", _name(bars, i))
+        if target is None and bar.jump is not None and i not in jumps_taken:
+            jumps_taken.add(i)
+            target = _jump_target(bars, i, bar.jump)
+            if target is not None:
+                jump = bar.jump
+        if target is not None:
+            i, section_start, passage = target, target, 1
+            continue
         i += 1
     return order
+
+
+def _jump_target(bars: list[_Bar], i: int, jump: Jump) -> int | None:
+    """The bar a D.C./D.S. at bar ``i`` goes to (None, with a warning, when there is none)."""
+    if jump.until == "fine" and not any(b.fine for b in bars):
+        log.warning("measure %s: al Fine but no Fine; playing on after the jump", _name(bars, i))
+    if jump.until == "coda" and not any(b.to_coda for b in bars):
+        log.warning("measure %s: al Coda but no To Coda mark; playing on after the jump",
+                    _name(bars, i))
+    if jump.to == "start":
+        return 0
+    segnos = [k for k, b in enumerate(bars) if b.segno]
+    if not segnos:
+        log.warning("measure %s: D.S. but no segno in the score; playing on without the jump",
+                    _name(bars, i))
+        return None
+    before = [k for k in segnos if k <= i]
+    return before[-1] if before else segnos[0]
+
+
+def _name(bars: list[_Bar], i: int) -> str:
+    return bars[i].number or str(i + 1)
 
 
 def _skip_ending(bars: list[_Bar], i: int, passage: int) -> bool:
@@ -112,7 +196,7 @@ def _skip_ending(bars: list[_Bar], i: int, passage: int) -> bool:
     return max(mine, default=0) < max(max(e, default=0) for e in run)
 
 
-def _bars(score) -> list[_Bar]:
+def _bars(score, source: str | Path | None = None) -> list[_Bar]:
     from music21 import bar as m21bar
     from music21 import spanner, stream
 
@@ -141,5 +225,111 @@ def _bars(score) -> list[_Bar]:
         times = 0
         if isinstance(right, m21bar.Repeat) and right.direction == "end":
             times = int(right.times) if right.times else 2
-        bars.append(_Bar(starts[k], length, forward, max(0, times), endings.get(id(m))))
-    return bars
+        bars.append(_Bar(starts[k], length, forward, max(0, times), endings.get(id(m)),
+                         number=f"{m.number}{m.numberSuffix or ''}"))
+    return _with_marks(bars, _text_marks(score, starts) + _sound_marks(source, len(bars)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Jump marks: (bar index, kind, jump) with kind "jump", "segno", "coda", "to_coda" or "fine"
+
+_SYMBOLS = str.maketrans({"\U0001D10B": " segno ", "\U0001D10C": " coda "})  # 𝄋 𝄌
+_JUMP_WORDS = re.compile(r"(?:(da ?capo|d ?c)|dal ?segno|al ?segno|d ?s)\b(.*)")
+
+
+def _classify(text: str) -> tuple[str, Jump | None] | None:
+    """The jump mark that words (or a sign's name) stand for, or None."""
+    words = " ".join(re.sub(r"[.\s]+", " ", text.translate(_SYMBOLS).lower()).split())
+    m = _JUMP_WORDS.match(words)
+    if m:
+        rest = m.group(2)
+        until = re.search(r"\bal (fine|coda)\b", rest) or re.search(r"\b(coda)\b", rest)
+        repeats = re.search(r"\bcon rip|\bwith repeat", rest) is not None
+        return "jump", Jump("start" if m.group(1) else "segno", until and until.group(1), repeats)
+    for pattern, kind in ((r"(to|al) ?coda\b", "to_coda"), (r"coda\b", "coda"),
+                          (r"segno\b", "segno"), (r"fine\b", "fine")):
+        if re.match(pattern, words):
+            return kind, None
+    return None
+
+
+def _text_marks(score, starts: list[float]) -> list[tuple[int, str, Jump | None]]:
+    """Marks from music21's repeat expressions, segno/coda signs and text expressions."""
+    from music21 import expressions, repeat, stream
+
+    marks = []
+    for part in score.parts:
+        for m in part.getElementsByClass(stream.Measure):
+            # by the measure, not the flat offset: a mark after the last note belongs to its bar
+            k = max(0, bisect.bisect_right(starts, float(m.offset) + 1e-9) - 1)
+            for el in m.recurse().getElementsByClass(
+                    (repeat.RepeatExpression, expressions.TextExpression)):
+                try:
+                    text = el.getText() if isinstance(el, repeat.RepeatExpression) else el.content
+                except AttributeError:  # no text kept: its class name says it ("DaCapoAlFine")
+                    text = re.sub(r"(?<!^)(?=[A-Z])", " ", type(el).__name__)
+                found = _classify(str(text or ""))
+                if found:
+                    marks.append((k, *found))
+    return marks
+
+
+def _sound_marks(source, n_bars: int) -> list[tuple[int, str, Jump | None]]:
+    """Marks from ``<sound>`` attributes of the MusicXML file ``source`` (k-th measure = bar k)."""
+    if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
+        return []
+    try:
+        root = _musicxml_root(Path(source))
+    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning("%s: could not read <sound> jump marks (%s)", source, exc)
+        return []
+    if root.tag == "score-timewise":
+        lists = [root.findall("measure")]
+    else:
+        lists = [p.findall("measure") for p in root.findall("part")]
+    attributes = (("dacapo", "jump", Jump("start")), ("dalsegno", "jump", Jump("segno")),
+                  ("segno", "segno", None), ("coda", "coda", None),
+                  ("tocoda", "to_coda", None), ("fine", "fine", None))
+    marks = []
+    for measures in lists:
+        for k, m in enumerate(measures[:n_bars]):
+            for snd in m.iter("sound"):
+                for name, kind, jump in attributes:
+                    value = snd.get(name)
+                    if value is not None and (name != "dacapo" or value.strip() == "yes"):
+                        marks.append((k, kind, jump))
+    return marks
+
+
+def _musicxml_root(path: Path) -> ET.Element:
+    if path.suffix.lower() == ".mxl":
+        from music21.converter import ArchiveManager
+
+        data = ArchiveManager(path).getData()
+        if not data:
+            raise ValueError("no MusicXML file in the archive")
+        return ET.fromstring(data.encode("utf-8") if isinstance(data, str) else data)
+    return ET.parse(path).getroot()
+
+
+def _with_marks(bars: list[_Bar], marks: list[tuple[int, str, Jump | None]]) -> list[_Bar]:
+    """``bars`` carrying the jump marks; words and ``<sound>`` of one bar are merged."""
+    if not marks:
+        return bars
+    kinds: dict[int, set[str]] = {}
+    jumps: dict[int, Jump] = {}
+    for k, kind, jump in marks:
+        kinds.setdefault(k, set()).add(kind)
+        if jump is not None:
+            old = jumps.get(k)
+            # words say "al Fine"/"al Coda", a bare <sound> does not: keep what is said
+            jumps[k] = jump if old is None else Jump(old.to, old.until or jump.until,
+                                                      old.repeats or jump.repeats)
+    for found in kinds.values():
+        if "to_coda" in found:
+            found.discard("coda")  # the sign printed beside "To Coda" is not a target
+    codas = sorted(k for k in kinds if "coda" in kinds[k])
+    if len(codas) >= 2 and not any("to_coda" in s for s in kinds.values()):
+        kinds[codas[0]] = (kinds[codas[0]] - {"coda"}) | {"to_coda"}
+    return [replace(b, jump=jumps.get(k), **{kind: True for kind in kinds.get(k, ()) if kind != "jump"})
+            for k, b in enumerate(bars)]

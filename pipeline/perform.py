@@ -1,9 +1,9 @@
 """Perform stage: a parsed score becomes a :class:`Performance` (notes in ticks on a tempo map).
 
-For music21 scores: repeats and endings are played in order (:mod:`pipeline.form`), transposing
-instruments and octave lines sound at concert pitch, tied notes are joined, a piano's staves form
-one track, metronome marks make the tempo map, dynamics and hairpins set velocities, and
-articulations and slurs set note lengths.
+For music21 scores: repeats, endings and D.C./D.S. jumps are played in order
+(:mod:`pipeline.form`), transposing instruments and octave lines sound at concert pitch, tied
+notes are joined, a piano's staves form one track, metronome marks make the tempo map, dynamics
+and hairpins set velocities, and articulations and slurs set note lengths.
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
@@ -89,7 +89,7 @@ def perform(score: LoadedScore) -> Performance:
 
 def _perform_music21(score, path: Path) -> Performance:
     score = _to_sounding_pitch(score, path)
-    tl = form.timeline(score)
+    tl = form.timeline(score, source=path)
     tempo_map = _tempo_map(score, tl)
     tracks = []
     for name, staves in _instrument_groups(score):

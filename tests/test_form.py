@@ -1,7 +1,18 @@
-"""Play order: repeats, repeat counts, endings, and sections without a forward repeat."""
+"""Play order: repeats, repeat counts, endings, sections without a forward repeat, jumps
+(D.C., D.S., al Fine, al Coda) and pickup bars."""
 from __future__ import annotations
 
-from pipeline.form import _Bar, play_order
+import logging
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.form import Jump, _Bar, _classify, _with_marks, play_order
+from pipeline.load import load
+from pipeline.perform import perform
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def bars(spec: str) -> list[_Bar]:
@@ -48,3 +59,138 @@ def test_section_without_forward_repeat_returns_after_previous_repeat():
 
 def test_endings_for_passes_one_and_two_then_three():
     assert numbered("|:a [1,2]b:|3 [3]c") == [1, 2, 1, 2, 1, 3]
+
+
+# ---------------------------------------------------------------------------------------------
+# Jumps: D.C., D.S., al Fine, al Coda (marks written as the words a player reads; '_' = space)
+
+def marked(spec: str) -> list[_Bar]:
+    """Like :func:`bars`, and 'c@D.S._al_Fine' puts the words "D.S. al Fine" on bar c."""
+    tokens = spec.split()
+    plain = bars(" ".join(t.split("@")[0] for t in tokens))
+    marks = [(k, *_classify(t.split("@", 1)[1].replace("_", " ")))
+             for k, t in enumerate(tokens) if "@" in t]
+    return _with_marks(plain, marks)
+
+
+def jumped(spec: str) -> list[int]:
+    return [i + 1 for i in play_order(marked(spec))]
+
+
+def test_da_capo_al_fine_stops_at_fine_and_ignores_it_the_first_time():
+    assert jumped("a b@Fine c d@D.C._al_Fine") == [1, 2, 3, 4, 1, 2]
+
+
+def test_dal_segno_al_coda_leaves_at_to_coda_for_the_coda():
+    assert jumped("a b@Segno c@To_Coda d@D.S._al_Coda e@Coda f") == [1, 2, 3, 4, 2, 3, 5, 6]
+
+
+def test_plain_da_capo_plays_to_the_end_of_the_piece_once_more():
+    assert jumped("a b c@D.C. d") == [1, 2, 3, 1, 2, 3, 4]
+
+
+def test_repeats_are_played_once_after_the_jump():
+    assert jumped("a |:b c:| d@Fine e@D.C._al_Fine") == [1, 2, 3, 2, 3, 4, 5, 1, 2, 3, 4]
+
+
+def test_only_the_last_ending_is_played_after_the_jump():
+    assert jumped("a |:b [1]c:| [2]d@Fine e@D.C._al_Fine") == [1, 2, 3, 2, 4, 5, 1, 2, 4]
+
+
+def test_con_ripetizione_takes_the_repeats_again():
+    assert jumped("|:a b:| c@D.C._con_ripetizione") == [1, 2, 1, 2, 3, 1, 2, 1, 2, 3]
+
+
+def test_a_jump_under_a_repeat_is_taken_after_the_repeat():
+    assert jumped("a@Fine |:b c:|@D.C._al_Fine d") == [1, 2, 3, 2, 3, 1]
+
+
+def test_dal_segno_goes_to_the_last_segno_before_it():
+    assert jumped("a@Segno b c@Segno d@D.S. e") == [1, 2, 3, 4, 3, 4, 5]
+
+
+def test_two_coda_signs_without_to_coda_the_first_is_the_way_out():
+    assert jumped("a b@Coda c@D.C._al_Coda d@Coda e") == [1, 2, 3, 1, 2, 4, 5]
+
+
+def test_al_fine_ignores_to_coda_and_al_coda_ignores_fine():
+    assert jumped("a b@To_Coda c@Fine d@D.C._al_Fine e@Coda") == [1, 2, 3, 4, 1, 2, 3]
+    assert jumped("a b@Fine c@To_Coda d@D.C._al_Coda e@Coda") == [1, 2, 3, 4, 1, 2, 3, 5]
+
+
+def test_dal_segno_without_segno_plays_on(caplog):
+    with caplog.at_level(logging.WARNING, logger="pipeline.form"):
+        assert jumped("a b@Fine c@D.S._al_Fine d") == [1, 2, 3, 4]
+    assert "no segno" in caplog.text
+
+
+def test_to_coda_without_coda_plays_on(caplog):
+    with caplog.at_level(logging.WARNING, logger="pipeline.form"):
+        assert jumped("a b@To_Coda c@D.C._al_Coda d") == [1, 2, 3, 1, 2, 3, 4]
+    assert "no coda" in caplog.text
+
+
+def test_al_fine_without_fine_plays_on_to_the_end(caplog):
+    with caplog.at_level(logging.WARNING, logger="pipeline.form"):
+        assert jumped("a b@D.C._al_Fine c") == [1, 2, 1, 2, 3]
+    assert "no Fine" in caplog.text
+
+
+@pytest.mark.parametrize("words, meaning", [
+    ("D.C. al Fine", ("jump", Jump("start", "fine"))),
+    ("Da Capo al Coda", ("jump", Jump("start", "coda"))),
+    ("D. S.", ("jump", Jump("segno"))),
+    ("Dal Segno al Fine", ("jump", Jump("segno", "fine"))),
+    ("D.S. al Coda \U0001D10C", ("jump", Jump("segno", "coda"))),
+    ("To Coda", ("to_coda", None)),
+    ("To \U0001D10C", ("to_coda", None)),
+    ("Coda", ("coda", None)),
+    ("\U0001D10B", ("segno", None)),
+    ("Fine", ("fine", None)),
+    ("dolce", None),
+    ("cresc.", None),
+    ("Da capo aria", ("jump", Jump("start"))),
+])
+def test_words_a_player_reads_as_jump_marks(words, meaning):
+    assert _classify(words) == meaning
+
+
+# ---------------------------------------------------------------------------------------------
+# The same, from MusicXML files: bar k of each fixture sounds one whole note of its own pitch
+
+BAR_OF_PITCH = {60: 1, 62: 2, 64: 3, 65: 4, 67: 5, 69: 6, 71: 7, 72: 8}  # C4 D4 E4 F4 G4 A4 B4 C5
+
+
+def played_bars(path) -> list[int]:
+    performance = perform(load(path))
+    return [BAR_OF_PITCH[n.pitch] for n in sorted(performance.tracks[0].notes, key=lambda n: n.on)]
+
+
+@pytest.mark.parametrize("fixture, order", [
+    ("dc-al-fine.musicxml", [1, 2, 3, 4, 1, 2]),                   # words and <sound>
+    ("ds-al-coda.musicxml", [1, 2, 3, 4, 2, 3, 5, 6]),             # signs, words and <sound>
+    ("ds-al-fine-sound-only.musicxml", [1, 2, 3, 4, 5, 2, 3]),     # <sound> attributes only
+    ("dc-al-coda-words-only.musicxml", [1, 2, 3, 1, 2, 4, 5]),     # words only
+    ("dc-repeat-inside.musicxml", [1, 2, 3, 2, 3, 4, 5, 1, 2, 3, 4]),
+    ("dc-endings-inside.musicxml", [1, 2, 3, 2, 4, 5, 1, 2, 4]),
+])
+def test_a_score_with_jumps_is_played_in_the_order_a_musician_reads_it(fixture, order):
+    assert played_bars(DATA / fixture) == order
+
+
+def test_sound_jumps_are_read_from_compressed_musicxml(tmp_path):
+    mxl = tmp_path / "ds-al-fine.mxl"
+    with zipfile.ZipFile(mxl, "w") as z:
+        z.writestr("META-INF/container.xml", '<?xml version="1.0" encoding="UTF-8"?><container>'
+                   '<rootfiles><rootfile full-path="score.musicxml"/></rootfiles></container>')
+        z.write(DATA / "ds-al-fine-sound-only.musicxml", "score.musicxml")
+    assert played_bars(mxl) == [1, 2, 3, 4, 5, 2, 3]
+
+
+def test_a_pickup_bar_is_not_padded_and_the_repeat_returns_to_it():
+    performance = perform(load(DATA / "pickup-repeat.musicxml"))
+    tpq = performance.tempo_map.ticks_per_quarter
+    onsets = [(n.on / tpq, n.pitch) for n in sorted(performance.tracks[0].notes, key=lambda n: n.on)]
+    # 3/4: a one-beat pickup G4, two full bars C5 D5, a two-beat last bar E5, repeated
+    once = [(0.0, 67), (1.0, 72), (4.0, 74), (7.0, 76)]
+    assert onsets == once + [(t + 9.0, p) for t, p in once]
