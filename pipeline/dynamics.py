@@ -53,25 +53,39 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     The gain reaches what a peak needs by the peak (a ramp over the look-ahead), holds it for
     ``hold_ms`` and then releases; the release is program-dependent: a brief peak is let go at
     ``RELEASE_DB_PER_S``, a reduction sustained over ``SUSTAIN_WINDOW_MS`` at the slower
-    ``SUSTAIN_RELEASE_DB_PER_S``.
+    ``SUSTAIN_RELEASE_DB_PER_S``. Only the stretches around peaks over the ceiling are computed;
+    everywhere else the gain is exactly 1.
     """
     ceiling = np.float32(db_to_gain(ceiling_dbtp))
-    over = envelope > ceiling
-    if not over.any():
-        return np.ones(envelope.shape[0], dtype=np.float32)
-    need = np.ones(envelope.shape[0], dtype=np.float32)
-    need[over] = ceiling / envelope[over]
-    ahead = max(1, int(round(lookahead_ms / 1000 * sample_rate)))
-    hold = int(round(hold_ms / 1000 * sample_rate))
+    frames = envelope.shape[0]
+    gain = np.ones(frames, dtype=np.float32)
+    over = np.flatnonzero(envelope > ceiling)
+    if over.size == 0:
+        return gain
+    ahead = max(1, round(lookahead_ms / 1000 * sample_rate))
+    hold = round(hold_ms / 1000 * sample_rate)
+    window = round(SUSTAIN_WINDOW_MS / 1000 * sample_rate)
+    # a stretch ends where even the slowest release is back at 0 dB
+    deepest = 20 * np.log10(envelope[over].max() / ceiling) + 1.0
+    tail = hold + window + int(deepest / SUSTAIN_RELEASE_DB_PER_S * sample_rate)
+    breaks = np.flatnonzero(np.diff(over) > tail + ahead + 1)
+    for first, last in zip(over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]):
+        a, b = max(0, first - ahead - 1), min(frames, last + tail + 1)
+        gain[a:b] = _limit(envelope[a:b], sample_rate, ceiling, ahead, hold, window)
+    return gain
+
+
+def _limit(envelope: np.ndarray, sample_rate: int, ceiling: np.float32, ahead: int, hold: int,
+           window: int) -> np.ndarray:
+    need = np.minimum(np.float32(1.0), ceiling / np.maximum(envelope, np.float32(1e-12)))
     held = _window_min(need, hold, ahead)             # looks ahead, then holds
     smooth = np.minimum(_window_mean(held, ahead, 0), held)  # a ramp that ends at each peak
-    smooth_db = 20 * np.log10(smooth)
+    smooth_db = np.float32(20) * np.log10(smooth)
     fast = release(smooth_db, RELEASE_DB_PER_S / sample_rate)
-    window = int(SUSTAIN_WINDOW_MS / 1000 * sample_rate)
-    # the mean reduction over the past window: never acts before a peak
+    # the mean reduction over the past window: slows the release after dense limiting
     sustained = release(_window_mean(smooth_db, window, 0), SUSTAIN_RELEASE_DB_PER_S / sample_rate)
-    out_db = np.minimum(np.minimum(fast, sustained), 0.0)
-    return np.minimum(10 ** (out_db / 20), smooth).astype(np.float32)
+    out_db = np.minimum(np.minimum(fast, sustained), np.float32(0.0))
+    return np.minimum(np.float32(10) ** (out_db / np.float32(20)), smooth)
 
 
 def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_above_programme_db: float,

@@ -227,10 +227,12 @@ def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return out
 
 
-def true_peak_dbtp(audio: np.ndarray, floor_dbtp: float | None = None) -> float:
-    """True peak in dBTP. With ``floor_dbtp``, peaks below it are reported only as ≤ the floor
-    (faster: only the chunks that can reach it are oversampled)."""
+def true_peak_dbtp(audio: np.ndarray) -> float:
+    """True peak in dBTP. Only chunks that could exceed the largest sample between their
+    samples are oversampled: the result is exact and usually far cheaper than the whole."""
     if audio.shape[1] == 0:
         return -200.0
-    floor = 0.0 if floor_dbtp is None else 10 ** (floor_dbtp / 20)
-    return gain_to_db(float(true_peak_envelope(audio, floor).max()))
+    peak = float(np.abs(audio).max())
+    if peak == 0.0:
+        return -200.0
+    return gain_to_db(float(true_peak_envelope(audio, peak).max()))

@@ -83,7 +83,8 @@ class Prepared:
 
     preset: Preset
     audio: np.ndarray           # (2, frames) float32 at ``sample_rate``
-    sample_rate: int
+    sample_rate: int            # where the chain runs
+    out_rate: int               # what is delivered (higher only when up-sampling)
     power: np.ndarray           # K-weighted power per frame, for fast loudness iteration
     envelope: np.ndarray        # true-peak envelope (exact wherever the limiter can act)
     lufs: float                 # integrated loudness before the gain
@@ -120,19 +121,27 @@ def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
     if src == dst:
         return audio
     g = np.gcd(src, dst)
+    frames = -(-audio.shape[1] * (dst // g) // (src // g))
+    out = np.empty((audio.shape[0], frames), dtype=np.float32)
+
+    def one(k: int) -> None:
+        out[k] = resample_poly(audio[k], dst // g, src // g)
+
     with ThreadPoolExecutor(2) as pool:
-        chans = list(pool.map(lambda ch: resample_poly(ch, dst // g, src // g).astype(np.float32),
-                              audio))
-    return np.stack(chans)
+        list(pool.map(one, range(audio.shape[0])))
+    return out
 
 
 def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             reference: Reference | None = None) -> Prepared:
     """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs."""
-    sr = preset.sample_rate or mix.sample_rate
+    # down-sampling comes first, so the limiter sees the delivered samples; up-sampling comes
+    # last (finish), as the limiter's 4× oversampled detection already covers the new samples
+    out_rate = preset.sample_rate or mix.sample_rate
+    sr = min(out_rate, mix.sample_rate)
     audio = _resample(mix.audio, mix.sample_rate, sr)
-    settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {sr} Hz"
-                      if sr != mix.sample_rate else "none"}
+    settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {out_rate} Hz"
+                      if out_rate != mix.sample_rate else "none"}
     target, source = preset.target_lufs, "preset"
     if preset.processing:
         measured = band_levels(audio, sr)
@@ -156,7 +165,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
         ratio = 1.0 + (preset.glue_ratio - 1.0) * mastering.glue_amount
         glue = glue_gain(audio, sr, ratio=ratio, threshold_above_programme_db=preset.glue_threshold_lu,
                          attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
-        glue_db = -gain_to_db(np.maximum(glue, 1e-6))
+        glue_db = _reduction_db(glue)
         if ratio > 1.0:
             audio = audio * glue
         settings.update({
@@ -176,9 +185,14 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
     envelope = true_peak_envelope(audio, sample_peak * db_to_gain(-guard - 1.0))
     power = k_weighted_power(audio, sr)
     lufs = gated_lufs(step_powers(power, sr))
-    return Prepared(preset, audio, sr, power, envelope, lufs,
+    return Prepared(preset, audio, sr, out_rate, power, envelope, lufs,
                     gain_to_db(float(envelope.max()) if envelope.size else 0.0),
                     target, source, guard, mix.loudness_lufs, settings)
+
+
+def _reduction_db(gain: np.ndarray) -> np.ndarray:
+    """Gain reduction in dB (≥ 0) per frame, float32."""
+    return np.float32(-20) * np.log10(np.clip(gain, np.float32(1e-6), np.float32(1.0)))
 
 
 def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None) -> Master:
@@ -198,11 +212,25 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         gain_db, gr, guard = _loudness_gain(prep, target)
         out = prep.audio * (gr * np.float32(db_to_gain(gain_db)))
         out, gr, edges = _edges(out, gr, sr, preset)
-    out, word = _word_length(out, preset)
+    if prep.out_rate != sr:
+        # measured before the up-sampling, which adds no content (and would double the cost)
+        loud, tp = measure(out, sr), true_peak_dbtp(out)
+        out = _resample(out, sr, prep.out_rate)
+        ratio = prep.out_rate // sr
+        if gr.min() == 1.0:
+            gr = np.ones(out.shape[1], dtype=np.float32)
+        elif ratio * sr == prep.out_rate:
+            gr = np.repeat(gr, ratio)[: out.shape[1]]
+        else:
+            gr = np.interp(np.arange(out.shape[1]) * (sr / prep.out_rate), np.arange(gr.size),
+                           gr).astype(np.float32)
+        sr = prep.out_rate
+        out, word = _word_length(out, preset)
+    else:
+        out, word = _word_length(out, preset)
+        loud, tp = measure(out, sr), true_peak_dbtp(out)
     out = valid_audio(out, name="master")
-    loud = measure(out, sr)
-    tp = true_peak_dbtp(out, preset.ceiling_dbtp - 6.0)
-    reduction = -gain_to_db(np.maximum(gr, 1e-6))
+    reduction = _reduction_db(gr)
     integrated = loud.integrated_lufs()
     st = loud.short_term_lufs()
     measurements = {
@@ -271,7 +299,9 @@ def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
     frames = out.shape[1]
     if not preset.trim_silence or frames == 0:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
-    level = np.abs(out).max(axis=0)
+    level = np.abs(out[0])
+    for channel in out[1:]:
+        np.maximum(level, np.abs(channel), out=level)
     loud = np.flatnonzero(level > level.max() * db_to_gain(-SILENCE_BELOW_PEAK_DB))
     if loud.size == 0:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
@@ -279,7 +309,8 @@ def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
     start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
     fade_out = int(preset.fade_out_ms / 1000 * sr)
     stop = min(frames, last + fade_out)
-    out, gr = out[:, start:stop].copy(), gr[start:stop]
+    if start or stop < frames:
+        out, gr = out[:, start:stop].copy(), gr[start:stop]
     fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)  # only over the lead-in
     if fade_in > 0:
         out[:, first - start - fade_in: first - start] *= _cosine(fade_in)
