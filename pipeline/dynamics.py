@@ -79,7 +79,9 @@ def _limit(envelope: np.ndarray, sample_rate: int, ceiling: np.float32, ahead: i
            window: int) -> np.ndarray:
     need = np.minimum(np.float32(1.0), ceiling / np.maximum(envelope, np.float32(1e-12)))
     held = _window_min(need, hold, ahead)             # looks ahead, then holds
-    smooth = np.minimum(_window_mean(held, ahead, 0), held)  # a ramp that ends at each peak
+    # a ramp over the look-ahead that ends at each peak: every value averaged at a peak already
+    # covers that peak, so the mean is at or below what it needs
+    smooth = _window_mean(held, ahead, 0)
     smooth_db = np.float32(20) * np.log10(smooth)
     fast = release(smooth_db, RELEASE_DB_PER_S / sample_rate)
     # the mean reduction over the past window: slows the release after dense limiting
