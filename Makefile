@@ -10,17 +10,21 @@ ENSEMBLE ?=
 PRESET ?=
 SOUNDFONT ?=
 SAMPLE_RATE ?=
+REFERENCE ?=
+BENCH_ARGS ?=
 
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
-	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)")
+	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)")
 
-.PHONY: render test setup system-deps test-deps clean help
+.PHONY: render test bench setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
 	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
+	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "make test                                   run the test suite"
+	@echo "make bench                                  time mastering (20-minute mix) and performing"
 
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
@@ -44,6 +48,10 @@ test-deps:
 
 test: test-deps setup
 	@$(BIN)/python -m pytest -q
+
+# wall time of the stages with a speed budget (never measured by the tests)
+bench: setup
+	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info

@@ -163,11 +163,13 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
         audio = apply_tone(audio, tone)
         fitted = response_db(eq_sos, sr)
         ratio = 1.0 + (preset.glue_ratio - 1.0) * mastering.glue_amount
-        glue = glue_gain(audio, sr, ratio=ratio, threshold_above_programme_db=preset.glue_threshold_lu,
-                         attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
-        glue_db = _reduction_db(glue)
+        glue_db = np.zeros(1, dtype=np.float32)
         if ratio > 1.0:
-            audio = audio * glue
+            glue = glue_gain(audio, sr, ratio=ratio,
+                             threshold_above_programme_db=preset.glue_threshold_lu,
+                             attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
+            glue_db = _reduction_db(glue)
+            audio = audio * glue  # never in place: audio may still be the mix itself
         settings.update({
             "eq": {"target": curve, "bands": list(tone.eq_bands),
                    "largest_correction_db": round(float(np.abs(wanted).max()), 2),
@@ -215,22 +217,14 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     if prep.out_rate != sr:
         # measured before the up-sampling, which adds no content (and would double the cost)
         loud, tp = measure(out, sr), true_peak_dbtp(out)
-        out = _resample(out, sr, prep.out_rate)
-        ratio = prep.out_rate // sr
-        if gr.min() == 1.0:
-            gr = np.ones(out.shape[1], dtype=np.float32)
-        elif ratio * sr == prep.out_rate:
-            gr = np.repeat(gr, ratio)[: out.shape[1]]
-        else:
-            gr = np.interp(np.arange(out.shape[1]) * (sr / prep.out_rate), np.arange(gr.size),
-                           gr).astype(np.float32)
+        out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
-        out, word = _word_length(out, preset)
+        out, word = _word_length(out, preset, in_place=True)
     else:
-        out, word = _word_length(out, preset)
+        out, word = _word_length(out, preset, in_place=True)
         loud, tp = measure(out, sr), true_peak_dbtp(out)
     out = valid_audio(out, name="master")
-    reduction = _reduction_db(gr)
+    reduction = _reduction_db(gr) if gr.size and gr.min() < 1.0 else np.zeros(1, dtype=np.float32)
     integrated = loud.integrated_lufs()
     st = loud.short_term_lufs()
     measurements = {
@@ -302,10 +296,10 @@ def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
     level = np.abs(out[0])
     for channel in out[1:]:
         np.maximum(level, np.abs(channel), out=level)
-    loud = np.flatnonzero(level > level.max() * db_to_gain(-SILENCE_BELOW_PEAK_DB))
-    if loud.size == 0:
+    loud = level > level.max() * db_to_gain(-SILENCE_BELOW_PEAK_DB)
+    if not loud[np.argmax(loud)]:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
-    first, last = int(loud[0]), int(loud[-1])
+    first, last = int(np.argmax(loud)), frames - 1 - int(np.argmax(loud[::-1]))
     start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
     fade_out = int(preset.fade_out_ms / 1000 * sr)
     stop = min(frames, last + fade_out)
@@ -327,22 +321,25 @@ def _cosine(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
 
 
-def _word_length(out: np.ndarray, preset: Preset) -> tuple[np.ndarray, str]:
+def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False) -> tuple[np.ndarray, str]:
     """Put the samples on the format's grid: TPDF dither (±1 LSB) then rounding for 16-bit,
     rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither)."""
     if preset.bit_depth == 32:
-        return out.astype(np.float32), "32-bit float, untouched"
-    scale = float(1 << (preset.bit_depth - 1))
-    x = out.astype(np.float32) * np.float32(scale)
+        return out.astype(np.float32, copy=not in_place), "32-bit float, untouched"
+    scale = np.float32(1 << (preset.bit_depth - 1))
+    x = out if in_place and out.dtype == np.float32 else out.astype(np.float32)
+    x *= scale
     word = f"{preset.bit_depth}-bit, rounded"
     if preset.dither:
         rng = np.random.default_rng(DITHER_SEED)
-        x += rng.random(x.shape, dtype=np.float32)
-        x -= rng.random(x.shape, dtype=np.float32)
+        for row in x:  # per channel: two uniform draws are a triangular (TPDF) one
+            row += rng.random(row.shape, dtype=np.float32)
+            row -= rng.random(row.shape, dtype=np.float32)
         word = f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
     np.rint(x, out=x)
     np.clip(x, -scale, scale - 1, out=x)
-    return x / np.float32(scale), word
+    x *= np.float32(1.0) / scale
+    return x, word
 
 
 def album_targets(pieces: list[tuple[str, Prepared, float]], target: float) -> tuple[list[float], dict]:

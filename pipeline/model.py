@@ -170,4 +170,4 @@ class Master:
     preset: str
     measurements: dict
     short_term_lufs: np.ndarray   # 3 s loudness every 100 ms
-    limiter_gain: np.ndarray      # per frame, linear
+    limiter_gain: np.ndarray      # per frame of the chain (before any up-sampling), linear

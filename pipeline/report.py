@@ -18,6 +18,14 @@ WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
 SPECTRUM_SEGMENT = 1 << 15  # 1.5 Hz bins at 48 kHz: the bass is resolved too
 SPECTRUM_RANGE_DB = 90.0
+SPECTRUM_SMOOTHING_OCTAVES = 1 / 6
+MIX_COLOUR = "#4477aa"
+#: one colour per master (colour-blind safe, Paul Tol's bright scheme)
+MASTER_COLOURS = ("#ee6677", "#228833", "#ccbb44", "#aa3377", "#66ccee", "#bbbbbb", "#000000")
+
+
+def _colour(i: int) -> str:
+    return MASTER_COLOURS[i % len(MASTER_COLOURS)]
 
 
 def write_html(folder: Path, report: dict, mix: Mix, masters: list[Master]) -> Path:
@@ -25,7 +33,7 @@ def write_html(folder: Path, report: dict, mix: Mix, masters: list[Master]) -> P
     pictures = [
         ("Waveform: mix and master", _waveforms(mix, masters)),
         ("Short-term loudness (3 s) against the target", _loudness(mix, masters, report)),
-        ("Long-term spectrum of mix and master", _spectra(mix, masters)),
+        ("Long-term spectrum of mix and master, at equal loudness", _spectra(mix, masters)),
     ]
     if any(m.measurements.get("limiter_max_reduction_db", 0) > 0 for m in masters):
         pictures.append(("Limiter gain reduction", _reduction(masters)))
@@ -66,7 +74,8 @@ def _waveforms(mix: Mix, masters: list[Master]) -> str:
 
     fig = Figure(figsize=(10, 1.9 * len(rows)), dpi=100, layout="constrained")
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (label, audio, sr), colour in zip(axes, rows, ("#4477aa", "#cc6677", "#228833", "#aa3377")):
+    colours = [MIX_COLOUR] + [_colour(i) for i in range(len(masters))]
+    for ax, (label, audio, sr), colour in zip(axes, rows, colours):
         lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
         t = np.linspace(0, audio.shape[1] / sr, len(lo))
         ax.fill_between(t, lo, hi, color=colour, linewidth=0)
@@ -81,12 +90,14 @@ def _waveforms(mix: Mix, masters: list[Master]) -> str:
 def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
     fig, ax = _figure()
     offset = STEP_S * SHORT_TERM_STEPS  # a 3 s window ends 3 s after the start
-    for label, series, colour in [("mix", mix.short_term_lufs, "#4477aa")] + \
-            [(f"master ({m.preset})", m.short_term_lufs, "#cc6677") for m in masters]:
+    for label, series, colour in [("mix", mix.short_term_lufs, MIX_COLOUR)] + \
+            [(f"master ({m.preset})", m.short_term_lufs, _colour(i)) for i, m in enumerate(masters)]:
         t = offset + STEP_S * np.arange(len(series))
         ax.plot(t, np.maximum(series, -70), color=colour, linewidth=1, label=label)
-    for m in (m for m in report["masters"] if m["target_lufs"] is not None):
-        ax.axhline(m["target_lufs"], color="#222", linestyle="--", linewidth=1,
+    for i, m in enumerate(report["masters"]):
+        if m["target_lufs"] is None:
+            continue
+        ax.axhline(m["target_lufs"], color=_colour(i), linestyle="--", linewidth=1,
                    label=f"target {m['target_lufs']:g} LUFS ({m['preset']})")
     ax.set_ylabel("LUFS (short-term)")
     ax.set_xlabel("seconds")
@@ -98,10 +109,11 @@ def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
 
 def _reduction(masters: list[Master]) -> str:
     fig, ax = _figure()
-    for m, colour in zip(masters, ("#cc6677", "#228833", "#aa3377", "#ddaa33")):
+    for i, m in enumerate(masters):
+        colour = _colour(i)
         lo, _ = _envelope(-20 * np.log10(np.maximum(m.limiter_gain, 1e-6))[None, :], WAVEFORM_COLUMNS)
         _, hi = _envelope(-20 * np.log10(np.maximum(m.limiter_gain, 1e-6))[None, :], WAVEFORM_COLUMNS)
-        t = np.linspace(0, m.limiter_gain.size / m.sample_rate, len(hi))
+        t = np.linspace(0, m.audio.shape[1] / m.sample_rate, len(hi))  # gain may be at the chain's rate
         ax.fill_between(t, 0, -hi, color=colour, alpha=0.6, linewidth=0, label=m.preset)
     ax.set_ylabel("dB (gain reduction)")
     ax.set_xlabel("seconds")
@@ -110,20 +122,32 @@ def _reduction(masters: list[Master]) -> str:
     return _png(fig)
 
 
+def _octave_smooth(freqs: np.ndarray, power: np.ndarray, octaves: float) -> np.ndarray:
+    """Mean power over ±``octaves``/2 around each bin (cumulative sums: no loop per bin)."""
+    c = np.concatenate(([0.0], np.cumsum(power)))
+    lo = np.searchsorted(freqs, freqs * 2 ** (-octaves / 2))
+    hi = np.maximum(np.searchsorted(freqs, freqs * 2 ** (octaves / 2), side="right"), lo + 1)
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
 def _spectra(mix: Mix, masters: list[Master]) -> str:
     fig, ax = _figure()
     top = -200.0
-    for label, audio, sr, colour in [("mix", mix.audio, mix.sample_rate, "#4477aa")] + \
-            [(f"master ({m.preset})", m.audio, m.sample_rate, "#cc6677") for m in masters]:
+    # each curve is set to the same loudness, so what differs is the tonal balance the EQ changed
+    for label, audio, sr, colour, lufs in [("mix", mix.audio, mix.sample_rate, MIX_COLOUR, mix.loudness_lufs)] + \
+            [(f"master ({m.preset})", m.audio, m.sample_rate, _colour(i),
+              m.measurements.get("integrated_lufs")) for i, m in enumerate(masters)]:
         freqs, power = welch(audio.mean(axis=0), fs=sr, nperseg=SPECTRUM_SEGMENT)
+        power = _octave_smooth(freqs, power, SPECTRUM_SMOOTHING_OCTAVES)
         keep = freqs >= 20
-        level = 10 * np.log10(power[keep] + 1e-20)
+        shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)
+        level = 10 * np.log10(power[keep] + 1e-20) + shift
         top = max(top, float(level.max()))
-        ax.semilogx(freqs[keep], level, color=colour, linewidth=1, label=label)
+        ax.semilogx(freqs[keep], level, color=colour, linewidth=1.2, label=label)
     ax.set_xlim(20, 20000)
     ax.set_ylim(top - SPECTRUM_RANGE_DB, top + 5)
     ax.set_xlabel("Hz")
-    ax.set_ylabel("dB (power spectral density)")
+    ax.set_ylabel("dB (1/6-octave, equal loudness)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower left", fontsize=8)
     return _png(fig)
