@@ -24,7 +24,7 @@ from .model import Mix
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import render
-from .report import write_html
+from .report import trace, write_html
 from .soundfonts import find_soundfont
 
 log = logging.getLogger(__name__)
@@ -138,22 +138,27 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     stage = _stage_timer(progress, piece.timings)
     folder = piece.folder
     try:
-        masters = []
+        masters, files, traces = [], [], []
+        tags = _tags(piece, (album or {}).get("name"))
         with stage("master"):
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = finish(prepare(piece.mix, p, piece.template.mastering, reference),
                            target_lufs=target, album=(album or {}).get(p.name))
-                masters.append((p, m))
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
+                files.append(write_master(folder.work, m, p, several=len(presets) > 1, tags=tags))
+                traces.append(trace(f"master ({p.name})", m.audio, m.sample_rate,
+                                    m.measurements["integrated_lufs"], m.short_term_lufs,
+                                    m.limiter_gain))
+                masters.append((p, m.measurements))  # the audio itself is on disk now
+                del m
                 progress("master", (i + 1) / len(presets))
-            tags = _tags(piece, (album or {}).get("name"))
-            files = [write_master(folder.work, m, p, several=len(masters) > 1, tags=tags)
-                     for p, m in masters]
         report = _report(piece, masters, files)
         with stage("report"):
-            write_html(folder.work, report, piece.mix, [m for _, m in masters])
+            mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
+                              piece.mix.loudness_lufs, piece.mix.short_term_lufs)
+            write_html(folder.work, report, mix_trace, traces)
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
         final = folder.commit()
@@ -263,7 +268,7 @@ def _report(piece: _Piece, masters, files) -> dict:
         "ensemble_chosen_by": "option" if piece.chosen else "detected",
         "instrumentation": instrumentation(performance),
         "sample_rate": stems.sample_rate,
-        "duration_s": round(stems.duration_s, 3),
+        "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),  # with the room's tail
         "performance": {
             "file": "performance.mid", "notes": performance.note_count,
             "played_s": round(performance.duration_s, 3),
@@ -278,8 +283,7 @@ def _report(piece: _Piece, masters, files) -> dict:
                 "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),
                 **the_mix.settings},
         "masters": [{"preset": p.name, "description": p.description, "files": f,
-                     "formats": list(p.formats), "duration_s": round(m.audio.shape[1] / m.sample_rate, 3),
-                     **m.measurements} for (p, m), f in zip(masters, files)],
+                     "formats": list(p.formats), **m} for (p, m), f in zip(masters, files)],
         "timings_s": {**piece.timings, "total": round(sum(piece.timings.values()), 3)},
         "pipeline_version": __version__,
     }

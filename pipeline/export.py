@@ -6,6 +6,7 @@ complete, so an interrupted run never leaves a folder (or file) that looks finis
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import tempfile
@@ -95,17 +96,18 @@ def write_master(folder: Path, master: Master, preset: Preset, *, several: bool 
                  tags: dict | None = None) -> list[dict]:
     """Every file the preset asks for; returns one entry per file (lossy ones with what was
     measured on the decoded audio)."""
-    files = []
-    for fmt in preset.formats:
+    def one(fmt: str) -> dict:
         name = f"master-{preset.name}.{fmt}" if several else f"master.{fmt}"
         path = folder / name
         if fmt in LOSSY_FORMATS:
-            files.append(write_lossy(path, master.audio, master.sample_rate, preset, tags))
-        else:
-            write_audio(path, master.audio, master.sample_rate, bit_depth=preset.bit_depth,
-                        fmt=fmt, tags=tags)
-            files.append({"file": name, "codec": f"{fmt.upper()} {preset.bit_depth}-bit"})
-    return files
+            return write_lossy(path, master.audio, master.sample_rate, preset, tags)
+        write_audio(path, master.audio, master.sample_rate, bit_depth=preset.bit_depth,
+                    fmt=fmt, tags=tags)
+        return {"file": name, "codec": f"{fmt.upper()} {preset.bit_depth}-bit"}
+
+    # the encoders run in C without the GIL: MP3 and OGG are made side by side
+    with ThreadPoolExecutor(min(2, len(preset.formats))) as pool:
+        return list(pool.map(one, preset.formats))
 
 
 def write_report(folder: Path, report: dict) -> Path:

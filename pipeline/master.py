@@ -40,6 +40,8 @@ from .tone import (apply_tone, band_levels, correction, fit_eq, response_db, til
 
 #: The limiter aims this far under the ceiling, so reconstruction between samples stays under it.
 CEILING_MARGIN_DB = 0.15
+#: Lossy coding adds overshoot of its own; aiming lower spares a second encode.
+LOSSY_CEILING_MARGIN_DB = 0.5
 LOUDNESS_TOLERANCE_LU = 0.05
 REFERENCE_AMOUNT = 0.8      # how far toward a reference track's spectrum
 REFERENCE_MAX_DB = 6.0
@@ -98,7 +100,8 @@ class Prepared:
 
     @property
     def ceiling(self) -> float:
-        return self.preset.ceiling_dbtp - CEILING_MARGIN_DB
+        margin = LOSSY_CEILING_MARGIN_DB if self.preset.lossy else CEILING_MARGIN_DB
+        return self.preset.ceiling_dbtp - margin
 
     @property
     def gain_bound_db(self) -> float:
@@ -240,6 +243,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         "limiter_mean_reduction_db": round(float(reduction.mean()), 3) if frames else 0.0,
         "limiting_time_percent": round(100 * float((reduction > 0.1).mean()), 2) if frames else 0.0,
         "guard": guard, "sample_rate": sr, "bit_depth": preset.bit_depth,
+        "duration_s": round(out.shape[1] / sr, 3),
         "chain": {**prep.settings, "edges": edges, "word_length": word},
     }
     if album:

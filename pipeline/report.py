@@ -5,18 +5,18 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import welch
 
 from .audio import atomic_path
 from .loudness import STEP_S, SHORT_TERM_STEPS
-from .model import Master, Mix
 
 WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
 SPECTRUM_SEGMENT = 1 << 15  # 1.5 Hz bins at 48 kHz: the bass is resolved too
+SPECTRUM_SEGMENTS = 400     # spread over the piece: a 20-minute master costs what a 5-minute one does
 SPECTRUM_RANGE_DB = 90.0
 SPECTRUM_SMOOTHING_OCTAVES = 1 / 6
 MIX_COLOUR = "#4477aa"
@@ -28,14 +28,43 @@ def _colour(i: int) -> str:
     return MASTER_COLOURS[i % len(MASTER_COLOURS)]
 
 
-def write_html(folder: Path, report: dict, mix: Mix, masters: list[Master]) -> Path:
+@dataclass(frozen=True)
+class Trace:
+    """What the pictures need of one signal (mix or master), a few thousand numbers: taken as
+    soon as the signal exists, so no master has to stay in memory for the report."""
+
+    label: str
+    duration_s: float
+    wave_lo: np.ndarray
+    wave_hi: np.ndarray
+    freqs: np.ndarray
+    spectrum_db: np.ndarray      # 1/6-octave smoothed, shifted to equal loudness
+    short_term: np.ndarray
+    reduction_db: np.ndarray | None = None  # limiter gain reduction per column (masters)
+
+
+def trace(label: str, audio: np.ndarray, sample_rate: int, lufs: float | None,
+          short_term: np.ndarray, limiter_gain: np.ndarray | None = None) -> Trace:
+    lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
+    freqs, power = _long_term_psd(audio.mean(axis=0), sample_rate)
+    power = _octave_smooth(freqs, power, SPECTRUM_SMOOTHING_OCTAVES)
+    shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)
+    reduction = None
+    if limiter_gain is not None and limiter_gain.size and limiter_gain.min() < 1.0:
+        low, _ = _envelope(limiter_gain[None, :], WAVEFORM_COLUMNS)
+        reduction = -20 * np.log10(np.maximum(low, 1e-6))
+    return Trace(label, audio.shape[1] / sample_rate, lo, hi, freqs,
+                 10 * np.log10(power + 1e-20) + shift, np.asarray(short_term), reduction)
+
+
+def write_html(folder: Path, report: dict, mix: Trace, masters: list[Trace]) -> Path:
     """Write ``folder/report.html`` for the piece described by ``report``."""
     pictures = [
         ("Waveform: mix and master", _waveforms(mix, masters)),
         ("Short-term loudness (3 s) against the target", _loudness(mix, masters, report)),
         ("Long-term spectrum of mix and master, at equal loudness", _spectra(mix, masters)),
     ]
-    if any(m.measurements.get("limiter_max_reduction_db", 0) > 0 for m in masters):
+    if any(t.reduction_db is not None for t in masters):
         pictures.append(("Limiter gain reduction", _reduction(masters)))
     path = folder / "report.html"
     with atomic_path(path) as tmp:
@@ -59,7 +88,7 @@ def _png(fig) -> str:
 
 
 def _envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest sample of the two channels in each of ``columns`` slices."""
+    """Lowest and highest sample of all channels in each of ``columns`` slices."""
     frames = audio.shape[1]
     per = max(1, frames // columns)
     used = (frames // per) * per
@@ -67,33 +96,46 @@ def _envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
     return block.min(axis=(0, 2)), block.max(axis=(0, 2))
 
 
-def _waveforms(mix: Mix, masters: list[Master]) -> str:
-    rows = [("mix", mix.audio, mix.sample_rate)] + [(f"master ({m.preset})", m.audio, m.sample_rate)
-                                                     for m in masters]
+def _long_term_psd(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's average over at most ``SPECTRUM_SEGMENTS`` Hann segments spread over the piece."""
+    n = SPECTRUM_SEGMENT
+    if mono.size < n:
+        mono = np.pad(mono, (0, n - mono.size))
+    count = min(SPECTRUM_SEGMENTS, (mono.size - n) // (n // 2) + 1)
+    starts = np.linspace(0, mono.size - n, count).astype(np.int64)
+    window = np.hanning(n).astype(np.float32)
+    power = np.zeros(n // 2 + 1)
+    for chunk in np.array_split(starts, max(1, count // 16)):
+        segs = mono[chunk[:, None] + np.arange(n)[None, :]] * window
+        power += (np.abs(np.fft.rfft(segs, axis=1)) ** 2).sum(axis=0)
+    power /= count * sample_rate * float((window ** 2).sum()) / 2
+    return np.fft.rfftfreq(n, 1 / sample_rate), power
+
+
+def _waveforms(mix: Trace, masters: list[Trace]) -> str:
     from matplotlib.figure import Figure
 
+    rows = [mix, *masters]
     fig = Figure(figsize=(10, 1.9 * len(rows)), dpi=100, layout="constrained")
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
     colours = [MIX_COLOUR] + [_colour(i) for i in range(len(masters))]
-    for ax, (label, audio, sr), colour in zip(axes, rows, colours):
-        lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
-        t = np.linspace(0, audio.shape[1] / sr, len(lo))
-        ax.fill_between(t, lo, hi, color=colour, linewidth=0)
+    for ax, tr, colour in zip(axes, rows, colours):
+        t = np.linspace(0, tr.duration_s, len(tr.wave_lo))
+        ax.fill_between(t, tr.wave_lo, tr.wave_hi, color=colour, linewidth=0)
         ax.set_ylim(-1, 1)
         ax.axhline(0, color="#888", linewidth=0.5)
-        ax.set_ylabel(label)
+        ax.set_ylabel(tr.label)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("seconds")
     return _png(fig)
 
 
-def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
+def _loudness(mix: Trace, masters: list[Trace], report: dict) -> str:
     fig, ax = _figure()
     offset = STEP_S * SHORT_TERM_STEPS  # a 3 s window ends 3 s after the start
-    for label, series, colour in [("mix", mix.short_term_lufs, MIX_COLOUR)] + \
-            [(f"master ({m.preset})", m.short_term_lufs, _colour(i)) for i, m in enumerate(masters)]:
-        t = offset + STEP_S * np.arange(len(series))
-        ax.plot(t, np.maximum(series, -70), color=colour, linewidth=1, label=label)
+    for tr, colour in [(mix, MIX_COLOUR)] + [(m, _colour(i)) for i, m in enumerate(masters)]:
+        t = offset + STEP_S * np.arange(len(tr.short_term))
+        ax.plot(t, np.maximum(tr.short_term, -70), color=colour, linewidth=1, label=tr.label)
     for i, m in enumerate(report["masters"]):
         if m["target_lufs"] is None:
             continue
@@ -107,14 +149,14 @@ def _loudness(mix: Mix, masters: list[Master], report: dict) -> str:
     return _png(fig)
 
 
-def _reduction(masters: list[Master]) -> str:
+def _reduction(masters: list[Trace]) -> str:
     fig, ax = _figure()
-    for i, m in enumerate(masters):
-        colour = _colour(i)
-        lo, _ = _envelope(-20 * np.log10(np.maximum(m.limiter_gain, 1e-6))[None, :], WAVEFORM_COLUMNS)
-        _, hi = _envelope(-20 * np.log10(np.maximum(m.limiter_gain, 1e-6))[None, :], WAVEFORM_COLUMNS)
-        t = np.linspace(0, m.audio.shape[1] / m.sample_rate, len(hi))  # gain may be at the chain's rate
-        ax.fill_between(t, 0, -hi, color=colour, alpha=0.6, linewidth=0, label=m.preset)
+    for i, tr in enumerate(masters):
+        if tr.reduction_db is None:
+            continue
+        t = np.linspace(0, tr.duration_s, len(tr.reduction_db))
+        ax.fill_between(t, 0, -tr.reduction_db, color=_colour(i), alpha=0.6, linewidth=0,
+                        label=tr.label)
     ax.set_ylabel("dB (gain reduction)")
     ax.set_xlabel("seconds")
     ax.grid(alpha=0.3)
@@ -130,20 +172,14 @@ def _octave_smooth(freqs: np.ndarray, power: np.ndarray, octaves: float) -> np.n
     return (c[hi] - c[lo]) / (hi - lo)
 
 
-def _spectra(mix: Mix, masters: list[Master]) -> str:
+def _spectra(mix: Trace, masters: list[Trace]) -> str:
     fig, ax = _figure()
     top = -200.0
     # each curve is set to the same loudness, so what differs is the tonal balance the EQ changed
-    for label, audio, sr, colour, lufs in [("mix", mix.audio, mix.sample_rate, MIX_COLOUR, mix.loudness_lufs)] + \
-            [(f"master ({m.preset})", m.audio, m.sample_rate, _colour(i),
-              m.measurements.get("integrated_lufs")) for i, m in enumerate(masters)]:
-        freqs, power = welch(audio.mean(axis=0), fs=sr, nperseg=SPECTRUM_SEGMENT)
-        power = _octave_smooth(freqs, power, SPECTRUM_SMOOTHING_OCTAVES)
-        keep = freqs >= 20
-        shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)
-        level = 10 * np.log10(power[keep] + 1e-20) + shift
-        top = max(top, float(level.max()))
-        ax.semilogx(freqs[keep], level, color=colour, linewidth=1.2, label=label)
+    for tr, colour in [(mix, MIX_COLOUR)] + [(m, _colour(i)) for i, m in enumerate(masters)]:
+        keep = tr.freqs >= 20
+        top = max(top, float(tr.spectrum_db[keep].max()))
+        ax.semilogx(tr.freqs[keep], tr.spectrum_db[keep], color=colour, linewidth=1.2, label=tr.label)
     ax.set_xlim(20, 20000)
     ax.set_ylim(top - SPECTRUM_RANGE_DB, top + 5)
     ax.set_xlabel("Hz")

@@ -47,6 +47,16 @@ def ffmpeg_ebur128(path: Path) -> tuple[float, float]:
     return lufs, peak
 
 
+def ffmpeg_loudness_range(path: Path) -> float:
+    """Loudness range (LRA, LU) measured by ffmpeg's ebur128 filter."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (make test installs it)")
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-af",
+                           "ebur128", "-f", "null", "-"], capture_output=True, text=True)
+    summary = proc.stderr[proc.stderr.rfind("Summary:"):]
+    return float(re.search(r"LRA:\s+(-?[\d.]+) LU", summary).group(1))
+
+
 def _spectrum(audio: np.ndarray) -> tuple[np.ndarray, int]:
     mono = audio.mean(axis=0) if audio.ndim == 2 else audio
     mono = mono * np.hanning(len(mono))
