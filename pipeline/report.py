@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import atomic_path
-from .loudness import STEP_S, SHORT_TERM_STEPS
+from .loudness import SHORT_TERM_STEPS, STEP_S
+from .tone import long_term_psd
 
 WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
@@ -46,7 +47,8 @@ class Trace:
 def trace(label: str, audio: np.ndarray, sample_rate: int, lufs: float | None,
           short_term: np.ndarray, limiter_gain: np.ndarray | None = None) -> Trace:
     lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
-    freqs, power = _long_term_psd(audio.mean(axis=0), sample_rate)
+    freqs, power = long_term_psd(audio.mean(axis=0), sample_rate, segment=SPECTRUM_SEGMENT,
+                                 segments=SPECTRUM_SEGMENTS)
     power = _octave_smooth(freqs, power, SPECTRUM_SMOOTHING_OCTAVES)
     shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)
     reduction = None
@@ -94,22 +96,6 @@ def _envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
     used = (frames // per) * per
     block = audio[:, :used].reshape(audio.shape[0], -1, per)
     return block.min(axis=(0, 2)), block.max(axis=(0, 2))
-
-
-def _long_term_psd(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Welch's average over at most ``SPECTRUM_SEGMENTS`` Hann segments spread over the piece."""
-    n = SPECTRUM_SEGMENT
-    if mono.size < n:
-        mono = np.pad(mono, (0, n - mono.size))
-    count = min(SPECTRUM_SEGMENTS, (mono.size - n) // (n // 2) + 1)
-    starts = np.linspace(0, mono.size - n, count).astype(np.int64)
-    window = np.hanning(n).astype(np.float32)
-    power = np.zeros(n // 2 + 1)
-    for chunk in np.array_split(starts, max(1, count // 16)):
-        segs = mono[chunk[:, None] + np.arange(n)[None, :]] * window
-        power += (np.abs(np.fft.rfft(segs, axis=1)) ** 2).sum(axis=0)
-    power /= count * sample_rate * float((window ** 2).sum()) / 2
-    return np.fft.rfftfreq(n, 1 / sample_rate), power
 
 
 def _waveforms(mix: Trace, masters: list[Trace]) -> str:

@@ -25,24 +25,28 @@ EQ_BANDS = (("lowshelf", 90.0), ("peak", 180.0), ("peak", 355.0), ("peak", 710.0
 EQ_Q = 1.1
 
 
-def band_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Long-term energy (dB) of the mid signal in each third-octave band of ``BAND_CENTRES``.
-
-    Up to ``ANALYSIS_SEGMENTS`` Hann-windowed segments spread evenly over the piece are averaged,
-    so a 20-minute mix costs no more than a 5-minute one.
-    """
-    mid = audio.mean(axis=0) if audio.ndim == 2 else audio
-    n = ANALYSIS_SEGMENT
-    if mid.size < n:
-        mid = np.pad(mid, (0, n - mid.size))
-    count = min(ANALYSIS_SEGMENTS, max(1, (mid.size - n) // (n // 2) + 1))
-    starts = np.linspace(0, mid.size - n, count).astype(np.int64)
+def long_term_psd(mono: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
+                  segments: int = ANALYSIS_SEGMENTS) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's power spectral density averaged over at most ``segments`` Hann-windowed segments
+    spread evenly over the signal, so a 20-minute mix costs no more than a 5-minute one."""
+    n = segment
+    if mono.size < n:
+        mono = np.pad(mono, (0, n - mono.size))
+    count = min(segments, max(1, (mono.size - n) // (n // 2) + 1))
+    starts = np.linspace(0, mono.size - n, count).astype(np.int64)
     window = np.hanning(n).astype(np.float32)
     power = np.zeros(n // 2 + 1)
-    for chunk in np.array_split(starts, max(1, count // 64)):
-        segs = mid[chunk[:, None] + np.arange(n)[None, :]] * window
+    for chunk in np.array_split(starts, max(1, count // 16)):
+        segs = mono[chunk[:, None] + np.arange(n)[None, :]] * window
         power += (np.abs(np.fft.rfft(segs, axis=1)) ** 2).sum(axis=0)
-    freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+    power /= count * sample_rate * float((window.astype(np.float64) ** 2).sum()) / 2
+    return np.fft.rfftfreq(n, 1 / sample_rate), power
+
+
+def band_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Long-term energy (dB, relative to the whole) of the mid signal in each third-octave band
+    of ``BAND_CENTRES``."""
+    freqs, power = long_term_psd(audio.mean(axis=0) if audio.ndim == 2 else audio, sample_rate)
     edges_lo, edges_hi = BAND_CENTRES * 2 ** (-1 / 6), BAND_CENTRES * 2 ** (1 / 6)
     out = np.empty(len(BAND_CENTRES))
     for i, (lo, hi) in enumerate(zip(edges_lo, edges_hi)):
