@@ -87,3 +87,21 @@ def atomic_path(final: Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def requantize(audio: np.ndarray, bits: int, *, dither: bool, seed: int = 2024,
+               in_place: bool = False) -> np.ndarray:
+    """``audio`` on the grid of a ``bits``-bit integer format (values k / 2^(bits−1)), with TPDF
+    dither of ±1 LSB before rounding when ``dither``; float32, clipped to the format's range."""
+    scale = np.float32(1 << (bits - 1))
+    x = audio if in_place and audio.dtype == np.float32 else audio.astype(np.float32)
+    x *= scale
+    if dither:
+        rng = np.random.default_rng(seed)
+        for row in x:  # per channel: the difference of two uniform draws is triangular (TPDF)
+            row += rng.random(row.shape, dtype=np.float32)
+            row -= rng.random(row.shape, dtype=np.float32)
+    np.rint(x, out=x)
+    np.clip(x, -scale, scale - 1, out=x)
+    x *= np.float32(1.0) / scale
+    return x

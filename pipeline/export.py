@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, umask
+from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask
 from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
 from .loudness import integrated_lufs, true_peak_dbtp
 from .model import Master, Mix
 
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
-MP3_MAX_KBPS, MP3_MIN_KBPS = 320, 32  # libsndfile maps compression 0…1 onto this range (CBR)
+MP3_QUALITY = 2  # LAME's -q 2: near-best encoding, about 60× real time here
 LOSSY_RETRIES = 4
 
 
@@ -50,26 +50,20 @@ def _tag(f: sf.SoundFile, tags: dict | None) -> None:
 
 def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
                 tags: dict | None) -> dict:
-    """Encode MP3 or OGG Vorbis, decode it back and check its true peak against the preset's
-    ceiling; if the codec pushed it over, encode again a little lower. Returns what was measured
-    on the decoded file."""
+    """Encode MP3 (LAME via lameenc, constant bit rate) or Ogg Vorbis (libsndfile), decode it back
+    and check its true peak against the preset's ceiling; if the codec pushed it over, encode
+    again a little lower. Returns what was measured on the decoded file."""
     fmt = path.suffix[1:]
-    if fmt == "mp3":
-        kw = {"format": "MP3", "subtype": "MPEG_LAYER_III", "bitrate_mode": "CONSTANT",
-              "compression_level": (MP3_MAX_KBPS - preset.mp3_kbps) / (MP3_MAX_KBPS - MP3_MIN_KBPS)}
-        codec = f"MP3 {preset.mp3_kbps} kbit/s CBR"
-    else:
-        kw = {"format": "OGG", "subtype": "VORBIS", "compression_level": 1.0 - preset.ogg_quality}
-        codec = f"Ogg Vorbis quality {preset.ogg_quality:g}"
+    codec = (f"MP3 {preset.mp3_kbps} kbit/s CBR (LAME)" if fmt == "mp3"
+             else f"Ogg Vorbis quality {preset.ogg_quality:g}")
     trim_db = 0.0
     for _ in range(LOSSY_RETRIES):
+        scaled = audio * np.float32(db_to_gain(trim_db))
         with atomic_path(path) as tmp:
-            with sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0], **kw) as f:
-                _tag(f, tags)
-                gain = np.float32(db_to_gain(trim_db))
-                # libsndfile's Vorbis encoder crashes on very large writes: feed it in blocks
-                for start in range(0, audio.shape[1], BLOCK_FRAMES):
-                    f.write((audio[:, start:start + BLOCK_FRAMES] * gain).T)
+            if fmt == "mp3":
+                _encode_mp3(tmp, scaled, sample_rate, preset.mp3_kbps, tags)
+            else:
+                _encode_vorbis(tmp, scaled, sample_rate, preset.ogg_quality, tags)
             decoded, _ = sf.read(str(tmp), dtype="float32", always_2d=True)
         tp = true_peak_dbtp(decoded.T)
         if tp <= preset.ceiling_dbtp:
@@ -78,6 +72,43 @@ def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
     return {"file": path.name, "codec": codec, "decoded_true_peak_dbtp": round(tp, 2),
             "decoded_lufs": round(integrated_lufs(decoded.T, sample_rate), 2),
             "codec_trim_db": round(trim_db, 2)}
+
+
+def _encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int, tags: dict | None) -> None:
+    import lameenc
+    from mutagen.id3 import COMM, ID3, TALB, TIT2, TPE1, TSSE
+
+    # LAME takes 16-bit PCM: the master is dithered down to it first (TPDF)
+    pcm = (requantize(audio, 16, dither=True) * 32768).astype(np.int16).T
+    enc = lameenc.Encoder()
+    enc.set_bit_rate(kbps)
+    enc.set_in_sample_rate(sample_rate)
+    enc.set_channels(audio.shape[0])
+    enc.set_quality(MP3_QUALITY)
+    with open(path, "wb") as f:
+        for start in range(0, pcm.shape[0], BLOCK_FRAMES):
+            f.write(enc.encode(np.ascontiguousarray(pcm[start:start + BLOCK_FRAMES]).tobytes()))
+        f.write(enc.flush())
+    frames = {"title": TIT2, "artist": TPE1, "album": TALB, "software": TSSE}
+    id3 = ID3()
+    for key, value in (tags or {}).items():
+        if not value:
+            continue
+        if key == "comment":
+            id3.add(COMM(encoding=3, lang="eng", desc="", text=str(value)))
+        elif key in frames:
+            id3.add(frames[key](encoding=3, text=str(value)))
+    id3.save(str(path))
+
+
+def _encode_vorbis(path: Path, audio: np.ndarray, sample_rate: int, quality: float,
+                   tags: dict | None) -> None:
+    with sf.SoundFile(str(path), "w", sample_rate, audio.shape[0], format="OGG", subtype="VORBIS",
+                      compression_level=1.0 - quality) as f:
+        _tag(f, tags)
+        # libsndfile's Vorbis encoder crashes on very large writes: feed it in blocks
+        for start in range(0, audio.shape[1], BLOCK_FRAMES):
+            f.write(audio[:, start:start + BLOCK_FRAMES].T)
 
 
 def read_mix(folder: Path) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from .audio import db_to_gain, gain_to_db, valid_audio
+from .audio import db_to_gain, gain_to_db, requantize, valid_audio
 from .config import Mastering, Preset
 from .dynamics import glue_gain, limiter_gain
 from .errors import ReferenceTrackError
@@ -330,20 +330,10 @@ def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False) -> 
     rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither)."""
     if preset.bit_depth == 32:
         return out.astype(np.float32, copy=not in_place), "32-bit float, untouched"
-    scale = np.float32(1 << (preset.bit_depth - 1))
-    x = out if in_place and out.dtype == np.float32 else out.astype(np.float32)
-    x *= scale
-    word = f"{preset.bit_depth}-bit, rounded"
+    x = requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED, in_place=in_place)
     if preset.dither:
-        rng = np.random.default_rng(DITHER_SEED)
-        for row in x:  # per channel: two uniform draws are a triangular (TPDF) one
-            row += rng.random(row.shape, dtype=np.float32)
-            row -= rng.random(row.shape, dtype=np.float32)
-        word = f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
-    np.rint(x, out=x)
-    np.clip(x, -scale, scale - 1, out=x)
-    x *= np.float32(1.0) / scale
-    return x, word
+        return x, f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
+    return x, f"{preset.bit_depth}-bit, rounded"
 
 
 def album_targets(pieces: list[tuple[str, Prepared, float]], target: float) -> tuple[list[float], dict]:
