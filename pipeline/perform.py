@@ -271,13 +271,29 @@ class _Dynamics:
 
 
 def _slurred_ids(staff) -> set[int]:
-    """Ids of notes inside a slur that are not its last note (they connect to the next)."""
+    """Ids of notes inside a slur that are not its last note (they connect to the next).
+    music21 puts only a slur's first and last notes into the spanner, so the notes between
+    them (by offset on this staff) are found here."""
     from music21 import spanner
 
     ids: set[int] = set()
-    for slur in staff.spannerBundle.getByClass(spanner.Slur):
+    slurs = list(staff.spannerBundle.getByClass(spanner.Slur))
+    if not slurs:
+        return ids
+    notes = list(staff.flatten().notes)
+    offsets = [float(n.offset) for n in notes]
+    for slur in slurs:
         els = slur.getSpannedElements()
+        if not els:
+            continue
         ids.update(id(e) for e in els[:-1])
+        try:
+            start = float(els[0].getOffsetInHierarchy(staff))
+            end = float(els[-1].getOffsetInHierarchy(staff))
+        except Exception:
+            continue
+        lo, hi = bisect.bisect_left(offsets, start), bisect.bisect_left(offsets, end)
+        ids.update(id(n) for n in notes[lo:hi])
     return ids
 
 
