@@ -80,6 +80,7 @@ ORNAMENT_TICKS = Q // 8        # trill, mordent and turn notes: 32nds
 AUX_VELOCITY = 0.9             # the neighbour notes of an ornament, a little lighter
 ROLL_TICKS = Q // 16           # arpeggio: a 64th between notes
 GLISS_MAX_STEPS = 48
+FIGURE_SPANNERS = {"TrillExtension", "TremoloSpanner", "Glissando", "ArpeggioMarkSpanner"}
 KEYBOARD_WORDS = ("piano", "harp", "organ", "harpsichord", "celesta", "keyboard", "clavi")
 WHITE_KEYS = {0, 2, 4, 5, 7, 9, 11}
 
@@ -160,17 +161,30 @@ def _bar(el):
 # ---------------------------------------------------------------------------------------------
 # ornaments
 
+def spanner_index(staff) -> dict[int, dict[str, object]]:
+    """For one staff: note id → {spanner class: spanner} for the spanners that make figures
+    (built once, as asking each note for its spanners is slow)."""
+    index: dict[int, dict[str, object]] = {}
+    for sp in staff.spannerBundle:
+        name = sp.classes[0]
+        if name in FIGURE_SPANNERS:
+            for e in sp.getSpannedElements():
+                index.setdefault(id(e), {}).setdefault(name, sp)
+    return index
+
+
 def figure(el, on: int, dur: int, pitches: list[int], velocity: int, gate: float,
-           instrument: str = "") -> list[tuple[int, int, int, int]] | None:
+           instrument: str = "", spanner_index: dict | None = None,
+           ) -> list[tuple[int, int, int, int]] | None:
     """The notes ``(on, off, pitch, velocity)`` an ornamented note or chord plays, or ``None``
     when it has no ornament (it is then played as written). An empty list: the note is the
     second half of a two-note tremolo and was played with the first."""
     if not pitches or dur <= 1:
         return None
     kinds = {e.classes[0]: e for e in getattr(el, "expressions", ())}
-    spanners = {}
-    for sp in el.getSpannerSites():
-        spanners.setdefault(sp.classes[0], sp)
+    spanners = (spanner_index or {}).get(id(el), {})
+    if not kinds and not spanners:
+        return None
     sounding = max(1, round(dur * gate))
     main = pitches[-1]  # an ornament on a chord decorates its top note
     held = [(on, on + sounding, p, velocity) for p in pitches[:-1]]

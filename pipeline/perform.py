@@ -270,7 +270,7 @@ class _Dynamics:
         return self.level(offset)
 
 
-def _slurred_ids(staff) -> set[int]:
+def _slurred_ids(staff, flat) -> set[int]:
     """Ids of notes inside a slur that are not its last note (they connect to the next).
     music21 puts only a slur's first and last notes into the spanner, so the notes between
     them (by offset on this staff) are found here."""
@@ -280,17 +280,16 @@ def _slurred_ids(staff) -> set[int]:
     slurs = list(staff.spannerBundle.getByClass(spanner.Slur))
     if not slurs:
         return ids
-    notes = list(staff.flatten().notes)
+    notes = list(flat.notes)
     offsets = [float(n.offset) for n in notes]
+    offset_of = {id(n): off for n, off in zip(notes, offsets)}  # not getOffsetInHierarchy: slow
     for slur in slurs:
         els = slur.getSpannedElements()
         if not els:
             continue
         ids.update(id(e) for e in els[:-1])
-        try:
-            start = float(els[0].getOffsetInHierarchy(staff))
-            end = float(els[-1].getOffsetInHierarchy(staff))
-        except Exception:
+        start, end = offset_of.get(id(els[0])), offset_of.get(id(els[-1]))
+        if start is None or end is None:
             continue
         lo, hi = bisect.bisect_left(offsets, start), bisect.bisect_left(offsets, end)
         ids.update(id(n) for n in notes[lo:hi])
@@ -309,8 +308,9 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     controls: list[Control] = []
     percussion_key = _percussion_key(name, inst)
     for staff in staves:
-        slurred = _slurred_ids(staff)
         flat = staff.flatten()
+        slurred = _slurred_ids(staff, flat)
+        figures = ornaments.spanner_index(staff)
         open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
@@ -337,7 +337,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 notes = el.notes if hasattr(el, "notes") and el.isChord else [el]
                 pitches = [int(round(n.pitch.ps)) for n in notes]
                 ties = [n.tie.type if n.tie is not None else None for n in notes]
-                fig = ornaments.figure(el, on, dur, pitches, int(round(velocity)), gate, name)
+                fig = ornaments.figure(el, on, dur, pitches, int(round(velocity)), gate, name,
+                                       figures)
                 if fig is not None:  # trill, mordent, turn, tremolo, glissando, arpeggio
                     events.extend((a, b, p, v, b) for a, b, p, v in fig if 0 <= p <= 127)
                     for p in pitches:
