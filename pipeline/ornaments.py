@@ -44,9 +44,8 @@ carries its own accidental; music21's ``getSize`` works them out):
 - turn: upper–main–lower–main, inverted turn: lower–main–upper–main, four 32nds (at most the
   whole note) then the main note holds; a delayed turn holds the main note first and plays
   the four notes at the end;
-- single-note tremolo: repeated notes of 1/8 ÷ 2^(marks−1) of a quarter… that is, one mark
-  eighths, two 16ths, three or more 32nds; two-note tremolo: the two notes alternate at that
-  rate over both written lengths;
+- single-note tremolo: repeated notes, one stroke eighths, two 16ths, three or more 32nds;
+  two-note tremolo: the two notes alternate at that rate over both written lengths;
 - arpeggiated chord: rolled from the bottom up (``down`` arpeggios from the top down), the
   first note on the beat and each next one 60 ticks (a 64th, 31 ms at ♩ = 120) later, all held
   to the end;
