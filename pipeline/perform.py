@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import form
+from . import form, ornaments
 from .errors import ScoreError
 from .load import LoadedScore
 from .model import (DEFAULT_TEMPO_BPM, TICKS_PER_QUARTER, Control, Note, Performance,
@@ -33,17 +33,6 @@ DYNAMIC_VELOCITY = {
 ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "fz", "rf", "rfz"}
 LOUD_THEN_SOFT = {"fp": "p", "sfp": "p", "sfpp": "pp"}
 DEFAULT_VELOCITY = DYNAMIC_VELOCITY["mf"]
-ACCENT_VELOCITY = 12
-MARCATO_VELOCITY = 20
-
-#: Fraction of the written length that sounds, per articulation (the shortest one applies).
-GATE = {
-    "Staccatissimo": 0.3, "Spiccato": 0.4, "Staccato": 0.5, "Portato": 0.75,
-    "Tenuto": 1.0, "DetachedLegato": 0.75,
-}
-NORMAL_GATE = 0.93  # unslurred notes: a small natural gap between notes
-SLURRED_GATE = 1.0
-GRACE_TICKS = TICKS_PER_QUARTER // 8  # a grace note lasts a 32nd
 
 #: Unpitched percussion by part name, then by staff position on a drum-set staff (GM keys).
 DRUM_BY_NAME = (
@@ -281,14 +270,29 @@ class _Dynamics:
         return self.level(offset)
 
 
-def _slurred_ids(staff) -> set[int]:
-    """Ids of notes inside a slur that are not its last note (they connect to the next)."""
+def _slurred_ids(staff, flat) -> set[int]:
+    """Ids of notes inside a slur that are not its last note (they connect to the next).
+    music21 puts only a slur's first and last notes into the spanner, so the notes between
+    them (by offset on this staff) are found here."""
     from music21 import spanner
 
     ids: set[int] = set()
-    for slur in staff.spannerBundle.getByClass(spanner.Slur):
+    slurs = list(staff.spannerBundle.getByClass(spanner.Slur))
+    if not slurs:
+        return ids
+    notes = list(flat.notes)
+    offsets = [float(n.offset) for n in notes]
+    offset_of = {id(n): off for n, off in zip(notes, offsets)}  # not getOffsetInHierarchy: slow
+    for slur in slurs:
         els = slur.getSpannedElements()
+        if not els:
+            continue
         ids.update(id(e) for e in els[:-1])
+        start, end = offset_of.get(id(els[0])), offset_of.get(id(els[-1]))
+        if start is None or end is None:
+            continue
+        lo, hi = bisect.bisect_left(offsets, start), bisect.bisect_left(offsets, end)
+        ids.update(id(n) for n in notes[lo:hi])
     return ids
 
 
@@ -304,8 +308,9 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     controls: list[Control] = []
     percussion_key = _percussion_key(name, inst)
     for staff in staves:
-        slurred = _slurred_ids(staff)
         flat = staff.flatten()
+        slurred = _slurred_ids(staff, flat)
+        figures = ornaments.spanner_index(staff)
         open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
@@ -319,10 +324,11 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
             if dur <= 0:
                 continue
             if pending_grace:
-                on, dur = _play_graces(pending_grace, on, dur, offset, dyn, events, percussion_key)
+                on, dur = _play_graces(pending_grace, el, on, dur, offset, dyn, events,
+                                        percussion_key)
                 pending_grace = []
-            velocity = dyn.velocity(offset) + _accent(el)
-            gate = _gate(el, slurred)
+            gate, weight = ornaments.articulation(el, id(el) in slurred)
+            velocity = dyn.velocity(offset) + weight
             if isinstance(el, (m21note.Unpitched,)) or el.classes[0] == "PercussionChord":
                 pitches = [_drum_pitch(u, percussion_key) for u in _unpitched_members(el)]
                 ties = [None] * len(pitches)
@@ -331,6 +337,15 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 notes = el.notes if hasattr(el, "notes") and el.isChord else [el]
                 pitches = [int(round(n.pitch.ps)) for n in notes]
                 ties = [n.tie.type if n.tie is not None else None for n in notes]
+                fig = ornaments.figure(el, on, dur, pitches, int(round(velocity)), gate, name,
+                                       figures)
+                if fig is not None:  # trill, mordent, turn, tremolo, glissando, arpeggio
+                    events.extend((a, b, p, v, b) for a, b, p, v in fig if 0 <= p <= 127)
+                    for p in pitches:
+                        open_ties.pop(p, None)
+                    if fig and ties[-1] in ("start", "continue") and events[-1][2] == pitches[-1]:
+                        open_ties[pitches[-1]] = len(events) - 1  # a tie goes on from the last note
+                    continue
             for pitch, tie in zip(pitches, ties):
                 if not 0 <= pitch <= 127:
                     continue
@@ -356,40 +371,24 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                  is_percussion=is_percussion)
 
 
-def _play_graces(graces, on: int, dur: int, offset: float, dyn: _Dynamics, events, percussion_key):
-    """Grace notes sound on the beat, each a 32nd, and delay the main note by as much."""
+def _play_graces(graces, main, on: int, dur: int, offset: float, dyn: _Dynamics, events,
+                 percussion_key):
+    """Grace notes before ``main`` (timing rules in :mod:`pipeline.ornaments`); returns the
+    main note's new onset and length."""
     from music21 import note as m21note
 
-    each = min(GRACE_TICKS, dur // (2 * len(graces)))
-    if each <= 0:
-        return on, dur
-    t = on
-    for g in graces:
+    times, on, dur = ornaments.grace_timing(graces, on, dur, main)
+    for g, slot in zip(graces, times):
+        if slot is None:  # no room left in a very short main note
+            continue
+        a, b, factor = slot
         if isinstance(g, m21note.Unpitched):
             pitches = [_drum_pitch(g, percussion_key)]
         else:
             pitches = [int(round(n.pitch.ps)) for n in (g.notes if g.isChord else [g])]
-        vel = int(round(dyn.velocity(offset) * 0.9))
-        events.extend((t, t + each, p, vel, t + each) for p in pitches if 0 <= p <= 127)
-        t += each
-    return t, dur - (t - on)
-
-
-def _accent(el) -> float:
-    names = {a.classes[0] for a in getattr(el, "articulations", ())}
-    if "StrongAccent" in names:
-        return MARCATO_VELOCITY
-    if "Accent" in names:
-        return ACCENT_VELOCITY
-    return 0
-
-
-def _gate(el, slurred: set[int]) -> float:
-    names = [a.classes[0] for a in getattr(el, "articulations", ())]
-    gates = [GATE[n] for n in names if n in GATE]
-    if gates:
-        return min(gates)
-    return SLURRED_GATE if id(el) in slurred else NORMAL_GATE
+        vel = int(round(dyn.velocity(offset) * factor))
+        events.extend((a, b, p, vel, b) for p in pitches if 0 <= p <= 127)
+    return on, dur
 
 
 def _unpitched_members(el):
