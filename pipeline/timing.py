@@ -124,7 +124,7 @@ def _mark_bpm(mark) -> float | None:
 def _events(score, tl: form.Timeline):
     """``(offset, kind, value, end)`` tempo events of all parts, deduplicated, in written order,
     plus the fermata intervals and the caesura offsets."""
-    from music21 import articulations, expressions, spanner, tempo
+    from music21 import articulations, expressions, note, spanner, tempo
 
     events: dict[tuple[float, str], tuple] = {}
     holds: list[tuple[float, float]] = []
@@ -160,7 +160,9 @@ def _events(score, tl: form.Timeline):
             key = (off, "ramp" if kind == "ramp" else "tempo")
             if key not in events or (kind == "set" and isinstance(el, tempo.MetronomeMark)):
                 events[key] = (off, kind, value, end)
-        for el in flat.notesAndRests:
+        for el in flat.elements:  # the plain tuple: music21's filtered iterators are slow here
+            if not isinstance(el, note.GeneralNote):
+                continue
             if el.expressions and any(isinstance(x, expressions.Fermata) for x in el.expressions):
                 ql = float(el.quarterLength)
                 if ql > 0:
@@ -307,7 +309,7 @@ def breathe(track: Track, staves, tl: form.Timeline) -> Track:
 
     ends: set[int] = set()
     for staff in staves:
-        for el in staff.flatten().notes:
+        for el in staff.flatten().elements:
             if getattr(el, "articulations", None) and any(
                     isinstance(a, articulations.BreathMark) for a in el.articulations):
                 end = float(el.offset) + float(el.quarterLength)
@@ -351,7 +353,9 @@ def _xml_swing(source) -> list[tuple[int, float | None]]:
     if source is None or Path(source).suffix.lower() not in form.MUSICXML_SUFFIXES:
         return []
     try:
-        root = form._musicxml_root(Path(source))
+        root = _root_if(Path(source), b"<swing")
+        if root is None:
+            return []
     except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         log.warning("%s: could not read <swing> (%s)", source, exc)
         return []
@@ -382,6 +386,19 @@ def adjust(track: Track, staves, tl: form.Timeline, timed: Timing) -> Track:
     track = breathe(track, staves, tl)
     track = cut_at_pauses(track, timed.pauses)
     return swing(track, staves, tl, timed.swing)
+
+
+def _root_if(path: Path, needle: bytes) -> ET.Element | None:
+    """The parsed MusicXML file, or None without parsing when ``needle`` is not in its text
+    (parsing a long score takes a second; most scores have no ``<swing>``)."""
+    if path.suffix.lower() == ".mxl":
+        from music21.converter import ArchiveManager
+
+        data = ArchiveManager(path).getData()
+        data = data.encode("utf-8") if isinstance(data, str) else (data or b"")
+    else:
+        data = path.read_bytes()
+    return ET.fromstring(data) if needle in data else None
 
 
 def swing(track: Track, staves, tl: form.Timeline, marks) -> Track:
