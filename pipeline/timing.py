@@ -223,21 +223,18 @@ def _written_curve(events, tl: form.Timeline, holds, caesuras):
     for t in caesuras:
         w = PAUSE_WINDOW_QUARTERS
         factors.append((t - w, t, w / (w + CAESURA_QUARTERS)))
-    offsets = sorted({round(p, 6) for p, _ in points} | {round(x, 6) for s, e, _ in factors
-                                                          for x in (s, e)})
-    offsets = [o for o in offsets if o >= 0]
-    base_off = [p for p, _ in points]
-    base_bpm = [b for _, b in points]
-    bpm = []
-    for o in offsets:
-        # the last base point at or before o (ties: the later entry wins)
-        i = bisect.bisect_right(base_off, o + 1e-9) - 1
-        b = base_bpm[i] if i >= 0 else first
-        for s, e, f in factors:
-            if s - 1e-9 <= o < e - 1e-9:
-                b *= f
-        bpm.append(b)
-    return np.array(offsets), np.array(bpm), [(t - PAUSE_WINDOW_QUARTERS, t) for t in caesuras]
+    offsets = np.array(sorted({round(p, 6) for p, _ in points}
+                              | {round(x, 6) for s, e, _ in factors for x in (s, e)}))
+    offsets = offsets[offsets >= 0]
+    # the last base point at or before each offset (ties: the later entry wins)
+    order = np.argsort([p for p, _ in points], kind="stable")
+    base_off = np.array([points[i][0] for i in order])
+    base_bpm = np.array([points[i][1] for i in order])
+    i = np.searchsorted(base_off, offsets + 1e-9, side="right") - 1
+    bpm = np.where(i >= 0, base_bpm[np.clip(i, 0, None)], first)
+    for s, e, f in factors:
+        bpm[(offsets >= s - 1e-9) & (offsets < e - 1e-9)] *= f
+    return offsets, bpm, [(t - PAUSE_WINDOW_QUARTERS, t) for t in caesuras]
 
 
 def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
