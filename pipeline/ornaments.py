@@ -21,7 +21,7 @@ marcato (^)                   —                               +20
 stress / unstress             —                               +8 / −10
 slurred (not the slur's end)  1.0 (connects to the next)      —
 unslurred, unmarked           0.93 (a small natural gap)      —
-breath mark, caesura          the note ends a quarter early, at most a 16th (240 ticks)
+breath mark, caesura          see pipeline/timing.py (a breath ends its note a 16th early)
 ============================  ==============================  =================
 
 Grace notes sound **on the beat** and steal time from the main note (the classical rule;
@@ -70,8 +70,6 @@ GATE = {
 WEIGHT = {"StrongAccent": 20, "Accent": 12, "Stress": 8, "Unstress": -10, "DetachedLegato": 4}
 NORMAL_GATE = 0.93
 SLURRED_GATE = 1.0
-BREATH_MAX_TICKS = Q // 4
-BREATH_SHARE = 0.25
 
 GRACE_TICKS = Q // 8           # acciaccatura: a 32nd
 GRACE_VELOCITY = 0.9
@@ -93,10 +91,7 @@ def articulation(el, slurred: bool) -> tuple[float, int]:
     names = [a.classes[0] for a in getattr(el, "articulations", ())]
     gates = [GATE[n] for n in names if n in GATE]
     gate = min(gates) if gates else (SLURRED_GATE if slurred else NORMAL_GATE)
-    if "BreathMark" in names or "Caesura" in names:
-        written = float(el.quarterLength) * Q
-        if written > 0:
-            gate = min(gate, 1.0 - min(BREATH_SHARE, BREATH_MAX_TICKS / written))
+    # breath marks and caesuras are timing's (``timing.adjust``): shortened once, there
     return gate, sum(WEIGHT.get(n, 0) for n in names)
 
 

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import form, ornaments
+from . import form, ornaments, timing
 from .errors import ScoreError
 from .load import LoadedScore
-from .model import (DEFAULT_TEMPO_BPM, TICKS_PER_QUARTER, Control, Note, Performance,
+from .model import (TICKS_PER_QUARTER, Control, Note, Performance,
                     TempoMap, Track)
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,15 @@ DRUMSET_BY_POSITION = {  # (display step, octave) on a percussion-clef 5-line st
 }
 DEFAULT_DRUM = 38
 
-TEMPO_WORDS = (  # tempo words without a number → quarter-note BPM
-    ("grave", 40), ("largo", 50), ("larghetto", 60), ("lento", 52), ("adagio", 66),
-    ("andante", 80), ("andantino", 88), ("moderato", 108), ("allegretto", 112),
-    ("allegro", 132), ("vivace", 152), ("presto", 176), ("prestissimo", 200),
-)
-
-
-def perform(score: LoadedScore) -> Performance:
+def perform(score: LoadedScore, *, swing: float | None = None) -> Performance:
     """Turn a loaded score into a performance.
+
+    Parameters
+    ----------
+    swing
+        Swing ratio for eighth notes where the score does not say (2.0: the off-beat eighth at
+        2/3 of the beat, as a jazz band plays); None or 0: straight. The score's own
+        ``<swing>`` and "Swing"/"Straight" words take precedence (:mod:`pipeline.timing`).
 
     Raises
     ------
@@ -67,7 +67,7 @@ def perform(score: LoadedScore) -> Performance:
     if score.kind == "midi":
         performance = _perform_midi(score.data, score.path)
     else:
-        performance = _perform_music21(score.data, score.path)
+        performance = _perform_music21(score.data, score.path, swing=swing)
     if not performance.tracks or performance.note_count == 0:
         raise ScoreError(f"{score.path}: the score has no notes to play")
     return performance
@@ -76,13 +76,14 @@ def perform(score: LoadedScore) -> Performance:
 # ---------------------------------------------------------------------------------------------
 # music21 scores
 
-def _perform_music21(score, path: Path) -> Performance:
+def _perform_music21(score, path: Path, *, swing: float | None = None) -> Performance:
     score = _to_sounding_pitch(score, path)
     tl = form.timeline(score, source=path)
-    tempo_map = _tempo_map(score, tl)
+    timed = timing.timing(score, tl, source=path, swing=swing)
+    tempo_map = timed.tempo_map
     tracks = []
     for name, staves in _instrument_groups(score):
-        track = _perform_instrument(name, staves, tl)
+        track = timing.adjust(_perform_instrument(name, staves, tl), staves, tl, timed)
         if track.notes:
             tracks.append(track)
     md = score.metadata
@@ -122,44 +123,6 @@ def _first_time_signature(score) -> tuple[int, int]:
 
     ts = next(iter(score.recurse().getElementsByClass(meter.TimeSignature)), None)
     return (ts.numerator, ts.denominator) if ts is not None else (4, 4)
-
-
-def _quarter_bpm(mark) -> float:
-    try:
-        bpm = mark.getQuarterBPM()
-    except Exception:
-        bpm = None
-    if not bpm:
-        text = (mark.text or "").lower()
-        bpm = next((b for word, b in sorted(TEMPO_WORDS, key=lambda w: -len(w[0]))
-                    if word in text), None)
-    return float(bpm) if bpm and 10 <= bpm <= 1000 else DEFAULT_TEMPO_BPM
-
-
-def _tempo_map(score, tl: form.Timeline) -> TempoMap:
-    """Tempo in played time: walking the measures in play order, the mark in force at each
-    written position applies, so the right tempo returns after every repeat."""
-    try:
-        boundaries = [(float(a), float(b), _quarter_bpm(m)) for a, b, m in score.metronomeMarkBoundaries()]
-    except Exception:
-        boundaries = []
-    if not boundaries:
-        boundaries = [(0.0, float("inf"), DEFAULT_TEMPO_BPM)]
-    segments = tl.segments or ((0.0, 0.0, float("inf")),)
-    changes: list[tuple[int, int]] = []
-    for written, played, length in segments:
-        for start, end, bpm in boundaries:
-            if end <= written or start >= written + length:
-                continue
-            tick = round((played + max(start, written) - written) * TICKS_PER_QUARTER)
-            us = round(60_000_000 / bpm)
-            if changes and changes[-1][0] == tick:
-                changes[-1] = (tick, us)
-            elif not changes or changes[-1][1] != us:
-                changes.append((tick, us))
-    if not changes or changes[0][0] != 0:
-        changes.insert(0, (0, changes[0][1] if changes else round(60_000_000 / DEFAULT_TEMPO_BPM)))
-    return TempoMap(TICKS_PER_QUARTER, tuple(changes))
 
 
 def _instrument_groups(score):

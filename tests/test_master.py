@@ -226,7 +226,7 @@ def test_album_keeps_ensembles_relative_loudness_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     solo, quartet = (json.loads((tmp_path / n / "report.json").read_text())
                      for n in ("piano-nocturne", "string-quartet"))
-    ms, mq = solo["masters"][0], quartet["masters"][0]
+    ms = solo["masters"][0]
     assert ms["target_source"] == "album" and ms["album"]["pieces"] == 2
     # solo sits 1 LU under the quartet by the templates' relative loudness (or both came down)
     lufs_s, _ = ffmpeg_ebur128(tmp_path / "piano-nocturne" / "master.wav")
