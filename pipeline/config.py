@@ -201,7 +201,7 @@ def _seats(entries, where: str) -> tuple[Seat, ...]:
                           spread=_optional(entry, "spread", w, TemplateError, 0.0, 2.0, 0.0),
                           pans=pans,
                           gain_db=_optional(entry, "gain_db", w, TemplateError, -12.0, 12.0, 0.0),
-                          bus=bus))
+                          bus=bus, gains_db=_numbers(entry, "gains_db", w, -12.0, 12.0)))
     names = [s.name for s in seats]
     if len(set(names)) != len(names):
         raise TemplateError(f"{where}: seat names must be unique")

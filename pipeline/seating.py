@@ -34,8 +34,9 @@ class Seat:
     depth: float
     spread: float = 0.0          # several players of this seat spread over this width
     pans: tuple[float, ...] = ()  # or: explicit places for the 1st, 2nd… player, in score order
-    gain_db: float = 0.0         # section offset, e.g. a lead voice up
+    gain_db: float = 0.0         # section offset
     bus: str | None = None
+    gains_db: tuple[float, ...] = ()  # or per player in score order, e.g. the lead voice up
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,39 @@ def canonical(part: str, preset_name: str, family: str) -> str:
     return info.name if info else ""
 
 
+ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8}
+
+
+def player_number(part: str) -> int | None:
+    """The 1, 2… in 'Violin 2', 'Violin II', '2nd Violin' (None when the name has none)."""
+    text = instruments._normalise(part)
+    m = re.search(r"(?<![a-z0-9])(\d+)(?:st|nd|rd|th)?(?![a-z0-9])", text)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"(?<![a-z0-9])(viii|vii|vi|iv|v|iii|ii|i)(?![a-z0-9])", text)
+    return ROMAN[m.group(1)] if m else None
+
+
+def _ordered(members: list[int], parts: list[str]) -> list[int]:
+    """Players of one seat in the order of their numbers (then score order)."""
+    return sorted(members, key=lambda i: (player_number(parts[i]) or 10 ** 6, i))
+
+
 def _found(phrase: str, text: str) -> bool:
     return re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])", text) is not None
 
 
-def _seat_for(text: str, family: str, seats: tuple[Seat, ...]) -> Seat | None:
-    best, best_len = None, 0
-    for seat in seats:
-        for phrase in seat.match:
-            if len(phrase) > best_len and _found(phrase, text):
-                best, best_len = seat, len(phrase)
-    if best is not None:
-        return best
+def _seat_for(texts: tuple[str, ...], family: str, seats: tuple[Seat, ...]) -> Seat | None:
+    """The seat with the longest phrase in the first text that has one (the part's own name
+    before its instrument's: 'Euphonium' is not seated as the map's 'Baritone Horn')."""
+    for text in texts:
+        best, best_len = None, 0
+        for seat in seats:
+            for phrase in seat.match:
+                if len(phrase) > best_len and _found(phrase, text):
+                    best, best_len = seat, len(phrase)
+        if best is not None:
+            return best
     return next((s for s in seats if family in s.families), None)
 
 
@@ -126,23 +148,26 @@ def place(parts: list[str], presets: list[str], families: list[str], *, seats: t
     rule = next((r for r in rules if Counter(r.instruments) == Counter(names)), None)
     if rule is not None:
         free = {name: [i for i, n in enumerate(rule.instruments) if n == name] for name in set(names)}
-        for i, name in enumerate(names):
-            j = free[name].pop(0)  # players of one instrument take its places in score order
+        for i in _ordered(list(range(len(parts))), parts):
+            name = names[i]
+            j = free[name].pop(0)  # players of one instrument take its places in number order
             out[i] = Placement(parts[i], name, rule.pans[j], rule.depths[j],
                                section_db.get(buses[i], 0.0), buses[i], rule.name)
         return out  # type: ignore[return-value]
-    chosen = [_seat_for(f" {instruments._normalise(p).strip()} | {n.lower()} ", fam, seats)
+    chosen = [_seat_for((instruments._normalise(p), f" {n.lower()} "), fam, seats)
               for p, n, fam in zip(parts, names, families)]
     by_seat: dict[str, list[int]] = {}
     for i, seat in enumerate(chosen):
         if seat is not None:
             by_seat.setdefault(seat.name, []).append(i)
     for members in by_seat.values():
+        members = _ordered(members, parts)
         seat = chosen[members[0]]
-        for i, pan in zip(members, _spread(seat, len(members))):
+        for k, (i, pan) in enumerate(zip(members, _spread(seat, len(members)))):
             bus = seat.bus or buses[i]
+            own = seat.gains_db[k] if k < len(seat.gains_db) else seat.gain_db
             out[i] = Placement(parts[i], names[i], max(-1.0, min(1.0, pan)), seat.depth,
-                               seat.gain_db + section_db.get(bus, 0.0), bus, seat.name)
+                               own + section_db.get(bus, 0.0), bus, seat.name)
     loose = [i for i, p in enumerate(out) if p is None]
     # chamber ensembles spread across the whole stage; big ones keep strays near the centre
     width, depth = (stage_width, chamber_depth) if not seats else (stage_width / 2, FALLBACK_DEPTH)
