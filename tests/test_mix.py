@@ -235,3 +235,18 @@ def test_rendered_quartet_has_mix_stems_and_seating(render_once):
     for p in parts.values():
         assert (result.folder / p["mix_stem"]).exists()
         assert p["calibration_db"] is not None
+
+
+@pytest.mark.parametrize("soundfont", [FLUIDR3, MUSESCORE], ids=["FluidR3", "MuseScore"])
+def test_calibration_evens_out_mixed_instruments(soundfont, tmp_path):
+    if not soundfont.exists():
+        pytest.skip(f"{soundfont} is not installed")
+    performance = Performance("mf winds", "", (
+        _scale_track("Flute", 72), _scale_track("Trumpet", 60), _scale_track("Bassoon", 43),
+        _scale_track("Violin", 67), _scale_track("Tuba", 36), _scale_track("Alto Sax", 60)))
+    voices = assign(performance, soundfont=soundfont, sample_rate=SR)
+    stems = render(performance, voices, stems_dir=tmp_path / "stems", sample_rate=SR)
+    raw = np.array(_stem_lufs(stems))
+    calibrated = raw + np.array(calibration_db(performance, voices, sample_rate=SR))
+    # GM presets at one velocity differ by several LU (about 8 here); after calibration mf is mf
+    assert np.ptp(calibrated) <= 2.5 and np.ptp(calibrated) < np.ptp(raw) / 2, (raw, calibrated)
