@@ -250,3 +250,47 @@ def test_calibration_evens_out_mixed_instruments(soundfont, tmp_path):
     calibrated = raw + np.array(calibration_db(performance, voices, sample_rate=SR))
     # GM presets at one velocity differ by several LU (about 8 here); after calibration mf is mf
     assert np.ptp(calibrated) <= 2.5 and np.ptp(calibrated) < np.ptp(raw) / 2, (raw, calibrated)
+
+
+def _detect(parts: list[tuple[str, str, int]]) -> str:
+    from pipeline.ensemble import detect_ensemble
+
+    tracks = tuple(Track(n, n, ()) for n, _, _ in parts)
+    voices = tuple(Voice(FLUIDR3, 128 if f == "drums" else 0, p, n,
+                         f == "drums", "percussion" if f == "drums" else f, "test")
+                   for n, f, p in parts)
+    return detect_ensemble(Performance("x", "", tracks), voices)
+
+
+BIG_BAND = [(f"Alto Sax {i}", "saxes", 65) for i in (1, 2)] + \
+    [(f"Tenor Sax {i}", "saxes", 66) for i in (1, 2)] + [("Baritone Sax", "saxes", 67)] + \
+    [(f"Trumpet {i}", "brass", 56) for i in range(1, 5)] + \
+    [(f"Trombone {i}", "brass", 57) for i in range(1, 4)] + [("Bass Trombone", "brass", 57)] + \
+    [("Piano", "keyboards", 0), ("Guitar", "plucked", 26), ("Bass", "plucked", 32),
+     ("Drums", "drums", 0)]
+BRASS_BAND = [("Soprano Cornet", "brass", 56), ("Solo Cornet", "brass", 56),
+              ("Repiano Cornet", "brass", 56), ("Flugelhorn", "brass", 56),
+              ("Solo Tenor Horn", "brass", 60), ("1st Baritone", "brass", 58),
+              ("Euphonium", "brass", 58), ("Trombone", "brass", 57), ("Eb Bass", "brass", 58),
+              ("Percussion", "drums", 0)]
+CONCERT_BAND = [("Flute", "woodwinds", 73), ("Oboe", "woodwinds", 68),
+                ("Clarinet 1", "woodwinds", 71), ("Clarinet 2", "woodwinds", 71),
+                ("Alto Sax", "saxes", 65), ("Tenor Sax", "saxes", 66), ("Trumpet 1", "brass", 56),
+                ("Trumpet 2", "brass", 56), ("Horn", "brass", 60), ("Trombone", "brass", 57),
+                ("Euphonium", "brass", 58), ("Tuba", "brass", 58),
+                ("String Bass", "strings", 43), ("Percussion", "drums", 0)]
+ORCHESTRA_PARTS = [(n, f, 0) for n, f in ORCHESTRA]
+
+
+@pytest.mark.parametrize("parts, expected", [
+    (BIG_BAND, "jazz-band"), (BRASS_BAND, "brass-band"), (CONCERT_BAND, "concert-band"),
+    (ORCHESTRA_PARTS, "orchestra"),
+    ([("Violin I", "strings", 40), ("Violin II", "strings", 40), ("Viola", "strings", 41),
+      ("Cello", "strings", 42), ("Clarinet", "woodwinds", 71)], "quintet"),
+    ([(f"Violin {i}", "strings", 40) for i in range(1, 9)], "orchestra"),  # string orchestra
+    ([("Soprano", "voices", 52), ("Alto", "voices", 52), ("Tenor", "voices", 53),
+      ("Bass", "voices", 53)], "choir"),
+], ids=["big band", "brass band", "concert band (with string bass)", "orchestra",
+        "clarinet quintet", "string orchestra", "SATB"])
+def test_detected_ensemble(parts, expected):
+    assert _detect(parts) == expected
