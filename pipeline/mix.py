@@ -36,6 +36,7 @@ SILENCE_DBFS = -90.0
 #: Each side's room input hears some of the other side: a room's reverb is diffuse.
 ROOM_FEED = np.array([[0.7, 0.3], [0.3, 0.7]], dtype=np.float32)
 FRONT_HZ = 20000.0      # no damping in the front row
+FFT_WORKERS = 2         # the two channels of a block transform side by side
 HIGH_PASS_RATIO = 0.7   # high-pass corner this far under the lowest note's fundamental
 
 ProgressFn = Callable[[float], None]
@@ -261,13 +262,17 @@ class _OverlapAdd:
         self.ir_len = ir.shape[1]
         self.n_fft = scipy.fft.next_fast_len(block + self.ir_len - 1, real=True)
         self.spectrum = scipy.fft.rfft(ir.astype(np.float64), n=self.n_fft, axis=1)
+        self.spectrum32 = self.spectrum.astype(np.complex64)
 
     def wet(self, block: np.ndarray) -> np.ndarray:
         """``block`` (2, n) convolved with the response: (2, n + ir_len − 1) float32."""
         n = block.shape[1]
-        y = scipy.fft.irfft(scipy.fft.rfft(block.astype(np.float64), n=self.n_fft, axis=1)
-                            * self.spectrum, n=self.n_fft, axis=1)
-        return y[:, : n + self.ir_len - 1].astype(np.float32)
+        # single precision: its error (about −130 dB) is far below the −60 dB the mix stems
+        # must sum to, and it halves the time of the per-player convolutions
+        y = scipy.fft.irfft(scipy.fft.rfft(block.astype(np.float32), n=self.n_fft, axis=1,
+                                           workers=FFT_WORKERS) * self.spectrum32,
+                            n=self.n_fft, axis=1, workers=FFT_WORKERS)
+        return y[:, : n + self.ir_len - 1]
 
     def add(self, out: np.ndarray, start: int, block: np.ndarray) -> None:
         """Add ``block`` (2, n) convolved with the response into ``out`` from ``start``."""
