@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from .errors import PresetError, TemplateError
+from .instruments import FAMILIES
 from .rooms import Room
+from .seating import BUSES, Depth, Rule, Seat
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg")
 LOSSY_FORMATS = ("mp3", "ogg")
@@ -38,6 +40,23 @@ class Template:
     room: Room
     reverb_send_db: float   # level of each player into the room
     mastering: Mastering
+    seats: tuple[Seat, ...] = ()          # the default layout ([[seat]])
+    layouts: dict = field(default_factory=dict)  # other layouts: name → seats that move
+    rules: tuple[Rule, ...] = ()          # chamber instrumentations with their own seating
+    depth: Depth = Depth(level_db=-4.0, send_db=5.0, predelay_ms=10.0, damping_hz=8000.0)
+    chamber_depth: float = 0.25           # depth of players seated in score order
+    section_db: dict = field(default_factory=dict)  # bus → level (dB)
+
+    def seating(self, layout: str | None = None) -> tuple[Seat, ...]:
+        """The seats of ``layout`` (None: the default): its seats replace same-named ones."""
+        if not layout or layout == "standard":
+            return self.seats
+        if layout not in self.layouts:
+            raise TemplateError(f"templates/{self.name}.toml: no layout '{layout}' (choose one of: "
+                                f"{', '.join(['standard', *self.layouts])})")
+        moved = {s.name: s for s in self.layouts[layout]}
+        kept = tuple(moved.pop(s.name, s) for s in self.seats)
+        return kept + tuple(moved.values())
 
 
 @dataclass(frozen=True)
@@ -139,11 +158,91 @@ def _table(data: dict, key: str, where: str, error, required: bool = False) -> t
     return table, f"{where} [{key}]"
 
 
+def _phrases(entry: dict, key: str, where: str) -> tuple[str, ...]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise TemplateError(f"{where}: '{key}' = {value!r} is not allowed (a list of names)")
+    return tuple(v.strip().lower() for v in value)
+
+
+def _numbers(entry: dict, key: str, where: str, lo: float, hi: float) -> tuple[float, ...]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                          or not lo <= v <= hi for v in value):
+        raise TemplateError(f"{where}: '{key}' = {value!r} is not allowed (a list of numbers "
+                            f"from {lo} to {hi})")
+    return tuple(float(v) for v in value)
+
+
+def _seats(entries, where: str) -> tuple[Seat, ...]:
+    if not isinstance(entries, list):
+        raise TemplateError(f"{where}: must be an array of tables [[seat]]")
+    seats = []
+    for i, entry in enumerate(entries):
+        w = f"{where} #{i + 1}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise TemplateError(f"{w}: missing key 'name' (the seat's name)")
+        w = f"{where} '{entry['name']}'"
+        families = _phrases(entry, "families", w)
+        bad = [f for f in families if f not in FAMILIES]
+        if bad:
+            raise TemplateError(f"{w}: 'families' has {bad[0]!r} (allowed: {', '.join(FAMILIES)})")
+        match = _phrases(entry, "match", w)
+        if not match and not families:
+            raise TemplateError(f"{w}: give 'match' (names) or 'families' to say who sits here")
+        bus = entry.get("bus")
+        if bus is not None and bus not in BUSES:
+            raise TemplateError(f"{w}: 'bus' = {bus!r} is not allowed (one of: {', '.join(BUSES)})")
+        pans = _numbers(entry, "pans", w, -1.0, 1.0)
+        seats.append(Seat(name=entry["name"], match=match, families=families,
+                          pan=(pans[0] if pans and "pan" not in entry else
+                               _number(entry, "pan", w, TemplateError, -1.0, 1.0)),
+                          depth=_number(entry, "depth", w, TemplateError, 0.0, 1.0),
+                          spread=_optional(entry, "spread", w, TemplateError, 0.0, 2.0, 0.0),
+                          pans=pans,
+                          gain_db=_optional(entry, "gain_db", w, TemplateError, -12.0, 12.0, 0.0),
+                          bus=bus, gains_db=_numbers(entry, "gains_db", w, -12.0, 12.0)))
+    names = [s.name for s in seats]
+    if len(set(names)) != len(names):
+        raise TemplateError(f"{where}: seat names must be unique")
+    return tuple(seats)
+
+
+def _rules(entries, where: str) -> tuple[Rule, ...]:
+    from .instruments import instrument_map
+
+    known = {info.name for _, info in instrument_map()}
+    if not isinstance(entries, list):
+        raise TemplateError(f"{where}: must be an array of tables [[rule]]")
+    rules = []
+    for i, entry in enumerate(entries):
+        w = f"{where} #{i + 1}"
+        if not isinstance(entry, dict):
+            raise TemplateError(f"{w}: must be a table")
+        names = entry.get("instruments")
+        if not isinstance(names, list) or not names or any(n not in known for n in names):
+            raise TemplateError(f"{w}: 'instruments' = {names!r} is not allowed (a list of "
+                                f"instrument names from data/instruments.toml, left to right)")
+        pans = _numbers(entry, "pans", w, -1.0, 1.0)
+        depths = _numbers(entry, "depths", w, 0.0, 1.0)
+        if len(pans) != len(names) or len(depths) != len(names):
+            raise TemplateError(f"{w}: 'pans' and 'depths' need one number per instrument "
+                                f"({len(names)})")
+        rules.append(Rule(str(entry.get("name", f"rule {i + 1}")), tuple(names), pans, depths))
+    return tuple(rules)
+
+
 @functools.lru_cache(maxsize=None)
 def load_template(name: str) -> Template:
     data, where = _read("templates", name, TemplateError)
     room, rwhere = _table(data, "room", where, TemplateError, required=True)
     mast, mwhere = _table(data, "master", where, TemplateError, required=True)
+    depth, dwhere = _table(data, "depth", where, TemplateError)
+    buses, bwhere = _table(data, "buses", where, TemplateError)
+    for bus in buses:
+        if bus not in BUSES:
+            raise TemplateError(f"{bwhere}: '{bus}' is not a bus (one of: {', '.join(BUSES)})")
+    layouts, lwhere = _table(data, "layouts", where, TemplateError)
     return Template(
         name=name, description=str(data.get("description", "")),
         stage_width=_number(data, "stage_width", where, TemplateError, 0.0, 1.0),
@@ -158,7 +257,19 @@ def load_template(name: str) -> Template:
             glue_amount=_number(mast, "glue_amount", mwhere, TemplateError, 0.0, 1.0),
             max_limiting_db=_number(mast, "max_limiting_db", mwhere, TemplateError, 0.0, 12.0),
             relative_loudness_lu=_number(mast, "relative_loudness_lu", mwhere, TemplateError,
-                                         -12.0, 0.0)))
+                                         -12.0, 0.0)),
+        seats=_seats(data.get("seat", []), f"{where} [[seat]]"),
+        layouts={k: _seats(v.get("seat", []) if isinstance(v, dict) else v,
+                           f"{lwhere}.{k} [[seat]]") for k, v in layouts.items()},
+        rules=_rules(data.get("rule", []), f"{where} [[rule]]"),
+        depth=Depth(level_db=_optional(depth, "level_db", dwhere, TemplateError, -12.0, 0.0, -4.0),
+                    send_db=_optional(depth, "send_db", dwhere, TemplateError, 0.0, 12.0, 5.0),
+                    predelay_ms=_optional(depth, "predelay_ms", dwhere, TemplateError, 0.0, 50.0,
+                                          10.0),
+                    damping_hz=_optional(depth, "damping_hz", dwhere, TemplateError, 2000.0,
+                                         20000.0, 8000.0)),
+        chamber_depth=_optional(data, "chamber_depth", where, TemplateError, 0.0, 1.0, 0.25),
+        section_db={b: _number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses})
 
 
 @functools.lru_cache(maxsize=None)

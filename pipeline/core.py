@@ -12,6 +12,7 @@ import numpy as np
 
 from . import __version__
 from .assign import assign
+from .calibrate import calibration_db
 from .audio import peak_dbfs
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
@@ -112,7 +113,10 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
         log.info("render: %d stems of %.1f s at %d Hz", len(stems.stems), stems.duration_s,
                  stems.sample_rate)
         with stage("mix"):
-            the_mix = mix(stems, voices, template, progress=lambda f: progress("mix", f))
+            balance = calibration_db(performance, voices, sample_rate=sample_rate)
+            the_mix = mix(stems, voices, template, calibration_db=balance,
+                          mix_stems_dir=folder.work / "mix-stems",
+                          progress=lambda f: progress("mix", f))
         with stage("export"):
             write_midi(performance, folder.work / "performance.mid",
                        [(v.bank, v.program) for v in voices])
@@ -259,6 +263,9 @@ def _report(piece: _Piece, masters, files) -> dict:
             "voice_source": voice.source, "family": voice.family, "percussion": voice.is_percussion,
             "notes": len(track.notes), "stem": level["file"], "pan": level["pan"],
             "peak_dbfs": level["peak_dbfs"], "loudness_lufs": level["loudness_lufs"],
+            **{k: level[k] for k in ("depth", "seat", "bus", "calibration_db", "gain_db",
+                                     "send_db", "predelay_ms", "damping_hz", "mix_lufs",
+                                     "mix_stem")},
         })
     return {
         "title": performance.title,

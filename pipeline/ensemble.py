@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .instruments import lookup
 from .model import Performance, Voice
 
 BY_PLAYERS = {1: "solo", 2: "duet", 3: "trio", 4: "quartet", 5: "quintet", 6: "sextet"}
@@ -12,26 +13,46 @@ BRASS_BAND_WORDS = ("cornet", "tenor horn", "euphonium", "baritone horn", "fluge
 def detect_ensemble(performance: Performance, voices: tuple[Voice, ...]) -> str:
     """The template name that fits the instrumentation.
 
-    Voices only → choir; saxes with trumpets and trombones → jazz band; cornets, tenor horns or
-    euphoniums → brass band; winds and brass without strings → concert band; strings with winds
-    or brass → orchestra; otherwise by the number of players (a piano is one player).
+    Voices only → choir; saxes with trumpets, trombones and a rhythm section (and no woodwind
+    section) → jazz band; cornets, tenor horns or euphoniums with only brass and percussion →
+    brass band; strings (beyond a lone double bass) with winds or brass → orchestra; winds and
+    brass without a string section → concert band; otherwise by the number of players (a piano
+    is one player), a larger group going by whether it has strings.
     """
     families = Counter(v.family for v in voices)
-    names = " ".join(t.name.lower() for t in performance.tracks)
+    names = [t.name.lower() for t in performance.tracks]
+    text = " ".join(names)
     players = len(voices)
     if families["voices"] == players and players > 1:
         return "choir"
-    has_trumpet = any("trumpet" in t.name.lower() or v.program in (56, 59)
-                      for t, v in zip(performance.tracks, voices))
-    has_trombone = any("trombone" in t.name.lower() or v.program == 57
-                       for t, v in zip(performance.tracks, voices))
-    if families["saxes"] >= 2 and has_trumpet and has_trombone:
+    has_trumpet = any("trumpet" in n or v.program in (56, 59) for n, v in zip(names, voices))
+    has_trombone = any("trombone" in n or v.program == 57 for n, v in zip(names, voices))
+    rhythm = sum(1 for t, v in zip(performance.tracks, voices)
+                 if v.family in ("keyboards", "plucked", "percussion") or v.is_percussion
+                 or (v.family == "strings" and _is_double_bass(t.name, v)))
+    woodwinds = families["woodwinds"]
+    # a string section: violins, violas, cellos (a concert band's one string bass is not one)
+    section = sum(1 for t, v in zip(performance.tracks, voices)
+                  if v.family == "strings" and not _is_double_bass(t.name, v))
+    winds_brass = woodwinds + families["saxes"] + families["brass"]
+    if families["saxes"] >= 2 and has_trumpet and has_trombone and rhythm and woodwinds < 2 \
+            and section == 0:
         return "jazz-band"
-    if players > 6 and any(w in names for w in BRASS_BAND_WORDS) and families["strings"] == 0:
+    if players > 6 and any(w in text for w in BRASS_BAND_WORDS) and \
+            families["brass"] + families["percussion"] == players:
         return "brass-band"
-    if players > 6:  # strings make an orchestra; winds and brass without them a concert band
-        return "orchestra" if families["strings"] else "concert-band"
+    if players > 6:
+        if section:  # a string section, with or without winds: an orchestra
+            return "orchestra"
+        return "concert-band" if winds_brass else ("orchestra" if families["strings"]
+                                                    else "concert-band")
     return BY_PLAYERS.get(players, "solo")
+
+
+def _is_double_bass(name: str, voice: Voice) -> bool:
+    info = lookup(name)
+    return voice.program in (32, 33, 43) or (info is not None and info.name in
+                                             ("Contrabass", "Acoustic Bass", "Electric Bass"))
 
 
 def instrumentation(performance: Performance) -> str:

@@ -68,6 +68,9 @@ def write_html(folder: Path, report: dict, mix: Trace, masters: list[Trace]) -> 
     ]
     if any(t.reduction_db is not None for t in masters):
         pictures.append(("Limiter gain reduction", _reduction(masters)))
+    if report.get("parts") and all("depth" in p for p in report["parts"]):
+        pictures.insert(0, ("Stage layout: where each player sits (seen from the audience)",
+                            _stage(report["parts"])))
     path = folder / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(_page(report, pictures), encoding="utf-8")
@@ -150,6 +153,48 @@ def _reduction(masters: list[Trace]) -> str:
     return _png(fig)
 
 
+SECTION_COLOURS = {"strings": "#4477aa", "woodwinds": "#228833", "saxes": "#ccbb44",
+                   "brass": "#ee6677", "rhythm": "#aa3377", "percussion": "#66ccee",
+                   "voices": "#bbbbbb"}
+
+
+def _stage(parts: list[dict]) -> str:
+    """Players on the stage: pan across, depth up (front row at the bottom, nearest the
+    listener); the dot's size and shade fall with depth, its colour is the section bus."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.add_patch(_stage_outline())
+    for p in parts:
+        depth = p["depth"]
+        colour = SECTION_COLOURS.get(p.get("bus"), "#444444")
+        ax.scatter([p["pan"]], [depth], s=260 * (1.0 - 0.6 * depth), color=colour,
+                   alpha=1.0 - 0.5 * depth, edgecolors="#222", linewidths=0.6, zorder=3)
+        level = p.get("mix_lufs")
+        label = p["part"] + (f"\n{level:.1f} LUFS" if level is not None else "")
+        ax.annotate(label, (p["pan"], depth), textcoords="offset points", xytext=(0, 9),
+                    ha="center", fontsize=7, zorder=4)
+    for bus, colour in SECTION_COLOURS.items():
+        if any(p.get("bus") == bus for p in parts):
+            ax.scatter([], [], color=colour, label=bus)
+    ax.set_xlim(-1.15, 1.15)
+    ax.set_ylim(-0.12, 1.18)
+    ax.set_xlabel("pan (left … right)")
+    ax.set_ylabel("depth (front … back)")
+    ax.grid(alpha=0.25)
+    ax.legend(loc="upper right", fontsize=7, ncol=4)
+    return _png(fig)
+
+
+def _stage_outline():
+    from matplotlib.patches import Polygon
+
+    # a stage widening toward the audience, drawn under the players
+    return Polygon([(-1.05, -0.08), (1.05, -0.08), (0.85, 1.08), (-0.85, 1.08)], closed=True,
+                   facecolor="#f4efe6", edgecolor="#c9b99a", zorder=1)
+
+
 def _octave_smooth(freqs: np.ndarray, power: np.ndarray, octaves: float) -> np.ndarray:
     """Mean power over ±``octaves``/2 around each bin (cumulative sums: no loop per bin)."""
     c = np.concatenate(([0.0], np.cumsum(power)))
@@ -216,8 +261,11 @@ def _chain(m: dict) -> str:
 
 def _page(report: dict, pictures) -> str:
     e = html.escape
-    parts = "\n".join(_row((p["part"], p["instrument"], p["program"], p["pan"], p["peak_dbfs"],
-                            p["loudness_lufs"], p["stem"])) for p in report["parts"])
+    parts = "\n".join(_row((p["part"], p["instrument"], p["program"], p.get("seat"), p["pan"],
+                            p.get("depth"), p.get("bus"), p["peak_dbfs"], p["loudness_lufs"],
+                            p.get("calibration_db"), p.get("gain_db"), p.get("send_db"),
+                            p.get("mix_lufs"), p["stem"], p.get("mix_stem")))
+                      for p in report["parts"])
     masters = "\n".join(_row((m["preset"], ", ".join(f["file"] for f in m["files"]),
                               m["integrated_lufs"], m["target_lufs"], m["loudness_range_lu"],
                               m["short_term_max_lufs"], m["true_peak_dbtp"], m["ceiling_dbtp"],
@@ -256,8 +304,13 @@ ensemble <b>{e(report['ensemble'])}</b> ({e(report['ensemble_chosen_by'])}) ·
 (RT60 {mix['rt60_s']} s), gain {mix['mix_gain_db']} dB.</p>
 {images}
 <h2>Parts</h2>
-<table><tr><th>part</th><th>instrument</th><th>program</th><th>pan</th><th>peak dBFS</th>
-<th>LUFS</th><th>stem</th></tr>
+<p class="meta">Stem levels: the dry stem as rendered (peak, LUFS); the balance calibration that
+brings mf on this instrument to the common level; the total gain in the mix (calibration, seat,
+section bus, depth and the mix's headroom gain); the reverb send; and the player's loudness in
+the mix before the room.</p>
+<table><tr><th>part</th><th>instrument</th><th>program</th><th>seat</th><th>pan</th><th>depth</th>
+<th>bus</th><th>stem peak dBFS</th><th>stem LUFS</th><th>calibration dB</th><th>mix gain dB</th>
+<th>send dB</th><th>in mix LUFS</th><th>stem</th><th>mix stem</th></tr>
 {parts}</table>
 <p class="meta">Soundfont {e(report['soundfont'])}. Time per stage: {e(timings)}.
 score2audio {e(report['pipeline_version'])}.</p>

@@ -1,6 +1,7 @@
 """Shared helpers: rendering once per session, an independent meter, and pitch measurement."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,19 @@ DATA = Path(__file__).resolve().parent / "data"
 SCORES = ROOT / "scores"
 FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 MUSESCORE = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def calibration_cache(tmp_path_factory):
+    """The balance calibration's cache lives in a temporary folder, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("calibration-cache")
+    old = os.environ.get("SCORE2AUDIO_CACHE")
+    os.environ["SCORE2AUDIO_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("SCORE2AUDIO_CACHE", None)
+    else:
+        os.environ["SCORE2AUDIO_CACHE"] = old
 
 
 @pytest.fixture(scope="session")
