@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a finished recording whose tonal balance and loudness the master should match")
     r.add_argument("--album", metavar="NAME", nargs="?", const="album",
                    help="master several scores as one album (one programme loudness)")
+    r.add_argument("--swing", type=float, metavar="RATIO",
+                   help="swing ratio for eighths where the score says nothing (2 = triplet feel, "
+                        "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
     _common(r)
@@ -42,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     pf.add_argument("score", metavar="SCORE")
     pf.add_argument("-o", "--output", required=True, metavar="FILE.mid")
     pf.add_argument("--soundfont", metavar="PATH", help="soundfont whose programs are written")
+    pf.add_argument("--swing", type=float, metavar="RATIO",
+                    help="swing ratio for eighths where the score says nothing (default: straight)")
     _common(pf)
 
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
@@ -83,7 +88,8 @@ def _render(args) -> int:
 
     presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
-                  soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference)
+                  soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
+                  swing=args.swing)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -130,7 +136,8 @@ def _summary(result, quiet: bool) -> None:
 def _perform(args) -> int:
     from .core import perform_to_midi
 
-    performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont)
+    performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
+                                  swing=args.swing)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")

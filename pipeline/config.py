@@ -46,6 +46,7 @@ class Template:
     depth: Depth = Depth(level_db=-4.0, send_db=5.0, predelay_ms=10.0, damping_hz=8000.0)
     chamber_depth: float = 0.25           # depth of players seated in score order
     section_db: dict = field(default_factory=dict)  # bus → level (dB)
+    swing: float | None = None            # the ensemble's default swing ratio (jazz band: 2:1)
 
     def seating(self, layout: str | None = None) -> tuple[Seat, ...]:
         """The seats of ``layout`` (None: the default): its seats replace same-named ones."""
@@ -269,7 +270,8 @@ def load_template(name: str) -> Template:
                     damping_hz=_optional(depth, "damping_hz", dwhere, TemplateError, 2000.0,
                                          20000.0, 8000.0)),
         chamber_depth=_optional(data, "chamber_depth", where, TemplateError, 0.0, 1.0, 0.25),
-        section_db={b: _number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses})
+        section_db={b: _number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses},
+        swing=_optional(data, "swing", where, TemplateError, 1.0, 4.0, 0.0) or None)
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,7 +16,7 @@ from .calibrate import calibration_db
 from .audio import peak_dbfs
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
-from .errors import PresetError
+from .errors import PipelineError, PresetError
 from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .load import load
 from .master import Reference, album_targets, finish, load_reference, prepare
@@ -44,9 +44,9 @@ class RenderResult:
 
 
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
-                    soundfont: str | Path | None = None):
+                    soundfont: str | Path | None = None, swing: float | None = None):
     """Load and perform a score and write ``performance.mid`` without rendering audio."""
-    performance = perform(load(Path(score_path)))
+    performance = perform(load(Path(score_path)), swing=swing if swing and swing > 1.0 else None)
     voices = assign(performance, soundfont=find_soundfont(soundfont))
     write_midi(performance, Path(midi_path), [(v.bank, v.program) for v in voices])
     return performance
@@ -88,7 +88,7 @@ def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
 
 
 def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, soundfont: Path,
-                   sample_rate: int, progress: ProgressFn) -> _Piece:
+                   sample_rate: int, progress: ProgressFn, swing: float | None = None) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     with stage("load"):
@@ -101,6 +101,10 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
         voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate)
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
+    feel = template.swing if swing is None else (swing if swing > 1.0 else None)
+    if feel and loaded.kind != "midi":
+        with stage("perform"):  # the ensemble's swing is known only now: play it again, swung
+            performance = perform(loaded, swing=feel)
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
@@ -182,10 +186,16 @@ def _options(ensemble, presets, soundfont, reference):
     return preset_objs, find_soundfont(soundfont), (load_reference(reference) if reference else None)
 
 
+def _check_swing(swing: float | None) -> None:
+    if swing is not None and not 0.0 <= swing <= 4.0:
+        raise PipelineError(f"--swing {swing:g}: give a ratio from 1 (straight) to 4, e.g. 2 for "
+                            f"a triplet feel")
+
+
 def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemble: str | None = None,
                  presets: tuple[str, ...] = ("streaming",), soundfont: str | Path | None = None,
                  sample_rate: int = 48000, reference: str | Path | None = None,
-                 progress: ProgressFn | None = None) -> RenderResult:
+                 swing: float | None = None, progress: ProgressFn | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``.
 
     Raises
@@ -196,15 +206,17 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
     """
     progress = progress or (lambda stage, fraction: None)
     preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference)
+    _check_swing(swing)
     piece = _render_to_mix(Path(score_path), out_root=Path(out_root), ensemble=ensemble,
-                           soundfont=sf_path, sample_rate=sample_rate, progress=progress)
+                           soundfont=sf_path, sample_rate=sample_rate, progress=progress,
+                           swing=swing)
     return _finish(piece, preset_objs, reference=ref, progress=progress)
 
 
 def render_album(score_paths: list[str | Path], *, name: str = "album", out_root: str | Path = "out",
                  ensemble: str | None = None, presets: tuple[str, ...] = ("streaming",),
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
-                 reference: str | Path | None = None,
+                 reference: str | Path | None = None, swing: float | None = None,
                  progress: Callable[[str, str, float], None] | None = None) -> list[RenderResult]:
     """Render several scores and master them as one album: for each preset the pieces are
     measured as one programme (see :func:`pipeline.master.album_targets`).
@@ -213,13 +225,14 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
     """
     report_progress = progress or (lambda piece, stage, fraction: None)
     preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference)
+    _check_swing(swing)
     pieces: list[_Piece] = []
     try:
         summaries: dict[str, list] = {p.name: [] for p in preset_objs}
         for path in score_paths:
             path = Path(path)
             piece = _render_to_mix(path, out_root=Path(out_root), ensemble=ensemble,
-                                   soundfont=sf_path, sample_rate=sample_rate,
+                                   soundfont=sf_path, sample_rate=sample_rate, swing=swing,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             for p in preset_objs:

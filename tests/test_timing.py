@@ -176,3 +176,27 @@ def test_every_lilypond_suite_file_performs():
             assert "no notes to play" in str(exc), (path, exc)
             empty.append(Path(path).name)
     assert len(empty) <= 20, empty  # the suite's files without notes (17 in music21 9–10)
+
+
+def test_a_jazz_band_swings_by_default_and_the_option_straightens_it(tmp_path):
+    import mido
+
+    from pipeline.core import render_score
+
+    def off_beats(result) -> np.ndarray:
+        mid = mido.MidiFile(str(result.folder / "performance.mid"))
+        ticks, ons = 0, []
+        for track in mid.tracks:
+            ticks = 0
+            for msg in track:
+                ticks += msg.time
+                if msg.type == "note_on" and msg.velocity > 0:
+                    ons.append(ticks / mid.ticks_per_beat)
+        return np.sort(ons)[1::2] % 1
+
+    swung = render_score(DATA / "eighths-plain.musicxml", out_root=tmp_path / "a",
+                         ensemble="jazz-band", presets=("handoff",))
+    np.testing.assert_allclose(off_beats(swung), 2 / 3, atol=0.01)
+    straight = render_score(DATA / "eighths-plain.musicxml", out_root=tmp_path / "b",
+                            ensemble="jazz-band", presets=("handoff",), swing=1.0)
+    np.testing.assert_allclose(off_beats(straight), 0.5, atol=0.01)
