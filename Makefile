@@ -11,11 +11,13 @@ PRESET ?=
 SOUNDFONT ?=
 SAMPLE_RATE ?=
 REFERENCE ?=
+SWING ?=
 BENCH_ARGS ?=
 
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
-	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)")
+	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
+	$(if $(SWING),--swing "$(SWING)")
 
 .PHONY: render test bench setup system-deps test-deps clean help
 
@@ -23,6 +25,7 @@ help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
 	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
+	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
 
