@@ -35,6 +35,8 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import musicxml
+
 log = logging.getLogger(__name__)
 
 MAX_PLAYED_MEASURES = 100_000  # guards against a repeat structure that never ends
@@ -279,7 +281,10 @@ def _sound_marks(source, n_bars: int) -> list[tuple[int, str, Jump | None]]:
     if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
         return []
     try:
-        root = _musicxml_root(Path(source))
+        root = musicxml.root_if(Path(source),
+                                rb"<sound\b[^>]*\b(dacapo|dalsegno|segno|coda|tocoda|fine)=")
+        if root is None:
+            return []
     except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         log.warning("%s: could not read <sound> jump marks (%s)", source, exc)
         return []
@@ -299,17 +304,6 @@ def _sound_marks(source, n_bars: int) -> list[tuple[int, str, Jump | None]]:
                     if value is not None and (name != "dacapo" or value.strip() == "yes"):
                         marks.append((k, kind, jump))
     return marks
-
-
-def _musicxml_root(path: Path) -> ET.Element:
-    if path.suffix.lower() == ".mxl":
-        from music21.converter import ArchiveManager
-
-        data = ArchiveManager(path).getData()
-        if not data:
-            raise ValueError("no MusicXML file in the archive")
-        return ET.fromstring(data.encode("utf-8") if isinstance(data, str) else data)
-    return ET.parse(path).getroot()
 
 
 def _with_marks(bars: list[_Bar], marks: list[tuple[int, str, Jump | None]]) -> list[_Bar]:

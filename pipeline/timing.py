@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import form
+from . import form, musicxml
 from .model import DEFAULT_TEMPO_BPM, TICKS_PER_QUARTER, Note, TempoMap, Track
 
 log = logging.getLogger(__name__)
@@ -350,7 +350,7 @@ def _xml_swing(source) -> list[tuple[int, float | None]]:
     if source is None or Path(source).suffix.lower() not in form.MUSICXML_SUFFIXES:
         return []
     try:
-        root = _root_if(Path(source), b"<swing")
+        root = musicxml.root_if(Path(source), rb"<swing\b")
         if root is None:
             return []
     except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
@@ -383,19 +383,6 @@ def adjust(track: Track, staves, tl: form.Timeline, timed: Timing) -> Track:
     track = breathe(track, staves, tl)
     track = cut_at_pauses(track, timed.pauses)
     return swing(track, staves, tl, timed.swing)
-
-
-def _root_if(path: Path, needle: bytes) -> ET.Element | None:
-    """The parsed MusicXML file, or None without parsing when ``needle`` is not in its text
-    (parsing a long score takes a second; most scores have no ``<swing>``)."""
-    if path.suffix.lower() == ".mxl":
-        from music21.converter import ArchiveManager
-
-        data = ArchiveManager(path).getData()
-        data = data.encode("utf-8") if isinstance(data, str) else (data or b"")
-    else:
-        data = path.read_bytes()
-    return ET.fromstring(data) if needle in data else None
 
 
 def swing(track: Track, staves, tl: form.Timeline, marks) -> Track:
