@@ -173,6 +173,8 @@ def played_bars(path) -> list[int]:
     ("dc-al-coda-words-only.musicxml", [1, 2, 3, 1, 2, 4, 5]),     # words only
     ("dc-repeat-inside.musicxml", [1, 2, 3, 2, 3, 4, 5, 1, 2, 3, 4]),
     ("dc-endings-inside.musicxml", [1, 2, 3, 2, 4, 5, 1, 2, 4]),
+    # music21 keeps only the first and last bar of the three-bar first ending
+    ("ending-three-bars.musicxml", [1, 2, 3, 4, 5, 2, 6]),
 ])
 def test_a_score_with_jumps_is_played_in_the_order_a_musician_reads_it(fixture, order):
     assert played_bars(DATA / fixture) == order
