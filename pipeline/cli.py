@@ -47,11 +47,24 @@ def _parser() -> argparse.ArgumentParser:
     pf.add_argument("--soundfont", metavar="PATH", help="soundfont whose programs are written")
     pf.add_argument("--swing", type=float, metavar="RATIO",
                     help="swing ratio for eighths where the score says nothing (default: straight)")
+    pf.add_argument("--fermata-hold", type=_positive, metavar="FACTOR",
+                    help="how many times its length a note under a fermata lasts (default: 2.0; "
+                         "1.0 = not held, as MuseScore 3 plays, for comparing with its playback)")
     _common(pf)
 
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
         _common(sub.add_parser(name, help=f"list the {what}"))
     return p
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -137,7 +150,7 @@ def _perform(args) -> int:
     from .core import perform_to_midi
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
-                                  swing=args.swing)
+                                  swing=args.swing, fermata_hold=args.fermata_hold)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")

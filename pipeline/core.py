@@ -44,9 +44,13 @@ class RenderResult:
 
 
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
-                    soundfont: str | Path | None = None, swing: float | None = None):
-    """Load and perform a score and write ``performance.mid`` without rendering audio."""
-    performance = perform(load(Path(score_path)), swing=swing if swing and swing > 1.0 else None)
+                    soundfont: str | Path | None = None, swing: float | None = None,
+                    fermata_hold: float | None = None):
+    """Load and perform a score and write ``performance.mid`` without rendering audio
+    (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default)."""
+    kwargs = {} if fermata_hold is None else {"fermata_hold": fermata_hold}
+    performance = perform(load(Path(score_path)), swing=swing if swing and swing > 1.0 else None,
+                          **kwargs)
     voices = assign(performance, soundfont=find_soundfont(soundfont))
     write_midi(performance, Path(midi_path), [(v.bank, v.program) for v in voices])
     return performance

@@ -12,7 +12,11 @@ Rules, as a player reads them:
   after the last ending the next section begins.
 - D.C. (da capo) goes back to the first bar, D.S. (dal segno) to the bar of the segno (the last
   one before the D.S., else the first one), at the end of the bar that carries the mark and
-  after that bar's own repeat has been taken. Each jump is taken once.
+  after that bar's own repeat has been taken. Each jump is taken once, or twice when its bar
+  says so ("ancora una volta il trio", "once more": Beethoven's scherzo–trio–scherzo–trio–
+  scherzo); Fine and To Coda are then heeded only after the last time.
+- A D.C. in a score with no Fine, after a section titled "Trio", "Maggiore" or "Minore", ends
+  at the bar before that title: "Menuetto da capo" means the minuet, not the trio again.
 - After a jump, repeats are played once (no repeat; under endings only the last ending is
   played), unless the jump says "con ripetizione" or "with repeats". Fine then ends the piece at
   the end of its bar, and a To Coda mark leads from the end of its bar to the next coda sign.
@@ -50,6 +54,7 @@ class Jump:
     to: str  # "start" (da capo) or "segno" (dal segno)
     until: str | None = None  # "fine", "coda", or None: a plain D.C./D.S. heeds both
     repeats: bool = False  # "con ripetizione": repeats are taken again after the jump
+    times: int = 1  # how many times the jump is taken ("ancora una volta": 2)
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,8 @@ def play_order(bars: list[_Bar]) -> list[int]:
     section_start, passage = 0, 1
     i, arrived_by_jump = 0, False
     jump: Jump | None = None  # the last D.C./D.S. taken
-    jumps_taken: set[int] = set()
+    jumps_taken: dict[int, int] = {}  # bar of a jump → times taken
+    last_time = False  # the last jump taken has been taken for the last time
     while i < len(bars) and len(order) < MAX_PLAYED_MEASURES:
         bar = bars[i]
         if bar.forward and not arrived_by_jump:
@@ -140,17 +146,17 @@ def play_order(bars: list[_Bar]) -> list[int]:
         elif bar.endings is not None and (i + 1 >= len(bars) or bars[i + 1].endings is None):
             section_start, passage = i + 1, 1  # the last ending is over: a new section begins
         target = None
-        if jump is not None and bar.fine and jump.until != "coda":
+        if last_time and bar.fine and jump.until != "coda":
             break
-        if jump is not None and bar.to_coda and jump.until != "fine":
+        if last_time and bar.to_coda and jump.until != "fine":
             target = next((k for k in range(i + 1, len(bars)) if bars[k].coda), None)
             if target is None:
                 log.warning("measure %s: To Coda but no coda sign after it; playing on", _name(bars, i))
-        if target is None and bar.jump is not None and i not in jumps_taken:
-            jumps_taken.add(i)
+        if target is None and bar.jump is not None and jumps_taken.get(i, 0) < bar.jump.times:
+            jumps_taken[i] = jumps_taken.get(i, 0) + 1
             target = _jump_target(bars, i, bar.jump)
             if target is not None:
-                jump = bar.jump
+                jump, last_time = bar.jump, jumps_taken[i] >= bar.jump.times
         if target is not None:
             i, section_start, passage = target, target, 1
             continue
@@ -216,8 +222,12 @@ def _bars(score, source: str | Path | None = None) -> list[_Bar]:
         if not numbers[k]:  # an unnumbered bracket before "2." is the first ending
             following = numbers[k + 1] if k + 1 < len(brackets) else frozenset()
             numbers[k] = frozenset({max(1, min(following) - 1)}) if following else frozenset({1})
-        for m in bracket.getSpannedElements():
-            endings[id(m)] = numbers[k]
+        # music21 may keep only the bracket's first and last bar (its MusicXML start and
+        # stop): the bars between are under it too
+        index = {id(m): j for j, m in enumerate(measures)}
+        inside = [index[id(m)] for m in bracket.getSpannedElements() if id(m) in index]
+        for j in range(min(inside), max(inside) + 1) if inside else ():
+            endings[id(measures[j])] = numbers[k]
     starts = [float(m.offset) for m in measures]
     bars = []
     for k, m in enumerate(measures):
@@ -237,6 +247,8 @@ def _bars(score, source: str | Path | None = None) -> list[_Bar]:
 
 _SYMBOLS = str.maketrans({"\U0001D10B": " segno ", "\U0001D10C": " coda "})  # 𝄋 𝄌
 _JUMP_WORDS = re.compile(r"(?:(da ?capo|d ?c)|dal ?segno|al ?segno|d ?s)\b(.*)")
+_AGAIN = re.compile(r"\b(ancora una volta|un altra volta|once more|noch einmal)\b")
+_SECTION_TITLE = re.compile(r"(trio|maggiore|minore)( [ivx]+| \d+)?")
 
 
 def _classify(text: str) -> tuple[str, Jump | None] | None:
@@ -247,7 +259,12 @@ def _classify(text: str) -> tuple[str, Jump | None] | None:
         rest = m.group(2)
         until = re.search(r"\bal (fine|coda)\b", rest) or re.search(r"\b(coda)\b", rest)
         repeats = re.search(r"\bcon rip|\bwith repeat", rest) is not None
-        return "jump", Jump("start" if m.group(1) else "segno", until and until.group(1), repeats)
+        return "jump", Jump("start" if m.group(1) else "segno", until and until.group(1), repeats,
+                            2 if _AGAIN.search(rest) else 1)
+    if _AGAIN.search(words):  # words beside a D.C.: take it once more
+        return "again", None
+    if _SECTION_TITLE.fullmatch(words):
+        return "section", None
     for pattern, kind in ((r"(to|al) ?coda\b", "to_coda"), (r"coda\b", "coda"),
                           (r"segno\b", "segno"), (r"fine\b", "fine")):
         if re.match(pattern, words):
@@ -325,5 +342,14 @@ def _with_marks(bars: list[_Bar], marks: list[tuple[int, str, Jump | None]]) -> 
     codas = sorted(k for k in kinds if "coda" in kinds[k])
     if len(codas) >= 2 and not any("to_coda" in s for s in kinds.values()):
         kinds[codas[0]] = (kinds[codas[0]] - {"coda"}) | {"to_coda"}
-    return [replace(b, jump=jumps.get(k), **{kind: True for kind in kinds.get(k, ()) if kind != "jump"})
+    for k, found in kinds.items():
+        if "again" in found and k in jumps:
+            jumps[k] = replace(jumps[k], times=2)
+    # no Fine: a D.C. after a "Trio"/"Maggiore" title ends before it (the minuet da capo)
+    titles = sorted(k for k in kinds if "section" in kinds[k] and k > 0)
+    if titles and not any("fine" in s for s in kinds.values()) and \
+            any(j.to == "start" and k > titles[0] for k, j in jumps.items()):
+        kinds.setdefault(titles[0] - 1, set()).add("fine")
+    flags = {"segno", "coda", "to_coda", "fine"}
+    return [replace(b, jump=jumps.get(k), **{kind: True for kind in kinds.get(k, ()) if kind in flags})
             for k, b in enumerate(bars)]

@@ -49,7 +49,8 @@ DRUMSET_BY_POSITION = {  # (display step, octave) on a percussion-clef 5-line st
 }
 DEFAULT_DRUM = 38
 
-def perform(score: LoadedScore, *, swing: float | None = None) -> Performance:
+def perform(score: LoadedScore, *, swing: float | None = None,
+            fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     """Turn a loaded score into a performance.
 
     Parameters
@@ -58,6 +59,10 @@ def perform(score: LoadedScore, *, swing: float | None = None) -> Performance:
         Swing ratio for eighth notes where the score does not say (2.0: the off-beat eighth at
         2/3 of the beat, as a jazz band plays); None or 0: straight. The score's own
         ``<swing>`` and "Swing"/"Straight" words take precedence (:mod:`pipeline.timing`).
+    fermata_hold
+        How many times its written length a note or rest under a fermata lasts, every part
+        waiting (default 2.0). 1.0 plays fermatas unheld, as MuseScore 3 does with MusicXML
+        fermatas: compare against its playback with 1.0 to see every other difference.
 
     Raises
     ------
@@ -67,7 +72,8 @@ def perform(score: LoadedScore, *, swing: float | None = None) -> Performance:
     if score.kind == "midi":
         performance = _perform_midi(score.data, score.path)
     else:
-        performance = _perform_music21(score.data, score.path, swing=swing)
+        performance = _perform_music21(score.data, score.path, swing=swing,
+                                       fermata_hold=fermata_hold)
     if not performance.tracks or performance.note_count == 0:
         raise ScoreError(f"{score.path}: the score has no notes to play")
     return performance
@@ -76,10 +82,11 @@ def perform(score: LoadedScore, *, swing: float | None = None) -> Performance:
 # ---------------------------------------------------------------------------------------------
 # music21 scores
 
-def _perform_music21(score, path: Path, *, swing: float | None = None) -> Performance:
+def _perform_music21(score, path: Path, *, swing: float | None = None,
+                     fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     score = _to_sounding_pitch(score, path)
     tl = form.timeline(score, source=path)
-    timed = timing.timing(score, tl, source=path, swing=swing)
+    timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
     tracks = []
     for name, staves in _instrument_groups(score):

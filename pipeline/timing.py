@@ -12,7 +12,8 @@ Everything that stretches or squeezes time for the whole ensemble lives in the o
   mark but at most to the end of the bar after the mark; the tempo reached holds until
   "a tempo" (back to the last marked tempo), "Tempo I" (the first one) or a new mark.
 - **Fermata**: the tempo drops by :data:`FERMATA_FACTOR` over the held note or rest, so every part
-  waits; where fermatas of several parts overlap, the time they share is held.
+  waits; where fermatas of several parts overlap, the time they share is held. ``timing(...,
+  fermata_hold=)`` sets the factor (1.0: not held, as MuseScore 3 plays a MusicXML fermata).
 - **Caesura**: :data:`CAESURA_QUARTERS` of silence at the end of its note in every part (the last
   :data:`PAUSE_WINDOW_QUARTERS` of the note are slowed down, and notes ending there are cut).
 
@@ -185,7 +186,7 @@ def _shared_holds(holds: list[tuple[float, float]]) -> list[tuple[float, float]]
     return [(s, e) for s, e in out if e > s + 1e-9]
 
 
-def _written_curve(events, tl: form.Timeline, holds, caesuras):
+def _written_curve(events, tl: form.Timeline, holds, caesuras, fermata_hold=FERMATA_FACTOR):
     """The tempo at every written offset as breakpoints ``(offsets, bpm)``, piecewise constant."""
     total = tl.total if tl.starts else float("inf")
     starts = list(tl.starts)
@@ -218,8 +219,9 @@ def _written_curve(events, tl: form.Timeline, holds, caesuras):
             continue
         points.append((off, current))
     # multipliers: fermata holds and caesura pauses
-    factors: list[tuple[float, float, float]] = [(s, e, 1.0 / FERMATA_FACTOR)
-                                                  for s, e in _shared_holds(holds)]
+    factors: list[tuple[float, float, float]] = [(s, e, 1.0 / fermata_hold)
+                                                  for s, e in _shared_holds(holds)
+                                                  if fermata_hold != 1.0]
     for t in caesuras:
         w = PAUSE_WINDOW_QUARTERS
         factors.append((t - w, t, w / (w + CAESURA_QUARTERS)))
@@ -238,7 +240,7 @@ def _written_curve(events, tl: form.Timeline, holds, caesuras):
 
 
 def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
-           swing: float | None = None) -> Timing:
+           swing: float | None = None, fermata_hold: float = FERMATA_FACTOR) -> Timing:
     """The shared tempo map of ``score`` in played time, with caesura pauses and swing.
 
     Parameters
@@ -251,9 +253,14 @@ def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
         does not read).
     swing
         The swing ratio where the score says nothing (e.g. 2.0 for a jazz band); None: straight.
+    fermata_hold
+        How many times its written length a note or rest under a fermata lasts (default
+        :data:`FERMATA_FACTOR`; 1.0: not held).
     """
+    if not fermata_hold > 0:
+        raise ValueError(f"fermata_hold must be positive, not {fermata_hold}")
     events, holds, caesuras = _events(score, tl)
-    offsets, bpm, windows = _written_curve(events, tl, holds, caesuras)
+    offsets, bpm, windows = _written_curve(events, tl, holds, caesuras, fermata_hold)
     us = np.round(60_000_000 / bpm).astype(np.int64)
     segments = tl.segments or ((0.0, 0.0, float("inf")),)
     changes: list[tuple[int, int]] = []

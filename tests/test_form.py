@@ -118,6 +118,25 @@ def test_al_fine_ignores_to_coda_and_al_coda_ignores_fine():
     assert jumped("a b@Fine c@To_Coda d@D.C._al_Coda e@Coda") == [1, 2, 3, 4, 1, 2, 3, 5]
 
 
+def test_minuet_da_capo_without_fine_ends_before_the_trio():
+    # MuseScore 3 plays the trio again: a D.C. without Fine runs to the end of the piece
+    assert jumped("|:a:| b c@Trio d@D.C.") == [1, 1, 2, 3, 4, 1, 2]
+    assert jumped("a b c@D.C.") == [1, 2, 3, 1, 2, 3]  # no trio: to the end, as before
+
+
+def test_beethoven_minore_once_more_the_trio_then_the_minore_again():
+    # op. 59/2 iii, last bar: "il minore ma senza replica ed allora ancora una volta il trio,
+    # e dopo di nuovo da capo il minore senza replica" beside a D.C.: scherzo, trio, scherzo,
+    # trio, scherzo (the repeats only the first time)
+    plain = bars("|:a:| b c d")
+    words = "il minore ma senza replica ed allora ancora una volta il trio, e dopo di nuovo " \
+            "da capo il minore senza replica"
+    marks = [(2, *_classify("Maggiore")), (3, *_classify(words)), (3, *_classify("D.C."))]
+    order = [i + 1 for i in play_order(_with_marks(plain, marks))]
+    assert order == [1, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2]
+    assert jumped("a b@Trio c@D.C._once_more") == [1, 2, 3, 1, 2, 3, 1]
+
+
 def test_dal_segno_without_segno_plays_on(caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.form"):
         assert jumped("a b@Fine c@D.S._al_Fine d") == [1, 2, 3, 4]
@@ -150,6 +169,9 @@ def test_al_fine_without_fine_plays_on_to_the_end(caplog):
     ("dolce", None),
     ("cresc.", None),
     ("Da capo aria", ("jump", Jump("start"))),
+    ("Maggiore", ("section", None)),
+    ("Trio II", ("section", None)),
+    ("Theme russe.", None),
 ])
 def test_words_a_player_reads_as_jump_marks(words, meaning):
     assert _classify(words) == meaning
@@ -173,6 +195,8 @@ def played_bars(path) -> list[int]:
     ("dc-al-coda-words-only.musicxml", [1, 2, 3, 1, 2, 4, 5]),     # words only
     ("dc-repeat-inside.musicxml", [1, 2, 3, 2, 3, 4, 5, 1, 2, 3, 4]),
     ("dc-endings-inside.musicxml", [1, 2, 3, 2, 4, 5, 1, 2, 4]),
+    # music21 keeps only the first and last bar of the three-bar first ending
+    ("ending-three-bars.musicxml", [1, 2, 3, 4, 5, 2, 6]),
 ])
 def test_a_score_with_jumps_is_played_in_the_order_a_musician_reads_it(fixture, order):
     assert played_bars(DATA / fixture) == order
@@ -194,3 +218,22 @@ def test_a_pickup_bar_is_not_padded_and_the_repeat_returns_to_it():
     # 3/4: a one-beat pickup G4, two full bars C5 D5, a two-beat last bar E5, repeated
     once = [(0.0, 67), (1.0, 72), (4.0, 74), (7.0, 76)]
     assert onsets == once + [(t + 9.0, p) for t, p in once]
+
+
+def test_beethoven_op59_2_iii_is_played_scherzo_trio_scherzo_trio_scherzo():
+    from music21 import corpus
+
+    from pipeline.form import _bars
+
+    work = corpus.getWork("beethoven/opus59no2/movement3")
+    bars_ = _bars(corpus.parse("beethoven/opus59no2/movement3"), work)
+    runs: list[list[int]] = []
+    for n in (int(bars_[i].number) for i in play_order(bars_)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    # first endings: bars 8-9 and 52-55 (music21 keeps only 52 and 55 of the second one)
+    scherzo_again = [[1, 7], [10, 51], [56, 58]]
+    assert runs == [[1, 9], [2, 7], [10, 55], [12, 51], [56, 142]] + scherzo_again[:2] + \
+        [[56, 142]] + scherzo_again

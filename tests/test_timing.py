@@ -103,6 +103,38 @@ def test_fermata_doubles_its_note_and_the_other_part_waits_on_every_pass():
         assert sec((bar + 2) * Q) - sec(bar * Q) == pytest.approx(1 + timing.FERMATA_FACTOR)
 
 
+@pytest.mark.parametrize("hold", [1.0, 3.0])
+def test_fermata_hold_factor_is_an_option_and_1_plays_the_fermata_unheld(hold):
+    p, tm = played("fermata-two-parts.musicxml", fermata_hold=hold)
+    sec = tm.seconds
+    assert sec(2 * Q) - sec(0) == pytest.approx(1 + hold)  # a plain beat, then the held one
+    if hold == 1.0:  # as MuseScore 3 plays: the tempo map is the written one
+        assert len(tm.changes) == 1
+
+
+def test_fermata_hold_must_be_positive():
+    with pytest.raises(ValueError, match="positive"):
+        played("fermata-two-parts.musicxml", fermata_hold=0.0)
+
+
+def test_cli_perform_fermata_hold(tmp_path):
+    import mido
+
+    from conftest import run_cli
+
+    ends = {}
+    for hold in ("1.0", "2"):
+        out = tmp_path / f"hold-{hold}.mid"
+        proc = run_cli("perform", str(DATA / "fermata-two-parts.musicxml"), "-o", str(out),
+                       "--fermata-hold", hold, "-q")
+        assert proc.returncode == 0, proc.stderr
+        ends[hold] = mido.MidiFile(out).length
+    assert ends["2"] > ends["1.0"] + 1.5  # two fermatas of a beat at 60 BPM (one repeated)
+    proc = run_cli("perform", str(DATA / "fermata-two-parts.musicxml"), "-o",
+                   str(tmp_path / "x.mid"), "--fermata-hold", "0")
+    assert proc.returncode != 0 and "positive" in proc.stderr
+
+
 def test_caesura_is_a_silent_pause_in_all_parts():
     p, tm = played("caesura-breath.musicxml")
     sec = tm.seconds
