@@ -194,3 +194,10 @@ def test_a_pickup_bar_is_not_padded_and_the_repeat_returns_to_it():
     # 3/4: a one-beat pickup G4, two full bars C5 D5, a two-beat last bar E5, repeated
     once = [(0.0, 67), (1.0, 72), (4.0, 74), (7.0, 76)]
     assert onsets == once + [(t + 9.0, p) for t, p in once]
+
+
+def test_a_first_ending_without_a_second_is_skipped_on_the_second_pass():
+    # Maple Leaf Rag (music21 corpus), bars 16–17: "1." over bar 16 with :|, bar 17 unbracketed
+    assert numbered("|:a b [1]c:| d e") == [1, 2, 3, 1, 2, 4, 5]
+    # after a jump without repeats, likewise: the "1." is left out
+    assert jumped("|:a [1]b:| c@Fine d@D.C._al_Fine") == [1, 2, 1, 3, 4, 1, 3]
