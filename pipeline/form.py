@@ -9,7 +9,8 @@ Rules, as a player reads them:
 - A backward repeat goes back to the last forward repeat, or, when there is none since the
   previous backward repeat, to the bar after it (or the start); it is taken ``times − 1`` times
   (2 by default). A bar under an ending bracket is played only on the passes the bracket names;
-  after the last ending the next section begins.
+  after the last ending the next section begins. On a pass no ending names, only the highest
+  ending plays, and none if that one closes with a backward repeat (a "1." without its "2.").
 - D.C. (da capo) goes back to the first bar, D.S. (dal segno) to the bar of the segno (the last
   one before the D.S., else the first one), at the end of the bar that carries the mark and
   after that bar's own repeat has been taken. Each jump is taken once, or twice when its bar
@@ -201,7 +202,14 @@ def _skip_ending(bars: list[_Bar], i: int, passage: int) -> bool:
     run = [bars[k].endings or frozenset() for k in range(lo, hi + 1)]
     if any(passage in e for e in run):
         return True
-    return max(mine, default=0) < max(max(e, default=0) for e in run)
+    top = max(max(e, default=0) for e in run)
+    if max(mine, default=0) < top:
+        return True
+    # the highest ending goes back (it closes with a backward repeat): it is not the way out,
+    # the bar after the run is (a "1." bracket whose "2." was never drawn, as in Joplin's Maple
+    # Leaf Rag, bars 16–17)
+    last = max(k for k in range(lo, hi + 1) if max(bars[k].endings or frozenset(), default=0) == top)
+    return bars[last].backward_times > 0
 
 
 def _bars(score, source: str | Path | None = None) -> list[_Bar]:

@@ -32,6 +32,8 @@ MuseScore 3 also starts them on the beat):
 - a single appoggiatura (unslashed): half of the main note, two thirds of a dotted one,
   at the main note's velocity (it carries the stress);
 - grace notes marked ``steal-time-previous`` (and after-graces) sound before the beat instead.
+- a single grace on the upper neighbour of a trilled note is the trill's first note (the
+  classical upper-note start): a 32nd, like an acciaccatura, then the trill.
 
 Ornaments (upper and lower neighbours are diatonic in the key signature, unless the ornament
 carries its own accidental; music21's ``getSize`` works them out):
@@ -132,7 +134,7 @@ def grace_timing(graces, on: int, dur: int, main) -> tuple[list[tuple[int, int, 
     n = len(rest)
     if n and dur > 1:
         slashed = any(getattr(g.duration, "slash", True) for g in rest)
-        if n == 1 and not slashed:
+        if n == 1 and not slashed and not _starts_trill(rest[0], main):
             each = max(1, round(dur * (2 / 3 if main.duration.dots else 0.5)))
             times[id(rest[0])] = (on, on + each, 1.0)
             on, dur = on + each, dur - each
@@ -143,6 +145,18 @@ def grace_timing(graces, on: int, dur: int, main) -> tuple[list[tuple[int, int, 
                              for k, g in enumerate(rest))
                 on, dur = on + n * each, dur - n * each
     return [times.get(id(g)) for g in graces], on, dur
+
+
+def _starts_trill(grace, main) -> bool:
+    """A single grace on the upper neighbour of a trilled note shows where the trill starts
+    (the classical upper-note start, Mozart K. 80/i bar 2): a short first note of the trill,
+    not an appoggiatura taking half the note."""
+    trill = next((e for e in getattr(main, "expressions", ())
+                  if e.classes[0] in ("Trill", "Shake", "HalfStepTrill", "WholeStepTrill")), None)
+    if trill is None or grace.isChord or main.isChord or not hasattr(grace, "pitch"):
+        return False
+    upper = int(round(main.pitch.ps)) + _size(trill, main, 2)
+    return int(round(grace.pitch.ps)) == upper
 
 
 def _bar(el):

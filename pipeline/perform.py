@@ -282,6 +282,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
         slurred = _slurred_ids(staff, flat)
         figures = ornaments.spanner_index(staff)
         open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
+        tie_written_end: dict[int, float] = {}  # pitch → written offset where its open tie ends
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
                         key=lambda x: (x[0], x[1]))
@@ -320,17 +321,25 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 if not 0 <= pitch <= 127:
                     continue
                 idx = open_ties.get(pitch)
-                if tie in ("stop", "continue") and idx is not None and \
+                # a tie into a 1st ending also holds into the 2nd, whose note is often written
+                # without the tie's stop: it goes on when the play order jumped to this note
+                # (Maple Leaf Rag bars 65–67)
+                jumped = tie is None and idx is not None and \
+                    abs(tie_written_end.get(pitch, -1.0) - float(el.offset)) > 1e-6
+                if (tie in ("stop", "continue") or jumped) and idx is not None and \
                         abs(events[idx][4] - on) <= 1:
                     e = events[idx]
                     events[idx] = (e[0], e[0] + round((on + dur - e[0]) * gate), pitch, e[3], on + dur)
-                    if tie == "stop":
+                    if tie != "continue":
                         open_ties.pop(pitch, None)
+                    else:
+                        tie_written_end[pitch] = float(el.offset + el.quarterLength)
                     continue
                 events.append((on, on + max(1, round(dur * gate)), pitch,
                                int(round(velocity)), on + dur))
                 if tie in ("start", "continue"):
                     open_ties[pitch] = len(events) - 1
+                    tie_written_end[pitch] = float(el.offset + el.quarterLength)
                 else:
                     open_ties.pop(pitch, None)
     controls.extend(_instrument_changes(first, program, tl))

@@ -237,3 +237,21 @@ def test_beethoven_op59_2_iii_is_played_scherzo_trio_scherzo_trio_scherzo():
     scherzo_again = [[1, 7], [10, 51], [56, 58]]
     assert runs == [[1, 9], [2, 7], [10, 55], [12, 51], [56, 142]] + scherzo_again[:2] + \
         [[56, 142]] + scherzo_again
+
+
+def test_a_first_ending_without_a_second_is_skipped_on_the_second_pass():
+    # Maple Leaf Rag (music21 corpus), bars 16–17: "1." over bar 16 with :|, bar 17 unbracketed
+    assert numbered("|:a b [1]c:| d e") == [1, 2, 3, 1, 2, 4, 5]
+    # after a jump without repeats, likewise: the "1." is left out
+    assert jumped("|:a [1]b:| c@Fine d@D.C._al_Fine") == [1, 2, 1, 3, 4, 1, 3]
+
+
+def test_a_tie_into_the_first_ending_also_holds_into_the_second():
+    # Maple Leaf Rag, bars 65–67: the 2nd ending's first chord is written without the tie's stop
+    performance = perform(load(DATA / "tie-into-endings.musicxml"))
+    tpq = performance.tempo_map.ticks_per_quarter
+    notes = [(n.on / tpq, n.pitch) for n in sorted(performance.tracks[0].notes, key=lambda n: n.on)]
+    # E5 C5~ | C5 D5 :| E5 C5~ | C5 G4: C5 is struck once per pass, held over the bar line
+    assert notes == [(0.0, 76), (1.0, 72), (3.0, 74), (4.0, 76), (5.0, 72), (7.0, 67)]
+    c5 = [n for n in performance.tracks[0].notes if n.pitch == 72]
+    assert all(n.off - n.on > 1.5 * tpq for n in c5)

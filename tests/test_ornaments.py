@@ -196,3 +196,23 @@ def test_lilypond_suite_performs_without_exceptions():
             assert "no notes" in str(exc), f"{path.name}: {exc}"
             silent.append(path.name)
     assert len(silent) == 17, silent
+
+
+def test_a_grace_on_the_upper_neighbour_starts_the_trill():
+    # Mozart K. 80/i bar 2: a 16th grace A5 before a trilled quarter G5 is the trill's upper-note
+    # start (a short first note), not an appoggiatura taking half of the G
+    from music21 import expressions, meter, note, stream
+
+    m = stream.Measure(number=1)
+    m.append(meter.TimeSignature("3/4"))
+    grace = note.Note("A5", type="16th").getGrace(appoggiatura=True)
+    trilled = note.Note("G5", quarterLength=1.0)
+    trilled.expressions.append(expressions.Trill())
+    for n in (grace, trilled, note.Note("F#5", quarterLength=2.0)):
+        m.append(n)
+    score = stream.Score([stream.Part([m])])
+    (track,) = perform(LoadedScore(Path("trill.musicxml"), "music21", score)).tracks
+    first_beat = [n for n in track.notes if n.on < Q]
+    assert first_beat[0].pitch == 81 and length(first_beat[0]) <= 0.125
+    assert [n.pitch for n in first_beat[1:4]] == [79, 81, 79]
+    assert first_beat[-1].pitch == 79 and len(first_beat) >= 6  # the trill fills the beat
