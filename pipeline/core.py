@@ -19,7 +19,7 @@ from .ensemble import detect_ensemble, instrumentation
 from .errors import PipelineError, PresetError
 from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .load import load
-from .master import Reference, album_targets, finish, load_reference, prepare
+from .master import Reference, album_targets, load_reference, master, prepare
 from .mix import mix
 from .model import Mix
 from .paths import slugify
@@ -49,7 +49,7 @@ def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
     """Load and perform a score and write ``performance.mid`` without rendering audio
     (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default)."""
     kwargs = {} if fermata_hold is None else {"fermata_hold": fermata_hold}
-    performance = perform(load(Path(score_path)), swing=swing if swing and swing > 1.0 else None,
+    performance = perform(load(Path(score_path)), swing=_feel(None, swing),
                           **kwargs)
     voices = assign(performance, soundfont=find_soundfont(soundfont))
     write_midi(performance, Path(midi_path), [(v.bank, v.program) for v in voices])
@@ -97,18 +97,19 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
     stage = _stage_timer(progress, timings)
     with stage("load"):
         loaded = load(score_path)
+    # the swing is known now unless it comes from a template still to be detected
+    feel = _feel(load_template(ensemble) if ensemble else None, swing)
     with stage("perform"):
-        performance = perform(loaded)
+        performance = perform(loaded, swing=feel)
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
              performance.note_count, performance.duration_s)
     with stage("assign"):
         voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate)
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
-    feel = template.swing if swing is None else (swing if swing > 1.0 else None)
-    if feel and loaded.kind != "midi":
-        with stage("perform"):  # the ensemble's swing is known only now: play it again, swung
-            performance = perform(loaded, swing=feel)
+    if not ensemble and _feel(template, swing) and loaded.kind != "midi":
+        with stage("perform"):  # a detected jazz band swings: play it again, swung
+            performance = perform(loaded, swing=_feel(template, swing))
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
@@ -136,6 +137,13 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
                   template, folder, soundfont, timings)
 
 
+def _feel(template: Template | None, swing: float | None) -> float | None:
+    """The swing ratio to play: the option's (1 or less: straight), else the template's."""
+    if swing is not None:
+        return swing if swing > 1.0 else None
+    return template.swing if template is not None else None
+
+
 def _tags(piece: _Piece, album: str | None) -> dict:
     perf = piece.performance
     return {"title": perf.title, "artist": perf.composer, "album": album,
@@ -155,8 +163,8 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
         with stage("master"):
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
-                m = finish(prepare(piece.mix, p, piece.template.mastering, reference),
-                           target_lufs=target, album=(album or {}).get(p.name))
+                m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
+                           album=(album or {}).get(p.name))
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
                 files.append(write_master(folder.work, m, p, several=len(presets) > 1, tags=tags))
@@ -180,20 +188,17 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     return RenderResult(final, report)
 
 
-def _options(ensemble, presets, soundfont, reference):
+def _options(ensemble, presets, soundfont, reference, swing):
     """Check every option before the slow work, so a typo fails at once."""
+    if swing is not None and not 0.0 <= swing <= 4.0:
+        raise PipelineError(f"--swing {swing:g}: give a ratio from 1 (straight) to 4, e.g. 2 for "
+                            f"a triplet feel")
     if ensemble:
         load_template(ensemble)
     preset_objs = [load_preset(p) for p in presets]
     if not preset_objs:
         raise PresetError("no preset given (see 'score2audio presets')")
     return preset_objs, find_soundfont(soundfont), (load_reference(reference) if reference else None)
-
-
-def _check_swing(swing: float | None) -> None:
-    if swing is not None and not 0.0 <= swing <= 4.0:
-        raise PipelineError(f"--swing {swing:g}: give a ratio from 1 (straight) to 4, e.g. 2 for "
-                            f"a triplet feel")
 
 
 def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemble: str | None = None,
@@ -209,8 +214,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
         left in ``out_root`` for this piece when it is raised.
     """
     progress = progress or (lambda stage, fraction: None)
-    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference)
-    _check_swing(swing)
+    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference, swing)
     piece = _render_to_mix(Path(score_path), out_root=Path(out_root), ensemble=ensemble,
                            soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                            swing=swing)
@@ -228,9 +232,9 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
     The mixes are kept on disk between the two passes, never all in memory at once.
     """
     report_progress = progress or (lambda piece, stage, fraction: None)
-    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference)
-    _check_swing(swing)
+    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference, swing)
     pieces: list[_Piece] = []
+    results: list[RenderResult] = []
     try:
         summaries: dict[str, list] = {p.name: [] for p in preset_objs}
         for path in score_paths:
@@ -254,18 +258,15 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
             for i, level in enumerate(levels):
                 targets[i][p.name] = level
                 notes[i][p.name] = note
-        results = []
-        while pieces:
-            piece = pieces.pop(0)
-            i = len(targets) - len(pieces) - 1
+        for piece, target, note in zip(pieces, targets, notes):
             piece.mix = replace(piece.mix, audio=read_mix(piece.folder.work))
-            results.append(_finish(piece, preset_objs, reference=ref, targets=targets[i],
-                                   album=notes[i], progress=lambda s, f, n=piece.score_path.name:
+            results.append(_finish(piece, preset_objs, reference=ref, targets=target, album=note,
+                                   progress=lambda s, f, n=piece.score_path.name:
                                    report_progress(n, s, f)))
         return results
     except BaseException:
-        for piece in pieces:
-            piece.folder.discard()
+        for piece in pieces[len(results):]:
+            piece.folder.discard()  # finished pieces are committed; _finish discards its own
         raise
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .audio import db_to_gain
+from .loudness import gated_mean
 
 LOOKAHEAD_MS = 1.5
 HOLD_MS = 12.0             # longer than half a period of 42 Hz: a steady low tone does not ripple
@@ -103,18 +104,18 @@ def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_ab
     if ratio <= 1.0 or frames == 0:
         return np.ones(frames, dtype=np.float32)
     block = max(1, int(block_ms / 1000 * sample_rate))
-    whole = max(1, frames // block)
-    padded = np.zeros((audio.shape[0], whole * block), dtype=np.float32)
-    padded[:, : min(frames, whole * block)] = audio[:, : whole * block]
-    power = (padded * padded).sum(axis=0).reshape(whole, block).mean(axis=1, dtype=np.float64)
-    attack = max(1, int(round(attack_ms / block_ms)))
-    level = 10 * np.log10(np.maximum(_window_mean(power, attack, 0), 1e-12))
-    audible = power[level > -70.0]
-    if audible.size == 0:
+    whole = frames // block
+    if whole == 0:
         return np.ones(frames, dtype=np.float32)
-    programme = 10 * np.log10(audible.mean())
-    programme = 10 * np.log10(max(audible[10 * np.log10(audible) > programme - 10].mean(), 1e-12))
-    over = level - (programme + threshold_above_programme_db)
+    blocks = audio[:, : whole * block].reshape(audio.shape[0], whole, block)
+    # mean square per block, channels summed, without a squared copy of the audio
+    power = np.einsum("ckb,ckb->k", blocks, blocks, dtype=np.float64) / block
+    programme = gated_mean(power)  # the programme's own level, gated as loudness is
+    if programme <= 0:
+        return np.ones(frames, dtype=np.float32)
+    attack = max(1, round(attack_ms / block_ms))
+    level = 10 * np.log10(np.maximum(_window_mean(power, attack, 0), 1e-12))
+    over = level - (10 * np.log10(programme) + threshold_above_programme_db)
     slope = 1.0 - 1.0 / ratio
     # soft knee: quadratic across ±knee/2, straight line above
     gr = np.where(over <= -knee_db / 2, 0.0,

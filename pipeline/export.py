@@ -31,9 +31,8 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
     """Write (channels, frames) float audio atomically. Integer formats get integers computed
     here (exact for a master already on the format's grid) rather than libsndfile's scaling."""
     if fmt in ("wav", "flac") and bit_depth in (16, 24):
-        scale = float(1 << (bit_depth - 1))
-        data = np.clip(np.rint(audio.T * np.float32(scale)), -scale, scale - 1)
-        data = data.astype(np.int16) if bit_depth == 16 else data.astype(np.int32) << 8
+        ints = (requantize(audio, bit_depth, dither=False) * np.float32(1 << (bit_depth - 1))).T
+        data = ints.astype(np.int16) if bit_depth == 16 else ints.astype(np.int32) << 8
     else:
         data = audio.T
     with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],

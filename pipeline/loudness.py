@@ -46,15 +46,21 @@ def _windows(steps: np.ndarray, size: int) -> np.ndarray:
     return (c[size:] - c[:-size]) / size
 
 
-def gated_lufs(steps: np.ndarray) -> float:
-    """Integrated loudness from channel-summed 100 ms step powers; ``-inf`` for silence."""
-    power = _windows(steps, BLOCK_STEPS)
+def gated_mean(power: np.ndarray) -> float:
+    """Mean of the block powers that pass BS.1770's absolute (−70) and relative (−10 LU)
+    gates; 0 when none does."""
     loud = _loudness(power)
     gated = power[loud > ABSOLUTE_GATE_LUFS]
     if gated.size == 0:
-        return float("-inf")
+        return 0.0
     relative = _loudness(gated.mean()) + RELATIVE_GATE_LU
-    return float(_loudness(power[(loud > ABSOLUTE_GATE_LUFS) & (loud > relative)].mean()))
+    return float(power[(loud > ABSOLUTE_GATE_LUFS) & (loud > relative)].mean())
+
+
+def gated_lufs(steps: np.ndarray) -> float:
+    """Integrated loudness from channel-summed 100 ms step powers; ``-inf`` for silence."""
+    power = gated_mean(_windows(steps, BLOCK_STEPS))
+    return float(_loudness(power)) if power > 0 else float("-inf")
 
 
 def short_term(steps: np.ndarray) -> np.ndarray:

@@ -87,8 +87,9 @@ class Prepared:
     audio: np.ndarray           # (2, frames) float32 at ``sample_rate``
     sample_rate: int            # where the chain runs
     out_rate: int               # what is delivered (higher only when up-sampling)
-    power: np.ndarray           # K-weighted power per frame, for fast loudness iteration
-    envelope: np.ndarray        # true-peak envelope (exact wherever the limiter can act)
+    power: np.ndarray | None    # K-weighted power per frame, for fast loudness iteration
+    envelope: np.ndarray | None  # true-peak envelope (exact wherever the limiter can act)
+    steps: np.ndarray           # K-weighted power per 100 ms step (what an album measures)
     lufs: float                 # integrated loudness before the gain
     true_peak_dbtp: float       # before the gain
     target_lufs: float | None
@@ -96,7 +97,6 @@ class Prepared:
     guard_db: float
     mix_lufs: float
     settings: dict = field(default_factory=dict)
-    _steps: np.ndarray | None = None
 
     @property
     def ceiling(self) -> float:
@@ -108,16 +108,9 @@ class Prepared:
         """The most gain the guard allows: the limiter would then take exactly ``guard_db``."""
         return self.ceiling + self.guard_db - self.true_peak_dbtp
 
-    def steps(self) -> np.ndarray:
-        if self.power is None:
-            return self._steps
-        return step_powers(self.power, self.sample_rate)
-
-    def summary(self) -> "Prepared":
+    def summary(self) -> Prepared:
         """A copy without the audio: what an album needs to know of the piece."""
-        light = replace(self, audio=None, power=None, envelope=None)
-        light._steps = self.steps()
-        return light
+        return replace(self, audio=None, power=None, envelope=None)
 
 
 def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -189,8 +182,8 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
     sample_peak = float(np.abs(audio).max()) if audio.size else 0.0
     envelope = true_peak_envelope(audio, sample_peak * db_to_gain(-guard - 1.0))
     power = k_weighted_power(audio, sr)
-    lufs = gated_lufs(step_powers(power, sr))
-    return Prepared(preset, audio, sr, out_rate, power, envelope, lufs,
+    steps = step_powers(power, sr)
+    return Prepared(preset, audio, sr, out_rate, power, envelope, steps, gated_lufs(steps),
                     gain_to_db(float(envelope.max()) if envelope.size else 0.0),
                     target, source, guard, mix.loudness_lufs, settings)
 
@@ -217,14 +210,14 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         gain_db, gr, guard = _loudness_gain(prep, target)
         out = prep.audio * (gr * np.float32(db_to_gain(gain_db)))
         out, gr, edges = _edges(out, gr, sr, preset)
-    if prep.out_rate != sr:
+    upsampled = prep.out_rate != sr
+    if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
         loud, tp = measure(out, sr), true_peak_dbtp(out)
         out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
-        out, word = _word_length(out, preset, in_place=True)
-    else:
-        out, word = _word_length(out, preset, in_place=True)
+    out, word = _word_length(out, preset, in_place=True)
+    if not upsampled:
         loud, tp = measure(out, sr), true_peak_dbtp(out)
     out = valid_audio(out, name="master")
     reduction = _reduction_db(gr) if gr.size and gr.min() < 1.0 else np.zeros(1, dtype=np.float32)
@@ -251,10 +244,11 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     return Master(out, sr, preset.name, measurements, st, gr)
 
 
-def master(mix: Mix, preset: Preset, mastering: Mastering,
-           reference: Reference | None = None) -> Master:
-    """The whole chain on one piece."""
-    return finish(prepare(mix, preset, mastering, reference))
+def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference | None = None, *,
+           target_lufs: float | None = None, album: dict | None = None) -> Master:
+    """The whole chain on one piece (``target_lufs``: an album's level for it, see
+    :func:`album_targets`)."""
+    return finish(prepare(mix, preset, mastering, reference), target_lufs=target_lufs, album=album)
 
 
 def _r(value: float) -> float | None:
@@ -345,7 +339,7 @@ def album_targets(pieces: list[tuple[str, Prepared, float]], target: float) -> t
     """
     levels = [target + rel for _, _, rel in pieces]
     gains = [lv - p.lufs for lv, (_, p, _) in zip(levels, pieces)]
-    combined = np.concatenate([p.steps() * db_to_gain(2 * g) for g, (_, p, _) in zip(gains, pieces)])
+    combined = np.concatenate([p.steps * db_to_gain(2 * g) for g, (_, p, _) in zip(gains, pieces)])
     shift = target - gated_lufs(combined)
     over = [g + shift - p.gain_bound_db for g, (_, p, _) in zip(gains, pieces)]
     worst = int(np.argmax(over))
