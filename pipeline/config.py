@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from .errors import PresetError, TemplateError
-from .instruments import FAMILIES
+from .instruments import FAMILIES, instrument_map
 from .rooms import Room
 from .seating import BUSES, Depth, Rule, Seat
 
@@ -210,8 +210,6 @@ def _seats(entries, where: str) -> tuple[Seat, ...]:
 
 
 def _rules(entries, where: str) -> tuple[Rule, ...]:
-    from .instruments import instrument_map
-
     known = {info.name for _, info in instrument_map()}
     if not isinstance(entries, list):
         raise TemplateError(f"{where}: must be an array of tables [[rule]]")

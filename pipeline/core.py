@@ -13,7 +13,6 @@ import numpy as np
 from . import __version__
 from .assign import assign
 from .calibrate import calibration_db
-from .audio import peak_dbfs
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
 from .errors import PipelineError, PresetError
@@ -303,7 +302,7 @@ def _report(piece: _Piece, masters, files) -> dict:
         "soundfont": str(piece.soundfont),
         "parts": parts,
         "stems": {"folder": "stems", "frames": stems.frames, "duration_s": round(stems.duration_s, 3)},
-        "mix": {"file": "mix.wav", "peak_dbfs": round(peak_dbfs(the_mix.audio), 2),
+        "mix": {"file": "mix.wav",
                 "loudness_lufs": round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
                 "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),
                 **the_mix.settings},

@@ -41,11 +41,9 @@ def detect_ensemble(performance: Performance, voices: tuple[Voice, ...]) -> str:
     if players > 6 and any(w in text for w in BRASS_BAND_WORDS) and \
             families["brass"] + families["percussion"] == players:
         return "brass-band"
-    if players > 6:
-        if section:  # a string section, with or without winds: an orchestra
-            return "orchestra"
-        return "concert-band" if winds_brass else ("orchestra" if families["strings"]
-                                                    else "concert-band")
+    if players > 6:  # a string section, or strings alone: an orchestra; else a band
+        return "orchestra" if section or (families["strings"] and not winds_brass) \
+            else "concert-band"
     return BY_PLAYERS.get(players, "solo")
 
 

@@ -26,10 +26,10 @@ from scipy.signal import butter, sosfilt
 from . import instruments
 from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
 from .config import Template
-from .loudness import LoudnessMeter, measure
+from .loudness import LoudnessMeter
 from .model import Mix, Stems, Voice
 from .rooms import impulse_response
-from .seating import Placement, place, score_order
+from .seating import Placement, place
 
 MIX_PEAK_DBFS = -4.5  # inside the −6…−3 dBFS window a mastering engineer expects
 SILENCE_DBFS = -90.0
@@ -40,11 +40,6 @@ FFT_WORKERS = 2         # the two channels of a block transform side by side
 HIGH_PASS_RATIO = 0.7   # high-pass corner this far under the lowest note's fundamental
 
 ProgressFn = Callable[[float], None]
-
-
-def stage_positions(count: int, width: float) -> list[float]:
-    """Pan positions (−1 left … +1 right) spreading ``count`` players in score order."""
-    return score_order(count, width)
 
 
 def pan_matrix(position: float, player_width: float) -> np.ndarray:
@@ -75,10 +70,10 @@ def placements(stems: Stems, voices: tuple[Voice, ...], template: Template,
                  section_db=template.section_db)
 
 
-def _filter(placement: Placement, voice: Voice, template: Template, sr: int) -> np.ndarray | None:
-    """Second-order sections for a player: depth damping and a high-pass under its range."""
+def _filter(placement: Placement, voice: Voice, corner: float, sr: int) -> np.ndarray | None:
+    """Second-order sections for a player: depth damping at ``corner`` and a high-pass under
+    its range."""
     sos = []
-    corner = damping_hz(placement.depth, template.depth.damping_hz)
     if corner < min(FRONT_HZ, 0.45 * sr) * 0.99:
         sos.append(butter(1, corner, "lowpass", fs=sr, output="sos"))
     info = instruments.by_name(placement.instrument) if placement.instrument else None
@@ -93,25 +88,38 @@ class _Channel:
     """One player's path: gain and pan, filters, and its delayed send to the room."""
 
     def __init__(self, placement: Placement, voice: Voice, template: Template, sr: int,
-                 calibration_db: float):
+                 calibration_db: float, conv: _OverlapAdd):
         d = template.depth
         self.gain_db = calibration_db + placement.gain_db + d.level_db * placement.depth
         self.matrix = pan_matrix(placement.pan, template.player_width) * np.float32(
             db_to_gain(self.gain_db))
         self.send_db = template.reverb_send_db + d.send_db * placement.depth
         self.send = np.float32(db_to_gain(self.send_db))
-        self.sos = _filter(placement, voice, template, sr)
+        self.damping_hz = damping_hz(placement.depth, d.damping_hz)
+        self.sos = _filter(placement, voice, self.damping_hz, sr)
         self.zi = None if self.sos is None else np.zeros((self.sos.shape[0], 2, 2))
-        # front rows hear the room later after their own sound than back rows do
-        self.predelay_ms = d.predelay_ms * (1.0 - placement.depth)
-        self.delay = np.zeros((2, int(round(self.predelay_ms / 1000 * sr))), dtype=np.float32)
-        self.tail: np.ndarray | None = None  # the reverb that overhangs the current block
+        # the room's pre-delay, shorter for back rows: they hear the room sooner after their
+        # own sound than the front rows do
+        self.predelay_ms = max(0.0, template.room.predelay_ms - d.predelay_ms * placement.depth)
+        self.delay = np.zeros((2, round(self.predelay_ms / 1000 * sr)), dtype=np.float32)
+        self.conv = conv
+        self.tail = np.zeros((2, conv.ir_len - 1), dtype=np.float32)  # reverb past this block
 
     def dry(self, block: np.ndarray) -> np.ndarray:
         if self.sos is not None:
-            y, self.zi = _sosfilt(self.sos, block, self.zi)
+            y, self.zi = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.zi)
             block = y.astype(np.float32)
         return self.matrix @ block
+
+    def contribution(self, dry: np.ndarray) -> np.ndarray:
+        """This player's part of the mix for the block: its dry signal plus its own reverb
+        (with what rang over from earlier blocks)."""
+        n = dry.shape[1]
+        y = self.conv.wet(self.room_input(dry))
+        y[:, :n] += dry
+        y[:, : self.tail.shape[1]] += self.tail
+        self.tail = y[:, n:].copy()
+        return y[:, :n]
 
     def room_input(self, dry: np.ndarray) -> np.ndarray:
         x = ROOM_FEED @ dry * self.send
@@ -120,10 +128,6 @@ class _Channel:
         joined = np.concatenate((self.delay, x), axis=1)
         self.delay = joined[:, x.shape[1]:]
         return joined[:, : x.shape[1]]
-
-
-def _sosfilt(sos, x, zi):
-    return sosfilt(sos, x.astype(np.float64), axis=1, zi=zi)
 
 
 def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
@@ -145,12 +149,12 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     sr = stems.sample_rate
     seats = placements(stems, voices, template, layout)
     calibration = calibration_db or (0.0,) * len(stems.stems)
-    channels = [_Channel(p, v, template, sr, c) for p, v, c in zip(seats, voices, calibration)]
-    room = template.room
-    room = replace(room, predelay_ms=max(0.0, room.predelay_ms - template.depth.predelay_ms))
-    ir = impulse_response(room, sr)
-    conv = _OverlapAdd(ir, BLOCK_FRAMES)
-    overhang = ir.shape[1] - 1
+    # the pre-delay is each player's own (see _Channel), so the response starts at once
+    room = replace(template.room, predelay_ms=0.0)
+    conv = _OverlapAdd(impulse_response(room, sr), BLOCK_FRAMES)
+    channels = [_Channel(p, v, template, sr, c, conv)
+                for p, v, c in zip(seats, voices, calibration)]
+    overhang = conv.ir_len - 1
     out = np.zeros((2, stems.frames + overhang), dtype=np.float32)
     meters = [LoudnessMeter(sr) for _ in stems.stems]       # the dry stems as rendered
     post = [LoudnessMeter(sr) for _ in stems.stems]         # each player in the mix, before room
@@ -164,39 +168,25 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     try:
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)
-            dry_sum = np.zeros((2, n), dtype=np.float32)
-            send_sum = np.zeros((2, n), dtype=np.float32)
             for i, (f, ch) in enumerate(zip(files, channels)):
                 block = f.read(n, dtype="float32", always_2d=True).T
                 meters[i].feed(block)
                 dry = ch.dry(block)
                 post[i].feed(dry)
+                y = ch.contribution(dry)
                 if writers:
-                    # each player's own reverb, so its mix stem is complete
-                    y = conv.wet(ch.room_input(dry))
-                    y[:, :n] += dry
-                    if ch.tail is not None:
-                        y[:, :overhang] += ch.tail
-                    ch.tail = y[:, n:].copy()
-                    writers[i].write(y[:, :n].T)
-                    out[:, start:start + n] += y[:, :n]
-                else:
-                    dry_sum += dry
-                    send_sum += ch.room_input(dry)
-            if not writers:
-                out[:, start:start + n] += dry_sum
-                conv.add(out, start, send_sum)
+                    writers[i].write(y.T)
+                out[:, start:start + n] += y
             if progress:
                 progress((start + n) / stems.frames)
-        for ch, w in zip(channels, writers):
-            if ch.tail is not None:
-                w.write(ch.tail[:, :overhang].T)
-                out[:, stems.frames:stems.frames + overhang] += ch.tail[:, :overhang]
+        for i, ch in enumerate(channels):  # the reverb still ringing after the last note
+            if writers:
+                writers[i].write(ch.tail.T)
+            out[:, stems.frames:] += ch.tail
     finally:
         for f in files + writers:
             f.close()
-    out = _trim_tail(out, stems.frames)
-    peak = float(np.abs(out).max()) if out.size else 0.0
+    out, peak = _trim_tail(out, stems.frames)
     gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
     gain = np.float32(db_to_gain(gain_db))
     out *= gain
@@ -207,9 +197,8 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                     "peak_dbfs": round(gain_to_db(m.peak), 2),
                     "loudness_lufs": _round(m.integrated_lufs()),
                     "calibration_db": round(c, 2), "gain_db": round(ch.gain_db + gain_db, 2),
-                    "send_db": round(ch.send_db, 2), "predelay_ms": round(
-                        ch.predelay_ms + room.predelay_ms, 1),
-                    "damping_hz": round(damping_hz(p.depth, template.depth.damping_hz)),
+                    "send_db": round(ch.send_db, 2), "predelay_ms": round(ch.predelay_ms, 1),
+                    "damping_hz": round(ch.damping_hz),
                     "mix_lufs": _round(q.integrated_lufs() + gain_db),
                     "mix_stem": f"mix-stems/{s.path.name}" if paths else None,
                     "instrument": v.preset_name, "family": v.family}
@@ -221,9 +210,12 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                 "rt60_s": template.room.rt60_s, "predelay_ms": template.room.predelay_ms,
                 "reverb_send_db": template.reverb_send_db, "mix_gain_db": round(gain_db, 2),
                 "mix_peak_target_dbfs": MIX_PEAK_DBFS,
+                "peak_dbfs": round(gain_to_db(peak * float(gain)), 2) if peak else None,
                 "calibrated": calibration_db is not None,
                 "buses": dict(template.section_db)}
-    meter = measure(out, sr)
+    meter = LoudnessMeter(sr)  # block by block: no whole-mix temporaries
+    for start in range(0, out.shape[1], BLOCK_FRAMES):
+        meter.feed(out[:, start:start + BLOCK_FRAMES])
     return Mix(valid_audio(out, name="mix"), sr, levels, settings, meter.integrated_lufs(),
                meter.short_term_lufs())
 
@@ -245,14 +237,15 @@ def _round(value: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
 
-def _trim_tail(audio: np.ndarray, keep: int) -> np.ndarray:
-    """Drop the room's decay once it is below ``SILENCE_DBFS`` of the mix's peak."""
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
+def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
+    """Drop the room's decay once it is below ``SILENCE_DBFS`` of the mix's peak; return the
+    audio and that peak (the trim keeps it)."""
+    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
     if peak == 0:
-        return audio[:, :keep]
+        return audio[:, :keep], 0.0
     loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
-    return np.ascontiguousarray(audio[:, :end])
+    return np.ascontiguousarray(audio[:, :end]), peak
 
 
 class _OverlapAdd:
@@ -261,8 +254,7 @@ class _OverlapAdd:
     def __init__(self, ir: np.ndarray, block: int):
         self.ir_len = ir.shape[1]
         self.n_fft = scipy.fft.next_fast_len(block + self.ir_len - 1, real=True)
-        self.spectrum = scipy.fft.rfft(ir.astype(np.float64), n=self.n_fft, axis=1)
-        self.spectrum32 = self.spectrum.astype(np.complex64)
+        self.spectrum = scipy.fft.rfft(ir.astype(np.float32), n=self.n_fft, axis=1)
 
     def wet(self, block: np.ndarray) -> np.ndarray:
         """``block`` (2, n) convolved with the response: (2, n + ir_len − 1) float32."""
@@ -270,14 +262,6 @@ class _OverlapAdd:
         # single precision: its error (about −130 dB) is far below the −60 dB the mix stems
         # must sum to, and it halves the time of the per-player convolutions
         y = scipy.fft.irfft(scipy.fft.rfft(block.astype(np.float32), n=self.n_fft, axis=1,
-                                           workers=FFT_WORKERS) * self.spectrum32,
+                                           workers=FFT_WORKERS) * self.spectrum,
                             n=self.n_fft, axis=1, workers=FFT_WORKERS)
         return y[:, : n + self.ir_len - 1]
-
-    def add(self, out: np.ndarray, start: int, block: np.ndarray) -> None:
-        """Add ``block`` (2, n) convolved with the response into ``out`` from ``start``."""
-        n = block.shape[1]
-        wet = scipy.fft.irfft(scipy.fft.rfft(block.astype(np.float64), n=self.n_fft, axis=1)
-                              * self.spectrum, n=self.n_fft, axis=1)
-        stop = min(out.shape[1], start + n + self.ir_len - 1)
-        out[:, start:stop] += wet[:, : stop - start].astype(np.float32)

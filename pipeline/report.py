@@ -68,7 +68,7 @@ def write_html(folder: Path, report: dict, mix: Trace, masters: list[Trace]) -> 
     ]
     if any(t.reduction_db is not None for t in masters):
         pictures.append(("Limiter gain reduction", _reduction(masters)))
-    if report.get("parts") and all("depth" in p for p in report["parts"]):
+    if report.get("parts"):
         pictures.insert(0, ("Stage layout: where each player sits (seen from the audience)",
                             _stage(report["parts"])))
     path = folder / "report.html"
@@ -122,14 +122,19 @@ def _waveforms(mix: Trace, masters: list[Trace]) -> str:
 def _loudness(mix: Trace, masters: list[Trace], report: dict) -> str:
     fig, ax = _figure()
     offset = STEP_S * SHORT_TERM_STEPS  # a 3 s window ends 3 s after the start
-    for tr, colour in [(mix, MIX_COLOUR)] + [(m, _colour(i)) for i, m in enumerate(masters)]:
+    # earlier masters are drawn wider, so a master that lies on top of another still shows
+    rows = [(mix, MIX_COLOUR, 1.0)] + [(m, _colour(i), 1.0 + 1.5 * (len(masters) - 1 - i))
+                                       for i, m in enumerate(masters)]
+    for tr, colour, width in rows:
         t = offset + STEP_S * np.arange(len(tr.short_term))
-        ax.plot(t, np.maximum(tr.short_term, -70), color=colour, linewidth=1, label=tr.label)
-    for i, m in enumerate(report["masters"]):
-        if m["target_lufs"] is None:
-            continue
-        ax.axhline(m["target_lufs"], color=_colour(i), linestyle="--", linewidth=1,
-                   label=f"target {m['target_lufs']:g} LUFS ({m['preset']})")
+        ax.plot(t, np.maximum(tr.short_term, -70), color=colour, linewidth=width, label=tr.label)
+    targets: dict[float, list[str]] = {}  # one line per target, naming every preset that has it
+    for m in report["masters"]:
+        if m["target_lufs"] is not None:
+            targets.setdefault(m["target_lufs"], []).append(m["preset"])
+    for target, names in targets.items():
+        ax.axhline(target, color="#222", linestyle="--", linewidth=1,
+                   label=f"target {target:g} LUFS ({', '.join(names)})")
     ax.set_ylabel("LUFS (short-term)")
     ax.set_xlabel("seconds")
     ax.set_ylim(-60, 0)

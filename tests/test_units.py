@@ -10,7 +10,8 @@ from pipeline.errors import TemplateError
 from pipeline.loudness import integrated_lufs, true_peak_dbtp
 from pipeline.dynamics import limiter_gain
 from pipeline.loudness import true_peak_envelope
-from pipeline.mix import pan_matrix, stage_positions
+from pipeline.mix import pan_matrix
+from pipeline.seating import score_order as stage_positions
 from pipeline.model import TempoMap
 from pipeline.paths import slugify
 from pipeline.rooms import Room, impulse_response, measured_rt60
