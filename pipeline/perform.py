@@ -274,15 +274,16 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     program = inst.midiProgram if inst is not None else None
     dyn = _Dynamics(staves, tl)
     all_unpitched = True
-    events: list[tuple[int, int, int, int, int]] = []  # on, off, pitch, velocity, written end
+    # on, off, pitch, velocity, written end (played ticks: where a tie from it goes on)
+    events: list[tuple[int, int, int, int, int]] = []
     controls: list[Control] = []
     percussion_key = _percussion_key(name, inst)
     for staff in staves:
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
         figures = ornaments.spanner_index(staff)
-        open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
-        tie_written_end: dict[int, float] = {}  # pitch → written offset where its open tie ends
+        # pitch → (index into events, written offset where it ends) of a tie still open
+        open_ties: dict[int, tuple[int, float]] = {}
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
                         key=lambda x: (x[0], x[1]))
@@ -315,17 +316,20 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                     for p in pitches:
                         open_ties.pop(p, None)
                     if fig and ties[-1] in ("start", "continue") and events[-1][2] == pitches[-1]:
-                        open_ties[pitches[-1]] = len(events) - 1  # a tie goes on from the last note
+                        # a tie goes on from the last note, at the figure's written end
+                        events[-1] = events[-1][:4] + (on + dur,)
+                        open_ties[pitches[-1]] = (len(events) - 1,
+                                                  float(el.offset + el.quarterLength))
                     continue
             for pitch, tie in zip(pitches, ties):
                 if not 0 <= pitch <= 127:
                     continue
-                idx = open_ties.get(pitch)
+                written_end = float(el.offset + el.quarterLength)
+                idx, tie_end = open_ties.get(pitch, (None, None))
                 # a tie into a 1st ending also holds into the 2nd, whose note is often written
                 # without the tie's stop: it goes on when the play order jumped to this note
                 # (Maple Leaf Rag bars 65–67)
-                jumped = tie is None and idx is not None and \
-                    abs(tie_written_end.get(pitch, -1.0) - float(el.offset)) > 1e-6
+                jumped = tie is None and idx is not None and abs(tie_end - float(el.offset)) > 1e-6
                 if (tie in ("stop", "continue") or jumped) and idx is not None and \
                         abs(events[idx][4] - on) <= 1:
                     e = events[idx]
@@ -333,13 +337,12 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                     if tie != "continue":
                         open_ties.pop(pitch, None)
                     else:
-                        tie_written_end[pitch] = float(el.offset + el.quarterLength)
+                        open_ties[pitch] = (idx, written_end)
                     continue
                 events.append((on, on + max(1, round(dur * gate)), pitch,
                                int(round(velocity)), on + dur))
                 if tie in ("start", "continue"):
-                    open_ties[pitch] = len(events) - 1
-                    tie_written_end[pitch] = float(el.offset + el.quarterLength)
+                    open_ties[pitch] = (len(events) - 1, written_end)
                 else:
                     open_ties.pop(pitch, None)
     controls.extend(_instrument_changes(first, program, tl))
