@@ -21,7 +21,8 @@ marcato (^)                   —                               +20
 stress / unstress             —                               +8 / −10
 slurred (not the slur's end)  1.0 (connects to the next)      —
 unslurred, unmarked           0.93 (a small natural gap)      —
-breath mark, caesura          see pipeline/timing.py (a breath ends its note a 16th early)
+breath mark                   a 16th early (at most a third)  —
+caesura                       a pause in all parts (timing)   —
 ============================  ==============================  =================
 
 Grace notes sound **on the beat** and steal time from the main note (the classical rule;
@@ -87,14 +88,15 @@ WHITE_KEYS = {0, 2, 4, 5, 7, 9, 11}
 # ---------------------------------------------------------------------------------------------
 # articulations
 
-def articulation(el, slurred: bool) -> tuple[float, int]:
-    """``(gate, velocity_delta)`` of a note: the share of its written length that sounds and
-    the weight its accents add."""
+def articulation(el, slurred: bool) -> tuple[float, int, bool]:
+    """``(gate, velocity_delta, breath)`` of a note: the share of its written length that
+    sounds, the weight its accents add, and whether it carries a breath mark (the note then
+    ends a breath early: ``perform`` cuts it, by :data:`pipeline.timing.BREATH_QUARTERS`)."""
     names = [a.classes[0] for a in getattr(el, "articulations", ())]
     gates = [GATE[n] for n in names if n in GATE]
     gate = min(gates) if gates else (SLURRED_GATE if slurred else NORMAL_GATE)
-    # breath marks and caesuras are timing's (``timing.adjust``): shortened once, there
-    return gate, sum(WEIGHT.get(n, 0) for n in names)
+    # a caesura is a pause in all parts: timing's (the tempo map and ``timing.cut_at_pauses``)
+    return gate, sum(WEIGHT.get(n, 0) for n in names), "BreathMark" in names
 
 
 # ---------------------------------------------------------------------------------------------

@@ -299,7 +299,9 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 on, dur = _play_graces(pending_grace, el, on, dur, offset, dyn, events,
                                         percussion_key)
                 pending_grace = []
-            gate, weight = ornaments.articulation(el, id(el) in slurred)
+            gate, weight, breath = ornaments.articulation(el, id(el) in slurred)
+            if breath:  # the note ends a breath early (a figure too: its notes fit before)
+                gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
             velocity = dyn.velocity(offset) + weight
             if isinstance(el, (m21note.Unpitched,)) or el.classes[0] == "PercussionChord":
                 pitches = [_drum_pitch(u, percussion_key) for u in _unpitched_members(el)]
@@ -333,7 +335,10 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 if (tie in ("stop", "continue") or jumped) and idx is not None and \
                         abs(events[idx][4] - on) <= 1:
                     e = events[idx]
-                    events[idx] = (e[0], e[0] + round((on + dur - e[0]) * gate), pitch, e[3], on + dur)
+                    off = e[0] + round((on + dur - e[0]) * gate)
+                    if breath:  # the breath is taken from the whole tied note
+                        off = max(e[0] + 1, min(off, _breath_end(e[0], on + dur)))
+                    events[idx] = (e[0], off, pitch, e[3], on + dur)
                     if tie != "continue":
                         open_ties.pop(pitch, None)
                     else:
@@ -351,6 +356,12 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
                  notes=notes, controls=tuple(controls), program=program,
                  is_percussion=is_percussion)
+
+
+def _breath_end(on: int, end: int) -> int:
+    """Where a note from ``on`` to its written ``end`` that carries a breath mark stops
+    sounding: :data:`~pipeline.timing.BREATH_QUARTERS` early, at most a third of the note."""
+    return end - min(round(timing.BREATH_QUARTERS * TICKS_PER_QUARTER), (end - on) // 3)
 
 
 def _play_graces(graces, main, on: int, dur: int, offset: float, dyn: _Dynamics, events,
