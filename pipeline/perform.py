@@ -267,8 +267,6 @@ def _slurred_ids(staff, flat) -> set[int]:
 
 
 def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
-    from music21 import note as m21note
-
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
@@ -303,14 +301,12 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
             if breath:  # the note ends a breath early (a figure too: its notes fit before)
                 gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
             velocity = dyn.velocity(offset) + weight
-            if isinstance(el, (m21note.Unpitched,)) or el.classes[0] == "PercussionChord":
-                pitches = [_drum_pitch(u, percussion_key) for u in _unpitched_members(el)]
+            pitches = _pitches(el, percussion_key)
+            if _is_unpitched(el):
                 ties = [None] * len(pitches)
             else:
                 all_unpitched = False
-                notes = el.notes if hasattr(el, "notes") and el.isChord else [el]
-                pitches = [int(round(n.pitch.ps)) for n in notes]
-                ties = [n.tie.type if n.tie is not None else None for n in notes]
+                ties = [n.tie.type if n.tie is not None else None for n in _members(el)]
                 fig = ornaments.figure(el, on, dur, pitches, int(round(velocity)), gate, name,
                                        figures)
                 if fig is not None:  # trill, mordent, turn, tremolo, glissando, arpeggio
@@ -368,25 +364,32 @@ def _play_graces(graces, main, on: int, dur: int, offset: float, dyn: _Dynamics,
                  percussion_key):
     """Grace notes before ``main`` (timing rules in :mod:`pipeline.ornaments`); returns the
     main note's new onset and length."""
-    from music21 import note as m21note
-
     times, on, dur = ornaments.grace_timing(graces, on, dur, main)
     for g, slot in zip(graces, times):
         if slot is None:  # no room left in a very short main note
             continue
         a, b, factor = slot
-        if isinstance(g, m21note.Unpitched):
-            pitches = [_drum_pitch(g, percussion_key)]
-        else:
-            pitches = [int(round(n.pitch.ps)) for n in (g.notes if g.isChord else [g])]
         vel = int(round(dyn.velocity(offset) * factor))
-        events.extend((a, b, p, vel, b) for p in pitches if 0 <= p <= 127)
+        events.extend((a, b, p, vel, b) for p in _pitches(g, percussion_key) if 0 <= p <= 127)
     return on, dur
 
 
-def _unpitched_members(el):
-    """The notes of a percussion chord, or the single unpitched note."""
-    return list(el.notes) if el.classes[0] == "PercussionChord" else [el]
+def _is_unpitched(el) -> bool:
+    """An unpitched (percussion) note or a chord of them."""
+    return "Unpitched" in el.classes or el.classes[0] == "PercussionChord"
+
+
+def _members(el) -> list:
+    """The notes of a chord or percussion chord (``isChord`` is False for the latter), or the
+    single note."""
+    return list(el.notes) if el.isChord or el.classes[0] == "PercussionChord" else [el]
+
+
+def _pitches(el, percussion_key: int | None) -> list[int]:
+    """The MIDI keys a note, chord, unpitched note or percussion chord strikes (a drum's key
+    for an unpitched one: :func:`_drum_pitch`)."""
+    return [_drum_pitch(n, percussion_key) if "Unpitched" in n.classes else int(round(n.pitch.ps))
+            for n in _members(el)]
 
 
 def _percussion_key(name: str, inst) -> int | None:

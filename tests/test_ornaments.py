@@ -250,3 +250,20 @@ def test_a_tie_out_of_a_trilled_note_holds_and_does_not_strike_again():
     assert last.pitch == 72 and last.on < BAR
     assert last.off > BAR + 3 * Q  # through the tied note (less its natural gap)
     assert len(track.notes) >= 15  # the trill itself is still played in bar 1
+
+
+def test_a_grace_chord_on_drums_plays_both_drums_before_the_main_note():
+    # a flam on two drums at once: a grace PercussionChord (snare and hi-hat positions on a
+    # drum-set staff) before a snare quarter
+    from music21 import note, percussion
+
+    snare, hihat = note.Unpitched(displayName="C5"), note.Unpitched(displayName="G5")
+    grace = percussion.PercussionChord([snare, hihat]).getGrace()
+    main = note.Unpitched(displayName="C5", quarterLength=1.0)
+    score = _one_part_score([grace, main, note.Rest(quarterLength=3.0)])
+    (track,) = perform(LoadedScore(Path("drum-grace.musicxml"), "music21", score)).tracks
+    first = sorted(track.notes, key=lambda n: (n.on, n.pitch))
+    assert [(n.on, n.pitch) for n in first[:2]] == [(0, 38), (0, 42)]  # the grace chord
+    assert length(first[0]) <= 0.125  # a flam: short
+    assert first[2].pitch == 38 and first[2].on == first[0].off  # then the main stroke
+    assert track.is_percussion
