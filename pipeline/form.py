@@ -35,8 +35,6 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-import xml.etree.ElementTree as ET
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,7 +43,6 @@ from . import musicxml
 log = logging.getLogger(__name__)
 
 MAX_PLAYED_MEASURES = 100_000  # guards against a repeat structure that never ends
-MUSICXML_SUFFIXES = {".musicxml", ".xml", ".mxl"}
 
 
 @dataclass(frozen=True)
@@ -303,20 +300,9 @@ def _text_marks(score, starts: list[float]) -> list[tuple[int, str, Jump | None]
 
 def _sound_marks(source, n_bars: int) -> list[tuple[int, str, Jump | None]]:
     """Marks from ``<sound>`` attributes of the MusicXML file ``source`` (k-th measure = bar k)."""
-    if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
-        return []
-    try:
-        root = musicxml.root_if(Path(source),
-                                rb"<sound\b[^>]*\b(dacapo|dalsegno|segno|coda|tocoda|fine)=")
-        if root is None:
-            return []
-    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        log.warning("%s: could not read <sound> jump marks (%s)", source, exc)
-        return []
-    if root.tag == "score-timewise":
-        lists = [root.findall("measure")]
-    else:
-        lists = [p.findall("measure") for p in root.findall("part")]
+    lists = musicxml.part_measures(
+        source, rb"<sound\b[^>]*\b(dacapo|dalsegno|segno|coda|tocoda|fine)=",
+        "<sound> jump marks") or []
     attributes = (("dacapo", "jump", Jump("start")), ("dalsegno", "jump", Jump("segno")),
                   ("segno", "segno", None), ("coda", "coda", None),
                   ("tocoda", "to_coda", None), ("fine", "fine", None))

@@ -31,8 +31,6 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-import xml.etree.ElementTree as ET
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -329,20 +327,11 @@ def _swing_marks(score, tl: form.Timeline, source, default: float | None):
 
 def _xml_swing(source) -> list[tuple[int, float | None]]:
     """``(measure index, ratio or None)`` of ``<sound><swing>`` in the first part."""
-    if source is None or Path(source).suffix.lower() not in form.MUSICXML_SUFFIXES:
-        return []
-    try:
-        root = musicxml.root_if(Path(source), rb"<swing\b")
-        if root is None:
-            return []
-    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        log.warning("%s: could not read <swing> (%s)", source, exc)
-        return []
-    part = root.find("part")
-    if part is None:
+    parts = musicxml.part_measures(source, rb"<swing\b", "<swing>")
+    if not parts:
         return []
     out = []
-    for k, m in enumerate(part.findall("measure")):
+    for k, m in enumerate(parts[0]):
         for sw in m.iter("swing"):
             if sw.find("straight") is not None:
                 out.append((k, None))

@@ -244,3 +244,25 @@ def test_a_breath_in_the_right_hand_leaves_the_left_hand_alone():
     lh = next(n for n in piano.notes if n.pitch == 48)
     assert rh.off == 2 * Q - round(timing.BREATH_QUARTERS * Q)
     assert lh.on == 0 and lh.off == round(2 * Q * NORMAL_GATE)  # no breath
+
+
+def test_swing_is_read_from_a_timewise_musicxml_file_too():
+    # <sound><swing> of the first part, measure by measure; the second part's <straight/> in
+    # measure 2 is not the first part's
+    assert timing._xml_swing(DATA / "swing-timewise.musicxml") == [(0, 3.0), (2, None)]
+    assert timing._xml_swing(DATA / "swing-eighths.musicxml") == [(0, 2.0), (2, None)]
+
+
+def test_part_measures_reads_partwise_and_timewise_alike(caplog):
+    from pipeline import musicxml
+
+    timewise = musicxml.part_measures(DATA / "swing-timewise.musicxml", rb"<swing\b", "<swing>")
+    assert [len(p) for p in timewise] == [3, 3]
+    assert [m.findtext("note/pitch/step") for m in timewise[1]] == ["C", "D", "E"]
+    partwise = musicxml.part_measures(DATA / "swing-eighths.musicxml", rb"<swing\b", "<swing>")
+    assert [len(p) for p in partwise] == [3]
+    # not looked for, not MusicXML, not there: None (the last one logged, naming the file)
+    assert musicxml.part_measures(DATA / "two-bars.musicxml", rb"<swing\b", "<swing>") is None
+    assert musicxml.part_measures(DATA / "x.mid", rb"<swing\b", "<swing>") is None
+    assert musicxml.part_measures(DATA / "missing.musicxml", rb"<swing\b", "<swing>") is None
+    assert "missing.musicxml: could not read <swing>" in caplog.text
