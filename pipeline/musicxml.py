@@ -1,5 +1,6 @@
 """The raw MusicXML of a score, for the few things music21 does not keep (``<sound>`` jump
-attributes, ``<swing>``).
+attributes, ``<swing>``), and :func:`install_musicxml_grace_fix`, a fix to music21's MusicXML
+reader.
 
 :func:`part_measures` reads a file's text once and parses it only when it holds what is looked
 for: parsing a long score takes about a second, and most scores have none of these. Both the
@@ -67,3 +68,21 @@ def part_measures(source: str | Path | None, pattern: bytes, what: str,
         return list(parts.values())
     return [part.findall("measure") for part in root.findall("part")]
 
+
+def install_musicxml_grace_fix() -> None:
+    """music21 reads ``<grace/>`` without ``slash`` as slashed (an acciaccatura); MusicXML and
+    every notation program mean an appoggiatura. Fix the reader once, for every score."""
+    from music21.musicxml import xmlToM21
+
+    parser = xmlToM21.MeasureParser
+    if getattr(parser.xmlGraceToGrace, "_score2audio", False):
+        return
+    original = parser.xmlGraceToGrace
+
+    def xmlGraceToGrace(self, mxGrace, noteOrChord):
+        post = original(self, mxGrace, noteOrChord)
+        post.duration.slash = mxGrace.get("slash") == "yes"
+        return post
+
+    xmlGraceToGrace._score2audio = True
+    parser.xmlGraceToGrace = xmlGraceToGrace

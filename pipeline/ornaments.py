@@ -102,25 +102,6 @@ def articulation(el, slurred: bool) -> tuple[float, int, bool]:
 # ---------------------------------------------------------------------------------------------
 # grace notes
 
-def install_musicxml_grace_fix() -> None:
-    """music21 reads ``<grace/>`` without ``slash`` as slashed (an acciaccatura); MusicXML and
-    every notation program mean an appoggiatura. Fix the reader once, for every score."""
-    from music21.musicxml import xmlToM21
-
-    parser = xmlToM21.MeasureParser
-    if getattr(parser.xmlGraceToGrace, "_score2audio", False):
-        return
-    original = parser.xmlGraceToGrace
-
-    def xmlGraceToGrace(self, mxGrace, noteOrChord):
-        post = original(self, mxGrace, noteOrChord)
-        post.duration.slash = mxGrace.get("slash") == "yes"
-        return post
-
-    xmlGraceToGrace._score2audio = True
-    parser.xmlGraceToGrace = xmlGraceToGrace
-
-
 def grace_timing(graces, on: int, dur: int, main) -> tuple[list[tuple[int, int, float]], int, int]:
     """Where grace notes sound: ``([(on, off, velocity_factor)] per grace, main_on, main_dur)``.
 
