@@ -295,7 +295,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 continue
             if pending_grace:
                 on, dur = _play_graces(pending_grace, el, on, dur, offset, dyn, events,
-                                        percussion_key)
+                                        percussion_key, figures)
                 pending_grace = []
             gate, weight, breath = ornaments.articulation(el, id(el) in slurred)
             if breath:  # the note ends a breath early (a figure too: its notes fit before)
@@ -361,10 +361,10 @@ def _breath_end(on: int, end: int) -> int:
 
 
 def _play_graces(graces, main, on: int, dur: int, offset: float, dyn: _Dynamics, events,
-                 percussion_key):
+                 percussion_key, figures):
     """Grace notes before ``main`` (timing rules in :mod:`pipeline.ornaments`); returns the
     main note's new onset and length."""
-    times, on, dur = ornaments.grace_timing(graces, on, dur, main)
+    times, on, dur = ornaments.grace_timing(graces, on, dur, main, figures)
     for g, slot in zip(graces, times):
         if slot is None:  # no room left in a very short main note
             continue

@@ -267,3 +267,18 @@ def test_a_grace_chord_on_drums_plays_both_drums_before_the_main_note():
     assert length(first[0]) <= 0.125  # a flam: short
     assert first[2].pitch == 38 and first[2].on == first[0].off  # then the main stroke
     assert track.is_percussion
+
+
+def test_a_grace_on_the_upper_neighbour_starts_a_trill_drawn_only_as_a_wavy_line():
+    # the same as K. 80/i bar 2, but the trill is only a wavy line (a TrillExtension, no "tr")
+    from music21 import expressions, note
+
+    grace = note.Note("A5", type="16th").getGrace(appoggiatura=True)
+    trilled = note.Note("G5", quarterLength=1.0)
+    score = _one_part_score([grace, trilled, note.Note("F#5", quarterLength=2.0)], time="3/4")
+    score.parts[0].insert(0, expressions.TrillExtension(trilled))
+    (track,) = perform(LoadedScore(Path("wavy-trill.musicxml"), "music21", score)).tracks
+    first_beat = [n for n in track.notes if n.on < Q]
+    assert first_beat[0].pitch == 81 and length(first_beat[0]) <= 0.125
+    assert [n.pitch for n in first_beat[1:4]] == [79, 81, 79]
+    assert first_beat[-1].pitch == 79 and len(first_beat) >= 6
