@@ -87,10 +87,6 @@ class Timeline:
         i = max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
         return tuple(p + (offset - self.starts[i]) for p in self.played[i])
 
-    @property
-    def is_identity(self) -> bool:
-        return all(len(p) == 1 and p[0] == s for p, s in zip(self.played, self.starts))
-
 
 def timeline(score, *, source: str | Path | None = None) -> Timeline:
     """The play order of ``score`` (a music21 Score) as a :class:`Timeline`.
