@@ -35,8 +35,6 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-import xml.etree.ElementTree as ET
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,7 +43,6 @@ from . import musicxml
 log = logging.getLogger(__name__)
 
 MAX_PLAYED_MEASURES = 100_000  # guards against a repeat structure that never ends
-MUSICXML_SUFFIXES = {".musicxml", ".xml", ".mxl"}
 
 
 @dataclass(frozen=True)
@@ -89,10 +86,6 @@ class Timeline:
             return (offset,)
         i = max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
         return tuple(p + (offset - self.starts[i]) for p in self.played[i])
-
-    @property
-    def is_identity(self) -> bool:
-        return all(len(p) == 1 and p[0] == s for p, s in zip(self.played, self.starts))
 
 
 def timeline(score, *, source: str | Path | None = None) -> Timeline:
@@ -303,20 +296,9 @@ def _text_marks(score, starts: list[float]) -> list[tuple[int, str, Jump | None]
 
 def _sound_marks(source, n_bars: int) -> list[tuple[int, str, Jump | None]]:
     """Marks from ``<sound>`` attributes of the MusicXML file ``source`` (k-th measure = bar k)."""
-    if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
-        return []
-    try:
-        root = musicxml.root_if(Path(source),
-                                rb"<sound\b[^>]*\b(dacapo|dalsegno|segno|coda|tocoda|fine)=")
-        if root is None:
-            return []
-    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        log.warning("%s: could not read <sound> jump marks (%s)", source, exc)
-        return []
-    if root.tag == "score-timewise":
-        lists = [root.findall("measure")]
-    else:
-        lists = [p.findall("measure") for p in root.findall("part")]
+    lists = musicxml.part_measures(
+        source, rb"<sound\b[^>]*\b(dacapo|dalsegno|segno|coda|tocoda|fine)=",
+        "<sound> jump marks") or []
     attributes = (("dacapo", "jump", Jump("start")), ("dalsegno", "jump", Jump("segno")),
                   ("segno", "segno", None), ("coda", "coda", None),
                   ("tocoda", "to_coda", None), ("fine", "fine", None))

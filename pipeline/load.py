@@ -75,7 +75,7 @@ def _load_music21(path: Path, suffix: str):
 
     if suffix == ".mxl" and not zipfile.is_zipfile(path):
         raise ScoreError(f"{path}: not a valid compressed MusicXML (.mxl) file (not a zip archive)")
-    from .ornaments import install_musicxml_grace_fix
+    from .musicxml import install_musicxml_grace_fix
 
     install_musicxml_grace_fix()  # <grace/> is an appoggiatura
     try:

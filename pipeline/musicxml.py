@@ -1,12 +1,24 @@
 """The raw MusicXML of a score, for the few things music21 does not keep (``<sound>`` jump
-attributes, ``<swing>``). The text is read once per file and parsed only when it holds what is
-looked for: parsing a long score takes about a second, and most scores have none of these."""
+attributes, ``<swing>``), and :func:`install_musicxml_grace_fix`, a fix to music21's MusicXML
+reader.
+
+:func:`part_measures` reads a file's text once and parses it only when it holds what is looked
+for: parsing a long score takes about a second, and most scores have none of these. Both the
+text and the parsed tree are kept for the last files read (per path and modification time), so
+form and timing share one parse.
+"""
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
+
+from .load import MUSICXML_SUFFIXES
+
+log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=2)
@@ -21,8 +33,56 @@ def _text(path: str, mtime_ns: int) -> bytes:
     return Path(path).read_bytes()
 
 
-def root_if(path: Path, pattern: bytes) -> ET.Element | None:
-    """The parsed file, or None (without parsing) when the regular expression ``pattern`` does
-    not occur in its text."""
-    data = _text(str(path), path.stat().st_mtime_ns)
-    return ET.fromstring(data) if re.search(pattern, data) else None
+@functools.lru_cache(maxsize=2)
+def _root(path: str, mtime_ns: int) -> ET.Element:
+    return ET.fromstring(_text(path, mtime_ns))
+
+
+def part_measures(source: str | Path | None, pattern: bytes, what: str,
+                  ) -> list[list[ET.Element]] | None:
+    """Each part's measures in the MusicXML file ``source``, in score order, or None when
+    ``source`` is not a MusicXML file, when the regular expression ``pattern`` does not occur
+    in its text (the file is then not parsed), or when it cannot be read (logged, naming the
+    file and ``what`` was looked for).
+
+    In a ``score-partwise`` file a measure is its ``<measure>`` element; in a ``score-timewise``
+    file it is the part's ``<part>`` element inside the ``<measure>``: either way, the k-th
+    element of a part's list holds what that part has in its k-th measure.
+    """
+    if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
+        return None
+    path = str(source)
+    try:
+        mtime = Path(path).stat().st_mtime_ns
+        if not re.search(pattern, _text(path, mtime)):
+            return None
+        root = _root(path, mtime)
+    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning("%s: could not read %s (%s)", source, what, exc)
+        return None
+    if root.tag == "score-timewise":
+        parts: dict[str | None, list[ET.Element]] = {}
+        for measure in root.findall("measure"):
+            for part in measure.findall("part"):
+                parts.setdefault(part.get("id"), []).append(part)
+        return list(parts.values())
+    return [part.findall("measure") for part in root.findall("part")]
+
+
+def install_musicxml_grace_fix() -> None:
+    """music21 reads ``<grace/>`` without ``slash`` as slashed (an acciaccatura); MusicXML and
+    every notation program mean an appoggiatura. Fix the reader once, for every score."""
+    from music21.musicxml import xmlToM21
+
+    parser = xmlToM21.MeasureParser
+    if getattr(parser.xmlGraceToGrace, "_score2audio", False):
+        return
+    original = parser.xmlGraceToGrace
+
+    def xmlGraceToGrace(self, mxGrace, noteOrChord):
+        post = original(self, mxGrace, noteOrChord)
+        post.duration.slash = mxGrace.get("slash") == "yes"
+        return post
+
+    xmlGraceToGrace._score2audio = True
+    parser.xmlGraceToGrace = xmlGraceToGrace

@@ -21,7 +21,8 @@ marcato (^)                   —                               +20
 stress / unstress             —                               +8 / −10
 slurred (not the slur's end)  1.0 (connects to the next)      —
 unslurred, unmarked           0.93 (a small natural gap)      —
-breath mark, caesura          see pipeline/timing.py (a breath ends its note a 16th early)
+breath mark                   a 16th early (at most a third)  —
+caesura                       a pause in all parts (timing)   —
 ============================  ==============================  =================
 
 Grace notes sound **on the beat** and steal time from the main note (the classical rule;
@@ -56,11 +57,7 @@ carries its own accidental; music21's ``getSize`` works them out):
 """
 from __future__ import annotations
 
-import logging
-
 from .model import TICKS_PER_QUARTER
-
-log = logging.getLogger(__name__)
 
 Q = TICKS_PER_QUARTER
 #: articulation class (music21) → sounding share of the written length
@@ -80,6 +77,7 @@ AUX_VELOCITY = 0.9             # the neighbour notes of an ornament, a little li
 ROLL_TICKS = Q // 16           # arpeggio: a 64th between notes
 GLISS_MAX_STEPS = 48
 FIGURE_SPANNERS = {"TrillExtension", "TremoloSpanner", "Glissando", "ArpeggioMarkSpanner"}
+TRILLS = ("Trill", "Shake", "HalfStepTrill", "WholeStepTrill")  # expression classes
 KEYBOARD_WORDS = ("piano", "harp", "organ", "harpsichord", "celesta", "keyboard", "clavi")
 WHITE_KEYS = {0, 2, 4, 5, 7, 9, 11}
 
@@ -87,46 +85,32 @@ WHITE_KEYS = {0, 2, 4, 5, 7, 9, 11}
 # ---------------------------------------------------------------------------------------------
 # articulations
 
-def articulation(el, slurred: bool) -> tuple[float, int]:
-    """``(gate, velocity_delta)`` of a note: the share of its written length that sounds and
-    the weight its accents add."""
+def articulation(el, slurred: bool) -> tuple[float, int, bool]:
+    """``(gate, velocity_delta, breath)`` of a note: the share of its written length that
+    sounds, the weight its accents add, and whether it carries a breath mark (the note then
+    ends a breath early: ``perform`` cuts it, by :data:`pipeline.timing.BREATH_QUARTERS`)."""
     names = [a.classes[0] for a in getattr(el, "articulations", ())]
     gates = [GATE[n] for n in names if n in GATE]
     gate = min(gates) if gates else (SLURRED_GATE if slurred else NORMAL_GATE)
-    # breath marks and caesuras are timing's (``timing.adjust``): shortened once, there
-    return gate, sum(WEIGHT.get(n, 0) for n in names)
+    # a caesura is a pause in all parts: timing's (the tempo map and ``timing.cut_at_pauses``)
+    return gate, sum(WEIGHT.get(n, 0) for n in names), "BreathMark" in names
 
 
 # ---------------------------------------------------------------------------------------------
 # grace notes
 
-def install_musicxml_grace_fix() -> None:
-    """music21 reads ``<grace/>`` without ``slash`` as slashed (an acciaccatura); MusicXML and
-    every notation program mean an appoggiatura. Fix the reader once, for every score."""
-    from music21.musicxml import xmlToM21
-
-    parser = xmlToM21.MeasureParser
-    if getattr(parser.xmlGraceToGrace, "_score2audio", False):
-        return
-    original = parser.xmlGraceToGrace
-
-    def xmlGraceToGrace(self, mxGrace, noteOrChord):
-        post = original(self, mxGrace, noteOrChord)
-        post.duration.slash = mxGrace.get("slash") == "yes"
-        return post
-
-    xmlGraceToGrace._score2audio = True
-    parser.xmlGraceToGrace = xmlGraceToGrace
-
-
-def grace_timing(graces, on: int, dur: int, main) -> tuple[list[tuple[int, int, float]], int, int]:
+def grace_timing(graces, on: int, dur: int, main, spanner_index: dict | None = None,
+                 ) -> tuple[list[tuple[int, int, float]], int, int]:
     """Where grace notes sound: ``([(on, off, velocity_factor)] per grace, main_on, main_dur)``.
 
     Graces that steal time from the previous note, or that end a bar while their main note
-    opens the next one (after-graces), sound before the beat; the others on it."""
+    opens the next one (after-graces), sound before the beat; the others on it.
+    ``spanner_index`` (:func:`spanner_index`) tells whether the main note is under a trill's
+    wavy line."""
     main_bar = _bar(main)
-    before = [g for g in graces if getattr(g.duration, "stealTimePrevious", None)
-              or (_bar(g) is not None and _bar(g) != main_bar)]
+    bars = [_bar(g) for g in graces]  # a context search: once per grace
+    before = [g for g, bar in zip(graces, bars) if getattr(g.duration, "stealTimePrevious", None)
+              or (bar is not None and bar != main_bar)]
     after_start = on - len(before) * GRACE_TICKS
     times = {id(g): (after_start + k * GRACE_TICKS, after_start + (k + 1) * GRACE_TICKS,
                      GRACE_VELOCITY) for k, g in enumerate(before)}
@@ -134,7 +118,7 @@ def grace_timing(graces, on: int, dur: int, main) -> tuple[list[tuple[int, int, 
     n = len(rest)
     if n and dur > 1:
         slashed = any(getattr(g.duration, "slash", True) for g in rest)
-        if n == 1 and not slashed and not _starts_trill(rest[0], main):
+        if n == 1 and not slashed and not _starts_trill(rest[0], main, spanner_index):
             each = max(1, round(dur * (2 / 3 if main.duration.dots else 0.5)))
             times[id(rest[0])] = (on, on + each, 1.0)
             on, dur = on + each, dur - each
@@ -147,13 +131,14 @@ def grace_timing(graces, on: int, dur: int, main) -> tuple[list[tuple[int, int, 
     return [times.get(id(g)) for g in graces], on, dur
 
 
-def _starts_trill(grace, main) -> bool:
+def _starts_trill(grace, main, spanner_index: dict | None = None) -> bool:
     """A single grace on the upper neighbour of a trilled note shows where the trill starts
     (the classical upper-note start, Mozart K. 80/i bar 2): a short first note of the trill,
     not an appoggiatura taking half the note."""
-    trill = next((e for e in getattr(main, "expressions", ())
-                  if e.classes[0] in ("Trill", "Shake", "HalfStepTrill", "WholeStepTrill")), None)
-    if trill is None or grace.isChord or main.isChord or not hasattr(grace, "pitch"):
+    if grace.isChord or main.isChord or not hasattr(grace, "pitch") or not hasattr(main, "pitch"):
+        return False
+    trill = _trill(_expressions(main), (spanner_index or {}).get(id(main), {}))
+    if trill is None:
         return False
     upper = int(round(main.pitch.ps)) + _size(trill, main, 2)
     return int(round(grace.pitch.ps)) == upper
@@ -189,7 +174,7 @@ def figure(el, on: int, dur: int, pitches: list[int], velocity: int, gate: float
     second half of a two-note tremolo and was played with the first."""
     if not pitches or dur <= 1:
         return None
-    kinds = {e.classes[0]: e for e in getattr(el, "expressions", ())}
+    kinds = _expressions(el)
     spanners = (spanner_index or {}).get(id(el), {})
     if not kinds and not spanners:
         return None
@@ -209,9 +194,8 @@ def figure(el, on: int, dur: int, pitches: list[int], velocity: int, gate: float
             second = [int(round(p.ps)) for p in other.pitches]
             return _alternate(on, total, [pitches, second], step, velocity, 1.0)
 
-    trill = next((kinds[k] for k in ("Trill", "Shake", "HalfStepTrill", "WholeStepTrill")
-                  if k in kinds), None)
-    if trill is not None or "TrillExtension" in spanners:
+    trill = _trill(kinds, spanners)
+    if trill is not None:
         upper = main + _size(trill, el, 2)
         notes = _alternate(on, sounding, [[main], [upper]], ORNAMENT_TICKS, velocity,
                            AUX_VELOCITY, odd=True)
@@ -230,8 +214,8 @@ def figure(el, on: int, dur: int, pitches: list[int], velocity: int, gate: float
 
     turn = kinds.get("Turn") or kinds.get("InvertedTurn")
     if turn is not None:
-        up = main + _turn_size(turn, el, "upper", 2)
-        down = main + _turn_size(turn, el, "lower", -2)
+        up = main + _size(turn, el, 2, "upper")
+        down = main + _size(turn, el, -2, "lower")
         order = [down, main, up, main] if "InvertedTurn" in kinds else [up, main, down, main]
         each = min(ORNAMENT_TICKS, sounding // 4)
         if each <= 0:
@@ -262,21 +246,29 @@ def figure(el, on: int, dur: int, pitches: list[int], velocity: int, gate: float
     return None
 
 
-def _size(orn, el, default: int) -> int:
-    """Semitones from the note to the ornament's neighbour (key signature and accidental)."""
-    if orn is None:
+def _expressions(el) -> dict[str, object]:
+    """A note's expressions by class name."""
+    return {e.classes[0]: e for e in getattr(el, "expressions", ())}
+
+
+def _trill(kinds: dict, spanners: dict):
+    """The trill on a note (its expressions by class name and its figure spanners), or None:
+    a "tr" sign, or a plain :class:`~music21.expressions.Trill` for a note that is only under a
+    trill's wavy line."""
+    trill = next((kinds[k] for k in TRILLS if k in kinds), None)
+    if trill is None and "TrillExtension" in spanners:
         from music21 import expressions
-        orn = expressions.Trill()
+
+        trill = expressions.Trill()
+    return trill
+
+
+def _size(orn, el, default: int, *which: str) -> int:
+    """Semitones from the note to the ornament's neighbour (key signature and accidental);
+    ``which`` is a turn's ``"upper"`` or ``"lower"``."""
     try:
-        return int(round(orn.getSize(el).semitones))
+        return int(round(orn.getSize(el, *which).semitones))
     except Exception:  # an odd note (no pitch context): a plain whole step
-        return default
-
-
-def _turn_size(turn, el, which: str, default: int) -> int:
-    try:
-        return int(round(turn.getSize(el, which).semitones))
-    except Exception:
         return default
 
 

@@ -267,22 +267,21 @@ def _slurred_ids(staff, flat) -> set[int]:
 
 
 def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
-    from music21 import note as m21note
-
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
     dyn = _Dynamics(staves, tl)
     all_unpitched = True
-    events: list[tuple[int, int, int, int, int]] = []  # on, off, pitch, velocity, written end
+    # on, off, pitch, velocity, written end (played ticks: where a tie from it goes on)
+    events: list[tuple[int, int, int, int, int]] = []
     controls: list[Control] = []
     percussion_key = _percussion_key(name, inst)
     for staff in staves:
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
         figures = ornaments.spanner_index(staff)
-        open_ties: dict[int, int] = {}  # pitch → index into events of a tie chain still open
-        tie_written_end: dict[int, float] = {}  # pitch → written offset where its open tie ends
+        # pitch → (index into events, written offset where it ends) of a tie still open
+        open_ties: dict[int, tuple[int, float]] = {}
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
                         key=lambda x: (x[0], x[1]))
@@ -296,18 +295,18 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                 continue
             if pending_grace:
                 on, dur = _play_graces(pending_grace, el, on, dur, offset, dyn, events,
-                                        percussion_key)
+                                        percussion_key, figures)
                 pending_grace = []
-            gate, weight = ornaments.articulation(el, id(el) in slurred)
+            gate, weight, breath = ornaments.articulation(el, id(el) in slurred)
+            if breath:  # the note ends a breath early (a figure too: its notes fit before)
+                gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
             velocity = dyn.velocity(offset) + weight
-            if isinstance(el, (m21note.Unpitched,)) or el.classes[0] == "PercussionChord":
-                pitches = [_drum_pitch(u, percussion_key) for u in _unpitched_members(el)]
+            pitches = _pitches(el, percussion_key)
+            if _is_unpitched(el):
                 ties = [None] * len(pitches)
             else:
                 all_unpitched = False
-                notes = el.notes if hasattr(el, "notes") and el.isChord else [el]
-                pitches = [int(round(n.pitch.ps)) for n in notes]
-                ties = [n.tie.type if n.tie is not None else None for n in notes]
+                ties = [n.tie.type if n.tie is not None else None for n in _members(el)]
                 fig = ornaments.figure(el, on, dur, pitches, int(round(velocity)), gate, name,
                                        figures)
                 if fig is not None:  # trill, mordent, turn, tremolo, glissando, arpeggio
@@ -315,31 +314,36 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                     for p in pitches:
                         open_ties.pop(p, None)
                     if fig and ties[-1] in ("start", "continue") and events[-1][2] == pitches[-1]:
-                        open_ties[pitches[-1]] = len(events) - 1  # a tie goes on from the last note
+                        # a tie goes on from the last note, at the figure's written end
+                        events[-1] = events[-1][:4] + (on + dur,)
+                        open_ties[pitches[-1]] = (len(events) - 1,
+                                                  float(el.offset + el.quarterLength))
                     continue
             for pitch, tie in zip(pitches, ties):
                 if not 0 <= pitch <= 127:
                     continue
-                idx = open_ties.get(pitch)
+                written_end = float(el.offset + el.quarterLength)
+                idx, tie_end = open_ties.get(pitch, (None, None))
                 # a tie into a 1st ending also holds into the 2nd, whose note is often written
                 # without the tie's stop: it goes on when the play order jumped to this note
                 # (Maple Leaf Rag bars 65–67)
-                jumped = tie is None and idx is not None and \
-                    abs(tie_written_end.get(pitch, -1.0) - float(el.offset)) > 1e-6
+                jumped = tie is None and idx is not None and abs(tie_end - float(el.offset)) > 1e-6
                 if (tie in ("stop", "continue") or jumped) and idx is not None and \
                         abs(events[idx][4] - on) <= 1:
                     e = events[idx]
-                    events[idx] = (e[0], e[0] + round((on + dur - e[0]) * gate), pitch, e[3], on + dur)
+                    off = e[0] + round((on + dur - e[0]) * gate)
+                    if breath:  # the breath is taken from the whole tied note
+                        off = max(e[0] + 1, min(off, _breath_end(e[0], on + dur)))
+                    events[idx] = (e[0], off, pitch, e[3], on + dur)
                     if tie != "continue":
                         open_ties.pop(pitch, None)
                     else:
-                        tie_written_end[pitch] = float(el.offset + el.quarterLength)
+                        open_ties[pitch] = (idx, written_end)
                     continue
                 events.append((on, on + max(1, round(dur * gate)), pitch,
                                int(round(velocity)), on + dur))
                 if tie in ("start", "continue"):
-                    open_ties[pitch] = len(events) - 1
-                    tie_written_end[pitch] = float(el.offset + el.quarterLength)
+                    open_ties[pitch] = (len(events) - 1, written_end)
                 else:
                     open_ties.pop(pitch, None)
     controls.extend(_instrument_changes(first, program, tl))
@@ -350,29 +354,42 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                  is_percussion=is_percussion)
 
 
+def _breath_end(on: int, end: int) -> int:
+    """Where a note from ``on`` to its written ``end`` that carries a breath mark stops
+    sounding: :data:`~pipeline.timing.BREATH_QUARTERS` early, at most a third of the note."""
+    return end - min(round(timing.BREATH_QUARTERS * TICKS_PER_QUARTER), (end - on) // 3)
+
+
 def _play_graces(graces, main, on: int, dur: int, offset: float, dyn: _Dynamics, events,
-                 percussion_key):
+                 percussion_key, figures):
     """Grace notes before ``main`` (timing rules in :mod:`pipeline.ornaments`); returns the
     main note's new onset and length."""
-    from music21 import note as m21note
-
-    times, on, dur = ornaments.grace_timing(graces, on, dur, main)
+    times, on, dur = ornaments.grace_timing(graces, on, dur, main, figures)
     for g, slot in zip(graces, times):
         if slot is None:  # no room left in a very short main note
             continue
         a, b, factor = slot
-        if isinstance(g, m21note.Unpitched):
-            pitches = [_drum_pitch(g, percussion_key)]
-        else:
-            pitches = [int(round(n.pitch.ps)) for n in (g.notes if g.isChord else [g])]
         vel = int(round(dyn.velocity(offset) * factor))
-        events.extend((a, b, p, vel, b) for p in pitches if 0 <= p <= 127)
+        events.extend((a, b, p, vel, b) for p in _pitches(g, percussion_key) if 0 <= p <= 127)
     return on, dur
 
 
-def _unpitched_members(el):
-    """The notes of a percussion chord, or the single unpitched note."""
-    return list(el.notes) if el.classes[0] == "PercussionChord" else [el]
+def _is_unpitched(el) -> bool:
+    """An unpitched (percussion) note or a chord of them."""
+    return "Unpitched" in el.classes or el.classes[0] == "PercussionChord"
+
+
+def _members(el) -> list:
+    """The notes of a chord or percussion chord (``isChord`` is False for the latter), or the
+    single note."""
+    return list(el.notes) if el.isChord or el.classes[0] == "PercussionChord" else [el]
+
+
+def _pitches(el, percussion_key: int | None) -> list[int]:
+    """The MIDI keys a note, chord, unpitched note or percussion chord strikes (a drum's key
+    for an unpitched one: :func:`_drum_pitch`)."""
+    return [_drum_pitch(n, percussion_key) if "Unpitched" in n.classes else int(round(n.pitch.ps))
+            for n in _members(el)]
 
 
 def _percussion_key(name: str, inst) -> int | None:

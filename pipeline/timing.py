@@ -19,7 +19,8 @@ Everything that stretches or squeezes time for the whole ensemble lives in the o
 
 Per part, outside the tempo map:
 
-- **Breath mark**: the note carrying it ends :data:`BREATH_QUARTERS` early (at most a third of it).
+- **Breath mark**: the note carrying it ends :data:`BREATH_QUARTERS` early (at most a third of it);
+  ``perform`` cuts it where it plays the note, so only the staff with the mark breathes.
 - **Swing**: off-beat eighths move to ``ratio / (ratio + 1)`` of the beat (2:1 → 2/3) and the
   notes around them stretch with them; a beat with a tuplet or a shorter value is played
   straight. Swing comes from MusicXML ``<sound><swing>`` (``<straight/>`` ends it), from the words
@@ -30,8 +31,6 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-import xml.etree.ElementTree as ET
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -288,7 +287,7 @@ def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# per-part adjustments: caesura gaps, breaths, swing
+# per-part adjustments: caesura gaps, swing
 
 def cut_at_pauses(track: Track, pauses) -> Track:
     """Notes that end inside a caesura's pause end where it begins, so the pause is silent."""
@@ -305,32 +304,6 @@ def cut_at_pauses(track: Track, pauses) -> Track:
             changed = True
         notes.append(n)
     return replace(track, notes=tuple(notes)) if changed else track
-
-
-def breathe(track: Track, staves, tl: form.Timeline) -> Track:
-    """A note with a breath mark ends :data:`BREATH_QUARTERS` early (at most a third of it)."""
-    from music21 import articulations
-
-    ends: set[int] = set()
-    for staff in staves:
-        for el in staff.flatten().elements:
-            if getattr(el, "articulations", None) and any(
-                    isinstance(a, articulations.BreathMark) for a in el.articulations):
-                end = float(el.offset) + float(el.quarterLength)
-                ends.update(round(p * TICKS_PER_QUARTER) for p in tl.map(end))
-    if not ends:
-        return track
-    marks = np.array(sorted(ends))
-    notes = []
-    for n in track.notes:
-        i = int(np.searchsorted(marks, n.off, side="left"))
-        # the note that ends at the mark (its gate may have ended it a little earlier)
-        if i < len(marks) and n.on < marks[i] and marks[i] - n.off < (marks[i] - n.on) * 0.5:
-            t = int(marks[i])
-            n = Note(n.on, max(n.on + 1, min(n.off, t - min(round(BREATH_QUARTERS * TICKS_PER_QUARTER),
-                                                          (t - n.on) // 3))), n.pitch, n.velocity)
-        notes.append(n)
-    return replace(track, notes=tuple(notes))
 
 
 def _swing_marks(score, tl: form.Timeline, source, default: float | None):
@@ -354,20 +327,11 @@ def _swing_marks(score, tl: form.Timeline, source, default: float | None):
 
 def _xml_swing(source) -> list[tuple[int, float | None]]:
     """``(measure index, ratio or None)`` of ``<sound><swing>`` in the first part."""
-    if source is None or Path(source).suffix.lower() not in form.MUSICXML_SUFFIXES:
-        return []
-    try:
-        root = musicxml.root_if(Path(source), rb"<swing\b")
-        if root is None:
-            return []
-    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        log.warning("%s: could not read <swing> (%s)", source, exc)
-        return []
-    part = root.find("part")
-    if part is None:
+    parts = musicxml.part_measures(source, rb"<swing\b", "<swing>")
+    if not parts:
         return []
     out = []
-    for k, m in enumerate(part.findall("measure")):
+    for k, m in enumerate(parts[0]):
         for sw in m.iter("swing"):
             if sw.find("straight") is not None:
                 out.append((k, None))
@@ -386,8 +350,7 @@ def _xml_swing(source) -> list[tuple[int, float | None]]:
 
 
 def adjust(track: Track, staves, tl: form.Timeline, timed: Timing) -> Track:
-    """One instrument's notes after breaths, caesura pauses and swing."""
-    track = breathe(track, staves, tl)
+    """One instrument's notes after caesura pauses and swing."""
     track = cut_at_pauses(track, timed.pauses)
     return swing(track, staves, tl, timed.swing)
 

@@ -216,3 +216,69 @@ def test_a_grace_on_the_upper_neighbour_starts_the_trill():
     assert first_beat[0].pitch == 81 and length(first_beat[0]) <= 0.125
     assert [n.pitch for n in first_beat[1:4]] == [79, 81, 79]
     assert first_beat[-1].pitch == 79 and len(first_beat) >= 6  # the trill fills the beat
+
+
+def _one_part_score(*bars, time="4/4"):
+    """A one-part music21 score of the given bars (lists of notes), the first with ``time``."""
+    from music21 import meter, stream
+
+    part = stream.Part()
+    for k, content in enumerate(bars, start=1):
+        m = stream.Measure(number=k)
+        if k == 1:
+            m.append(meter.TimeSignature(time))
+        for el in content:
+            m.append(el)
+        part.append(m)
+    return stream.Score([part])
+
+
+def test_a_tie_out_of_a_trilled_note_holds_and_does_not_strike_again():
+    # a trilled whole note C5 tied over the bar line: the trill's last note (the main note)
+    # holds through the tied whole note; nothing is struck at the second bar
+    from music21 import expressions, note, tie
+
+    trilled = note.Note("C5", quarterLength=4.0)
+    trilled.expressions.append(expressions.Trill())
+    trilled.tie = tie.Tie("start")
+    held = note.Note("C5", quarterLength=4.0)
+    held.tie = tie.Tie("stop")
+    score = _one_part_score([trilled], [held])
+    (track,) = perform(LoadedScore(Path("trill-tie.musicxml"), "music21", score)).tracks
+    assert not [n for n in track.notes if n.on >= BAR]  # no new onset in bar 2
+    last = max(track.notes, key=lambda n: n.on)
+    assert last.pitch == 72 and last.on < BAR
+    assert last.off > BAR + 3 * Q  # through the tied note (less its natural gap)
+    assert len(track.notes) >= 15  # the trill itself is still played in bar 1
+
+
+def test_a_grace_chord_on_drums_plays_both_drums_before_the_main_note():
+    # a flam on two drums at once: a grace PercussionChord (snare and hi-hat positions on a
+    # drum-set staff) before a snare quarter
+    from music21 import note, percussion
+
+    snare, hihat = note.Unpitched(displayName="C5"), note.Unpitched(displayName="G5")
+    grace = percussion.PercussionChord([snare, hihat]).getGrace()
+    main = note.Unpitched(displayName="C5", quarterLength=1.0)
+    score = _one_part_score([grace, main, note.Rest(quarterLength=3.0)])
+    (track,) = perform(LoadedScore(Path("drum-grace.musicxml"), "music21", score)).tracks
+    first = sorted(track.notes, key=lambda n: (n.on, n.pitch))
+    assert [(n.on, n.pitch) for n in first[:2]] == [(0, 38), (0, 42)]  # the grace chord
+    assert length(first[0]) <= 0.125  # a flam: short
+    assert first[2].pitch == 38 and first[2].on == first[0].off  # then the main stroke
+    assert track.is_percussion
+
+
+def test_a_grace_on_the_upper_neighbour_starts_a_trill_drawn_only_as_a_wavy_line():
+    # the same as K. 80/i bar 2, but the trill is only a wavy line (a TrillExtension, no "tr")
+    from music21 import expressions, note
+
+    grace = note.Note("A5", type="16th").getGrace(appoggiatura=True)
+    trilled = note.Note("G5", quarterLength=1.0)
+    score = _one_part_score([grace, trilled, note.Note("F#5", quarterLength=2.0)], time="3/4")
+    score.parts[0].insert(0, expressions.TrillExtension(trilled))
+    (track,) = perform(LoadedScore(Path("wavy-trill.musicxml"), "music21", score)).tracks
+    first_beat = [n for n in track.notes if n.on < Q]
+    assert first_beat[0].pitch == 81 and length(first_beat[0]) <= 0.125
+    assert [n.pitch for n in first_beat[1:4]] == [79, 81, 79]
+    assert first_beat[-1].pitch == 79 and len(first_beat) >= 6

@@ -13,6 +13,7 @@ from pipeline import timing
 from pipeline.errors import ScoreError
 from pipeline.load import load
 from pipeline.model import TICKS_PER_QUARTER
+from pipeline.ornaments import NORMAL_GATE
 from pipeline.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -232,3 +233,36 @@ def test_a_jazz_band_swings_by_default_and_the_option_straightens_it(tmp_path):
     straight = render_score(DATA / "eighths-plain.musicxml", out_root=tmp_path / "b",
                             ensemble="jazz-band", presets=("handoff",), swing=1.0)
     np.testing.assert_allclose(off_beats(straight), 0.5, atol=0.01)
+
+
+def test_a_breath_in_the_right_hand_leaves_the_left_hand_alone():
+    # a piano: the breath mark is on the right hand's first half note; the left hand's half
+    # note ends at the same tick but carries no mark, so it keeps its ordinary length
+    p, _ = played("piano-breath.musicxml")
+    (piano,) = p.tracks
+    rh = next(n for n in piano.notes if n.pitch == 76)
+    lh = next(n for n in piano.notes if n.pitch == 48)
+    assert rh.off == 2 * Q - round(timing.BREATH_QUARTERS * Q)
+    assert lh.on == 0 and lh.off == round(2 * Q * NORMAL_GATE)  # no breath
+
+
+def test_swing_is_read_from_a_timewise_musicxml_file_too():
+    # <sound><swing> of the first part, measure by measure; the second part's <straight/> in
+    # measure 2 is not the first part's
+    assert timing._xml_swing(DATA / "swing-timewise.musicxml") == [(0, 3.0), (2, None)]
+    assert timing._xml_swing(DATA / "swing-eighths.musicxml") == [(0, 2.0), (2, None)]
+
+
+def test_part_measures_reads_partwise_and_timewise_alike(caplog):
+    from pipeline import musicxml
+
+    timewise = musicxml.part_measures(DATA / "swing-timewise.musicxml", rb"<swing\b", "<swing>")
+    assert [len(p) for p in timewise] == [3, 3]
+    assert [m.findtext("note/pitch/step") for m in timewise[1]] == ["C", "D", "E"]
+    partwise = musicxml.part_measures(DATA / "swing-eighths.musicxml", rb"<swing\b", "<swing>")
+    assert [len(p) for p in partwise] == [3]
+    # not looked for, not MusicXML, not there: None (the last one logged, naming the file)
+    assert musicxml.part_measures(DATA / "two-bars.musicxml", rb"<swing\b", "<swing>") is None
+    assert musicxml.part_measures(DATA / "x.mid", rb"<swing\b", "<swing>") is None
+    assert musicxml.part_measures(DATA / "missing.musicxml", rb"<swing\b", "<swing>") is None
+    assert "missing.musicxml: could not read <swing>" in caplog.text
