@@ -13,6 +13,10 @@ import numpy as np
 
 TICKS_PER_QUARTER = 960
 DEFAULT_TEMPO_BPM = 120.0
+#: A program change to this number returns the track to its own voice, whatever the assign
+#: stage chose (the score's program, the instrument map's or a sidecar's): after "arco" or
+#: "senza sord." (:mod:`pipeline.techniques`).
+OWN_PROGRAM = -1
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class Note:
 @dataclass(frozen=True)
 class Control:
     """A channel message other than a note: ``kind`` is ``control_change`` (number, value),
-    ``program_change`` (number = program 0–127, value = bank) or ``pitchwheel`` (value −8192…8191)."""
+    ``program_change`` (number = program 0–127 or :data:`OWN_PROGRAM`, value = bank) or
+    ``pitchwheel`` (value −8192…8191)."""
 
     tick: int
     kind: str

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import form, ornaments, timing
+from . import form, musicxml, ornaments, techniques, timing
 from .errors import ScoreError
 from .load import LoadedScore
-from .model import (TICKS_PER_QUARTER, Control, Note, Performance,
+from .model import (OWN_PROGRAM, TICKS_PER_QUARTER, Control, Note, Performance,
                     TempoMap, Track)
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def perform(score: LoadedScore, *, swing: float | None = None,
 def _perform_music21(score, path: Path, *, swing: float | None = None,
                      fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     score = _to_sounding_pitch(score, path)
+    _drum_kit_keys(score, path)
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
@@ -123,6 +124,38 @@ def _to_sounding_pitch(score, path: Path):
     except Exception as exc:
         log.warning("%s: could not transpose to sounding pitch (%s)", path, exc)
         return score
+
+
+def _drum_kit_keys(score, path: Path) -> None:
+    """Each unpitched note that names its instrument plays that instrument's drum key
+    (:func:`pipeline.musicxml.drum_keys`), kept as the note's ``storedInstrument`` as music21
+    does for MIDI: music21 gives a drum kit's every note the part's first drum."""
+    keys = musicxml.drum_keys(path)
+    if not keys:
+        return
+    from music21 import instrument, stream
+
+    drums: dict[int, object] = {}
+    for part in score.parts:
+        inst = part.getInstrument(returnDefault=False)
+        placed = keys.get(getattr(inst, "partId", None))
+        if not placed:
+            continue
+        match = re.match(r"^.*-Staff(\d+)$", str(part.id))
+        staff = int(match.group(1)) if match and isinstance(part, stream.PartStaff) else 1
+        for k, measure in enumerate(part.getElementsByClass(stream.Measure)):
+            for el in measure.recurse().notes:
+                if not _is_unpitched(el):
+                    continue
+                at = round(float(el.getOffsetInHierarchy(measure)), 4)
+                for n in _members(el):
+                    key = placed.get((k, at, staff, n.displayStep, n.displayOctave))
+                    if key is None:
+                        continue
+                    if key not in drums:
+                        drums[key] = instrument.UnpitchedPercussion()
+                        drums[key].percMapPitch = key
+                    n.storedInstrument = drums[key]
 
 
 def _first_time_signature(score) -> tuple[int, int]:
@@ -346,9 +379,11 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                     open_ties[pitch] = (len(events) - 1, written_end)
                 else:
                     open_ties.pop(pitch, None)
-    controls.extend(_instrument_changes(first, program, tl))
     notes = _finish_notes(events)
     is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)
+    if not is_percussion:  # a drum channel's program chooses the kit
+        controls.extend(techniques.program_changes(staves, name=name, inst=inst,
+                                                   program=program, tl=tl))
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
                  notes=notes, controls=tuple(controls), program=program,
                  is_percussion=is_percussion)
@@ -415,21 +450,6 @@ def _drum_pitch(unpitched, percussion_key: int | None) -> int:
 def _is_pitched_percussion(inst) -> bool:
     return inst is not None and inst.classes[0] in ("Timpani", "Xylophone", "Marimba",
                                                     "Vibraphone", "Glockenspiel", "TubularBells")
-
-
-def _instrument_changes(staff, first_program: int | None, tl: form.Timeline) -> list[Control]:
-    """Program changes for instruments that change later in the part (e.g. Cl. → B.Cl.)."""
-    from music21 import instrument
-
-    out = []
-    current = first_program
-    for inst in staff.flatten().getElementsByClass(instrument.Instrument):
-        if inst.offset <= 0 or inst.midiProgram is None or inst.midiProgram == current:
-            continue
-        current = inst.midiProgram
-        out.extend(Control(round(p * TICKS_PER_QUARTER), "program_change", int(current), 0)
-                   for p in tl.map(float(inst.offset)))
-    return out
 
 
 def _finish_notes(events) -> tuple[Note, ...]:
@@ -562,7 +582,8 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
             if c.kind == "control_change":
                 msg = mido.Message("control_change", channel=channel, control=c.number, value=c.value)
             elif c.kind == "program_change":
-                msg = mido.Message("program_change", channel=channel, program=c.number)
+                msg = mido.Message("program_change", channel=channel,
+                                   program=program if c.number == OWN_PROGRAM else c.number)
             else:
                 msg = mido.Message("pitchwheel", channel=channel, pitch=c.value)
             timed.append((c.tick, 2, msg))
