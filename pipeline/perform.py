@@ -34,13 +34,20 @@ ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "fz", "rf", "rfz"}
 LOUD_THEN_SOFT = {"fp": "p", "sfp": "p", "sfpp": "pp"}
 DEFAULT_VELOCITY = DYNAMIC_VELOCITY["mf"]
 
-#: Unpitched percussion by part name, then by staff position on a drum-set staff (GM keys).
+#: Unpitched percussion by part name (the first phrase found in the lower-cased name wins, so
+#: the longer phrases come first), then by staff position on a drum-set staff (GM keys; 83–87
+#: are the GS additions every GM soundfont here plays: jingle bell, bell tree, castanets, surdo).
 DRUM_BY_NAME = (
-    ("bass drum", 36), ("kick", 36), ("snare", 38), ("side drum", 38), ("hi-hat", 42),
-    ("hihat", 42), ("ride", 51), ("crash", 49), ("suspended cymbal", 49), ("cymbal", 49),
-    ("triangle", 81), ("tambourine", 54), ("woodblock", 76), ("wood block", 76),
-    ("claves", 75), ("castanets", 85), ("cowbell", 56), ("tam-tam", 52), ("gong", 52),
-    ("tom", 45), ("conga", 63), ("bongo", 60), ("shaker", 70), ("maracas", 70),
+    ("bass drum", 36), ("kick", 36), ("snare", 38), ("side drum", 38), ("side stick", 37),
+    ("rim shot", 37), ("hand clap", 39), ("open hi-hat", 46), ("pedal hi-hat", 44),
+    ("hi-hat", 42), ("hihat", 42), ("hi hat", 42), ("ride bell", 53), ("ride", 51),
+    ("china", 52), ("splash", 55), ("crash", 49), ("suspended cymbal", 49), ("cymbal", 49),
+    ("triangle", 81), ("tambourine", 54), ("temple block", 76), ("woodblock", 76),
+    ("wood block", 76), ("claves", 75), ("castanets", 85), ("cowbell", 56), ("tam-tam", 52),
+    ("gong", 52), ("floor tom", 41), ("timbale", 65), ("tom", 45), ("conga", 63),
+    ("bongo", 60), ("surdo", 87), ("cuica", 78), ("cuíca", 78), ("agogo", 67), ("cabasa", 69),
+    ("guiro", 74), ("güiro", 74), ("vibraslap", 58), ("whistle", 71), ("sleigh bell", 83),
+    ("jingle bell", 83), ("bell tree", 84), ("mark tree", 84), ("shaker", 70), ("maracas", 70),
 )
 DRUMSET_BY_POSITION = {  # (display step, octave) on a percussion-clef 5-line staff
     ("F", 4): 36, ("E", 4): 35, ("C", 5): 38, ("G", 5): 42, ("A", 5): 49, ("F", 5): 51,
@@ -385,7 +392,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
         controls.extend(techniques.program_changes(staves, name=name, inst=inst,
                                                    program=program, tl=tl))
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
-                 notes=notes, controls=tuple(controls), program=program,
+                 notes=notes, controls=tuple(controls),
+                 program=None if is_percussion else program,  # music21 gives drums melodic numbers
                  is_percussion=is_percussion)
 
 
