@@ -77,16 +77,17 @@ def program_changes(staves, *, name: str, inst, program: int | None,
             instruments.lookup(inst.instrumentName) if inst is not None and inst.instrumentName
             else None)
         own = info.program if info is not None else None
-    offsets, programs = _written_changes(staves, own, program)
+    offsets, programs = _written_changes(staves, own)
     if not offsets:
         return []
     return [Control(round(tick * TICKS_PER_QUARTER), "program_change", prog, 0)
             for tick, prog in _played(offsets, programs, tl)]
 
 
-def _written_changes(staves, own: int | None, program: int | None
-                     ) -> tuple[list[float], list[int]]:
-    """Where (written quarter notes) the program changes along the part, and to what."""
+def _written_changes(staves, own: int | None) -> tuple[list[float], list[int]]:
+    """Where (written quarter notes) the program changes along the part, and to what;
+    ``own``: the program the player starts on (an instrument change back to it returns to
+    the track's own voice)."""
     from music21 import expressions, instrument
 
     # (offset, order, what, value): at one offset a snap pizzicato note ends before anything
@@ -110,7 +111,7 @@ def _written_changes(staves, own: int | None, program: int | None
     programs: list[int] = []
     for offset, _, what, value in sorted(events, key=lambda e: (e[0], e[1])):
         if what == "base":
-            base = None if value == program else int(value)
+            base = None if value == own else int(value)
             base_program = own if base is None else base
         elif what == "note_pizz":
             note_pizz += value
