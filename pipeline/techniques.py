@@ -41,8 +41,8 @@ BOWED_STRINGS = frozenset({40, 41, 42, 43, 44, 48, 49})
 PLUCKED_DOUBLE_BASS = frozenset({32})
 TRUMPETS = frozenset({56})
 
-#: Words for each switch, matched on the lower-cased text. "open" is tried before "mute", so
-#: "senza sord." and "mute off" are not read as muting.
+#: Words for each switch, matched on the lower-cased text; where "open" is found, "mute" is
+#: not ("senza sord.", "mute off").
 SWITCH_WORDS = (
     ("pizz", re.compile(r"\bpizz(?:icato)?\b")),
     ("arco", re.compile(r"\barco\b")),
@@ -59,10 +59,8 @@ def switches(text: str) -> list[str]:
     """The technique switches a word mark asks for, among ``pizz``, ``arco``, ``mute``,
     ``open`` and ``normal`` (back to the ordinary sound: unmuted, bowed)."""
     words = re.sub(r"\s+", " ", text.lower())
-    found = [name for name, pattern in SWITCH_WORDS if name != "mute" and pattern.search(words)]
-    if "open" not in found and SWITCH_WORDS[3][1].search(words):
-        found.append("mute")
-    return found
+    found = [name for name, pattern in SWITCH_WORDS if pattern.search(words)]
+    return [s for s in found if s != "mute"] if "open" in found else found
 
 
 def program_changes(staves, *, name: str, inst, program: int | None,
