@@ -58,6 +58,7 @@ LEAD_SHEET_TRACK = "Piano (comping)"
 LEAD_SHEET_PROGRAM = 0           # acoustic grand
 MAX_MELODY_CHORDS = 0.1          # a melody part has at most this share of chords
 CEILING_PENALTY = 3.0            # per semitone a lead-sheet voicing reaches over the melody
+DOUBLING_COST = 0.75             # per step a doubled tone is up the list from the root
 
 #: chord-tone priority by the generic step above the root (3rds and 7ths carry the harmony)
 _STEP_RANK = {3: 0, 7: 1, 6: 3, 2: 4, 4: 5, 5: 6, 1: 7}
@@ -183,12 +184,9 @@ def measure_style_slash_bars(score, source) -> dict[str, set[int]]:
     for key, measures in zip(ids, parts):
         on = False
         for k, m in enumerate(measures):
-            for slash in m.iter("slash"):
-                if slash.get("type") == "start":
-                    on = True
-                elif slash.get("type") == "stop":
-                    on = False
-                    out.setdefault(key, set()).add(k)  # the stop closes a bar still in slashes
+            for style in m.iter("measure-style"):  # a stop: this bar is written out again
+                for slash in style.iter("slash"):
+                    on = slash.get("type") == "start"
             if on:
                 out.setdefault(key, set()).add(k)
     return out
@@ -337,46 +335,38 @@ def _hits(plan: Plan, k: int, tl: form.Timeline, staff, swung: bool) -> list[tup
 # ---------------------------------------------------------------------------------------------
 # voicings
 
-def _pick(tones: Sequence[int], n: int = VOICES) -> list[int]:
-    """``n`` pitch classes for a voicing: the most characteristic tones, then doubled from the
-    root up when the chord has fewer."""
-    chosen = list(tones[:n])
-    spare = sorted(tones, key=lambda pc: -tones.index(pc))  # root, fifth, … first
-    i = 0
-    while len(chosen) < n and spare:
-        chosen.append(spare[i % len(spare)])
-        i += 1
-    return chosen
-
-
-def close_voicing(pcs: Sequence[int], lo: int, hi: int, previous: Sequence[int] | None = None,
-                  ceiling: int | None = None) -> list[int]:
-    """Pitches for ``pcs`` (one each, all different) in ``lo``–``hi`` spanning at most
-    :data:`CLOSE_SPAN`, nearest ``previous`` (the summed movement of the voices, low to high),
-    else nearest the middle of the range; notes over ``ceiling`` cost extra. Ascending."""
-    candidates = [[p for p in range(lo, hi + 1) if p % 12 == pc] for pc in pcs]
-    best, best_cost = None, float("inf")
+def close_voicing(tones: Sequence[int], lo: int, hi: int, previous: Sequence[int] | None = None,
+                  ceiling: int | None = None, voices: int = VOICES) -> list[int]:
+    """A close voicing, ascending: ``voices`` different pitches in ``lo``–``hi`` spanning at
+    most :data:`CLOSE_SPAN` that sound the first ``voices`` of ``tones`` (pitch classes, most
+    characteristic first, so the root and fifth are the ones left out of a rich chord). A chord
+    with fewer tones doubles one, the root rather than the fifth, the fifth rather than the
+    third. Among those, the voicing nearest ``previous`` (the summed movement of the voices,
+    low to high), else nearest the middle of the range; notes over ``ceiling`` cost extra."""
+    pcs = list(dict.fromkeys(tones))[:voices]
+    pool = [p for p in range(lo, hi + 1) if p % 12 in pcs]
     middle = (lo + hi) / 2
-    for combo in itertools.product(*candidates):
-        if len(set(combo)) != len(combo):
-            continue
-        v = sorted(combo)
-        if v[-1] - v[0] > CLOSE_SPAN:
-            continue
-        if previous:
-            cost = sum(abs(a - b) for a, b in zip(v, sorted(previous)))
-        else:
-            cost = abs(sum(v) / len(v) - middle) * len(v)
-        cost += sum(1.5 for a, b in zip(v, v[1:]) if b - a == 1)  # no clusters of semitones
-        if ceiling is not None and v[-1] > ceiling:
-            cost += CEILING_PENALTY * (v[-1] - ceiling)
-        if cost < best_cost:
-            best, best_cost = v, cost
-    if best is None and len(set(pcs)) < len(pcs):  # no room to double a tone: play each once
-        return close_voicing(list(dict.fromkeys(pcs)), lo, hi, previous, ceiling)
-    if best is None:  # more tones than fit closely: each tone's lowest place in range
-        best = sorted({c[0] for c in candidates if c})
-    return best
+    for n in range(voices, 0, -1):  # fewer voices only when the range leaves no room
+        best, best_cost = None, float("inf")
+        for v in itertools.combinations(pool, n):
+            if v[-1] - v[0] > CLOSE_SPAN or len({p % 12 for p in v}) < min(n, len(pcs)):
+                continue
+            if previous and len(previous) == n:
+                cost = sum(abs(a - b) for a, b in zip(v, previous))
+            elif previous:
+                cost = abs(sum(v) / n - sum(previous) / len(previous)) * n
+            else:
+                cost = abs(sum(v) / n - middle) * n
+            cost += sum(1.5 for a, b in zip(v, v[1:]) if b - a == 1)  # no semitone clusters
+            cost += sum(DOUBLING_COST * (len(pcs) - 1 - pcs.index(p % 12))
+                        for k, p in enumerate(v) if any(q % 12 == p % 12 for q in v[:k]))
+            if ceiling is not None and v[-1] > ceiling:
+                cost += CEILING_PENALTY * (v[-1] - ceiling)
+            if cost < best_cost:
+                best, best_cost = list(v), cost
+        if best is not None:
+            return best
+    return []
 
 
 def nearest(pc: int, lo: int, hi: int, previous: int | None) -> int:
@@ -436,12 +426,12 @@ def realize(plan: Plan, staves, tl: form.Timeline, velocity_at: Callable[[float]
                 previous_bass = pitch
                 pitches = [pitch]
             elif plan.role == "guitar":
-                close = close_voicing(_pick(chord.tones), *GUITAR_CLOSE_RANGE, previous)
+                close = close_voicing(chord.tones, *GUITAR_CLOSE_RANGE, previous)
                 previous = close
                 pitches = _drop2(close)
             else:
                 ceiling = _melody_floor(plan, offset, length) if plan.melody else None
-                previous = close_voicing(_pick(chord.tones), *PIANO_VOICING_RANGE, previous,
+                previous = close_voicing(chord.tones, *PIANO_VOICING_RANGE, previous,
                                          ceiling)
                 previous_bass = nearest(chord.bass, *PIANO_BASS_RANGE, previous_bass)
                 pitches = [previous_bass] + previous

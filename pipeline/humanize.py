@@ -93,9 +93,9 @@ def _track(track: Track, tempo_map: TempoMap, amount: float, rng: np.random.Gene
 
     new_vel = np.clip(vel + np.round(rng.uniform(-1, 1, len(vel)) * MAX_VELOCITY * amount),
                       1, 127).astype(np.int64)
+    # in the order they came: the k-th note is still the k-th (render sorts events by time)
     notes = tuple(Note(int(a), int(b), int(p), int(v))
                   for a, b, p, v in zip(new_on, new_off, pitch, new_vel))
-    notes = tuple(sorted(notes, key=lambda n: (n.on, n.pitch)))
     controls = _controls(track.controls, tempo_map, drift, amount, on, new_on)
     return replace(track, notes=notes, controls=controls)
 
