@@ -10,8 +10,8 @@ amounts scale both. The timing is the sum of
 - a **per-onset** jitter shared by all notes struck together, so a chord moves as one;
 - a tiny **per-note** jitter (:data:`NOTE_MS`), so a chord's notes stay within a few ms.
 
-Notes keep their lengths; nothing starts before tick 0, no note is shorter than one tick, a
-note ends before the same key is struck again, and controls (program changes, pedal) move with
+Notes keep their lengths; nothing starts before tick 0, no note is shorter than one tick, the
+notes of one key keep their order and each ends before the key is struck again, and controls (program changes, pedal) move with
 the player's drift but stay in order and never after the notes they precede. Each track draws
 from its own generator seeded by ``(seed, track index)``, so the result depends only on the
 seed.
@@ -81,11 +81,20 @@ def _track(track: Track, tempo_map: TempoMap, amount: float, rng: np.random.Gene
     own = rng.uniform(-1, 1, len(on)) * NOTE_MS
     shift_ms = np.clip(drift(on_s) + shared[which] + own, -MAX_TIMING_MS, MAX_TIMING_MS) * amount
     new_on = np.maximum(0, _ticks(tempo_map, on_s + shift_ms / 1000.0))
+
+    # one key's notes keep their order, a tick apart at least: within each key (by written
+    # time) the onsets are made strictly increasing with one running maximum over all keys,
+    # each key lifted above the ones before it
+    order = np.lexsort((on, pitch))
+    first = np.r_[True, pitch[order][1:] != pitch[order][:-1]]
+    key = np.cumsum(first) - 1
+    rank = np.arange(len(order)) - np.flatnonzero(first)[key]
+    lift = key * (int(new_on.max()) + len(order) + 1)
+    new_on[order] = np.maximum.accumulate(new_on[order] - rank + lift) - lift + rank
     new_off = np.maximum(off + (new_on - on), new_on + 1)
 
     # a note ends before its key is struck again (a late note-off would cut the next note)
-    order = np.lexsort((new_on, pitch))
-    same_key_next = np.r_[pitch[order][1:] == pitch[order][:-1], False]
+    same_key_next = np.r_[~first[1:], False]
     next_on = np.r_[new_on[order][1:], 0]
     cut = new_off[order]
     cut = np.where(same_key_next, np.minimum(cut, next_on), cut)
