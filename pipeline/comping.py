@@ -140,7 +140,8 @@ def slash_plan(name: str, staves, tl: form.Timeline, slash_bars: set[int]) -> Pl
         bars = sorted(set(by_bar) | {k for k in slash_bars if k < len(tl.starts)})
     else:  # chord symbols over rests: every bar from the first chord on
         bars = list(range(_bar(tl, chords[0].start), len(tl.starts)))
-    rhythms = {k: _rhythm(by_bar.get(k, []), tl, k, staves[0]) for k in bars}
+    meter = _meter(staves[0])
+    rhythms = {k: _rhythm(by_bar.get(k, []), tl, k, meter) for k in bars}
     return Plan(role, tuple(chords), tuple(bars), rhythms, frozenset(id(el) for el in slashes))
 
 
@@ -210,12 +211,12 @@ def _bar_length(tl: form.Timeline, k: int, staff) -> float:
     return max(float(staff.highestTime) - tl.starts[k], 0.0)
 
 
-def _rhythm(slashes, tl: form.Timeline, k: int, staff) -> tuple[tuple[float, float], ...] | None:
+def _rhythm(slashes, tl: form.Timeline, k: int, meter) -> tuple[tuple[float, float], ...] | None:
     """The written rhythm of a bar's slashes, or None for beat slashes (and a bar with none):
     the instrument's own pattern is played then."""
     if not slashes:
         return None
-    pulse = _pulse(_time_signature(staff, tl.starts[k]))
+    pulse = _pulse(meter(tl.starts[k]))
     start = tl.starts[k]
     if all(abs(float(el.quarterLength) - pulse) < 1e-6 and
            abs(((float(el.offset) - start) / pulse) % 1) < 1e-6 for el in slashes):
@@ -281,14 +282,18 @@ def _span(cs, start: float, end: float) -> ChordSpan | None:
 # ---------------------------------------------------------------------------------------------
 # meter: the pulse and the strong beats
 
-def _time_signature(staff, offset: float):
+def _meter(staff) -> Callable[[float], object]:
+    """The time signature in force at a written offset of ``staff`` (4/4 before any)."""
     from music21 import meter
 
-    found = None
-    for ts in staff.flatten().getElementsByClass(meter.TimeSignature):
-        if float(ts.offset) <= offset + 1e-9:
-            found = ts
-    return found or meter.TimeSignature("4/4")
+    marks = list(staff.flatten().getElementsByClass(meter.TimeSignature))
+    offsets = [float(ts.offset) for ts in marks]
+    plain = meter.TimeSignature("4/4")
+
+    def at(offset: float):
+        i = bisect.bisect_right(offsets, offset + 1e-9) - 1
+        return marks[i] if i >= 0 else plain
+    return at
 
 
 def _pulse(ts) -> float:
@@ -308,7 +313,8 @@ def _strong_beats(ts) -> list[float]:
     return [0.0, (n // 2 + 1) * beat]  # 5/4: 3 + 2, 7/4: 4 + 3
 
 
-def _hits(plan: Plan, k: int, tl: form.Timeline, staff, swung: bool) -> list[tuple[float, float]]:
+def _hits(plan: Plan, k: int, tl: form.Timeline, staff, meter,
+          swung: bool) -> list[tuple[float, float]]:
     """Written ``(offset, length)`` of the chords a role strikes in bar ``k``."""
     start = tl.starts[k]
     length = _bar_length(tl, k, staff)
@@ -316,7 +322,7 @@ def _hits(plan: Plan, k: int, tl: form.Timeline, staff, swung: bool) -> list[tup
     rhythm = plan.rhythms.get(k)
     if rhythm is not None:
         return list(rhythm)
-    ts = _time_signature(staff, start)
+    ts = meter(start)
     full = float(ts.barDuration.quarterLength)
     shift = length - full if k == 0 and length < full - 1e-6 else 0.0  # a pickup: the bar's end
     if plan.role == "guitar" and swung:
@@ -377,8 +383,8 @@ def nearest(pc: int, lo: int, hi: int, previous: int | None) -> int:
     return min(options, key=lambda p: (abs(p - target), p))
 
 
-def _chord_at(plan: Plan, offset: float) -> ChordSpan | None:
-    i = bisect.bisect_right([c.start for c in plan.chords], offset + 1e-9) - 1
+def _chord_at(plan: Plan, starts: list[float], offset: float) -> ChordSpan | None:
+    i = bisect.bisect_right(starts, offset + 1e-9) - 1
     if i < 0 or offset >= plan.chords[i].end - 1e-9:
         return None
     return plan.chords[i]
@@ -404,6 +410,8 @@ def realize(plan: Plan, staves, tl: form.Timeline, velocity_at: Callable[[float]
     where they swing).
     """
     staff = staves[0]
+    meter = _meter(staff)
+    starts = [c.start for c in plan.chords]
     swing_at = [o for o, _ in swing_marks]
     softer = SOFTER[plan.role]
     events: list[tuple[int, int, int, int]] = []
@@ -412,11 +420,11 @@ def realize(plan: Plan, staves, tl: form.Timeline, velocity_at: Callable[[float]
     for k in plan.bars:
         i = bisect.bisect_right(swing_at, tl.starts[k] + 1e-9) - 1
         swung = i >= 0 and swing_marks[i][1] is not None
-        hits = _hits(plan, k, tl, staff, swung)
+        hits = _hits(plan, k, tl, staff, meter, swung)
         hold = SWING_GUITAR_GATE if plan.role == "guitar" and swung and plan.rhythms.get(k) is None \
             else GATE[plan.role]
         for n, (offset, length) in enumerate(hits):
-            chord = _chord_at(plan, offset)
+            chord = _chord_at(plan, starts, offset)
             if chord is None or length <= 0:
                 continue
             if plan.role == "bass":
