@@ -3,7 +3,9 @@
 For music21 scores: repeats, endings and D.C./D.S. jumps are played in order
 (:mod:`pipeline.form`), transposing instruments and octave lines sound at concert pitch, tied
 notes are joined, a piano's staves form one track, metronome marks make the tempo map, dynamics
-and hairpins set velocities, and articulations and slurs set note lengths.
+and hairpins set velocities, and articulations and slurs set note lengths. Chord symbols that
+no one plays as written (slash parts of a rhythm section, lead sheets) are comped
+(:mod:`pipeline.comping`).
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
