@@ -57,7 +57,7 @@ SWING_GUITAR_GATE = 0.6          # four to the bar: short, even quarters
 LEAD_SHEET_TRACK = "Piano (comping)"
 LEAD_SHEET_PROGRAM = 0           # acoustic grand
 MAX_MELODY_CHORDS = 0.1          # a melody part has at most this share of chords
-CEILING_PENALTY = 3.0            # per semitone a lead-sheet voicing reaches over the melody
+CEILING_PENALTY = 50.0           # per semitone over the melody: only when nothing fits under it
 DOUBLING_COST = 0.75             # per step a doubled tone is up the list from the root
 
 #: chord-tone priority by the generic step above the root (3rds and 7ths carry the harmony)
@@ -110,7 +110,8 @@ def role_of(name: str, inst) -> str | None:
         if info.family == "keyboards":
             return "piano"
         return None
-    if not name.strip() or re.fullmatch(r"(MusicXML )?Part( \d+)?|P\d+", name.strip()):
+    if not name.strip() or re.fullmatch(r"(MusicXML )?Part( \d+)?|P\d+", name.strip()) or \
+            re.search(r"\b(keyboards?|keys|kbd)\b", name.lower()):
         return "piano"
     return None
 
@@ -172,11 +173,7 @@ def measure_style_slash_bars(score, source) -> dict[str, set[int]]:
     parts = musicxml.part_measures(source, rb"<slash\b", "<measure-style><slash>")
     if not parts:
         return {}
-    ids: list[str] = []
-    for part in score.parts:
-        key = re.sub(r"-Staff\d+$", "", str(part.id))
-        if key not in ids:
-            ids.append(key)
+    ids = list(dict.fromkeys(part_key(part) for part in score.parts))
     if len(ids) != len(parts):
         log.warning("%s: slash notation not read: %d parts in the file, %d in the score",
                     source, len(parts), len(ids))
@@ -194,6 +191,7 @@ def measure_style_slash_bars(score, source) -> dict[str, set[int]]:
 
 
 def part_key(staff) -> str:
+    """The MusicXML part id of a part or of one of a piano's staves (music21: "P2-Staff1")."""
     return re.sub(r"-Staff\d+$", "", str(staff.id))
 
 
@@ -332,7 +330,9 @@ def _hits(plan: Plan, k: int, tl: form.Timeline, staff, meter,
     else:
         grid = _strong_beats(ts)
     times = {round(start + g + shift, 6) for g in grid if 0 <= g + shift < length - 1e-9}
-    times |= {round(c.start, 6) for c in plan.chords if start - 1e-9 <= c.start < end - 1e-9}
+    # every change strikes; a chord ending before an N.C. stops there
+    times |= {round(t, 6) for c in plan.chords for t in (c.start, c.end)
+              if start - 1e-9 <= t < end - 1e-9}
     times_sorted = sorted(times)
     return [(t, (times_sorted[i + 1] if i + 1 < len(times_sorted) else end) - t)
             for i, t in enumerate(times_sorted)]

@@ -41,9 +41,9 @@ def test_a_lead_sheet_gets_a_piano_comping_the_chords_at_their_onsets_replayed_o
     assert [t.name for t in p.tracks] == ["Flute", comping.LEAD_SHEET_TRACK]
     comp = p.tracks[1]
     assert comp.program == 0
-    # C | Am7 | Dm7 G7 | C N.C. :|  — a chord on each change and each half bar; N.C. is silent
-    written = {0: C, 2: C, 4: AM7, 6: AM7, 8: DM7, 10: G7, 12: C}
-    roots = {0: 0, 2: 0, 4: 9, 6: 9, 8: 2, 10: 7, 12: 0}
+    # C | Am7 | Dm7 G7 | C (N.C. on beat 4) :|  — a chord on each change and each half bar
+    written = {0: C, 2: C, 4: AM7, 6: AM7, 8: DM7, 10: G7, 12: C, 14: C}
+    roots = {0: 0, 2: 0, 4: 9, 6: 9, 8: 2, 10: 7, 12: 0, 14: 0}
     expected = {on + 16 * k: pcs for k in (0, 1) for on, pcs in written.items()}
     struck = chords(comp)
     assert set(struck) == set(expected)
@@ -57,8 +57,8 @@ def test_a_lead_sheet_gets_a_piano_comping_the_chords_at_their_onsets_replayed_o
         sounding = [n.pitch for n in p.tracks[0].notes if n.on <= on * Q < n.off]
         assert pitches[-1] < min(sounding), on
         assert all(52 <= x <= 74 for x in pitches[1:]), on  # E3–D5
-    # the chord before N.C. ends before it: nothing sounds in bar 4's second half
-    assert all(n.off <= 14 * Q for n in comp.notes if n.on < 16 * Q)
+    # the chord before N.C. ends there: nothing sounds on bar 4's last beat
+    assert all(n.off <= 15 * Q for n in comp.notes if n.on < 16 * Q)
 
 
 def test_rhythm_section_slashes_become_chords_and_roots_in_each_instruments_range():
@@ -148,3 +148,12 @@ def test_the_first_chord_of_a_real_lead_sheet_sounds_at_its_symbol():
 def test_a_two_staff_part_with_written_chords_is_not_a_lead_sheet():
     p = perform(load(MUSIC21 / "musicxml/lilypondTestSuite/71d-ChordsFrets-Multistaff.xml"))
     assert comping.LEAD_SHEET_TRACK not in [t.name for t in p.tracks]
+
+
+@pytest.mark.parametrize("name, role", [
+    ("Bass", "bass"), ("Bass Guitar", "bass"), ("Double Bass", "bass"), ("Bass Clarinet", None),
+    ("Bass Trombone", None), ("Bassoon", None), ("Jazz Guitar", "guitar"), ("Piano", "piano"),
+    ("Keyboard", "piano"), ("", "piano"), ("Part 2", "piano"), ("Trumpet", None),
+])
+def test_rhythm_section_roles_by_part_name(name, role):
+    assert comping.role_of(name, None) == role
