@@ -1,5 +1,6 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [PRESET=…] [SOUNDFONT=…]
+#               [HUMANIZE=0–1] [SEED=n]
 #   make test
 PYTHON ?= python3
 VENV   := .venv
@@ -12,12 +13,15 @@ SOUNDFONT ?=
 SAMPLE_RATE ?=
 REFERENCE ?=
 SWING ?=
+HUMANIZE ?=
+SEED ?=
 BENCH_ARGS ?=
 
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
-	$(if $(SWING),--swing "$(SWING)")
+	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
+	$(if $(SEED),--seed "$(SEED)")
 
 .PHONY: render test bench setup system-deps test-deps clean help
 
@@ -26,6 +30,7 @@ help:
 	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
+	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
 

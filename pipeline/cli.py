@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                         "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
+    _humanize_options(r)
     _common(r)
 
     pf = sub.add_parser("perform", help="write the performance as MIDI without rendering audio")
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     pf.add_argument("--fermata-hold", type=_positive, metavar="FACTOR",
                     help="how many times its length a note under a fermata lasts (default: 2.0; "
                          "1.0 = not held, as MuseScore 3 plays, for comparing with its playback)")
+    _humanize_options(pf)
     _common(pf)
 
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
@@ -65,6 +67,15 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
     return value
+
+
+def _humanize_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--humanize", type=float, default=0.0, metavar="AMOUNT",
+                   help="timing and velocity variation of the players, 0 (off, the default) to 1 "
+                        "(about ±15 ms and ±6 velocity)")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="seed of the humanization: the same seed renders the same performance "
+                        "(default: a fixed one)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -102,7 +113,7 @@ def _render(args) -> int:
     presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
-                  swing=args.swing)
+                  swing=args.swing, humanize=args.humanize, seed=args.seed)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -150,7 +161,8 @@ def _perform(args) -> int:
     from .core import perform_to_midi
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
-                                  swing=args.swing, fermata_hold=args.fermata_hold)
+                                  swing=args.swing, fermata_hold=args.fermata_hold,
+                                  humanize=args.humanize, seed=args.seed)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")

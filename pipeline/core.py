@@ -17,6 +17,9 @@ from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
 from .errors import PipelineError, PresetError
 from .export import PieceFolder, read_mix, write_master, write_mix, write_report
+from .humanize import DEFAULT_SEED as humanize_seed
+from .humanize import check as check_humanize
+from .humanize import humanize as humanized
 from .load import load
 from .master import Reference, album_targets, load_reference, master, prepare
 from .mix import mix
@@ -44,15 +47,26 @@ class RenderResult:
 
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
                     soundfont: str | Path | None = None, swing: float | None = None,
-                    fermata_hold: float | None = None):
+                    fermata_hold: float | None = None, humanize: float = 0.0,
+                    seed: int | None = None):
     """Load and perform a score and write ``performance.mid`` without rendering audio
-    (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default)."""
+    (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default;
+    ``humanize``/``seed``: see :func:`pipeline.humanize.humanize`)."""
+    seed = _seed(humanize, seed)
     kwargs = {} if fermata_hold is None else {"fermata_hold": fermata_hold}
     performance = perform(load(Path(score_path)), swing=_feel(None, swing),
                           **kwargs)
+    performance = humanized(performance, amount=humanize, seed=seed)
     voices = assign(performance, soundfont=find_soundfont(soundfont))
     write_midi(performance, Path(midi_path), [(v.bank, v.program) for v in voices])
     return performance
+
+
+def _seed(humanize: float, seed: int | None) -> int:
+    """The seed to humanize with, after checking both options (one-line errors)."""
+    seed = humanize_seed if seed is None else seed
+    check_humanize(humanize, seed)
+    return seed
 
 
 def overall_fraction(stage: str, fraction: float) -> float:
@@ -91,7 +105,8 @@ def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
 
 
 def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, soundfont: Path,
-                   sample_rate: int, progress: ProgressFn, swing: float | None = None) -> _Piece:
+                   sample_rate: int, progress: ProgressFn, swing: float | None = None,
+                   humanize: float = 0.0, seed: int = humanize_seed) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     with stage("load"):
@@ -99,7 +114,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(load_template(ensemble) if ensemble else None, swing)
     with stage("perform"):
-        performance = perform(loaded, swing=feel)
+        performance = humanized(perform(loaded, swing=feel), amount=humanize, seed=seed)
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
              performance.note_count, performance.duration_s)
     with stage("assign"):
@@ -108,7 +123,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
         template = load_template(ensemble_name)
     if not ensemble and _feel(template, swing) and loaded.kind != "midi":
         with stage("perform"):  # a detected jazz band swings: play it again, swung
-            performance = perform(loaded, swing=_feel(template, swing))
+            performance = humanized(perform(loaded, swing=_feel(template, swing)),
+                                    amount=humanize, seed=seed)
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
@@ -203,7 +219,8 @@ def _options(ensemble, presets, soundfont, reference, swing):
 def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemble: str | None = None,
                  presets: tuple[str, ...] = ("streaming",), soundfont: str | Path | None = None,
                  sample_rate: int = 48000, reference: str | Path | None = None,
-                 swing: float | None = None, progress: ProgressFn | None = None) -> RenderResult:
+                 swing: float | None = None, humanize: float = 0.0, seed: int | None = None,
+                 progress: ProgressFn | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``.
 
     Raises
@@ -213,10 +230,11 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
         left in ``out_root`` for this piece when it is raised.
     """
     progress = progress or (lambda stage, fraction: None)
+    seed = _seed(humanize, seed)
     preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference, swing)
     piece = _render_to_mix(Path(score_path), out_root=Path(out_root), ensemble=ensemble,
                            soundfont=sf_path, sample_rate=sample_rate, progress=progress,
-                           swing=swing)
+                           swing=swing, humanize=humanize, seed=seed)
     return _finish(piece, preset_objs, reference=ref, progress=progress)
 
 
@@ -224,6 +242,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
                  ensemble: str | None = None, presets: tuple[str, ...] = ("streaming",),
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
+                 humanize: float = 0.0, seed: int | None = None,
                  progress: Callable[[str, str, float], None] | None = None) -> list[RenderResult]:
     """Render several scores and master them as one album: for each preset the pieces are
     measured as one programme (see :func:`pipeline.master.album_targets`).
@@ -231,6 +250,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
     The mixes are kept on disk between the two passes, never all in memory at once.
     """
     report_progress = progress or (lambda piece, stage, fraction: None)
+    seed = _seed(humanize, seed)
     preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference, swing)
     pieces: list[_Piece] = []
     results: list[RenderResult] = []
@@ -240,6 +260,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
             path = Path(path)
             piece = _render_to_mix(path, out_root=Path(out_root), ensemble=ensemble,
                                    soundfont=sf_path, sample_rate=sample_rate, swing=swing,
+                                   humanize=humanize, seed=seed,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             for p in preset_objs:

@@ -3,7 +3,9 @@
 For music21 scores: repeats, endings and D.C./D.S. jumps are played in order
 (:mod:`pipeline.form`), transposing instruments and octave lines sound at concert pitch, tied
 notes are joined, a piano's staves form one track, metronome marks make the tempo map, dynamics
-and hairpins set velocities, and articulations and slurs set note lengths.
+and hairpins set velocities, and articulations and slurs set note lengths. Chord symbols that
+no one plays as written (slash parts of a rhythm section, lead sheets) are comped
+(:mod:`pipeline.comping`).
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import form, musicxml, ornaments, techniques, timing
+from . import comping, form, musicxml, ornaments, techniques, timing
 from .errors import ScoreError
 from .load import LoadedScore
 from .model import (OWN_PROGRAM, TICKS_PER_QUARTER, Control, Note, Performance,
@@ -96,17 +98,44 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
-    tracks = []
-    for name, staves in _instrument_groups(score):
-        track = timing.adjust(_perform_instrument(name, staves, tl), staves, tl, timed)
+    groups = list(_instrument_groups(score))
+    slash_bars = comping.measure_style_slash_bars(score, path)
+    tracks, played_groups, comped = [], [], False
+    for name, staves in groups:
+        plan = comping.slash_plan(name, staves, tl, slash_bars.get(comping.part_key(staves[0]), set()))
+        track = _perform_instrument(name, staves, tl, skip=plan.skipped if plan else frozenset())
+        if plan is not None:  # slashes or chord symbols over rests: the player comps
+            comp = comping.realize(plan, staves, tl, _Dynamics(staves, tl).velocity, timed.swing)
+            track = replace(track, notes=_finish_notes(
+                [(n.on, n.off, n.pitch, n.velocity) for n in track.notes] + comp))
+            comped = True
+        track = timing.adjust(track, staves, tl, timed)
         if track.notes:
             tracks.append(track)
+            played_groups.append(staves)
+    pitched = [i for i, t in enumerate(tracks) if not t.is_percussion]
+    if not comped and len(pitched) == 1:  # a lead sheet: nobody plays its chord symbols
+        i = pitched[0]
+        tracks[i + 1:i + 1] = _lead_sheet_comping(tracks[i], played_groups[i], tl, timed)
     md = score.metadata
     composer = (md.composer or "") if md else ""
     return Performance(
         title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score))
+
+
+def _lead_sheet_comping(melody: Track, staves, tl: form.Timeline, timed) -> list[Track]:
+    """The piano comping under a lead sheet's melody (none if the part is not a lead sheet)."""
+    plan = comping.lead_sheet_plan(melody.name, staves, tl)
+    if plan is None:
+        return []
+    notes = _finish_notes(comping.realize(plan, staves, tl, _Dynamics(staves, tl).velocity,
+                                          timed.swing))
+    track = Track(name=comping.LEAD_SHEET_TRACK, instrument="Piano", notes=notes,
+                  program=comping.LEAD_SHEET_PROGRAM)
+    track = timing.adjust(track, staves, tl, timed)
+    return [track] if track.notes else []
 
 
 def _title(md, path: Path) -> str:
@@ -306,7 +335,10 @@ def _slurred_ids(staff, flat) -> set[int]:
     return ids
 
 
-def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
+def _perform_instrument(name: str, staves, tl: form.Timeline,
+                        skip: frozenset[int] = frozenset()) -> Track:
+    """One instrument's notes as written; ``skip`` holds ids of notes not to play (slashes
+    that :mod:`pipeline.comping` realizes)."""
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
@@ -326,6 +358,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
                         key=lambda x: (x[0], x[1]))
         for offset, _, el in played:
+            if id(el) in skip:
+                continue
             if el.duration.isGrace:
                 pending_grace.append(el)
                 continue
