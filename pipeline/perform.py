@@ -3,7 +3,8 @@
 For music21 scores: repeats, endings and D.C./D.S. jumps are played in order
 (:mod:`pipeline.form`), transposing instruments and octave lines sound at concert pitch, tied
 notes are joined, a piano's staves form one track, metronome marks make the tempo map, dynamics
-and hairpins set velocities, and articulations and slurs set note lengths.
+and hairpins set velocities (and, for sustaining instruments, expression: CC11), pedal marks
+press the pedals (:mod:`pipeline.expression`), and articulations and slurs set note lengths.
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import form, ornaments, timing
+import numpy as np
+
+from . import expression, form, ornaments, timing
 from .errors import ScoreError
 from .load import LoadedScore
 from .model import (TICKS_PER_QUARTER, Control, Note, Performance,
@@ -88,17 +91,48 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
+    pedals = _pedal_marks(score, path)
     tracks = []
     for name, staves in _instrument_groups(score):
-        track = timing.adjust(_perform_instrument(name, staves, tl), staves, tl, timed)
+        track, dyn = _perform_instrument(name, staves, tl)
+        track = timing.adjust(track, staves, tl, timed)
         if track.notes:
-            tracks.append(track)
+            tracks.append(_expression_and_pedals(track, dyn, staves, tl, pedals))
     md = score.metadata
     composer = (md.composer or "") if md else ""
     return Performance(
         title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score))
+
+
+def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
+    """The pedal marks of each music21 part (by ``id``), from the MusicXML file."""
+    marks = expression.pedal_marks(path)
+    if not marks:
+        return {}
+    raw = expression.raw_part_indexes(score.parts)
+    if raw and raw[-1] + 1 != len(marks):
+        log.warning("%s: %d parts in the file, %d read: pedal marks are not played", path,
+                    len(marks), raw[-1] + 1)
+        return {}
+    return {id(part): marks[i] for part, i in zip(score.parts, raw)}
+
+
+def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Timeline,
+                           pedals: dict[int, list[expression.PedalMark]]) -> Track:
+    """A sustaining instrument's expression (CC11) and any instrument's pedals (CC64, CC66),
+    on the notes' played ticks."""
+    if not track.is_percussion and expression.sustains(track.name, track.instrument,
+                                                       track.program):
+        track = expression.shape(track, dyn.curve())
+    # a piano's staves share one <part>: its marks once
+    marks = list({id(m): m for s in staves for m in pedals.get(id(s), ())}.values())
+    if marks:
+        end = max(track.end_tick, round(tl.total * TICKS_PER_QUARTER))
+        controls = track.controls + tuple(expression.pedal_controls(marks, tl, end))
+        track = replace(track, controls=tuple(sorted(controls, key=lambda c: c.tick)))
+    return track
 
 
 def _title(md, path: Path) -> str:
@@ -174,7 +208,8 @@ class _Ramp:
 
 
 class _Dynamics:
-    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument."""
+    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument; the
+    level reached at a hairpin's end holds until the next mark."""
 
     def __init__(self, staves, tl: form.Timeline):
         from music21 import dynamics
@@ -225,7 +260,12 @@ class _Dynamics:
                 v1 = v0 + (16 if rising else -16)
             if (v1 > v0) != rising:
                 v1 = v0 + (16 if rising else -16)
-            self.ramps.append(_Ramp(start, end, v0, min(127, max(1, v1))))
+            v1 = min(127, max(1, v1))
+            self.ramps.append(_Ramp(start, end, v0, v1))
+            if not (i < len(self.offsets) and self.offsets[i] <= end + 1e-6):
+                # the level reached holds (a hairpin without a closing mark does not snap back)
+                self.offsets.insert(i, end)
+                self.levels.insert(i, v1)
 
     def level(self, offset: float) -> float:
         i = bisect.bisect_right(self.offsets, offset + 1e-6) - 1
@@ -234,10 +274,28 @@ class _Dynamics:
     def velocity(self, offset: float) -> float:
         if offset in self.accents:
             return self.accents[offset]
+        return self._written(offset)
+
+    def _written(self, offset: float) -> float:
+        """The level at ``offset`` from dynamics and hairpins, accents left out."""
         for r in self.ramps:
             if r.start <= offset < r.end:
                 return r.v0 + (r.v1 - r.v0) * (offset - r.start) / (r.end - r.start)
         return self.level(offset)
+
+    def curve(self) -> expression.LevelCurve:
+        """The level as a continuous curve in played ticks (for expression). Between two
+        consecutive marks or hairpin ends the level is constant or one ramp, so it is exact
+        as straight lines through the values just before and at each of them."""
+        points = sorted({*self.offsets, *(r.start for r in self.ramps),
+                         *(r.end for r in self.ramps)})
+        eps = 1e-4  # over level()'s tolerance of 1e-6, under a tick
+        xs = [x for p in points for x in (p - eps, p)] or [0.0]
+        levels = [self._written(x) for x in xs]
+        accents = tuple(sorted((round(off * TICKS_PER_QUARTER), float(v))
+                               for off, v in self.accents.items()))
+        return expression.LevelCurve(np.array(xs) * TICKS_PER_QUARTER, np.array(levels),
+                                     accents)
 
 
 def _slurred_ids(staff, flat) -> set[int]:
@@ -266,7 +324,7 @@ def _slurred_ids(staff, flat) -> set[int]:
     return ids
 
 
-def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
+def _perform_instrument(name: str, staves, tl: form.Timeline) -> tuple[Track, "_Dynamics"]:
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
@@ -351,7 +409,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
     is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
                  notes=notes, controls=tuple(controls), program=program,
-                 is_percussion=is_percussion)
+                 is_percussion=is_percussion), dyn
 
 
 def _breath_end(on: int, end: int) -> int:
