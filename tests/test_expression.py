@@ -114,8 +114,8 @@ def test_a_piano_gets_no_expression_but_its_hairpin_ramps_velocity(hairpins):
 def test_overlapping_notes_share_one_curve():
     """A note starting under a held one does not pull the held note's level down: one phrase,
     CC11 rising straight through the second onset, the second note's velocity on its scale."""
-    curve = LevelCurve(np.array([0.0, 4.0 * Q]), np.array([49.0, 96.0]))  # p < f over a bar
-    track = Track("Flute", "Flute", (Note(0, 4 * Q, 72, 49), Note(2 * Q, 4 * Q, 76, 72)),
+    curve = LevelCurve(np.array([0.0, 4.0 * Q]), np.array([48.0, 96.0]))  # p < f over a bar
+    track = Track("Flute", "Flute", (Note(0, 4 * Q, 72, 48), Note(2 * Q, 4 * Q, 76, 72)),
                   program=73)
     shaped = shape(track, curve)
     values = [v for _, v in _cc(shaped, CC11)]
