@@ -268,19 +268,21 @@ def pedal_controls(marks: list[PedalMark], tl: form.Timeline, end_tick: int) -> 
                      for start in tl.played[mark.bar]),
                     key=lambda x: (x[0], lifts_first.get(x[1].kind, 2)))
     down: dict[str, int] = {}  # pedal number → the controller it holds down
-    events: list[tuple[int, int, int]] = []  # (tick, controller, value)
+    events: list[tuple[int, int, int] | None] = []  # (tick, controller, value)
     last_up: dict[int, int] = {}
+    last_press: dict[int, int] = {}  # controller → index of its last press in events
 
     def press(tick: int, controller: int) -> None:
         lifted = last_up.get(controller)
         if lifted is not None and tick - lifted < PEDAL_CHANGE_TICKS:
             tick = lifted + PEDAL_CHANGE_TICKS  # the dampers must reach the strings first
+        last_press[controller] = len(events)
         events.append((tick, controller, PEDAL_DOWN))
 
     def lift(tick: int, controller: int) -> None:
-        late = [e for e in events if e[1] == controller and e[0] > tick]
-        for e in late:  # a change's press that a lift comes before: never pressed
-            events.remove(e)
+        i = last_press.get(controller)
+        if i is not None and events[i] is not None and events[i][0] > tick:
+            events[i] = None  # a change's delayed press that this lift comes before
         events.append((tick, controller, PEDAL_UP))
         last_up[controller] = tick
 
@@ -301,7 +303,8 @@ def pedal_controls(marks: list[PedalMark], tl: form.Timeline, end_tick: int) -> 
             lift(tick, held)
             del down[mark.number]
         # continue, discontinue, resume: the line's look, not the foot
+    last = max((e[0] for e in events if e is not None), default=0)
     for controller in down.values():
-        lift(max(end_tick, max((t for t, _, _ in events), default=0)), controller)
-    events.sort(key=lambda e: e[0])
-    return [Control(t, "control_change", c, v) for t, c, v in events]
+        lift(max(end_tick, last), controller)
+    kept = sorted((e for e in events if e is not None), key=lambda e: e[0])
+    return [Control(t, "control_change", c, v) for t, c, v in kept]

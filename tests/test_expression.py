@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mido
+import music21
 import numpy as np
 import pytest
 
@@ -20,7 +21,7 @@ from pipeline.perform import DYNAMIC_VELOCITY, perform, write_midi
 from pipeline.render import render
 from pipeline.synth import Synth
 
-LILYPOND = Path(__import__("music21").__file__).parent / "musicxml" / "lilypondTestSuite"
+LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"
 BAR = 4 * Q
 BAR_S = 2.0  # 4/4 at 120 quarter notes a minute
 CC11, CC64 = 11, 64
