@@ -77,7 +77,9 @@ class Track:
     """Everything one instrument (player) plays.
 
     ``program`` is the General MIDI program (0–127) the score asks for, when it says;
-    ``family`` and ``instrument`` come from the instrument map or the score.
+    ``family`` and ``instrument`` come from the instrument map or the score. ``expression`` is
+    the CC11 value a steady dynamic is played at when the track's level is shaped by expression
+    (sustaining instruments, :mod:`pipeline.expression`); None when velocities alone carry it.
     """
 
     name: str
@@ -87,6 +89,7 @@ class Track:
     program: int | None = None
     bank: int | None = None
     is_percussion: bool = False
+    expression: int | None = None
 
     @property
     def end_tick(self) -> int:

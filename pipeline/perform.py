@@ -3,9 +3,10 @@
 For music21 scores: repeats, endings and D.C./D.S. jumps are played in order
 (:mod:`pipeline.form`), transposing instruments and octave lines sound at concert pitch, tied
 notes are joined, a piano's staves form one track, metronome marks make the tempo map, dynamics
-and hairpins set velocities, and articulations and slurs set note lengths. Chord symbols that
-no one plays as written (slash parts of a rhythm section, lead sheets) are comped
-(:mod:`pipeline.comping`).
+and hairpins set velocities (and, for sustaining instruments, expression: CC11), pedal marks
+press the pedals (:mod:`pipeline.expression`), and articulations and slurs set note lengths.
+Chord symbols that no one plays as written (slash parts of a rhythm section, lead sheets) are
+comped (:mod:`pipeline.comping`).
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
@@ -16,7 +17,9 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import comping, form, musicxml, ornaments, techniques, timing
+import numpy as np
+
+from . import comping, expression, form, musicxml, ornaments, techniques, timing
 from .errors import ScoreError
 from .load import LoadedScore
 from .model import (OWN_PROGRAM, TICKS_PER_QUARTER, Control, Note, Performance,
@@ -100,18 +103,20 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     tempo_map = timed.tempo_map
     groups = list(_instrument_groups(score))
     slash_bars = comping.measure_style_slash_bars(score, path)
+    pedals = _pedal_marks(score, path)
     tracks, played_groups, comped = [], [], False
     for name, staves in groups:
         plan = comping.slash_plan(name, staves, tl, slash_bars.get(comping.part_key(staves[0]), set()))
-        track = _perform_instrument(name, staves, tl, skip=plan.skipped if plan else frozenset())
+        track, dyn = _perform_instrument(name, staves, tl,
+                                         skip=plan.skipped if plan else frozenset())
         if plan is not None:  # slashes or chord symbols over rests: the player comps
-            comp = comping.realize(plan, staves, tl, _Dynamics(staves, tl).velocity, timed.swing)
+            comp = comping.realize(plan, staves, tl, dyn.velocity, timed.swing)
             track = replace(track, notes=_finish_notes(
                 [(n.on, n.off, n.pitch, n.velocity) for n in track.notes] + comp))
             comped = True
         track = timing.adjust(track, staves, tl, timed)
         if track.notes:
-            tracks.append(track)
+            tracks.append(_expression_and_pedals(track, dyn, staves, tl, pedals))
             played_groups.append(staves)
     pitched = [i for i, t in enumerate(tracks) if not t.is_percussion]
     if not comped and len(pitched) == 1:  # a lead sheet: nobody plays its chord symbols
@@ -136,6 +141,35 @@ def _lead_sheet_comping(melody: Track, staves, tl: form.Timeline, timed) -> list
                   program=comping.LEAD_SHEET_PROGRAM)
     track = timing.adjust(track, staves, tl, timed)
     return [track] if track.notes else []
+
+
+def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
+    """The pedal marks of each music21 part (by ``id``), from the MusicXML file."""
+    marks = expression.pedal_marks(path)
+    if not marks:
+        return {}
+    raw = expression.raw_part_indexes(score.parts)
+    if raw and raw[-1] + 1 != len(marks):
+        log.warning("%s: %d parts in the file, %d read: pedal marks are not played", path,
+                    len(marks), raw[-1] + 1)
+        return {}
+    return {id(part): marks[i] for part, i in zip(score.parts, raw)}
+
+
+def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Timeline,
+                           pedals: dict[int, list[expression.PedalMark]]) -> Track:
+    """A sustaining instrument's expression (CC11) and any instrument's pedals (CC64, CC66),
+    on the notes' played ticks."""
+    if not track.is_percussion and expression.sustains(track.name, track.instrument,
+                                                       track.program):
+        track = expression.shape(track, dyn.curve())
+    # a piano's staves share one <part>: its marks once
+    marks = list({id(m): m for s in staves for m in pedals.get(id(s), ())}.values())
+    if marks:
+        end = max(track.end_tick, round(tl.total * TICKS_PER_QUARTER))
+        controls = track.controls + tuple(expression.pedal_controls(marks, tl, end))
+        track = replace(track, controls=tuple(sorted(controls, key=lambda c: c.tick)))
+    return track
 
 
 def _title(md, path: Path) -> str:
@@ -243,7 +277,8 @@ class _Ramp:
 
 
 class _Dynamics:
-    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument."""
+    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument; the
+    level reached at a hairpin's end holds until the next mark."""
 
     def __init__(self, staves, tl: form.Timeline):
         from music21 import dynamics
@@ -294,7 +329,12 @@ class _Dynamics:
                 v1 = v0 + (16 if rising else -16)
             if (v1 > v0) != rising:
                 v1 = v0 + (16 if rising else -16)
-            self.ramps.append(_Ramp(start, end, v0, min(127, max(1, v1))))
+            v1 = min(127, max(1, v1))
+            self.ramps.append(_Ramp(start, end, v0, v1))
+            if not (i < len(self.offsets) and self.offsets[i] <= end + 1e-6):
+                # the level reached holds (a hairpin without a closing mark does not snap back)
+                self.offsets.insert(i, end)
+                self.levels.insert(i, v1)
 
     def level(self, offset: float) -> float:
         i = bisect.bisect_right(self.offsets, offset + 1e-6) - 1
@@ -303,10 +343,28 @@ class _Dynamics:
     def velocity(self, offset: float) -> float:
         if offset in self.accents:
             return self.accents[offset]
+        return self._written(offset)
+
+    def _written(self, offset: float) -> float:
+        """The level at ``offset`` from dynamics and hairpins, accents left out."""
         for r in self.ramps:
             if r.start <= offset < r.end:
                 return r.v0 + (r.v1 - r.v0) * (offset - r.start) / (r.end - r.start)
         return self.level(offset)
+
+    def curve(self) -> expression.LevelCurve:
+        """The level as a continuous curve in played ticks (for expression). Between two
+        consecutive marks or hairpin ends the level is constant or one ramp, so it is exact
+        as straight lines through the values just before and at each of them."""
+        points = sorted({*self.offsets, *(r.start for r in self.ramps),
+                         *(r.end for r in self.ramps)})
+        eps = 1e-4  # over level()'s tolerance of 1e-6, under a tick
+        xs = [x for p in points for x in (p - eps, p)] or [0.0]
+        levels = [self._written(x) for x in xs]
+        accents = tuple(sorted((round(off * TICKS_PER_QUARTER), float(v))
+                               for off, v in self.accents.items()))
+        return expression.LevelCurve(np.array(xs) * TICKS_PER_QUARTER, np.array(levels),
+                                     accents)
 
 
 def _slurred_ids(staff, flat) -> set[int]:
@@ -336,9 +394,9 @@ def _slurred_ids(staff, flat) -> set[int]:
 
 
 def _perform_instrument(name: str, staves, tl: form.Timeline,
-                        skip: frozenset[int] = frozenset()) -> Track:
-    """One instrument's notes as written; ``skip`` holds ids of notes not to play (slashes
-    that :mod:`pipeline.comping` realizes)."""
+                        skip: frozenset[int] = frozenset()) -> tuple[Track, "_Dynamics"]:
+    """One instrument's notes as written, and its dynamics; ``skip`` holds ids of notes not
+    to play (slashes that :mod:`pipeline.comping` realizes)."""
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
@@ -428,7 +486,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
                  notes=notes, controls=tuple(controls),
                  program=None if is_percussion else program,  # music21 gives drums melodic numbers
-                 is_percussion=is_percussion)
+                 is_percussion=is_percussion), dyn
 
 
 def _breath_end(on: int, end: int) -> int:
