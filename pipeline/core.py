@@ -101,14 +101,25 @@ def _part_settings(settings: PieceSettings, performance) -> tuple | None:
     return settings.sidecar.for_tracks([t.name for t in performance.tracks])
 
 
-def _check_layout(template: Template, settings: PieceSettings) -> None:
-    """A one-line error naming where an unknown layout was asked for."""
-    if settings.layout and settings.layout not in template.layout_names:
-        where = f"{settings.sidecar.path}: 'layout'" if settings.origin["layout"] == "sidecar" \
-            else "--layout"
-        error = SidecarError if settings.origin["layout"] == "sidecar" else TemplateError
-        raise error(f"{where} = '{settings.layout}': the {template.name} template has no such "
-                    f"layout (choose one of: {', '.join(template.layout_names)})")
+def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
+    """The settings with a layout ``template`` has: an unknown one is a one-line error naming
+    where it was asked for, except a sidecar's layout for the sidecar's ensemble when the
+    command line chose another ensemble (it is dropped, with a warning)."""
+    if not settings.layout or settings.layout in template.layout_names:
+        return settings
+    origin = settings.origin
+    choices = f"choose one of: {', '.join(template.layout_names)}"
+    if origin["layout"] == "sidecar" and origin["ensemble"] == "option" and \
+            settings.sidecar.ensemble not in (None, template.name):
+        log.warning("%s: layout '%s' is for %s; %s has no such layout, so it is seated as "
+                    "standard (%s)", settings.sidecar.path, settings.layout,
+                    settings.sidecar.ensemble, template.name, choices)
+        return replace(settings, layout=None, origin={**origin, "layout": "default"})
+    if origin["layout"] == "sidecar":
+        raise SidecarError(f"{settings.sidecar.path}: 'layout' = '{settings.layout}': the "
+                           f"{template.name} template has no such layout ({choices})")
+    raise TemplateError(f"--layout {settings.layout}: the {template.name} template has no such "
+                        f"layout ({choices})")
 
 
 def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
@@ -117,7 +128,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
     if ensemble:
-        _check_layout(load_template(ensemble), settings)
+        settings = _layout(load_template(ensemble), settings)
     with stage("load"):
         loaded = load(score_path)
     # the swing is known now unless it comes from a template still to be detected
@@ -131,7 +142,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate, parts=parts)
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
-        _check_layout(template, settings)
+        settings = _layout(template, settings)
     if not ensemble and _feel(template, swing) and loaded.kind != "midi":
         with stage("perform"):  # a detected jazz band swings: play it again, swung
             performance = perform(loaded, swing=_feel(template, swing))

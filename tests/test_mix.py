@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import FLUIDR3, MUSESCORE, SCORES, read
+from pipeline import instruments
 from pipeline.assign import assign
 from pipeline.calibrate import calibration_db, cache_file
 from pipeline.config import _rules, _seats, load_template
@@ -57,12 +58,19 @@ def test_calibration_brings_a_quartet_at_mf_within_a_few_lu(soundfont, tmp_path)
 
 
 def _voice(family: str, name: str = "", percussion: bool = False) -> Voice:
-    return Voice(FLUIDR3, 128 if percussion else 0, 0, name, percussion, family, "test")
+    return Voice(FLUIDR3, 128 if percussion else 0, 0, name, percussion, family, "test",
+                 _canonical(name, family))
+
+
+def _canonical(name: str, family: str) -> str:
+    """The instrument-map name the assign stage gives a part of this name and family."""
+    info = (instruments.voice_for(name) if family == "voices" else None) or instruments.lookup(name)
+    return info.name if info else ""
 
 
 def _place(template: str, parts: list[tuple[str, str]], layout: str | None = None):
     t = load_template(template)
-    return {p.part: p for p in place([n for n, _ in parts], ["" for _ in parts],
+    return {p.part: p for p in place([n for n, _ in parts], [_canonical(n, f) for n, f in parts],
                                      [f for _, f in parts], seats=t.seating(layout),
                                      rules=t.rules, stage_width=t.stage_width,
                                      chamber_depth=t.chamber_depth, section_db=t.section_db)}
@@ -221,11 +229,11 @@ def test_back_row_is_quieter_wetter_and_duller(tmp_path):
     assert back["mix_lufs"] < front["mix_lufs"]
 
 
-def test_placements_use_voice_family_when_name_is_unknown(tmp_path):
+def test_placements_use_the_voices_instrument_when_the_part_name_is_unknown(tmp_path):
     stems = _stems(tmp_path, ["Part 1", "Part 2"])
     voices = (_voice("brass", "Trumpet"), _voice("strings", "Violin"))
     seats = placements(stems, voices, load_template("orchestra"))
-    assert [p.seat for p in seats] == ["trumpets", "violins"]  # preset names say what they are
+    assert [p.seat for p in seats] == ["trumpets", "violins"]  # the assign stage said what they are
 
 
 def test_rendered_quartet_has_mix_stems_and_seating(render_once):
