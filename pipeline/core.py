@@ -295,11 +295,13 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
         for path in score_paths:
             path = Path(path)
             sidecar = read_sidecar(path)
-            if sidecar is not None and sidecar.presets and not presets:
-                log.warning("%s: 'preset' is not used in an album (mastered for: %s)",
-                            sidecar.path, ", ".join(album_presets))
-            settings = choose(sidecar, ensemble=ensemble, layout=layout, presets=album_presets,
-                              soundfont=soundfont, swing=swing)
+            if sidecar is not None and sidecar.presets:
+                if not presets:
+                    log.warning("%s: 'preset' is not used in an album (mastered for: %s)",
+                                sidecar.path, ", ".join(album_presets))
+                sidecar = replace(sidecar, presets=())
+            settings = choose(sidecar, ensemble=ensemble, layout=layout, presets=presets,
+                              soundfont=soundfont, swing=swing, default_presets=album_presets)
             piece = _render_to_mix(path, out_root=Path(out_root), settings=settings,
                                    soundfont=find_soundfont(settings.soundfont),
                                    sample_rate=sample_rate,
@@ -337,9 +339,9 @@ def _settings_report(piece: _Piece) -> dict:
     s = piece.settings
     values = {"ensemble": piece.ensemble, "layout": s.layout or "standard",
               "preset": ",".join(s.presets), "soundfont": str(piece.soundfont),
-              "swing": _feel(piece.template, s.swing)}
+              "swing": _feel(piece.template, s.swing) or "straight"}
     origins = {k: _origin(s, "presets" if k == "preset" else k) for k in values}
-    if origins["swing"] == "default" and values["swing"]:
+    if origins["swing"] == "default" and values["swing"] != "straight":
         origins["swing"] = "template"
     return {k: {"value": v, "from": origins[k]} for k, v in values.items()}
 

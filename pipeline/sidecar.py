@@ -124,7 +124,7 @@ def load_sidecar(path: Path) -> Sidecar:
         presets=_presets(data, path),
         soundfont=_soundfont(data, "soundfont", path, "soundfont"),
         swing=_number(data, "swing", path, "swing", 0.0, 4.0),
-        parts=tuple((_part_key(k, path), _part(v, path, k)) for k, v in parts.items()))
+        parts=tuple((_part_key(k), _part(v, path, k)) for k, v in parts.items()))
 
 
 def _known(table: dict, allowed: tuple[str, ...], path: Path, prefix: str) -> None:
@@ -196,7 +196,7 @@ def _soundfont(data: dict, key: str, path: Path, where: str) -> Path | None:
         raise SidecarError(f"{path}: '{where}' = {value!r}: {exc}") from exc
 
 
-def _part_key(key: str, path: Path) -> str | int:
+def _part_key(key: str) -> str | int:
     return int(key) if key.strip().isdigit() else key
 
 

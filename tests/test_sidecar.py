@@ -11,8 +11,9 @@ from conftest import DATA, FLUIDR3, MUSESCORE, SCORES, run_cli
 from pipeline.assign import assign
 from pipeline.core import render_score
 from pipeline.errors import SidecarError
+from pipeline.instruments import by_name
 from pipeline.model import Note, Performance, Track
-from pipeline.sidecar import choose, find_sidecar, load_sidecar, read_sidecar
+from pipeline.sidecar import PartSettings, choose, find_sidecar, load_sidecar, read_sidecar
 
 QUARTET = ["Violin I", "Violin II", "Viola", "Violoncello"]
 
@@ -103,8 +104,6 @@ def test_sidecar_sets_a_parts_instrument_program_and_soundfont():
     plain = assign(perf, soundfont=MUSESCORE)
     assert [(v.program, v.instrument, v.source) for v in plain] == \
         [(73, "Flute", "score"), (42, "Cello", "instrument map")]
-    from pipeline.sidecar import PartSettings
-    from pipeline.instruments import by_name
     voices = assign(perf, soundfont=MUSESCORE, parts=(
         PartSettings(instrument=by_name("Oboe")),              # the score's program gives way
         PartSettings(program=43, soundfont=FLUIDR3)))
