@@ -44,9 +44,10 @@ def _voice(track: Track, part: PartSettings, soundfont: Path, fallback: Path | N
         instruments.lookup(track.name) or instruments.lookup(track.instrument)
     info = part.instrument or named
     soundfont = part.soundfont or soundfont
-    if track.is_percussion:
-        bank, program, source = DRUM_BANK, track.program or 0, "drum kit"
-        family = "percussion"
+    if track.is_percussion:  # a sidecar's program picks another kit
+        bank, family = DRUM_BANK, "percussion"
+        program, source = (part.program, "sidecar") if part.program is not None else \
+            (track.program or 0, "drum kit")
     elif part.program is not None or part.instrument is not None:
         program = part.program if part.program is not None else info.program
         bank, source = part.bank or 0, "sidecar"
