@@ -1,6 +1,6 @@
 # score2audio — the two commands a composer needs:
-#   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [PRESET=…] [SOUNDFONT=…]
-#               [HUMANIZE=0–1] [SEED=n]
+#   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
+#               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n]
 #   make test
 PYTHON ?= python3
 VENV   := .venv
@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 OUT    ?= out
 SCORE  ?=
 ENSEMBLE ?=
+LAYOUT ?=
 PRESET ?=
 SOUNDFONT ?=
 SAMPLE_RATE ?=
@@ -17,7 +18,7 @@ HUMANIZE ?=
 SEED ?=
 BENCH_ARGS ?=
 
-RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
+RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(LAYOUT),--layout "$(LAYOUT)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
@@ -27,7 +28,8 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
-	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
+	@echo "    options: OUT=dir ENSEMBLE=name LAYOUT=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
+	@echo "             (a <score-name>.toml or piece.toml beside the score sets these per piece)"
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"

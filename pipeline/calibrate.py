@@ -1,11 +1,18 @@
 """Balance calibration: soundfont presets are not recorded at equal loudness.
 
-For each voice a reference note at mf is rendered dry by FluidSynth (once per soundfont, bank,
+For each voice a reference phrase at mf is rendered dry by FluidSynth (once per soundfont, bank,
 program and register, then cached on disk), its loudness measured, and the stem's gain set so
-that mf on every instrument sits at ``REFERENCE_LUFS``. Only a constant gain per stem: the
-written dynamics still move each stem up and down as the score says. A track whose level is
-shaped by expression (CC11, :mod:`pipeline.expression`) plays a steady mf at its expression
-baseline, so its reference note is rendered there too.
+that mf on every instrument sits at ``REFERENCE_LUFS``.
+
+The phrase is repeated crotchets at 120 bpm (0.5 s), not long held notes: a piano's, harp's or
+guitar's long note is mostly decay, so measuring one made those instruments read quiet and come
+out too loud beside sustained ones (piano about +2 LU over the strings and winds in crotchets,
++5.6 LU in quavers, on both GM soundfonts). Repeated crotchets weigh attack and early decay as
+music mostly does: decaying minus sustaining instruments −0.2 LU (MuseScore General) and
+−0.3 LU (FluidR3) for a crotchet passage, +3.2 / −2.2 LU for quavers / minims. Only a constant
+gain per stem: the written dynamics still move each stem up and down as the score says. A track
+whose level is shaped by expression (CC11, :mod:`pipeline.expression`) plays a steady mf at its
+expression baseline, so its reference is rendered there too.
 """
 from __future__ import annotations
 
@@ -27,10 +34,11 @@ from .synth import Synth
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "SCORE2AUDIO_CACHE"   # a folder; tests point it at a temporary one
-CACHE_VERSION = 2  # 2: the expression baseline is part of the key
+CACHE_VERSION = 3  # 2: the expression baseline is part of the key; 3: repeated crotchets
 REFERENCE_LUFS = -36.0            # mf on any instrument is set here (near where FluidSynth puts it)
 REFERENCE_VELOCITY = DYNAMIC_VELOCITY["mf"]
-NOTE_S, GAP_S = 1.0, 0.3          # each reference note, and the release after it
+NOTE_S, GAP_S = 0.45, 0.05        # a crotchet at 120 bpm, slightly detached
+REPEATS = 4                       # each reference pitch struck this many times
 MAX_CORRECTION_DB = 18.0          # a soundfont preset this far off is broken, not quiet
 REGISTER_STEP = 3                 # reference pitches on a grid of minor thirds: a small cache
 EXPRESSION_CC, FULL_EXPRESSION = 11, 127  # a track without expression plays at CC11's default
@@ -76,13 +84,15 @@ def _load_cache(path: Path) -> dict:
 
 def _render_reference(synth: Synth, voice: Voice, pitches: tuple[int, ...], expression: int,
                       sample_rate: int) -> np.ndarray:
-    """The reference notes one after another at CC11 ``expression``, dry, shape (2, frames)."""
+    """Each reference pitch struck ``REPEATS`` times at CC11 ``expression``, dry, shape
+    (2, frames)."""
     synth.select(0, voice.soundfont, voice.bank, voice.program, drum=voice.is_percussion)
     synth.cc(0, EXPRESSION_CC, expression)  # set every time: the channel is reused
     on, gap = int(NOTE_S * sample_rate), int(GAP_S * sample_rate)
-    out = np.zeros((2, len(pitches) * (on + gap)), dtype=np.float32)
+    strikes = [p for p in pitches for _ in range(REPEATS)]
+    out = np.zeros((2, len(strikes) * (on + gap)), dtype=np.float32)
     pos = 0
-    for p in pitches:
+    for p in strikes:
         synth.noteon(0, p, REFERENCE_VELOCITY)
         synth.process_into(out, pos, on)
         synth.noteoff(0, p)

@@ -26,9 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("scores", nargs="+", metavar="SCORE",
                    help="a .musicxml/.xml/.mxl or .mid/.midi file (several: each into its own folder)")
     r.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
-    r.add_argument("--ensemble", metavar="NAME", help="mix template (default: detected); see 'templates'")
-    r.add_argument("--preset", default="streaming", metavar="NAME[,NAME]",
-                   help="delivery preset(s), comma-separated (default: streaming); see 'presets'")
+    r.add_argument("--ensemble", metavar="NAME",
+                   help="mix template (default: the score's sidecar's, else detected); see 'templates'")
+    r.add_argument("--layout", metavar="NAME",
+                   help="seating layout of the template (e.g. antiphonal; default: standard); "
+                        "see 'templates'")
+    r.add_argument("--preset", metavar="NAME[,NAME]",
+                   help="delivery preset(s), comma-separated (default: the sidecar's, else "
+                        "streaming); see 'presets'")
     r.add_argument("--soundfont", metavar="PATH", help="a .sf2/.sf3 file (default: MuseScore General)")
     r.add_argument("--reference", metavar="FILE",
                    help="a finished recording whose tonal balance and loudness the master should match")
@@ -110,10 +115,11 @@ class _Progress:
 def _render(args) -> int:
     from .core import render_album, render_score
 
-    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
+    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) if args.preset else None
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
-                  swing=args.swing, humanize=args.humanize, seed=args.seed)
+                  swing=args.swing, layout=args.layout, humanize=args.humanize,
+                  seed=args.seed)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -148,6 +154,11 @@ def _summary(result, quiet: bool) -> None:
     rep = result.report
     print(f"{rep['title']} — {rep['instrumentation']} ({rep['ensemble']}, {rep['duration_s']:.1f} s)")
     print(f"  files: {result.folder}/")
+    print(f"  settings: {_settings_line(rep['settings'])}")
+    if rep["sidecar"]:
+        changed = [f"{p['part']} ({', '.join(p['set_by_sidecar'])})" for p in rep["parts"]
+                   if p["set_by_sidecar"]]
+        print(f"  sidecar: {rep['sidecar']}" + (f"; parts: {'; '.join(changed)}" if changed else ""))
     for m in rep["masters"]:
         names = ", ".join(f["file"] for f in m["files"])
         target = "" if m["target_lufs"] is None else f" (target {m['target_lufs']:g} LUFS)"
@@ -155,6 +166,19 @@ def _summary(result, quiet: bool) -> None:
               f"(ceiling {m['ceiling_dbtp']:g})")
         if m["guard"].get("engaged"):
             print(f"    guard: {m['guard']['why']}")
+
+
+def _settings_line(settings: dict) -> str:
+    """'ensemble orchestra (sidecar), layout standard (default), …': each value and its origin."""
+    shown = []
+    for key, entry in settings.items():
+        value = entry["value"]
+        if value in (None, ""):
+            continue
+        if key == "soundfont":
+            value = Path(value).name
+        shown.append(f"{key} {value} ({entry['from']})")
+    return ", ".join(shown)
 
 
 def _perform(args) -> int:
@@ -175,7 +199,8 @@ def _list(args) -> int:
     if args.command == "templates":
         for name in template_names():
             t = load_template(name)
-            print(f"{name:14s} {t.room.name} (RT60 {t.room.rt60_s:.1f} s) — {t.description}")
+            print(f"{name:14s} {t.room.name} (RT60 {t.room.rt60_s:.1f} s) — {t.description} "
+                  f"Layouts: {', '.join(t.layout_names)}.")
     else:
         for name in preset_names():
             p = load_preset(name)

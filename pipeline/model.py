@@ -132,7 +132,10 @@ class Voice:
     preset_name: str
     is_percussion: bool
     family: str
-    source: str  # where the choice came from: score, instrument-map, midi, default
+    source: str  # where the choice came from: score, instrument map, sidecar, drum kit, default
+    #: the instrument-map name the player stands for ('' when unknown), decided once by the
+    #: assign stage: seating, ensemble detection and the mix's filters all read it from here
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
