@@ -13,13 +13,14 @@ SAMPLE_RATE ?=
 REFERENCE ?=
 SWING ?=
 BENCH_ARGS ?=
+AGREEMENT_ARGS ?=
 
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)")
 
-.PHONY: render test bench setup system-deps test-deps clean help
+.PHONY: render test bench agreement setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -28,6 +29,7 @@ help:
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
+	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
 
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
@@ -55,6 +57,10 @@ test: test-deps setup
 # wall time of the stages with a speed budget (never measured by the tests)
 bench: setup
 	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+# note-by-note agreement with MuseScore 3's playback (needs mscore3; not part of the tests)
+agreement: setup
+	@$(BIN)/python scripts/agreement.py $(AGREEMENT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info
