@@ -85,6 +85,7 @@ def perform(score: LoadedScore, *, swing: float | None = None,
 def _perform_music21(score, path: Path, *, swing: float | None = None,
                      fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     score = _to_sounding_pitch(score, path)
+    form.align_measures(score)
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
