@@ -61,10 +61,17 @@ SCORES = [
          "the trio's :| at bar 74 goes back to the minuet's |: at bar 15, not to the trio's "
          "first bar 61 (after the :| of bar 60, in a new key); on the way back it plays the "
          "first ending (bar 74) again and never the second (bar 75)"),
-    Case("Mozart K80 i", "mozart/k80/movement1.mxl"),
+    Case("Mozart K80 i", "mozart/k80/movement1.mxl", "1-28,1-28,29-67,1-67",
+         "the :| at bar 67 goes back to the first bar, not to bar 29 after the :| of bar 28 "
+         "(no |: anywhere): the first half is played a third time"),
     Case("Mozart K155 i", "mozart/k155/movement1.mxl"),
-    Case("Mozart K458 i", "mozart/k458/movement1.mxl"),
-    Case("Mozart K458 ii", "mozart/k458/movement2.mxl"),
+    Case("Mozart K458 i", "mozart/k458/movement1.mxl", "0-90,0-90,91-232,91-282",
+         "bar 232 (<ending type=\"stop\" number=\"\"> and :|, its start not encoded) is not "
+         "taken as a first ending: on the second pass it plays bar 232 and the second ending 233"),
+    Case("Mozart K458 ii", "mozart/k458/movement2.mxl", "1-8,1-8,9-28,1-38,1-38,40-62,40-63",
+         "the :| at bars 28 and 38 go back to the first bar (no |:), not to bars 9 and 29 after "
+         "the previous :|; the first endings 38 and 62 (<ending type=\"stop\"> without a "
+         "start) are played on both passes and the second ending 39 never"),
     Case("Beethoven op18/1 iii", "beethoven/opus18no1/movement3.mxl"),
     Case("Beethoven op59/2 iii", "beethoven/opus59no2/movement3.mxl"),
     Case("Joplin Maple Leaf Rag", "joplin/maple_leaf_rag.mxl"),
