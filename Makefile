@@ -17,6 +17,7 @@ SWING ?=
 HUMANIZE ?=
 SEED ?=
 BENCH_ARGS ?=
+AGREEMENT_ARGS ?=
 
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(LAYOUT),--layout "$(LAYOUT)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
@@ -24,7 +25,7 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
 	$(if $(SEED),--seed "$(SEED)")
 
-.PHONY: render test bench setup system-deps test-deps clean help
+.PHONY: render test bench agreement setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -35,6 +36,7 @@ help:
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
+	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
 
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
@@ -62,6 +64,10 @@ test: test-deps setup
 # wall time of the stages with a speed budget (never measured by the tests)
 bench: setup
 	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+# note-by-note agreement with MuseScore 3's playback (needs mscore3; not part of the tests)
+agreement: setup
+	@$(BIN)/python scripts/agreement.py $(AGREEMENT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info

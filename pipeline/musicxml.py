@@ -1,6 +1,6 @@
 """The raw MusicXML of a score, for the few things music21 does not keep (``<sound>`` jump
-attributes, ``<swing>``, the drum each note of a drum kit plays), and
-:func:`install_musicxml_grace_fix`, a fix to music21's MusicXML reader.
+attributes, ``<swing>``, the drum each note of a drum kit plays), and two fixes to music21's
+MusicXML reader: :func:`install_musicxml_grace_fix` and :func:`install_musicxml_offset_fix`.
 
 :func:`part_measures` reads a file's text once and parses it only when it holds what is looked
 for: parsing a long score takes about a second, and most scores have none of these. Both the
@@ -149,3 +149,26 @@ def install_musicxml_grace_fix() -> None:
 
     xmlGraceToGrace._score2audio = True
     parser.xmlGraceToGrace = xmlGraceToGrace
+
+
+def install_musicxml_offset_fix() -> None:
+    """music21 moves a direction (tempo, dynamics, words) or chord symbol by its ``<offset>``;
+    MusicXML says the offset only moves what is printed unless it says ``sound="yes"``: what is
+    heard takes effect where the direction stands. (Weber's Clarinet Concertino in music21's
+    corpus prints its ♩ = 60 three beats to the right of the first beat, where it is meant.)
+    Fix the reader once, for every score."""
+    from music21.musicxml import xmlToM21
+
+    parser = xmlToM21.MeasureParser
+    if getattr(parser.xmlToOffset, "_score2audio", False):
+        return
+    original = parser.xmlToOffset
+
+    def xmlToOffset(self, mxObj):
+        found = mxObj.find("offset")
+        if found is not None and found.get("sound") != "yes":
+            return 0.0
+        return original(self, mxObj)
+
+    xmlToOffset._score2audio = True
+    parser.xmlToOffset = xmlToOffset

@@ -97,6 +97,7 @@ def perform(score: LoadedScore, *, swing: float | None = None,
 def _perform_music21(score, path: Path, *, swing: float | None = None,
                      fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     score = _to_sounding_pitch(score, path)
+    form.align_measures(score)
     _drum_kit_keys(score, path)
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
@@ -410,8 +411,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
         figures = ornaments.spanner_index(staff)
-        # pitch → (index into events, written offset where it ends) of a tie still open
-        open_ties: dict[int, tuple[int, float]] = {}
+        # pitch → index into events of a tie still open
+        open_ties: dict[int, int] = {}
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
                         key=lambda x: (x[0], x[1]))
@@ -448,20 +449,16 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                     if fig and ties[-1] in ("start", "continue") and events[-1][2] == pitches[-1]:
                         # a tie goes on from the last note, at the figure's written end
                         events[-1] = events[-1][:4] + (on + dur,)
-                        open_ties[pitches[-1]] = (len(events) - 1,
-                                                  float(el.offset + el.quarterLength))
+                        open_ties[pitches[-1]] = len(events) - 1
                     continue
             for pitch, tie in zip(pitches, ties):
                 if not 0 <= pitch <= 127:
                     continue
-                written_end = float(el.offset + el.quarterLength)
-                idx, tie_end = open_ties.get(pitch, (None, None))
-                # a tie into a 1st ending also holds into the 2nd, whose note is often written
-                # without the tie's stop: it goes on when the play order jumped to this note
-                # (Maple Leaf Rag bars 65–67)
-                jumped = tie is None and idx is not None and abs(tie_end - float(el.offset)) > 1e-6
-                if (tie in ("stop", "continue") or jumped) and idx is not None and \
-                        abs(events[idx][4] - on) <= 1:
+                idx = open_ties.get(pitch)
+                # a tie goes on into the next note of its pitch, also one written without the
+                # tie's stop (Monteverdi, madrigal 4.1, canto bars 1–2) and one in a 2nd ending
+                # the play order jumped to (Maple Leaf Rag bars 65–67)
+                if tie != "start" and idx is not None and abs(events[idx][4] - on) <= 1:
                     e = events[idx]
                     off = e[0] + round((on + dur - e[0]) * gate)
                     if breath:  # the breath is taken from the whole tied note
@@ -470,12 +467,12 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                     if tie != "continue":
                         open_ties.pop(pitch, None)
                     else:
-                        open_ties[pitch] = (idx, written_end)
+                        open_ties[pitch] = idx
                     continue
                 events.append((on, on + max(1, round(dur * gate)), pitch,
                                int(round(velocity)), on + dur))
                 if tie in ("start", "continue"):
-                    open_ties[pitch] = (len(events) - 1, written_end)
+                    open_ties[pitch] = len(events) - 1
                 else:
                     open_ties.pop(pitch, None)
     notes = _finish_notes(events)
