@@ -1,0 +1,401 @@
+"""Write the chamber and choir demo scores in ``scores/`` (solo … sextet, choir) with music21.
+
+    python scripts/demo_scores.py            # write them all
+    python scripts/demo_scores.py --check    # and list parallel fifths/octaves between parts
+
+Each piece is written out bar by bar in a small text notation, one string per staff, bars
+separated by ``|``, always at concert (sounding) pitch; transposing instruments (clarinet in
+B♭, horn in F) are turned into written pitch on export, as a player's part shows them.
+
+Notes: ``F#5q.`` = pitch (music21 spelling, ``-`` is flat) + duration ``w h q e s`` (whole …
+16th, an optional ``3`` for a triplet) + dots; a duration left out repeats the previous one.
+``D4+F#4+A4h`` is a chord, ``rq`` a rest, ``R`` a whole-bar rest. Marks after a note:
+``'`` staccato, ``>`` accent, ``_`` tenuto, ``^`` fermata, ``,`` breath mark, ``~`` tie to the
+next note, ``(`` / ``)`` slur start / end. Other tokens: ``!pp`` … ``!ff`` a dynamic, ``<`` / ``>``
+a crescendo / diminuendo from the next note, ``=`` the hairpin ends on the note before,
+``@rit.`` words (``_`` for a space), ``T=Andante=66`` a tempo mark, ``&`` the next voice of the
+bar (from its start), ``{`` / ``}`` at a bar's start / end a repeat sign.
+Lyrics: one syllable per sung note (tied notes count once); ``Glo- ri- a`` joins syllables,
+``_`` holds the previous syllable over a note (a melisma).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from music21 import (articulations, bar, clef, duration, dynamics, expressions, instrument,
+                     key, layout, metadata, meter, note, chord, spanner, stream, tempo, tie)
+
+SCORES = Path(__file__).resolve().parent.parent / "scores"
+COMPOSER = "score2audio demo"
+ENCODING_DATE = "2026-11-21"
+
+LENGTHS = {"w": 4.0, "h": 2.0, "q": 1.0, "e": 0.5, "s": 0.25}
+DYNAMIC_MARKS = {"ppp", "pp", "p", "mp", "mf", "f", "ff", "fff", "sfz", "fp"}
+NOTE = re.compile(r"^(?P<pitch>r|R|[A-G](?:#{1,2}|-{1,2})?\d(?:\+[A-G](?:#{1,2}|-{1,2})?\d)*)"
+                  r"(?P<len>[whqes])?(?P<triplet>3)?(?P<dots>\.*)(?P<marks>[')(>_^,~]*)$")
+CLEFS = {"treble": clef.TrebleClef, "bass": clef.BassClef, "alto": clef.AltoClef,
+         "tenor": clef.Treble8vbClef}
+
+
+@dataclass(frozen=True)
+class Staff:
+    """One staff of one player: its music (bars separated by ``|``) and how to print it."""
+
+    music: str
+    clef: str = "treble"
+    lyrics: str = ""
+
+
+@dataclass(frozen=True)
+class Player:
+    """A part: a name the instrument map knows, a music21 instrument, one or two staves."""
+
+    name: str
+    make: type
+    staves: tuple[Staff, ...]
+    abbreviation: str = ""
+
+
+@dataclass(frozen=True)
+class Piece:
+    slug: str
+    title: str
+    ensemble: str             # the template the piece is written for
+    key_fifths: int
+    time: str
+    players: tuple[Player, ...]
+    notes: dict = field(default_factory=dict)  # facts the tests read, e.g. bars of pp and ff
+
+
+class NotationError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# the text notation → music21
+
+
+class _StaffBuilder:
+    """Builds one staff (a Part or PartStaff) from its text, bar by bar."""
+
+    def __init__(self, where: str, bar_length: float):
+        self.where = where
+        self.bar_length = bar_length
+        self.spanners: list = []
+        self.notes: list = []          # every sounding note/chord in order, for lyrics
+        self.last_length = 1.0
+        self.open_slur = {}            # voice → first note
+        self.open_tie = {}             # voice → note/chord tied onward
+        self.hairpin = None            # (class, first note or None)
+        self.last_note = None
+
+    def measure(self, number: int, text: str) -> stream.Measure:
+        m = stream.Measure(number=number)
+        text = text.strip()
+        if text.startswith("{"):
+            m.leftBarline = bar.Repeat(direction="start")
+            text = text[1:]
+        if text.endswith("}"):
+            m.rightBarline = bar.Repeat(direction="end")
+            text = text[:-1]
+        voices = [v.split() for v in text.split("&")]
+        targets = [m] if len(voices) == 1 else [stream.Voice(id=str(i + 1)) for i in range(len(voices))]
+        for v, (tokens, target) in enumerate(zip(voices, targets)):
+            offset = 0.0
+            for token in tokens:
+                offset += self._token(token, target, m, offset, v, number)
+            if abs(offset - self.bar_length) > 1e-6:
+                raise NotationError(f"{self.where}, bar {number}: voice {v + 1} lasts {offset:g} "
+                                    f"quarters, not {self.bar_length:g}")
+        if len(voices) > 1:
+            for target in targets:
+                m.insert(0, target)
+        return m
+
+    def _token(self, token: str, target, m, offset: float, voice: int, number: int) -> float:
+        if token.startswith("!"):
+            if token[1:] not in DYNAMIC_MARKS:
+                raise NotationError(f"{self.where}, bar {number}: unknown dynamic {token}")
+            m.insert(offset, dynamics.Dynamic(token[1:]))
+            return 0.0
+        if token in ("<", ">"):
+            self.hairpin = (dynamics.Crescendo if token == "<" else dynamics.Diminuendo, None)
+            return 0.0
+        if token == "=":
+            if self.hairpin is None or self.hairpin[1] is None:
+                raise NotationError(f"{self.where}, bar {number}: '=' without a hairpin")
+            self.spanners.append(self.hairpin[0](self.hairpin[1], self.last_note))
+            self.hairpin = None
+            return 0.0
+        if token.startswith("@"):
+            m.insert(offset, expressions.TextExpression(token[1:].replace("_", " ")))
+            return 0.0
+        if token.startswith("T="):
+            _, words, bpm = token.split("=")
+            m.insert(offset, tempo.MetronomeMark(text=words.replace("_", " "), number=int(bpm),
+                                                 referent=duration.Duration(1.0)))
+            return 0.0
+        found = NOTE.match(token)
+        if not found:
+            raise NotationError(f"{self.where}, bar {number}: cannot read {token!r}")
+        if found["pitch"] == "R":
+            target.insert(offset, note.Rest(quarterLength=self.bar_length - offset))
+            return self.bar_length - offset
+        length = self._length(found) if found["len"] else self.last_length
+        self.last_length = length
+        if found["pitch"] == "r":
+            target.insert(offset, note.Rest(quarterLength=length))
+            return length
+        pitches = found["pitch"].split("+")
+        el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+        el.duration = duration.Duration(length)
+        self._marks(el, found["marks"], voice)
+        target.insert(offset, el)
+        return length
+
+    @staticmethod
+    def _length(found) -> float:
+        length = Fraction(LENGTHS[found["len"]]).limit_denominator()
+        if found["triplet"]:
+            length = length * Fraction(2, 3)
+        dotted, add = length, length
+        for _ in found["dots"]:
+            add /= 2
+            dotted += add
+        return dotted
+
+    def _marks(self, el, marks: str, voice: int) -> None:
+        previous = self.open_tie.pop(voice, None)
+        if previous is not None:
+            previous_kind = previous.tie.type if previous.tie else None
+            previous.tie = tie.Tie("continue" if previous_kind == "stop" else "start")
+            el.tie = tie.Tie("stop")
+        else:
+            self.notes.append(el)
+        for mark, make in (("'", articulations.Staccato), (">", articulations.Accent),
+                           ("_", articulations.Tenuto), (",", articulations.BreathMark)):
+            if mark in marks:
+                el.articulations.append(make())
+        if "^" in marks:
+            el.expressions.append(expressions.Fermata())
+        if ")" in marks:
+            first = self.open_slur.pop(voice, None)
+            if first is not None and first is not el:
+                self.spanners.append(spanner.Slur(first, el))
+        if "(" in marks:
+            self.open_slur[voice] = el
+        if "~" in marks:
+            self.open_tie[voice] = el
+        if self.hairpin is not None and self.hairpin[1] is None:
+            self.hairpin = (self.hairpin[0], el)
+        self.last_note = el
+
+
+def _add_lyrics(notes: list, text: str, where: str) -> None:
+    syllables = text.split()
+    if len(syllables) != len(notes):
+        raise NotationError(f"{where}: {len(syllables)} syllables for {len(notes)} notes")
+    joined = False  # the previous syllable continues into this one
+    for el, syllable in zip(notes, syllables):
+        if syllable == "_":
+            continue
+        ends_open = syllable.endswith("-")
+        text_only = syllable.rstrip("-").replace("~", " ")
+        kind = ("middle" if ends_open else "end") if joined else ("begin" if ends_open else "single")
+        el.lyrics.append(note.Lyric(text=text_only, syllabic=kind, number=1))
+        joined = ends_open
+
+
+def _staff(piece: Piece, player: Player, number: int, staff: Staff, index: int,
+           cls) -> stream.Stream:
+    num, den = (int(x) for x in piece.time.split("/"))
+    bar_length = num * 4.0 / den
+    where = f"{piece.slug}: {player.name}" + (f" staff {index + 1}" if len(player.staves) > 1 else "")
+    builder = _StaffBuilder(where, bar_length)
+    part = cls()
+    part.id = f"P{number}" + (f"-Staff{index + 1}" if len(player.staves) > 1 else "")
+    inst = player.make()
+    inst.instrumentId = f"P{number}-I1"
+    inst.partId = f"P{number}"
+    inst.partName = player.name
+    inst.partAbbreviation = player.abbreviation or None
+    part.partName = player.name
+    part.insert(0, inst)
+    bars = [b for b in staff.music.split("|") if b.strip()]
+    for n, text in enumerate(bars, start=1):
+        m = builder.measure(n, text)
+        if n == 1:
+            m.insert(0, CLEFS[staff.clef]())
+            m.insert(0, key.KeySignature(piece.key_fifths))
+            m.insert(0, meter.TimeSignature(piece.time))
+        if n == len(bars) and m.rightBarline is None:
+            m.rightBarline = bar.Barline("final")
+        part.append(m)
+    for sp in builder.spanners:
+        part.insert(0, sp)
+    if builder.hairpin is not None or builder.open_slur or builder.open_tie:
+        raise NotationError(f"{where}: a hairpin, slur or tie is left open at the end")
+    if staff.lyrics:
+        _add_lyrics(builder.notes, staff.lyrics, where)
+    return part
+
+
+def build(piece: Piece) -> stream.Score:
+    """The piece as a music21 score at written pitch, ready to write as MusicXML."""
+    score = stream.Score()
+    score.metadata = metadata.Metadata(title=piece.title, composer=COMPOSER)
+    lengths = set()
+    for number, player in enumerate(piece.players, start=1):
+        if len(player.staves) == 1:
+            part = _staff(piece, player, number, player.staves[0], 0, stream.Part)
+            if player.make().transposition is not None:
+                part.atSoundingPitch = True
+                part.toWrittenPitch(inPlace=True)
+            score.insert(0, part)
+            lengths.add(len(part.getElementsByClass(stream.Measure)))
+            continue
+        staves = [_staff(piece, player, number, s, i, stream.PartStaff) for i, s in enumerate(player.staves)]
+        for s in staves:
+            score.insert(0, s)
+            lengths.add(len(s.getElementsByClass(stream.Measure)))
+        score.insert(0, layout.StaffGroup(staves, name=player.name, symbol="brace"))
+    if len(lengths) != 1:
+        raise NotationError(f"{piece.slug}: the staves have different numbers of bars {sorted(lengths)}")
+    return score
+
+
+def write(piece: Piece, folder: Path = SCORES) -> Path:
+    path = folder / f"{piece.slug}.musicxml"
+    build(piece).write("musicxml", fp=str(path))
+    # music21 stamps today's date: a fixed one keeps a regenerated file identical
+    text = re.sub(r"<encoding-date>[^<]*</encoding-date>", f"<encoding-date>{ENCODING_DATE}</encoding-date>",
+                  path.read_text(encoding="utf-8"))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# a composer's check: parallel fifths and octaves between any two parts
+
+
+def _line(part, top: bool) -> list[tuple[float, int | None]]:
+    """``(offset, midi)`` at each onset of the part's top (or bottom) line, None for a rest."""
+    events = []
+    for el in part.flatten().notesAndRests:
+        if el.tie is not None and el.tie.type in ("stop", "continue"):
+            continue
+        if el.isRest:
+            events.append((float(el.offset), None))
+        else:
+            pitches = [p.midi for p in el.pitches]
+            events.append((float(el.offset), max(pitches) if top else min(pitches)))
+    return sorted(events)
+
+
+def parallels(score: stream.Score) -> list[str]:
+    """'bar b: A/B parallel fifths' for every pair of lines moving in the same direction from
+    one perfect fifth (or octave/unison) to another; a piano counts as its two outer lines."""
+    sounding = score.toSoundingPitch()
+    lines = []
+    seen: dict[str, int] = {}
+    for part in sounding.parts:
+        name = part.partName or str(part.id)
+        seen[name] = seen.get(name, 0) + 1
+        if isinstance(part, stream.PartStaff):  # a piano: right hand's top, left hand's bass
+            lines.append((f"{name} {'RH' if seen[name] == 1 else 'LH'}",
+                          _line(part, top=seen[name] == 1)))
+        else:
+            lines.append((name, _line(part, top=True)))
+    bar_length = sounding.parts[0].getElementsByClass(stream.Measure)[0].barDuration.quarterLength
+    found = []
+    for i in range(len(lines)):
+        for j in range(i + 1, len(lines)):
+            (na, a), (nb, b) = lines[i], lines[j]
+            times = sorted({t for t, _ in a} | {t for t, _ in b})
+
+            def at(events, t):
+                k = max((n for n, (s, _) in enumerate(events) if s <= t), default=None)
+                return None if k is None else events[k][1]
+            prev = None
+            for t in times:
+                pa, pb = at(a, t), at(b, t)
+                if pa is None or pb is None:
+                    prev = None
+                    continue
+                if prev is not None:
+                    qa, qb = prev
+                    moved = pa != qa and pb != qb and (pa - qa) * (pb - qb) > 0
+                    before, now = abs(qa - qb) % 12, abs(pa - pb) % 12
+                    if moved and before == now and now in (0, 7):
+                        kind = "fifths" if now == 7 else "octaves"
+                        found.append(f"bar {int(t // bar_length) + 1} beat {t % bar_length + 1:g}: "
+                                     f"{na} / {nb} parallel {kind}")
+                prev = (pa, pb)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces
+
+
+# String quartet, D major: A (bars 1–8, a period ending on a perfect cadence), B (9–12, B minor
+# rising by sequence to the dominant, ff), A′ (13–16, the theme pp, rit., fermata).
+QUARTET = Piece(
+    slug="string-quartet", title="Andante for String Quartet", ensemble="quartet",
+    key_fifths=2, time="4/4",
+    notes={"pp_bar": 13, "ff_bar": 12, "loud_part": "Violin I"},
+    players=(
+        Player("Violin I", instrument.Violin, (Staff(
+            "T=Andante=66 !p @dolce F#5q.( G5e A5h) | B5q( G5q E5h) | < D5q( F#5q E5q G5q) = |"
+            " !mf > F#5h( E5h) = | !p F#5q.( G5e A5q) D6q | < D6q( C#6e B5e) B5q( A5q) = |"
+            " !mf > A5q( F#5q G5q E5q) = | !p D5h. rq |"
+            " < B4q.( C#5e D5q) F#5q | D5q.( E5e F#5q) E5q = | !f < G5q.( A5e B5q) D6q = |"
+            " !ff C#6q.> B5e > A5q G5q = |"
+            " !pp F#5q.( G5e A5h) | < B5q( G5q E5h) = | !p @rit. > F#5q( A5q G5q E5q) = |"
+            " !pp D5w^"),), "Vln. I"),
+        Player("Violin II", instrument.Violin, (Staff(
+            "!p D5q.( E5e F#5h) | D5q D5q C#5h | < B4h. E5q = | !mf > D5h( C#5h) = |"
+            " !p D5q.( E5e F#5q) F#5q | < B5q( A5e G5e) G5h = | !mf > F#5q D5q D5q C#5q = |"
+            " !p A4h. rq |"
+            " < F#4e F#4 F#4 F#4 F#4 F#4 F#4 F#4 | B4e B4 B4 B4 A4 A4 A4 A4 = |"
+            " !f < G4e G4 G4 G4 B4 B4 B4 B4 = | !ff E5e E5 E5 E5 > E5 E5 E5 E5 = |"
+            " !pp D5q.( E5e F#5h) | < D5q D5q A4h = | !p > D5h D5q C#5q = | !pp A4w^"),), "Vln. II"),
+        Player("Viola", instrument.Viola, (Staff(
+            "!p A4w | G4h A4h | < F#4q D4q E4q C#4q = | !mf > A3h A3h = | !p A3h A3q B3q |"
+            " < D4h E4q C#4q = | !mf > D4h. E4q = | !p F#4h. rq |"
+            " < D4e D4 D4 D4 D4 D4 C#4 C#4 | D4e D4 D4 D4 D4 D4 D4 D4 = |"
+            " !f < E4e E4 E4 E4 E4 E4 E4 E4 = | !ff C#4e C#4 C#4 C#4 > C#4 C#4 C#4 C#4 = |"
+            " !pp A3h D4h | < D4h E4h = | !p > A4q F#4q G4q A4q = | !pp F#4w^", "alto"),), "Vla."),
+        Player("Violoncello", instrument.Violoncello, (Staff(
+            "!p D3q' A2q' D3q' F#3q' | G3q B3q A3q A2q | < B2q D3q G3q A3q = | !mf > D3h A2h = |"
+            " !p D3q' A2q' F#3q' B2q' | < G2h E3q A2q = | !mf > D3h B2q A2q = | !p D3h. rq |"
+            " < B2h. A#2q | G2h F#2h = | !f < E2h G#2h = | !ff A2q> A2q> > A2q A2q = |"
+            " !pp D3w | < G3q B3q A3q C#3q = | !p > D3h B2q A2q = | !pp D3w^", "bass"),), "Vc."),
+    ))
+
+PIECES: list[Piece] = [QUARTET]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="list parallel fifths and octaves")
+    parser.add_argument("--only", help="write only the piece with this slug")
+    args = parser.parse_args(argv)
+    for piece in PIECES:
+        if args.only and piece.slug != args.only:
+            continue
+        path = write(piece)
+        print(f"{path.relative_to(SCORES.parent)}")
+        if args.check:
+            for line in parallels(build(piece)):
+                print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
