@@ -283,47 +283,51 @@ def write(piece: Piece, folder: Path = SCORES) -> Path:
 # a composer's check: parallel fifths and octaves between any two parts
 
 
-def _line(part, top: bool) -> list[tuple[float, int | None]]:
-    """``(offset, midi)`` at each onset of the part's top (or bottom) line, None for a rest."""
-    events = []
-    for el in part.flatten().notesAndRests:
-        if el.tie is not None and el.tie.type in ("stop", "continue"):
-            continue
-        if el.isRest:
-            events.append((float(el.offset), None))
-        else:
-            pitches = [p.midi for p in el.pitches]
-            events.append((float(el.offset), max(pitches) if top else min(pitches)))
-    return sorted(events)
+def _sounding(part) -> list[tuple[float, float, int]]:
+    """``(start, end, midi)`` of every sounding pitch of the part, tied notes joined."""
+    spans = []
+    for el in part.flatten().notes:
+        start = float(el.offset)
+        end = start + float(el.quarterLength)
+        for p in el.pitches:
+            if el.tie is not None and el.tie.type in ("stop", "continue"):
+                for k, (s0, _, m) in enumerate(spans):
+                    if m == p.midi and abs(spans[k][1] - start) < 1e-6:
+                        spans[k] = (s0, end, m)
+                        break
+                continue
+            spans.append((start, end, p.midi))
+    return spans
 
 
 def parallels(score: stream.Score) -> list[str]:
-    """'bar b: A/B parallel fifths' for every pair of lines moving in the same direction from
-    one perfect fifth (or octave/unison) to another; a piano counts as its two outer lines."""
+    """'bar b beat n: A / B parallel fifths' for every pair of lines moving in the same
+    direction from one perfect fifth (or octave/unison) to the next; a piano counts as its two
+    outer lines (the right hand's top, the left hand's bass)."""
     sounding = score.toSoundingPitch()
-    lines = []
+    lines, rests = [], []
     seen: dict[str, int] = {}
     for part in sounding.parts:
         name = part.partName or str(part.id)
         seen[name] = seen.get(name, 0) + 1
-        if isinstance(part, stream.PartStaff):  # a piano: right hand's top, left hand's bass
-            lines.append((f"{name} {'RH' if seen[name] == 1 else 'LH'}",
-                          _line(part, top=seen[name] == 1)))
-        else:
-            lines.append((name, _line(part, top=True)))
+        top = seen[name] == 1
+        label = f"{name} {'RH' if top else 'LH'}" if isinstance(part, stream.PartStaff) else name
+        lines.append((label, _sounding(part), max if top else min))
+        rests.append({float(r.offset) for r in part.flatten().getElementsByClass(note.Rest)})
     bar_length = sounding.parts[0].getElementsByClass(stream.Measure)[0].barDuration.quarterLength
     found = []
     for i in range(len(lines)):
         for j in range(i + 1, len(lines)):
-            (na, a), (nb, b) = lines[i], lines[j]
-            times = sorted({t for t, _ in a} | {t for t, _ in b})
+            (na, a, pick_a), (nb, b, pick_b) = lines[i], lines[j]
+            # rests are times too: a fifth before a rest and one after it are not parallel
+            times = sorted({t for t, _, _ in a} | {t for t, _, _ in b} | rests[i] | rests[j])
 
-            def at(events, t):
-                k = max((n for n, (s, _) in enumerate(events) if s <= t), default=None)
-                return None if k is None else events[k][1]
+            def at(spans, pick, t):
+                now = [m for s0, e, m in spans if s0 <= t + 1e-9 < e]
+                return pick(now) if now else None
             prev = None
             for t in times:
-                pa, pb = at(a, t), at(b, t)
+                pa, pb = at(a, pick_a, t), at(b, pick_b, t)
                 if pa is None or pb is None:
                     prev = None
                     continue
@@ -378,7 +382,41 @@ QUARTET = Piece(
             " !pp D3w | < G3q B3q A3q C#3q = | !p > D3h B2q A2q = | !pp D3w^", "bass"),), "Vc."),
     ))
 
-PIECES: list[Piece] = [QUARTET]
+
+def _nocturne_bar(bass: str, low: str, mid: str, high: str) -> str:
+    """A nocturne's left hand: the bass held through the bar under a rising-falling arpeggio."""
+    return f"{bass}h. & re {low}e {mid} {high} {mid} {low}"
+
+
+# Piano nocturne, E♭ major, 3/4: intro (1–2), A (3–10, repeated: a period in E♭), B (11–16,
+# C minor rising through A♭ to a ff climax on the dominant), coda (17–21: the theme's close
+# with the A♭-minor colour, rit., fermata).
+_NOCTURNE_LH = [("E-2", "B-2", "E-3", "G3")] * 3 + [
+    ("A-1", "E-2", "A-2", "C3"), ("B-1", "F2", "A-2", "D3"), ("E-2", "B-2", "E-3", "G3"),
+    ("C2", "G2", "C3", "E-3"), ("F2", "C3", "E-3", "A-3"), ("B-1", "F2", "A-2", "D3"),
+    ("E-2", "B-2", "E-3", "G3"),
+    ("C2", "G2", "C3", "E-3"), ("B1", "G2", "D3", "F3"), ("C2", "G2", "C3", "E-3"),
+    ("A-1", "E-2", "A-2", "C3"), ("B-1+B-2", "F2", "A-2", "D3"), ("E-2", "B-2", "D-3", "G3"),
+    ("A-1", "E-2", "A-2", "C3"), ("A-1", "E-2", "A-2", "C-3")]
+NOCTURNE = Piece(
+    slug="piano-nocturne", title="Nocturne in E-flat major", ensemble="solo",
+    key_fifths=-3, time="3/4",
+    notes={"pp_bar": 21, "ff_bar": 15, "loud_part": "Piano"},
+    players=(Player("Piano", instrument.Piano, (
+        Staff("T=Andante_cantabile=80 !p R | rh B-4q' | { @dolce G4q.( A-4e B-4q | A-4q C5q E-5q) |"
+              " D5q.( C5e B-4e A-4e | G4h) B-4q' | !mf C5q.( D5e E-5q | F5q. E-5e C5q) |"
+              " > F5q( E-5e D5e C5e D5e = | !p E-5h) B-4q' } |"
+              " < E-5q.( D5e C5q | D5q F5q A-5q) | G5q.( F5e E-5q) = | !f A-5q.( B-5e C6q) |"
+              " !ff B-5+D6q> A-5+C6q> F5+B-5q> | > G5h( D-5q) = |"
+              " !p C5q( E-5q F5e G5e) | !f A-5q.>( E-5e C-5q) | @rit. > B-4q( E-5q. D5e) = |"
+              " !p E-5q( B-4q G4q) | !pp G4+B-4+E-5h.^"),
+        Staff(" | ".join(("{ " if n == 3 else "") + _nocturne_bar(*bar) + (" }" if n == 10 else "")
+                         for n, bar in enumerate(_NOCTURNE_LH, start=1))
+              + " | B-1h. & re E-2e G2 B-2 A-2 D3 | " + _nocturne_bar("E-2", "B-2", "E-3", "G3")
+              + " | E-2+B-2+E-3h.^", "bass"),
+    ), "Pno."),))
+
+PIECES: list[Piece] = [NOCTURNE, QUARTET]
 
 
 def main(argv: list[str] | None = None) -> int:
