@@ -416,7 +416,57 @@ NOCTURNE = Piece(
               + " | E-2+B-2+E-3h.^", "bass"),
     ), "Pno."),))
 
-PIECES: list[Piece] = [NOCTURNE, QUARTET]
+
+def _throb(half_bars: list[str], marks: dict[int, str] | None = None) -> str:
+    """A right hand of repeated eighth-note chords, one chord per half bar (4/4), with tokens
+    (dynamics, hairpins) put before the given half bars."""
+    marks = marks or {}
+    bars = []
+    for n in range(0, len(half_bars), 2):
+        halves = []
+        for k in (n, n + 1):
+            c = half_bars[k]
+            halves.append(f"{marks.get(k, '')} {c}e {c} {c} {c}".strip())
+        bars.append(" ".join(halves))
+    return " | ".join(bars)
+
+
+# Violin and piano, G major: A (1–8, a period: half cadence in 4, perfect cadence in 8), B (9–12,
+# E minor rising to ff on D7), A′ (13–16, pp, rit., fermata). The piano throbs in eighths.
+_DUET_RH = ["G3+B3+D4", "B3+D4+G4", "C4+E4+G4", "B3+D4+G4", "A3+C4+E4", "F#3+A3+C4",
+            "F#3+A3+D4", "F#3+A3+D4", "G3+B3+D4", "G3+B3+D4", "E3+G3+C4", "G3+C#4+E4",
+            "F#3+A3+D4", "F#3+A3+C4", None, "G3+B3+D4",
+            "G3+B3+E4", "G3+B3+E4", "A3+C4+E4", "F#3+A3+B3", "G3+B3+E4", "A3+C4+E4",
+            "A3+C4+D4+F#4", "A3+C4+D4+F#4",
+            "G3+B3+D4", "B3+D4+G4", "C4+E4+G4", "B3+D4+G4", "A3+C4+E4", "F#3+A3+C4"]
+_DUET_RH_TEXT = _throb([c or "G3+B3+D4" for c in _DUET_RH],
+                       {0: "!pp", 8: "!pp", 16: "!mf <", 21: "=", 22: "!f", 24: "!pp",
+                        28: "@rit."}).split(" | ")
+_DUET_RH_TEXT[7] = "G3+B3+D4e G3+B3+D4 F#3+A3+C4 F#3+A3+C4 G3+B3+D4 G3+B3+D4 G3+B3+D4 G3+B3+D4"
+_DUET_RH_TEXT[11] = ("!f A3+C4+D4+F#4e> A3+C4+D4+F#4 A3+C4+D4+F#4 A3+C4+D4+F#4"
+                     " > A3+C4+D4+F#4 A3+C4+D4+F#4 A3+C4+D4+F#4 A3+C4+D4+F#4 =")
+DUET = Piece(
+    slug="duet-romance", title="Romance for Violin and Piano", ensemble="duet",
+    key_fifths=1, time="4/4",
+    notes={"pp_bar": 13, "ff_bar": 12, "loud_part": "Violin"},
+    players=(
+        Player("Violin", instrument.Violin, (Staff(
+            "T=Andante_con_moto=76 !p @espressivo B4q.( C5e D5h) | E5q( C5q) D5q( B4q) |"
+            " C5q( A4q) F#4q( A4q) | A4h. rq | B4q.( C5e D5h) | < E5q( G5q) A5q( G5q) = |"
+            " !mf F#5q( D5q A5q) C5q | B4q( A4q) G4h |"
+            " !f G5q.( F#5e E5q) B4q | < C5q.( D5e E5q) D#5q | E5q( G5q B5q) A5q = |"
+            " !ff C6q.>( B5e > A5q) F#5q = |"
+            " !pp B4q.( C5e D5h) | E5q( C5q) D5q( B4q) | @rit. C5q( A4q) F#4q( A4q) | G4w^"),),
+            "Vln."),
+        Player("Piano", instrument.Piano, (
+            Staff(" | ".join(_DUET_RH_TEXT) + " | G3+B3+D4w^"),
+            Staff("G2h G2h | C3h B2h | A2h D3h | D3h D2h | G2h G2h | C3h A2h | D3h D3h |"
+                  " D3q D3q G2h | E2h B2h | A2h B2h | E2h A2h | D2+D3h> D2+D3h |"
+                  " G2h G2h | C3h B2h | A2h D3h | G2w^", "bass"),
+        ), "Pno."),
+    ))
+
+PIECES: list[Piece] = [NOCTURNE, DUET, QUARTET]
 
 
 def main(argv: list[str] | None = None) -> int:
