@@ -466,7 +466,56 @@ DUET = Piece(
         ), "Pno."),
     ))
 
-PIECES: list[Piece] = [NOCTURNE, DUET, QUARTET]
+
+def _rocking(chords: list[str]) -> str:
+    """A right hand rocking through each bar's three-note chord in eighths (6/8): a b c b a b."""
+    bars = []
+    for c in chords:
+        if " " in c or not c[-1].isdigit():  # written out
+            bars.append(c)
+            continue
+        a, b, top = c.split("+")
+        bars.append(f"{a}e {b} {top} {b} {a} {b}")
+    return " | ".join(bars)
+
+
+# Piano trio, F major, 6/8 over a drone: A (1–8), B (9–14, D minor: the cello sings, then the
+# violin, rising to ff on C7), A′ (15–20, pp, rit., fermata).
+TRIO = Piece(
+    slug="trio-pastorale", title="Pastorale for Piano Trio", ensemble="trio",
+    key_fifths=-1, time="6/8",
+    notes={"pp_bar": 15, "ff_bar": 14, "loud_part": "Violin"},
+    players=(
+        Player("Violin", instrument.Violin, (Staff(
+            "T=Allegretto_pastorale=90 !p A4q( C5e F5q E5e) | D5q( F5e B-4q D5e) | C5q.( A4q) C5e |"
+            " B-4q( G4e E4q G4e) | < A4q( C5e F5q A5e) | B-5q.( F5q D5e) = |"
+            " !mf > C5q( E5e G5q B-4e) = | !p A4q. rq. |"
+            " D5h. | C#5h. | !mf < F5q( A5e D6q C6e) | B-5q.( G5q D5e) = |"
+            " !f < E5q( G5e C6q B-5e) = | !ff C6q.> B-5q>( G5e) |"
+            " !pp A4q( C5e F5q E5e) | D5q( F5e B-4q D5e) | C5q.( A4q) C5e |"
+            " @rit. B-4q( G4e E4q G4e) | A4q.( C5q.) | F5h.^"),), "Vln."),
+        Player("Violoncello", instrument.Violoncello, (Staff(
+            "!p F3q.( A3q.) | B-3q.( F3q.) | A3q.( F3q.) | C3q.( E3q.) | < F3q.( C4q.) |"
+            " D4q.( B-3q.) = | !mf > G3q.( E3q.) = | !p F3q. rq. |"
+            " !mf D3q( F3e A3q G3e) | E3q.( C#3q A2e) | < F3q.( A3q.) | G3q.( B-3q.) = |"
+            " !f < C3q.( E3q.) = | !ff C3q.> G2q.> |"
+            " !pp F3q.( A3q.) | B-3q.( F3q.) | A3q.( F3q.) | C3q.( E3q.) | F3q.( C3q.) | F2h.^",
+            "bass"),), "Vc."),
+        Player("Piano", instrument.Piano, (
+            Staff("!pp " + _rocking(["A3+C4+F4", "D4+F4+B-4", "C4+F4+A4", "B-3+C4+E4",
+                                     "A3+C4+F4", "B-3+D4+F4", "G3+B-3+E4", "A3+C4+F4q. rq.",
+                                     "!pp D4+F4+A4h.", "C#4+E4+G4h.", "!p < A3e D4 F4 D4 A3 D4",
+                                     "G3e B-3 D4 B-3 G3 B-3 =", "!mf < G3e B-3 E4 B-3 G3 B-3 =",
+                                     "!f G3+B-3+C4+E4q.> G3+B-3+C4+E4q.>",
+                                     "!pp A3e C4 F4 C4 A3 C4", "D4+F4+B-4", "C4+F4+A4",
+                                     "B-3+C4+E4", "A3+C4+F4", "F3+A3+C4h.^"])),
+            Staff("F2+C3h. | F2h. | F2+C3h. | C2+G2h. | F2+C3h. | B-1+F2h. | C2+G2h. |"
+                  " F2+C3q. rq. | D2h. | A1h. | D2+A2h. | G2+D3h. | C2+G2h. | C2+C3q.> C2+C3q.> |"
+                  " F2+C3h. | F2h. | F2+C3h. | C2+G2h. | F2+C3h. | F1+F2h.^", "bass"),
+        ), "Pno."),
+    ))
+
+PIECES: list[Piece] = [NOCTURNE, DUET, TRIO, QUARTET]
 
 
 def main(argv: list[str] | None = None) -> int:
