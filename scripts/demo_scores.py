@@ -495,11 +495,11 @@ TRIO = Piece(
             " !pp A4q( C5e F5q E5e) | D5q( F5e B-4q D5e) | C5q.( A4q) C5e |"
             " @rit. B-4q( G4e E4q G4e) | A4q.( C5q.) | F5h.^"),), "Vln."),
         Player("Violoncello", instrument.Violoncello, (Staff(
-            "!p F3q.( A3q.) | B-3q.( F3q.) | A3q.( C4q.) | G3q.( B-3q.) | < F3q.( C4q.) |"
+            "!p F3q.( A3q.) | B-3q.( F3q.) | A3q.( F3q.) | G3q.( B-3q.) | < F3q.( C4q.) |"
             " D4q.( B-3q.) = | !mf > G3q.( E3q.) = | !p F3q. rq. |"
             " !mf D3q( F3e A3q G3e) | E3q.( C#3q A2e) | < F3q.( A3q.) | G3q.( B-3q.) = |"
             " !f < C3q.( E3q.) = | !ff C3q.> G2q.> |"
-            " !pp F3q.( A3q.) | B-3q.( F3q.) | A3q.( C4q.) | G3q.( B-3q.) | F3q.( C3q.) | F2h.^",
+            " !pp F3q.( A3q.) | B-3q.( F3q.) | A3q.( F3q.) | G3q.( B-3q.) | F3q.( C3q.) | F2h.^",
             "bass"),), "Vc."),
         Player("Piano", instrument.Piano, (
             Staff("!pp " + _rocking(["A3+C4+F4", "D4+F4+B-4", "C4+F4+A4", "B-3+C4+E4",
