@@ -515,7 +515,52 @@ TRIO = Piece(
         ), "Pno."),
     ))
 
-PIECES: list[Piece] = [NOCTURNE, DUET, TRIO, QUARTET]
+
+# Wind quintet, F major, at concert pitch here (the clarinet in B♭ and the horn in F are written
+# transposed in the file): A (1–8, flute and oboe in thirds over a staccato bassoon), B (9–12:
+# the clarinet sings in D minor while flute and oboe breathe, then all rise to ff on C7), A′
+# (13–16, pp, rit., fermata).
+QUINTET = Piece(
+    slug="quintet-divertimento", title="Divertimento for Wind Quintet", ensemble="quintet",
+    key_fifths=-1, time="4/4",
+    notes={"pp_bar": 13, "ff_bar": 12, "loud_part": "Flute"},
+    players=(
+        Player("Flute", instrument.Flute, (Staff(
+            "T=Allegretto=100 !p C6e'( A5' F5' A5') C6q( A5q) | B-5e'( G5' E5' G5') B-5q( G5q) |"
+            " < A5q.( B-5e C6q) F6q' = | !mf E6q( D6e C6e) C6q rq |"
+            " !p C6e'( A5' F5' A5') C6q( A5q) | < D6q( B-5q) B5q( D6q) = |"
+            " !mf C6q( B-5e A5e) G5q( B-5q) | A5q' C6q' F5q, rq |"
+            " R | R | !f < G5q( B-5q C6q E6q) = | !ff G6q> E6q> C6q> B-5q> |"
+            " !pp C6e'( A5' F5' A5') C6q( A5q) | B-5e'( G5' E5' G5') B-5q( G5q) |"
+            " @rit. F5q( D6q C6q B-5q) | A5w^"),), "Fl."),
+        Player("Oboe", instrument.Oboe, (Staff(
+            "!p A5e'( F5' C5' F5') A5q( F5q) | G5e'( E5' C5' E5') G5q( E5q) |"
+            " < F5q.( G5e A5q) A5q' = | !mf G5q( F5e E5e) E5q rq |"
+            " !p A5e'( F5' C5' F5') A5q( F5q) | < B-5q( F5q) G5q( F5q) = |"
+            " !mf E5q( G5e F5e) E5q( G5q) | F5q' A5q' C5q, rq |"
+            " R | R | !f < E5q( G5q G5q B-5q) = | !ff C6q> G5q> E5q> E5q> |"
+            " !pp A5e'( F5' C5' F5') A5q( F5q) | G5e'( E5' C5' E5') G5q( E5q) |"
+            " D5q( F5q E5q G5q) | F5w^"),), "Ob."),
+        Player("Clarinet in B♭", instrument.Clarinet, (Staff(
+            "!p F4w | B-4w | < A4w = | !mf E4h E4q rq | !p F4w | < F4h( D4h) = | !mf E4h( G4h) |"
+            " A4q' F4q' F4q rq |"
+            " !mf D5q.( E5e F5q A5q) | G5q( F5e E5e D5q B-4q) | !f < C5q( E5q E5q G5q) = |"
+            " !ff E5q> G5q> G4q> B-4q> |"
+            " !pp A4h( F4h) | E4w | F4h( B-4h) | C5w^"),), "Cl."),
+        Player("Horn in F", instrument.Horn, (Staff(
+            "!p C4w | C4w | < C4w = | !mf C4h C4q rq | !p C4w | < D4h( G4h) = | !mf E4h( C4h) |"
+            " A3q' A3q' F3q rq |"
+            " !p A3h( F3h) | B-3h( G3h) | !f < C4h( E4h) = | !ff C4h> E4h> |"
+            " !pp C4w | C4w | D4h( E4h) | C4w^"),), "Hn."),
+        Player("Bassoon", instrument.Bassoon, (Staff(
+            "!p F2q' C3' F2' C3' | C3q' G2' C3' G2' | < F2q' A2' C3' A2' = | !mf C3q' G2' C2 rq |"
+            " !p F2q' C3' F2' C3' | < B-2q' D3' G2' B2' = | !mf C3q' E3' G2' C3' | F2q' F2' F2 rq |"
+            " !p D3q' A2' D3' F2' | G2q' D3' G2' D3' | !f < C3q' B-2' G2' C3' = |"
+            " !ff C3q> C2> C3> C2> |"
+            " !pp F2q' C3' F2' C3' | C3q' G2' C3' G2' | B-2h C3h | F2w^", "bass"),), "Bsn."),
+    ))
+
+PIECES: list[Piece] = [NOCTURNE, DUET, TRIO, QUARTET, QUINTET]
 
 
 def main(argv: list[str] | None = None) -> int:
