@@ -560,7 +560,70 @@ QUINTET = Piece(
             " !pp F2q' C3' F2' C3' | C3q' G2' C3' G2' | B-2h C3h | F2w^", "bass"),), "Bsn."),
     ))
 
-PIECES: list[Piece] = [NOCTURNE, DUET, TRIO, QUARTET, QUINTET]
+
+# String sextet, G minor, a sarabande (the second beat leans): A (1–4) with 9–8 suspensions in
+# the second viola, B (5–8) through E♭ and C minor and A7 to the dominant, ff, A′ (9–12) pp,
+# rit., ending on G major (tierce de Picardie) under a fermata.
+SEXTET = Piece(
+    slug="sextet-sarabande", title="Sarabande for String Sextet", ensemble="sextet",
+    key_fifths=-2, time="3/4",
+    notes={"pp_bar": 9, "ff_bar": 8, "loud_part": "Violin I"},
+    players=(
+        Player("Violin I", instrument.Violin, (Staff(
+            "T=Lento=56 !p D5q( G5h) | G5q.( A-5e G5q) | F#5q( A5h) | B-5q.( A5e G5q) |"
+            " < G5q( B-5h) | C6q.( B-5e A-5q) = | !f < G5q( C#6h) = | !ff D6q> A5q> F#5q> |"
+            " !pp D5q( G5h) | G5q.( A-5e G5q) | @rit. F#5q( A5q C6q) | B5h.^"),), "Vln. I"),
+        Player("Violin II", instrument.Violin, (Staff(
+            "!p B-4h. | C5h. | C5h. | D5h( B-4q) | < E-5h. | E-5h. = | !f < E5h. = |"
+            " !ff F#5q> D5q> A4q> | !pp B-4h. | C5h. | C5h. | D5h.^"),), "Vln. II"),
+        Player("Viola I", instrument.Viola, (Staff(
+            "!p G4h. | G4h. | A4h. | G4h. | < G4h. | G4h. = | !f < G4h. = | !ff F#4q> A4q> A4q> |"
+            " !pp G4h. | G4h. | A4h. | G4h.^", "alto"),), "Vla. I"),
+        Player("Viola II", instrument.Viola, (Staff(
+            "!p D4h. | C4h. | A3h. | A3q( G3h) | < B-3h. | E-4h. = | !f < D4q( C#4q D4q) = |"
+            " !ff D4q> F#4q> D4q> | !pp D4h. | C4h. | A3h. | A3q( G3h^)", "alto"),), "Vla. II"),
+        Player("Violoncello I", instrument.Violoncello, (Staff(
+            "!p B-3h. | E-3h. | D3h. | D3q G3h | < G3h. | C3h. = | !f < E3h. = | !ff D3q> D3q> D3q> |"
+            " !pp B-3h. | E-3h. | D3h. | D3q G3h^", "bass"),), "Vc. I"),
+        Player("Violoncello II", instrument.Violoncello, (Staff(
+            "!p G2h. | G2h. | D2h. | G2h. | < E-2h. | C2h. = | !f < A2h. = | !ff D2q> D2q> D2q> |"
+            " !pp G2h. | G2h. | D2h. | G2h.^", "bass"),), "Vc. II"),
+    ))
+
+
+# SATB hymn, F major, words by the project: three couplets (the middle one pp in D minor, the
+# last rising to ff), then a plagal Amen, pp, under a fermata. Breath marks end the phrases.
+_HYMN_WORDS = ("Qui- et falls the eve- ning light, gold up- on the hill; sha- dows ga- ther in- to"
+               " night, all the world is still. Sing, my heart, and fear no dark: morn- ing comes"
+               " a- gain. A- men.")
+CHOIR = Piece(
+    slug="choir-evening-hymn", title="Evening Hymn", ensemble="choir",
+    key_fifths=-1, time="4/4",
+    notes={"pp_bar": 5, "ff_bar": 10, "loud_part": "Soprano"},
+    players=(
+        Player("Soprano", instrument.Soprano, (Staff(
+            "T=Andante=72 !p C5q A4 B-4 C5 | D5q C5 C5h, | C5h D5q E5q | F5h C5h, |"
+            " !pp A4q F4 G4 F4 | E4q F4 E4h, | !mp < F4h G4q A4q = | G4h F4h, |"
+            " !f < C5q C5 D5 E5 = | !ff F5q> E5> D5h>, | !mf > D5h C5q B-4q | @rit. G4h F4h, = |"
+            " !pp F4w | F4w^", lyrics=_HYMN_WORDS),), "S."),
+        Player("Alto", instrument.Alto, (Staff(
+            "!p F4q F4 F4 E4 | F4q F4 E4h, | F4h F4q G4q | A4h A4h, |"
+            " !pp F4q D4 E4 D4 | C#4q D4 C#4h, | !mp < D4h E4q F4q = | E4h C4h, |"
+            " !f < A4q A4 B-4 C5 = | !ff C5q> C5> A4h>, | !mf > B-4h A4q G4q | E4h C4h, = |"
+            " !pp D4w | C4w^", lyrics=_HYMN_WORDS),), "A."),
+        Player("Tenor", instrument.Tenor, (Staff(
+            "!p A3q C4 D4 G3 | B-3q A3 G3h, | A3h B-3q G3q | F3h C4h, |"
+            " !pp D4q C4 C4 A3 | A3q A3 A3h, | !mp < A3h C4q C4q = | B-3h A3h, |"
+            " !f < F4q F4 F4 G4 = | !ff F4q> G4> F4h>, | !mf > F4h F4q D4q | B-3h A3h, = |"
+            " !pp B-3w | A3w^", "tenor", lyrics=_HYMN_WORDS),), "T."),
+        Player("Bass", instrument.Bass, (Staff(
+            "!p F3q F3 D3 C3 | B-2q F2 C3h, | F3h D3q C3q | F3h F3h, |"
+            " !pp F3q F3 C3 D3 | A2q D3 A2h, | !mp < D3h C3q F3q = | C3h F2h, |"
+            " !f < F3q F3 D3 C3 = | !ff A2q> C3> D3h>, | !mf > B-2h F3q G3q | C3h F2h, = |"
+            " !pp B-2w | F2w^", "bass", lyrics=_HYMN_WORDS),), "B."),
+    ))
+
+PIECES: list[Piece] = [NOCTURNE, DUET, TRIO, QUARTET, QUINTET, SEXTET, CHOIR]
 
 
 def main(argv: list[str] | None = None) -> int:
