@@ -653,7 +653,7 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
 
     mid = mido.MidiFile(type=1, ticks_per_beat=performance.tempo_map.ticks_per_quarter)
     conductor = mido.MidiTrack()
-    conductor.append(mido.MetaMessage("track_name", name=performance.title, time=0))
+    conductor.append(mido.MetaMessage("track_name", name=_midi_text(performance.title), time=0))
     num, den = performance.time_signature
     if den in (1, 2, 4, 8, 16, 32, 64):
         conductor.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
@@ -690,12 +690,19 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
                                                 velocity=n.velocity)))
         timed.sort(key=lambda x: (x[0], x[1]))
         mtrack = mido.MidiTrack()
-        mtrack.append(mido.MetaMessage("track_name", name=track.name, time=0))
+        mtrack.append(mido.MetaMessage("track_name", name=_midi_text(track.name), time=0))
         mtrack.extend(_delta([(t, m) for t, _, m in timed]))
         mtrack.append(mido.MetaMessage("end_of_track", time=0))
         mid.tracks.append(mtrack)
     with atomic_path(path) as tmp:
         mid.save(str(tmp))
+
+
+def _midi_text(text: str) -> str:
+    """``text`` as a MIDI meta event can hold it (mido writes Latin-1): 'Clarinet in B♭' is
+    written 'Clarinet in Bb', other characters outside Latin-1 as '?'."""
+    text = text.replace("♭", "b").replace("♯", "#")
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _delta(timed):
