@@ -14,7 +14,7 @@ chart's drum set gets one ``<score-instrument>``/``<midi-unpitched>`` per kit pi
 The line notation used below, one token per event, bars separated by ``|`` (checked):
 ``Bb4/q`` a note (durations w h q e s, ``.`` dotted), ``C4+E4/h`` a chord, ``r/q`` a rest;
 after the duration ``>`` accent, ``^`` marcato, ``'`` staccato, ``-`` tenuto, ``~`` tie to the
-next note, ``F`` fermata. Standalone tokens: ``!pp`` a dynamic, ``<``/``>`` start a crescendo/
+next note, ``F`` fermata, ``R`` a roll. Standalone tokens: ``!pp`` a dynamic, ``<``/``>`` start a crescendo/
 diminuendo at the next note and ``=`` ends it at the previous one, ``(``/``)`` the same for a
 slur, ``@rit.`` words (``_`` for spaces).
 """
@@ -56,11 +56,16 @@ class Ev:
     slur: bool = False
     slur_end: bool = False
 
-    def shifted(self, semitones: int) -> "Ev":
-        if not semitones or self.is_rest or self.pitches[0].startswith("kit:"):
+    def shifted(self, octaves: int) -> "Ev":
+        """The event ``octaves`` up (down when negative), spelled as before."""
+        if not octaves or self.is_rest or self.pitches[0].startswith("kit:"):
             return replace(self)
-        return replace(self, pitches=tuple(pitch.Pitch(p).transpose(semitones).nameWithOctave
-                                           for p in self.pitches))
+        moved = []
+        for name in self.pitches:
+            p = pitch.Pitch(name)
+            p.octave += octaves
+            moved.append(p.nameWithOctave)
+        return replace(self, pitches=tuple(moved))
 
     @property
     def is_rest(self) -> bool:
@@ -101,7 +106,7 @@ def line(text: str, bar_ql: float = 4.0) -> Line:
         elif token.startswith("@"):
             pending["words"] = pending.get("words", ()) + (token[1:].replace("_", " "),)
         else:
-            m = re.fullmatch(r"([^/]+)/([whqes])(\.?)([>^'\-~F]*)", token)
+            m = re.fullmatch(r"([^/]+)/([whqes])(\.?)([>^'\-~FR]*)", token)
             if not m:
                 raise ValueError(f"bad token {token!r} in {text[:40]!r}…")
             ql = DURATIONS[m.group(2)] * (1.5 if m.group(3) else 1.0)
@@ -129,7 +134,7 @@ def rests(n: int, bar_ql: float = 4.0) -> Line:
 
 
 def octave(ln: Line, n: int) -> Line:
-    return [[e.shifted(12 * n) for e in b] for b in ln]
+    return [[e.shifted(n) for e in b] for b in ln]
 
 
 def dyn(ln: Line, mark: str) -> Line:
@@ -149,8 +154,8 @@ def marked(ln: Line, marks: str, *, only_long: float | None = None, keep: bool =
         for e in b:
             e = replace(e)
             if not e.is_rest and (only_long is None or e.ql < only_long) and \
-                    not (keep and e.marks.strip("~F")):
-                e.marks = marks + "".join(c for c in e.marks if c in "~F")
+                    not (keep and e.marks.strip("~FR")):
+                e.marks = marks + "".join(c for c in e.marks if c in "~FR")
             nb.append(e)
         out.append(nb)
     return out
@@ -381,8 +386,7 @@ def make_inst(cls, name: str, *, program: int | None = None, transposition: str 
     inst = cls()
     inst.partName = name
     inst.instrumentName = name
-    if abbreviation:
-        inst.partAbbreviation = abbreviation
+    inst.partAbbreviation = abbreviation or name
     if program is not None:
         inst.midiProgram = program
     if transposition is not None:
@@ -486,6 +490,10 @@ def _element(e: Ev, spec: PartSpec):
             el.articulations.append(MARKS[c]())
         elif c == "F":
             el.expressions.append(expressions.Fermata())
+        elif c == "R":  # a roll (timpani, snare): three-stroke tremolo
+            trem = expressions.Tremolo()
+            trem.numberOfMarks = 3
+            el.expressions.append(trem)
         elif c == "~" and not e.is_rest and not e.pitches[0].startswith("kit:"):
             from music21 import tie
             el.tie = tie.Tie("start")
@@ -741,9 +749,11 @@ def _roots(plan, lo: int, hi: int, target: float) -> Line:
 
 
 def half_step(root: str, midi: int, *, below: bool) -> str:
-    """The chromatic approach note ``midi`` to ``root``, spelled as a leading note (D to E-flat)
-    from below, as a raised root (E to E-flat) from above."""
-    p = pitch.Pitch(root).transpose("m-2" if below else "A1")
+    """The chromatic approach note ``midi`` to ``root``: a leading note from below (D to
+    E-flat, F-sharp to G), a flat from above (E to E-flat, D-flat to C)."""
+    if not below:
+        return spell(midi)
+    p = pitch.Pitch(root).transpose("m-2")
     p.octave = 4
     p.octave += (midi - int(p.ps)) // 12
     return p.nameWithOctave
@@ -772,6 +782,10 @@ def walking_bass(plan, following: str, *, start: int = 34) -> Line:
         last = notes[-1][0]
         from_below = target - 1 >= 28 and abs(last - (target - 1)) <= abs(last - (target + 1))
         approach = target - 1 if from_below else target + 1
+        if notes[-1][0] == approach:  # no repeated note before the approach: another chord tone
+            m, c = notes[-1]
+            others = [x for x in range(28, 51) if x % 12 in c.pcs and x not in (approach, notes[-2][0])]
+            notes[-1] = (min(others, key=lambda x: abs(x - (notes[-2][0] + approach) / 2)), c)
         names = [spell(m, c) for m, c in notes]
         names.append(half_step(nxt.names[0], approach, below=from_below))
         bars.append([Ev((n,), 1.0) for n in names])
@@ -1001,7 +1015,131 @@ def _hairpin(ln: Line, kind: str, first_bar: int, last_bar: int) -> Line:
     return out
 
 
-PIECES = (jazz_band,)
+# ---------------------------------------------------------------------------------------------
+# 2. brass band: a hymn tune in E-flat, twice (the second time with a soprano-cornet descant)
+
+HYMN_PLAN = ("Eb/q Bb/q Ab/q Eb/q | Ab/q Eb/q Bb/h | Eb/q Fm/q Eb/q Ab/q | G/q G7/q Cm/h | "
+             "Ab/q Cm/q Bb/q Eb/q | Fm/q Bb7/q Eb/h | Cm/q Ab/q Eb/q Fm/q | Eb/q Bb7/q Eb/h")
+HYMN_S = """
+Eb5/q D5/q C5/q Bb4/q | Ab4/q G4/q F4/h | G4/q Ab4/q Bb4/q C5/q | D5/q B4/q C5/h |
+C5/q Eb5/q F5/q G5/q | Ab5/q F5/q G5/h | Eb5/q C5/q Bb4/q Ab4/q | G4/q F4/q Eb4/h
+"""
+HYMN_B = """
+Eb3/q Bb2/q Ab2/q G2/q | Ab2/q Eb3/q Bb2/h | Eb3/q F3/q G3/q Ab3/q | G3/q G2/q C3/h |
+Ab2/q C3/q D3/q Eb3/q | F3/q D3/q Eb3/h | C3/q Ab2/q G2/q F2/q | Bb2/q Bb2/q Eb2/h
+"""
+DESCANT = """
+G5/q F5/q Ab5/q G5/q | C6/q Bb5/q Bb5/h | Bb5/q Ab5/q G5/q Ab5/q | B5/q D6/q C6/h |
+Eb6/h Bb5/q Bb5/q | C6/q Bb5/q Bb5/h | G5/q Ab5/q Bb5/q C6/q | Bb5/q Ab5/q G5/h
+"""
+
+
+def phrased(ln: Line, every: int = 2) -> Line:
+    """Slurs over each ``every``-bar phrase, as a hymn is sung."""
+    out = [[replace(e) for e in b] for b in ln]
+    for k in range(0, len(out), every):
+        notes = [e for b in out[k:k + every] for e in b if not e.is_rest]
+        if len(notes) > 1:
+            notes[0].slur, notes[-1].slur_end = True, True
+    return out
+
+
+def ending(ln: Line, *, fermata: bool = True, rit_bar: int | None = None) -> Line:
+    """The line with a fermata on its last note and "rit." over bar ``rit_bar``."""
+    out = [[replace(e) for e in b] for b in ln]
+    if fermata:
+        last = next(e for e in reversed(out[-1]) if not e.is_rest)
+        last.marks += "F"
+    if rit_bar is not None:
+        out[rit_bar][0].words += ("rit.",)
+    return out
+
+
+def timpani_from(bass: Line, tuned: dict[int, str]) -> Line:
+    """Timpani strokes where the bass plays a note the drums are tuned to; rests elsewhere."""
+    out = []
+    for b in bass:
+        nb = []
+        for e in b:
+            pc = None if e.is_rest else pitch.Pitch(e.pitches[0]).pitchClass
+            if pc in tuned:
+                nb.append(Ev((tuned[pc],), e.ql, ">" if e.ql < 2 else ""))
+            elif nb and nb[-1].is_rest:
+                nb[-1].ql += e.ql
+            else:
+                nb.append(Ev((), e.ql))
+        out.append(nb)
+    return out
+
+
+def brass_band() -> Piece:
+    piece = Piece("Calder Vale", "brass-band-calder-vale", key_fifths=-3, bpm=76,
+                  tempo_text="Andante maestoso")
+    S, B = line(HYMN_S), line(HYMN_B)
+    A, T = inner_voices(HYMN_PLAN, S, B, tonic="E-")
+    D = line(DESCANT)
+    tail = slice(4, 8)
+
+    def intro(ln: Line) -> Line:  # the last line of the hymn, softly, with a pause
+        return ending(_hairpin(_hairpin(dyn(ln[tail], "pp"), "<", 0, 0), ">", 2, 3))
+
+    def verse1(ln: Line, mark: str = "mp") -> Line:
+        return _hairpin(_hairpin(dyn(phrased(ln), mark), "<", 4, 4), ">", 6, 7)
+
+    def verse2(ln: Line, *, last: bool = True) -> Line:
+        return ending(dyn(phrased(ln), "ff"), rit_bar=6)
+
+    silent, silent4 = rests(8), rests(4)
+    eb_cornet = make_inst(instrument.Trumpet, "Soprano Cornet in Eb", program=56, transposition="m3")
+    bb = dict(program=56, transposition="M-2")
+    horn = dict(program=60, transposition="M-6")
+    baritone = dict(program=58, transposition="M-9")
+    parts = [
+        ("Soprano Cornet in Eb", eb_cornet, "treble", [silent4, silent, verse2(D)]),
+        ("Solo Cornet", make_inst(instrument.Trumpet, "Solo Cornet", **bb), "treble",
+         [silent4, verse1(S), verse2(S)]),
+        ("Repiano Cornet", make_inst(instrument.Trumpet, "Repiano Cornet", **bb), "treble",
+         [silent4, silent, verse2(S)]),
+        ("2nd Cornet", make_inst(instrument.Trumpet, "2nd Cornet", **bb), "treble",
+         [silent4, verse1(A, "p"), verse2(A)]),
+        ("3rd Cornet", make_inst(instrument.Trumpet, "3rd Cornet", **bb), "treble",
+         [silent4, verse1(octave(T, 1), "p"), verse2(octave(T, 1))]),
+        ("Flugelhorn", make_inst(instrument.Trumpet, "Flugelhorn", **bb), "treble",
+         [intro(S), rests(4) + verse1(S)[4:], verse2(S)]),
+        ("Solo Tenor Horn", make_inst(instrument.Instrument, "Solo Tenor Horn", **horn), "treble",
+         [intro(A), verse1(A, "p"), verse2(A)]),
+        ("1st Tenor Horn", make_inst(instrument.Instrument, "1st Tenor Horn", **horn), "treble",
+         [intro(T), verse1(T, "p"), verse2(T)]),
+        ("2nd Tenor Horn", make_inst(instrument.Instrument, "2nd Tenor Horn", **horn), "treble",
+         [silent4, verse1(octave(B, 1), "p"), verse2(octave(B, 1))]),
+        ("1st Baritone", make_inst(instrument.Instrument, "1st Baritone", **baritone), "treble",
+         [intro(T), verse1(T, "p"), verse2(T)]),
+        ("2nd Baritone", make_inst(instrument.Instrument, "2nd Baritone", **baritone), "treble",
+         [intro(octave(B, 1)), verse1(octave(B, 1), "p"), verse2(octave(B, 1))]),
+        ("1st Trombone", make_inst(instrument.Trombone, "1st Trombone", transposition="M-9"),
+         "treble", [silent4, rests(4) + verse1(T, "p")[4:], verse2(T)]),
+        ("2nd Trombone", make_inst(instrument.Trombone, "2nd Trombone", transposition="M-9"),
+         "treble", [silent4, rests(4) + verse1(octave(B, 1), "p")[4:], verse2(octave(B, 1))]),
+        ("Bass Trombone", make_inst(instrument.BassTrombone, "Bass Trombone"), "bass",
+         [silent4, rests(4) + verse1(B, "p")[4:], verse2(B)]),
+        ("Euphonium", make_inst(instrument.Instrument, "Euphonium", **baritone), "treble",
+         [silent4, verse1(octave(S, -1)), verse2(octave(S, -1))]),
+        ("Eb Bass", make_inst(instrument.Tuba, "Eb Bass", program=58, transposition="M-13"),
+         "treble", [intro(B), verse1(B, "p"), verse2(B)]),
+        ("Bb Bass", make_inst(instrument.Tuba, "Bb Bass", program=58, transposition="M-16"),
+         "treble", [silent4, verse1(octave(B, -1), "p"), verse2(octave(B, -1))]),
+    ]
+    for name, inst, clef_name, segments in parts:
+        piece.add(PartSpec(name, inst, clef=clef_name), segments)
+    timp = timpani_from(B, {3: "Eb3", 10: "Bb2"})
+    timp_v1 = rests(7) + dyn(line("r/h Eb3/hR"), "p")
+    timp_v2 = dyn(timp[:7], "f") + _hairpin(line("Bb2/q> Bb2/q> Eb3/hR"), "<", 0, 0)
+    piece.add(PartSpec("Timpani", make_inst(instrument.Timpani, "Timpani"), clef="bass"),
+              [silent4, timp_v1, ending(timp_v2)])
+    return piece
+
+
+PIECES = (jazz_band, brass_band)
 
 
 def main(argv: list[str]) -> int:
