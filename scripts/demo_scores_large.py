@@ -1139,7 +1139,173 @@ def brass_band() -> Piece:
     return piece
 
 
-PIECES = (jazz_band, brass_band)
+# ---------------------------------------------------------------------------------------------
+# 3. concert band: a festive march in B-flat (fanfare, theme, tutti, chorale, coda)
+
+BAND_INTRO = ("Bb/q. Bb/e Bb/q Bb/q | Eb/h F/h | Gm/h Eb/h | F/w",
+              "F5/q.^ F5/e' F5/q' Bb5/q^ | G5/h> A5/h> | Bb5/h> G5/h> | A5/w>",
+              "Bb2/q.^ Bb2/e' Bb2/q' Bb2/q^ | Eb2/h> F2/h> | G2/h> Eb2/h> | F2/w>")
+BAND_THEME = ("Bb/w | Eb/h F/h | F7/w | Bb/q Cm/q F/h | Bb/w | Eb/h Cm/h | Bb/h F7/h | Bb/w",
+              "D5/q' Bb4/e' C5/e' D5/q' F5/q' | Eb5/q. D5/e C5/h | C5/q' A4/e' Bb4/e' C5/q' Eb5/q' | "
+              "D5/q Eb5/q C5/h | D5/q' Bb4/e' C5/e' D5/q' F5/q' | G5/q. F5/e Eb5/q G5/q | "
+              "F5/q D5/q Eb5/q C5/q | Bb4/h. r/q",
+              "Bb2/w | Eb3/h F3/h | F2/h A2/h | Bb2/q C3/q F2/h | Bb2/w | Eb3/h C3/h | F2/w | Bb2/h. r/q")
+BAND_CHORALE = ("Gm/h Cm/h | Bb/h F/h | Gm/h Cm/h | Bb/h F7/h",
+                "D5/h Eb5/h | D5/h C5/h | Bb4/h Eb5/h | D5/h C5/h",
+                "G2/h C3/h | Bb2/h A2/h | G2/h C3/h | F2/h F2/h")
+BAND_CODA = ("Bb/w | Eb/h Cm/h | Bb/h F7/h | Bb/w",
+             "F5/q' D5/e' Eb5/e' F5/q' Bb5/q' | G5/q. F5/e Eb5/q C5/q | F5/h Eb5/h | D5/w",
+             "Bb2/w | Eb3/h C3/h | F2/h F2/h | Bb2/w")
+BAND_PERC = {"snare": ("Snare Drum", 38, "C5", "normal"), "bass": ("Bass Drum", 36, "F4", "normal"),
+             "cymbals": ("Crash Cymbals", 49, "A5", "x")}
+
+
+def satb(plan: str, soprano: str, bass: str, *, tonic: str, **ranges) -> dict[str, Line]:
+    """Soprano and bass as written, alto and tenor found by :func:`inner_voices`; a rest in
+    the soprano and bass silences the inner voices too."""
+    S, B = line(soprano), line(bass)
+    A, T = inner_voices(plan, S, B, tonic=tonic, **ranges)
+    if S[-1][-1].is_rest:  # the tune's last bar ends with a rest: so do the inner voices
+        gap = S[-1][-1].ql
+        for v in (A, T):
+            last = v[-1][-1]
+            v[-1][-1] = replace(last, ql=last.ql - gap, marks=last.marks.replace("~", ""))
+            v[-1].append(Ev((), gap))
+    return {"S": S, "A": A, "T": T, "B": B}
+
+
+def afterbeats(ln: Line) -> Line:
+    """Each held note as off-beat staccato eighths (the band's "pah")."""
+    out = []
+    for b in ln:
+        nb = []
+        for e in b:
+            if e.is_rest or e.ql < 1:
+                nb.append(replace(e, marks=e.marks.replace("~", "")))
+                continue
+            for _ in range(int(e.ql)):
+                nb += [Ev((), 0.5), Ev(e.pitches, 0.5, "'")]
+            if e.ql % 1:
+                nb.append(Ev((), e.ql % 1))
+        nb[0] = replace(nb[0], dynamic=b[0].dynamic, hairpin=b[0].hairpin)
+        out.append(nb)
+    return out
+
+
+def on_beats(ln: Line) -> Line:
+    """Each held note as staccato quarters on beats 1 and 3 (the band's "oom")."""
+    out = []
+    for b in ln:
+        nb = []
+        for e in b:
+            if e.is_rest or e.ql < 2:
+                nb.append(replace(e, marks=e.marks.replace("~", "")))
+                continue
+            for _ in range(int(e.ql // 2)):
+                nb += [Ev(e.pitches, 1.0, "'"), Ev((), 1.0)]
+            if e.ql % 2:
+                nb.append(Ev((), e.ql % 2))
+        nb[0] = replace(nb[0], dynamic=b[0].dynamic, hairpin=b[0].hairpin)
+        out.append(nb)
+    return out
+
+
+def concert_band() -> Piece:
+    piece = Piece("Harbour Lights", "concert-band-harbour-lights", key_fifths=-2, bpm=120,
+                  tempo_text="Allegro maestoso")
+    intro = satb(*BAND_INTRO, tonic="B-", alto=(62, 80), tenor=(53, 72))  # a trumpet fanfare
+    theme = satb(*BAND_THEME, tonic="B-")
+    chorale = satb(*BAND_CHORALE, tonic="B-", alto=(55, 72), tenor=(48, 65))
+    coda = satb(*BAND_CODA, tonic="B-")
+    off = rests
+
+    def cod(ln: Line) -> Line:  # crescendo to the end, rit. in the last two bars, pause
+        return ending(_hairpin(dyn(ln, "mf"), "<", 0, 1), rit_bar=2)
+
+    def ff(ln: Line) -> Line:
+        return dyn(ln, "ff")
+
+    def tune(ln: Line) -> Line:  # the theme as the band plays it the second time: full, f
+        return dyn(phrased(ln, 4), "f")
+
+    S, A, T, B = (lambda v: (v["S"], v["A"], v["T"], v["B"]))(theme)
+    bb = dict(transposition="M-2")
+    parts = [
+        ("Piccolo", make_inst(instrument.Piccolo, "Piccolo"),
+         [off(4), off(8), tune(octave(S, 1)), off(4), cod(octave(coda["S"], 1))]),
+        ("Flute 1", make_inst(instrument.Flute, "Flute 1"),
+         [ff(octave(intro["S"], 0)), dyn(phrased(octave(S, 1), 4), "mp"), tune(octave(S, 1)),
+          off(4), cod(octave(coda["S"], 1))]),
+        ("Flute 2", make_inst(instrument.Flute, "Flute 2"),
+         [ff(intro["A"]), dyn(phrased(octave(A, 1), 4), "p"), tune(octave(A, 1)), off(4),
+          cod(octave(coda["A"], 1))]),
+        ("Oboe", make_inst(instrument.Oboe, "Oboe"),
+         [ff(intro["S"]), dyn(phrased(S, 4), "mp"), tune(S), off(4), cod(coda["S"])]),
+        ("Bassoon", make_inst(instrument.Bassoon, "Bassoon"),
+         [ff(intro["B"]), dyn(on_beats(B), "p"), tune(B), dyn(phrased(chorale["B"]), "pp"),
+          cod(coda["B"])], "bass"),
+        ("Clarinet in Bb 1", make_inst(instrument.Clarinet, "Clarinet in Bb 1", **bb),
+         [ff(intro["S"]), dyn(phrased(S, 4), "mp"), tune(S),
+          _hairpin(dyn(phrased(chorale["S"]), "pp"), "<", 3, 3), cod(coda["S"])]),
+        ("Clarinet in Bb 2", make_inst(instrument.Clarinet, "Clarinet in Bb 2", **bb),
+         [ff(intro["A"]), dyn(afterbeats(A), "p"), tune(A),
+          _hairpin(dyn(phrased(chorale["A"]), "pp"), "<", 3, 3), cod(coda["A"])]),
+        ("Clarinet in Bb 3", make_inst(instrument.Clarinet, "Clarinet in Bb 3", **bb),
+         [ff(intro["T"]), dyn(afterbeats(T), "p"), tune(T),
+          _hairpin(dyn(phrased(chorale["T"]), "pp"), "<", 3, 3), cod(coda["T"])]),
+        ("Bass Clarinet", make_inst(instrument.BassClarinet, "Bass Clarinet"),
+         [ff(intro["B"]), dyn(on_beats(B), "p"), tune(B),
+          _hairpin(dyn(phrased(chorale["B"]), "pp"), "<", 3, 3), cod(coda["B"])]),
+        ("Alto Sax 1", make_inst(instrument.AltoSaxophone, "Alto Sax 1"),
+         [ff(intro["A"]), dyn(afterbeats(A), "p"), tune(S),
+          _hairpin(dyn(phrased(octave(chorale["S"], -1)), "pp"), "<", 3, 3), cod(coda["A"])]),
+        ("Alto Sax 2", make_inst(instrument.AltoSaxophone, "Alto Sax 2"),
+         [ff(intro["T"]), dyn(afterbeats(T), "p"), tune(A),
+          _hairpin(dyn(phrased(chorale["A"]), "pp"), "<", 3, 3), cod(coda["T"])]),
+        ("Tenor Sax", make_inst(instrument.TenorSaxophone, "Tenor Sax"),
+         [ff(intro["T"]), off(8), tune(T),
+          _hairpin(dyn(phrased(chorale["T"]), "pp"), "<", 3, 3), cod(coda["T"])]),
+        ("Baritone Sax", make_inst(instrument.BaritoneSaxophone, "Baritone Sax"),
+         [ff(intro["B"]), dyn(on_beats(B), "p"), tune(B), off(4), cod(coda["B"])]),
+    ]
+    for i in range(3):
+        v = "SAT"[i]
+        parts.append((f"Trumpet in Bb {i + 1}", make_inst(instrument.Trumpet, f"Trumpet in Bb {i + 1}", **bb),
+                      [ff(intro[v]), off(8), tune(theme[v]), off(4), cod(coda[v])]))
+    for i, v in enumerate("AT"):
+        parts.append((f"Horn in F {i + 1}", make_inst(instrument.Horn, f"Horn in F {i + 1}"),
+                      [ff(intro[v]), dyn(theme[v], "p"), tune(theme[v]),
+                       _hairpin(dyn(phrased(chorale[v]), "pp"), "<", 3, 3), cod(coda[v])]))
+    for i, (v, o) in enumerate((("T", 0), ("B", 1), ("B", 0))):
+        parts.append((f"Trombone {i + 1}", make_inst(instrument.Trombone, f"Trombone {i + 1}"),
+                      [ff(octave(intro[v], o)), off(8), tune(octave(theme[v], o)), off(4),
+                       cod(octave(coda[v], o))], "bass"))
+    parts.append(("Euphonium", make_inst(instrument.Instrument, "Euphonium", program=58),
+                  [ff(intro["T"]), off(8), tune(octave(S, -1)), off(4), cod(coda["T"])], "bass"))
+    parts.append(("Tuba", make_inst(instrument.Tuba, "Tuba"),
+                  [ff(octave(intro["B"], -1)), dyn(on_beats(B), "p"), tune(octave(B, -1)), off(4),
+                   cod(octave(coda["B"], -1))], "bass"))
+    for name, inst, segments, *clef_name in parts:
+        piece.add(PartSpec(name, inst, clef=clef_name[0] if clef_name else "treble"), segments)
+
+    tuned = {10: "Bb2", 5: "F2", 3: "Eb3"}
+    timp_coda = timpani_from(coda["B"], tuned)[:3] + line("Bb2/wR")
+    piece.add(PartSpec("Timpani", make_inst(instrument.Timpani, "Timpani"), clef="bass"),
+              [ff(timpani_from(intro["B"], tuned)), off(8), dyn(timpani_from(B, tuned), "f"),
+               off(3) + dyn(line("F2/wR"), "pp"), cod(timp_coda)])
+    march = "kit:bass/q kit:cymbals/q kit:bass+kit:snare/q kit:cymbals/q"
+    perc_intro = line(f"kit:bass+kit:cymbals/q> r/q r/h | kit:bass+kit:cymbals/h> kit:bass/h | "
+                      f"kit:bass+kit:cymbals/h> kit:bass/h | kit:snare/wR")
+    perc_tune = line(" | ".join([march] * 7 + ["kit:bass+kit:cymbals/q> kit:snare/q kit:snare/q r/q"]))
+    perc_coda = line(f"{march} | {march} | kit:bass/h kit:bass/h | kit:bass+kit:cymbals/w>")
+    piece.add(PartSpec("Percussion", make_inst(instrument.Percussion, "Percussion"),
+                       clef="percussion", kit=BAND_PERC),
+              [_hairpin(ff(perc_intro), "<", 3, 3), off(8), dyn(perc_tune, "f"), off(4),
+               cod(perc_coda)])
+    return piece
+
+
+PIECES = (jazz_band, brass_band, concert_band)
 
 
 def main(argv: list[str]) -> int:
