@@ -408,6 +408,7 @@ class Piece:
     bpm: float = 100.0
     tempo_text: str | None = None
     repeat: tuple[int, int] | None = None  # first and last bar (1-based) of a repeated passage
+    rit_bar: int | None = None  # bar (1-based) where "rit." is written over the score
     parts: list[tuple[PartSpec, Line]] = field(default_factory=list)
 
     def add(self, spec: PartSpec, ln: Line | list[Line]) -> None:
@@ -440,6 +441,8 @@ def _events_to_measures(ln: Line, spec: PartSpec, piece: Piece, first: bool,
             m.rightBarline = bar.Repeat(direction="end")
         if k == len(ln):
             m.rightBarline = bar.Barline("final")
+        if first and k == piece.rit_bar and not any("rit." in e.words for e in b):
+            m.insert(0, expressions.TextExpression("rit."))
         t = 0.0
         for e in b:
             el = _element(e, spec)
@@ -1305,7 +1308,105 @@ def concert_band() -> Piece:
     return piece
 
 
-PIECES = (jazz_band, brass_band, concert_band)
+# ---------------------------------------------------------------------------------------------
+# 4. orchestra: a tune in D for strings, again for the winds, a climax for all, a quiet close
+
+ORCH_THEME = ("D/h D/h | G/h D/h | G/h Em/h | Em/q Bm/q A/h | D/h D/h | Bm/q F#m/q G/h | "
+              "Em/h D/q A7/q | D/w",
+              "A4/q D5/q F#5/q. E5/e | D5/q B4/q A4/h | B4/q D5/q G5/q. F#5/e | E5/q D5/q C#5/h | "
+              "A4/q D5/q F#5/q. E5/e | D5/q A5/q G5/q. F#5/e | E5/q G5/q F#5/q E5/q | D5/h. r/q",
+              "D3/h F#3/h | G2/h F#2/h | G2/h E2/h | E3/q B2/q A2/h | D3/h F#3/h | B2/q F#2/q G2/h | "
+              "E3/h A2/q A2/q | D3/h. r/q")
+ORCH_CLIMAX = ("G/h D/q Em/q | F#m/q G/q A/q Bm/q | G/h. A/q | Em/h A7/h",
+               "B5/h A5/q G5/q | A5/q B5/q C#6/q D6/q | D6/h. C#6/q | B5/h A5/h",
+               "G2/h F#2/q E2/q | F#2/q G2/q A2/q B2/q | G2/h. A2/q | E2/h A2/h")
+ORCH_CODA = ("D/h D/h | G/h D/h | Em/h A7/h | D/w",
+             "A4/q D5/q F#5/q. E5/e | D5/q B4/q A4/h | B4/q G4/q A4/q C#5/q | D5/w",
+             "D3/h F#3/h | G2/h F#2/h | E3/h C#3/h | D3/w")
+
+
+def orchestra() -> Piece:
+    piece = Piece("Morning on the Fell", "orchestra-morning-on-the-fell", key_fifths=2, bpm=84,
+                  tempo_text="Andante", rit_bar=22)
+    th = satb(*ORCH_THEME, tonic="D")
+    cl = satb(*ORCH_CLIMAX, tonic="D", alto=(67, 86), tenor=(60, 79))
+    co = satb(*ORCH_CODA, tonic="D")
+    S, A, T, B = th["S"], th["A"], th["T"], th["B"]
+    off = rests
+
+    def legato(ln: Line, mark: str, every: int = 2) -> Line:
+        return dyn(phrased(ln, every), mark)
+
+    def swell(ln: Line, mark: str) -> Line:  # each 4-bar phrase rises to its third bar, falls
+        return _hairpin(_hairpin(legato(ln, mark), "<", 4, 5), ">", 6, 7)
+
+    def climax(ln: Line) -> Line:
+        return _hairpin(dyn(marked(ln, ">", only_long=3.0, keep=True), "f"), "<", 0, 1)
+
+    def close(ln: Line, mark: str = "pp") -> Line:
+        return ending(legato(ln, mark))
+
+    bb, f_horn = dict(transposition="M-2"), {}
+    spec = [
+        ("Flute 1", instrument.Flute, {}, "treble",
+         [off(8), swell(octave(S, 1), "mf"), climax(cl["S"]), off(3) + close(co["S"][3:])]),
+        ("Flute 2", instrument.Flute, {}, "treble",
+         [off(8), swell(S, "mf"), climax(cl["A"]), off(4)]),
+        ("Oboe 1", instrument.Oboe, {}, "treble",
+         [off(8), swell(S, "mf"), climax(cl["S"]), close(co["S"], "p")]),
+        ("Oboe 2", instrument.Oboe, {}, "treble",
+         [off(8), swell(A, "mp"), climax(cl["A"]), off(4)]),
+        ("Clarinet in Bb 1", instrument.Clarinet, bb, "treble",
+         [off(8), swell(A, "mp"), climax(octave(cl["A"], -1)), off(4)]),
+        ("Clarinet in Bb 2", instrument.Clarinet, bb, "treble",
+         [off(8), swell(T, "mp"), climax(octave(cl["T"], -1)), off(4)]),
+        ("Bassoon 1", instrument.Bassoon, {}, "bass",
+         [off(8), swell(T, "mp"), climax(octave(cl["T"], -1)), off(4)]),
+        ("Bassoon 2", instrument.Bassoon, {}, "bass",
+         [off(8), swell(B, "mp"), climax(cl["B"]), off(4)]),
+    ]
+    for i, (v, o) in enumerate((("A", -1), ("T", -1), ("T", -1), ("B", 1))):
+        theme_part = legato(octave(th[v], o if v == "B" else 0), "pp") if i < 2 else off(8)
+        spec.append((f"Horn in F {i + 1}", instrument.Horn, f_horn, "treble",
+                     [off(8) if i >= 2 else theme_part,
+                      swell(octave(th[v], o if v == "B" else 0), "mp") if i < 2 else off(8),
+                      climax(octave(cl[v], o)), off(3) + close(co["T" if i % 2 else "A"][3:])
+                      if i < 2 else off(4)]))
+    for i, v in enumerate("TA"):
+        spec.append((f"Trumpet in Bb {i + 1}", instrument.Trumpet, bb, "treble",
+                     [off(16), climax(octave(cl[v], -1 if v == "A" else 0)), off(4)]))
+    for name, cls, v, o in (("Trombone 1", instrument.Trombone, "T", -1),
+                            ("Trombone 2", instrument.Trombone, "B", 1),
+                            ("Bass Trombone", instrument.BassTrombone, "B", 0)):
+        spec.append((name, cls, {}, "bass", [off(16), climax(octave(cl[v], o)), off(4)]))
+    spec.append(("Tuba", instrument.Tuba, {}, "bass", [off(16), climax(cl["B"]), off(4)]))
+    strings = [
+        ("Violin I", instrument.Violin, "treble",
+         [swell(S, "p"), off(4) + _hairpin(legato(S[4:], "mp"), "<", 0, 2), climax(cl["S"]),
+          close(co["A"])]),
+        ("Violin II", instrument.Violin, "treble",
+         [swell(A, "p"), legato(A, "p"), climax(octave(cl["S"], -1)), close(co["T"])]),
+        ("Viola", instrument.Viola, "alto",
+         [swell(T, "p"), legato(T, "p"), climax(octave(cl["T"], -1)), close(octave(co["B"], 1))]),
+        ("Violoncello", instrument.Violoncello, "bass",
+         [swell(B, "p"), legato(B, "p"), climax(octave(cl["B"], 1)), close(co["B"])]),
+        ("Contrabass", instrument.Contrabass, "bass",
+         [swell(octave(B, -1), "p"), legato(octave(B, -1), "p"), climax(cl["B"]),
+          close(octave(co["B"], -1))]),
+    ]
+    for name, cls, kw, clef_name, segments in spec:
+        piece.add(PartSpec(name, make_inst(cls, name, **kw), clef=clef_name), segments)
+    tuned = {2: "D3", 9: "A2"}
+    timp = dyn(timpani_from(cl["B"], tuned)[:2], "f") + \
+        _hairpin(dyn(line("r/h. A2/q> | r/h A2/hR"), "f"), "<", 1, 1)
+    piece.add(PartSpec("Timpani", make_inst(instrument.Timpani, "Timpani"), clef="bass"),
+              [off(16), timp, off(3) + ending(dyn(line("D3/wR"), "pp"))])
+    for name, cls, clef_name, segments in strings:
+        piece.add(PartSpec(name, make_inst(cls, name), clef=clef_name), segments)
+    return piece
+
+
+PIECES = (jazz_band, brass_band, concert_band, orchestra)
 
 
 def main(argv: list[str]) -> int:
