@@ -1340,8 +1340,12 @@ def orchestra() -> Piece:
     def swell(ln: Line, mark: str) -> Line:  # each 4-bar phrase rises to its third bar, falls
         return _hairpin(_hairpin(legato(ln, mark), "<", 4, 5), ">", 6, 7)
 
-    def climax(ln: Line) -> Line:
-        return _hairpin(dyn(marked(ln, ">", only_long=3.0, keep=True), "f"), "<", 0, 1)
+    def climax(ln: Line) -> Line:  # f, growing to ff at its peak; the bars' first notes accented
+        out = _hairpin(dyn(ln, "f"), "<", 0, 1)
+        for b in out:
+            b[0] = replace(b[0], marks=">" + b[0].marks) if not b[0].is_rest else b[0]
+        next(e for e in out[2] if not e.is_rest).dynamic = "ff"
+        return out
 
     def close(ln: Line, mark: str = "pp") -> Line:
         return ending(legato(ln, mark))
