@@ -161,12 +161,6 @@ def marked(ln: Line, marks: str, *, only_long: float | None = None, keep: bool =
     return out
 
 
-def plain(ln: Line) -> Line:
-    """The line without hairpins, slurs, words and dynamics (its notes and marks only)."""
-    return [[replace(e, dynamic=None, words=(), hairpin=None, hairpin_end=False, slur=False,
-                     slur_end=False) for e in b] for b in ln]
-
-
 def cat(*lines: Line) -> Line:
     return [b for ln in lines for b in ln]
 
@@ -423,7 +417,6 @@ def _events_to_measures(ln: Line, spec: PartSpec, piece: Piece, first: bool,
     measures, spanners = [], []
     hairpin_start = slur_start = None
     hairpin_kind = None
-    last_note = None
     for k, b in enumerate(ln, 1):
         m = stream.Measure(number=k)
         if k == 1:
@@ -464,7 +457,6 @@ def _events_to_measures(ln: Line, spec: PartSpec, piece: Piece, first: bool,
                 if e.slur_end and slur_start is not None:
                     spanners.append(spanner.Slur(slur_start, el))
                     slur_start = None
-                last_note = el
             t += e.ql
         measures.append(m)
     return measures, spanners
@@ -526,10 +518,12 @@ def build(piece: Piece) -> stream.Score:
         raise ValueError(f"{piece.slug}: parts of different lengths: " + ", ".join(
             f"{s.name} {len(ln)}" for s, ln in piece.parts))
     for i, (spec, ln) in enumerate(piece.parts):
+        spec.inst.partId = f"P{i + 1}"  # fixed ids: the same score on every run
+        spec.inst.instrumentId = f"P{i + 1}-I1"
         if spec.staves:  # a piano: upper notes on the treble staff, the rest on the bass staff
             staffs = []
-            for s, split in zip(spec.staves, ("upper", "lower")):
-                ps = stream.PartStaff()
+            for n, (s, split) in enumerate(zip(spec.staves, ("upper", "lower")), 1):
+                ps = stream.PartStaff(id=f"P{i + 1}-Staff{n}")
                 ps.partName = spec.name
                 ps.insert(0, copy.deepcopy(spec.inst))
                 measures, spanners = _events_to_measures(_split(ln, split), spec, piece, i == 0, s)
@@ -543,7 +537,7 @@ def build(piece: Piece) -> stream.Score:
                 score.insert(0, ps)
             score.insert(0, layout.StaffGroup(staffs, name=spec.name, symbol="brace"))
             continue
-        part = stream.Part()
+        part = stream.Part(id=f"P{i + 1}")
         part.partName = spec.name
         part.insert(0, spec.inst)
         measures, spanners = _events_to_measures(ln, spec, piece, i == 0)
@@ -1231,7 +1225,7 @@ def concert_band() -> Piece:
     def tune(ln: Line) -> Line:  # the theme as the band plays it the second time: full, f
         return dyn(phrased(ln, 4), "f")
 
-    S, A, T, B = (lambda v: (v["S"], v["A"], v["T"], v["B"]))(theme)
+    S, A, T, B = (theme[v] for v in "SATB")
     bb = dict(transposition="M-2")
     parts = [
         ("Piccolo", make_inst(instrument.Piccolo, "Piccolo"),
@@ -1350,7 +1344,7 @@ def orchestra() -> Piece:
     def close(ln: Line, mark: str = "pp") -> Line:
         return ending(legato(ln, mark))
 
-    bb, f_horn = dict(transposition="M-2"), {}
+    bb = dict(transposition="M-2")
     spec = [
         ("Flute 1", instrument.Flute, {}, "treble",
          [off(8), swell(octave(S, 1), "mf"), climax(cl["S"]), off(3) + close(co["S"][3:])]),
@@ -1371,7 +1365,7 @@ def orchestra() -> Piece:
     ]
     for i, (v, o) in enumerate((("A", -1), ("T", -1), ("T", -1), ("B", 1))):
         theme_part = legato(octave(th[v], o if v == "B" else 0), "pp") if i < 2 else off(8)
-        spec.append((f"Horn in F {i + 1}", instrument.Horn, f_horn, "treble",
+        spec.append((f"Horn in F {i + 1}", instrument.Horn, {}, "treble",
                      [off(8) if i >= 2 else theme_part,
                       swell(octave(th[v], o if v == "B" else 0), "mp") if i < 2 else off(8),
                       climax(octave(cl[v], o)), off(3) + close(co["T" if i % 2 else "A"][3:])
