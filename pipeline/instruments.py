@@ -16,8 +16,8 @@ GM_FAMILIES = ((0, 8, "keyboards"), (8, 16, "percussion"), (16, 24, "keyboards")
                (56, 64, "brass"), (64, 68, "saxes"), (68, 80, "woodwinds"), (80, 104, "keyboards"),
                (104, 112, "plucked"), (112, 128, "percussion"))
 #: Names that mean a singer when the other parts are singers (SATB), an instrument otherwise.
-VOICE_RANGES = {"soprano": "Soprano", "alto": "Alto", "tenor": "Tenor", "bass": "Bass Voice",
-                "baritone": "Baritone", "mezzo": "Mezzo-soprano"}
+VOICE_RANGES = {"soprano": "Soprano", "alto": "Alto", "contralto": "Alto", "tenor": "Tenor",
+                "bass": "Bass Voice", "baritone": "Baritone", "mezzo": "Mezzo-soprano"}
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,15 @@ def _normalise(name: str) -> str:
 
 def lookup(name: str) -> InstrumentInfo | None:
     """The instrument a part or instrument name stands for, or ``None``."""
-    text = _normalise(name)
+    found = _match(_normalise(name))
+    return found[1] if found else None
+
+
+def _match(text: str) -> tuple[str, InstrumentInfo] | None:
+    """The longest phrase of the map in a normalised name, with its instrument."""
     for phrase, info in instrument_map():
         if re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text):
-            return info
+            return phrase, info
     return None
 
 
@@ -71,8 +76,12 @@ def by_name(canonical: str) -> InstrumentInfo | None:
 def voice_for(name: str) -> InstrumentInfo | None:
     """The singer a choir part name (Soprano, Alto, Tenor, Bass…) stands for."""
     text = _normalise(name)
+    found = _match(text)
     for word, canonical in VOICE_RANGES.items():
         if re.search(r"(?<![a-z])" + word, text):
+            # "Alto Sax", "Bass Clarinet", "Tenor Horn": an instrument named longer than the word
+            if found and found[1].family != "voices" and len(found[0]) > len(word):
+                return None
             return by_name(canonical)
     return None
 

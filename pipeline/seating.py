@@ -75,9 +75,15 @@ class Placement:
 ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8}
 
 
-def player_number(part: str) -> int | None:
-    """The 1, 2… in 'Violin 2', 'Violin II', '2nd Violin' (None when the name has none)."""
+def player_number(part: str) -> float | None:
+    """The 1, 2… in 'Violin 2', 'Violin II', '2nd Violin' (None when the name has none); a
+    solo or principal player leads the section (0) and a brass band's repiano cornet sits
+    between the solo and 2nd cornets (1.5)."""
     text = instruments._normalise(part)
+    if re.search(r"(?<![a-z])(solo|principal)(?![a-z])", text):
+        return 0
+    if re.search(r"(?<![a-z])(repiano|ripieno)(?![a-z])", text):
+        return 1.5
     m = re.search(r"(?<![a-z0-9])(\d+)(?:st|nd|rd|th)?(?![a-z0-9])", text)
     if m:
         return int(m.group(1))
@@ -87,7 +93,10 @@ def player_number(part: str) -> int | None:
 
 def _ordered(members: list[int], parts: list[str]) -> list[int]:
     """Players of one seat in the order of their numbers (then score order)."""
-    return sorted(members, key=lambda i: (player_number(parts[i]) or 10 ** 6, i))
+    def number(i: int) -> float:
+        n = player_number(parts[i])
+        return 10 ** 6 if n is None else n
+    return sorted(members, key=lambda i: (number(i), i))
 
 
 def _found(phrase: str, text: str) -> bool:

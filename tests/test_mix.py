@@ -140,6 +140,24 @@ def test_brass_band_and_concert_band_sides():
     assert abs(cb["Tuba"].pan) < 0.2 and cb["Percussion"].depth > 0.9
 
 
+def test_brass_band_solo_cornet_leads_its_row():
+    # a real band's front row, from the outside in: solo, repiano, 2nd, 3rd cornets
+    bb = _place("brass-band", [("2nd Cornet", "brass"), ("3rd Cornet", "brass"),
+                               ("Repiano Cornet", "brass"), ("Solo Cornet", "brass")])
+    order = ["Solo Cornet", "Repiano Cornet", "2nd Cornet", "3rd Cornet"]
+    pans = [bb[n].pan for n in order]
+    assert pans == sorted(pans) and pans[0] < pans[-1]
+
+
+def test_singers_and_instruments_named_alike():
+    from pipeline.instruments import voice_for
+    assert voice_for("Alto").name == "Alto" and voice_for("Bass").name == "Bass Voice"
+    assert voice_for("Contralto").name == "Alto"
+    for instrument in ("Alto Sax", "Bass Clarinet", "Tenor Horn", "Bass Trombone",
+                       "Soprano Cornet", "Baritone Sax"):
+        assert voice_for(instrument) is None, instrument
+
+
 def test_choir_satb_left_to_right_and_blocks():
     parts = [("Soprano", "voices"), ("Alto", "voices"), ("Tenor", "voices"), ("Bass", "voices")]
     s = _place("choir", parts)
