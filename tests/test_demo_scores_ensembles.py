@@ -108,6 +108,17 @@ def test_every_part_sounds_in_the_key_at_concert_pitch(ensemble):
         assert not wrong, f"quarter {quarter} ({chord}): notes outside the chord {wrong}"
 
 
+def test_drum_kit_pieces_play_their_own_drums():
+    # each note's <instrument id> picks its GM drum: a kit is not one drum played 400 times
+    played = {}
+    for ensemble in ("jazz-band", "concert-band"):
+        performance, _ = performed(ensemble)
+        drums = [t for t in performance.tracks if t.is_percussion]
+        played[ensemble] = {n.pitch for t in drums for n in t.notes}
+    assert {36, 38, 44, 49, 51} <= played["jazz-band"]  # kick, snare, hi-hat foot, crash, ride
+    assert {36, 38, 49} <= played["concert-band"]  # bass drum, snare, cymbals
+
+
 def test_jazz_band_seating():
     seats = seating("jazz-band")
     assert abs(seats["Alto Sax 1"].pan) <= 0.05  # the lead alto in the centre
