@@ -7,12 +7,12 @@ quantises and drops controllers).
 from __future__ import annotations
 
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ScoreError
+from .untrusted import check_musicxml
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,13 @@ def _load_midi(path: Path):
 def _load_music21(path: Path, suffix: str):
     import music21
 
-    if suffix == ".mxl" and not zipfile.is_zipfile(path):
-        raise ScoreError(f"{path}: not a valid compressed MusicXML (.mxl) file (not a zip archive)")
     from .musicxml import install_musicxml_grace_fix
+
+    if suffix in MUSICXML_SUFFIXES:
+        try:
+            check_musicxml(path)  # zip bombs, entity declarations, bytes that are not XML
+        except OSError as exc:
+            raise ScoreError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
 
     install_musicxml_grace_fix()  # <grace/> is an appoggiatura
     try:
