@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from . import __version__
-from .core import overall_fraction
+from .core import MAX_DURATION_S, overall_fraction
 from .errors import PipelineError
 
 EXIT_ERROR = 2
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                         "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
+    _max_duration(r)
     _common(r)
 
     pf = sub.add_parser("perform", help="write the performance as MIDI without rendering audio")
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     pf.add_argument("--fermata-hold", type=_positive, metavar="FACTOR",
                     help="how many times its length a note under a fermata lasts (default: 2.0; "
                          "1.0 = not held, as MuseScore 3 plays, for comparing with its playback)")
+    _max_duration(pf)
     _common(pf)
 
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
@@ -65,6 +68,12 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
     return value
+
+
+def _max_duration(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-duration", type=_positive, default=MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse a performance longer than this (default: {MAX_DURATION_S:g}, "
+                        f"{MAX_DURATION_S / 3600:g} hours)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -102,7 +111,7 @@ def _render(args) -> int:
     presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
-                  swing=args.swing)
+                  swing=args.swing, max_duration_s=args.max_duration)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -150,7 +159,8 @@ def _perform(args) -> int:
     from .core import perform_to_midi
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
-                                  swing=args.swing, fermata_hold=args.fermata_hold)
+                                  swing=args.swing, fermata_hold=args.fermata_hold,
+                                  max_duration_s=args.max_duration)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")
@@ -174,6 +184,18 @@ def _list(args) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every half-written file is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -185,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="score2audio: %(levelname)s: %(message)s")
     logging.getLogger("music21").setLevel(logging.ERROR)
     handler = {"render": _render, "perform": _perform, "templates": _list, "presets": _list}
+    previous = _catch_termination()
     try:
         return handler[args.command](args)
     except PipelineError as exc:
@@ -195,13 +218,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("score2audio: interrupted; no files were left half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as exc:
+        print(f"score2audio: stopped by {signal.Signals(exc.signum).name}; no files were left "
+              f"half-written", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # a bug, not bad input: still one line, the details on request
         if args.debug:
             raise
         print(f"score2audio: internal error: {type(exc).__name__}: {exc} "
               f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
+
+def _catch_termination() -> dict:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C; returns the handlers they had."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGHUP)}
 
 if __name__ == "__main__":
     sys.exit(main())

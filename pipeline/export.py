@@ -154,7 +154,9 @@ class PieceFolder:
         self.final = out_root / slug
         try:
             out_root.mkdir(parents=True, exist_ok=True)
-            self.work = Path(tempfile.mkdtemp(prefix=f".{slug}.partial-", dir=out_root))
+            _remove_abandoned(out_root, slug)
+            self.work = Path(tempfile.mkdtemp(prefix=f".{slug}.partial-{os.getpid()}-",
+                                              dir=out_root))
             self.work.chmod(0o777 & ~umask())
         except OSError as exc:
             raise OutputError(f"{out_root}: the output folder cannot be written ({exc.strerror})") from exc
@@ -174,3 +176,23 @@ class PieceFolder:
 
     def discard(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _remove_abandoned(out_root: Path, slug: str) -> None:
+    """Remove the hidden folders of a render of ``slug`` that was killed (SIGKILL, power cut):
+    those whose process is gone. A render still running keeps its own."""
+    for folder in out_root.glob(f".{slug}.*"):
+        owner = folder.name[len(slug) + 2:].replace("partial-", "").replace("old-", "")
+        pid = owner.split("-")[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -123,7 +123,7 @@ def _mark_bpm(mark, source=None) -> float | None:
         return bpm
     shown = bpm if np.isfinite(bpm) else mark.number if written else mark.numberSounding
     log.warning("%s: a tempo of %s BPM in bar %s is ignored (allowed: %g to %g); the tempo "
-                "before it continues", source or "score", shown,
+                "before it continues", source or "score", f"{float(shown):g}",
                 getattr(mark, "measureNumber", "?"), MIN_BPM, MAX_BPM)
     return None
 
