@@ -234,12 +234,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _catch_termination() -> dict:
-    """Make SIGTERM and SIGHUP unwind like Ctrl-C; returns the handlers they had."""
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C; returns the handlers they had. A signal
+    the caller ignores (``nohup`` ignores SIGHUP) stays ignored."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    return {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGHUP)
+            if signal.getsignal(signum) is not signal.SIG_IGN}
 
 if __name__ == "__main__":
     sys.exit(main())

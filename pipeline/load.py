@@ -7,6 +7,7 @@ quantises and drops controllers).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,11 @@ def _load_music21(path: Path, suffix: str):
 
     install_musicxml_grace_fix()  # <grace/> is an appoggiatura
     try:
-        parsed = music21.converter.parse(str(path), forceSource=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parsed = music21.converter.parse(str(path), forceSource=True)
+        for warning in caught:  # music21 warns about what it skips: say which file, in one line
+            log.warning("%s: %s", path, str(warning.message).strip().splitlines()[0][:200])
     except ScoreError:
         raise
     except Exception as exc:  # music21 raises many unrelated types for broken input
