@@ -25,7 +25,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from . import instruments
-from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
+from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio, without_timestamp
 from .config import Template
 from .loudness import LoudnessMeter
 from .model import Mix, Stems, Voice
@@ -166,8 +166,9 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         paths = [mix_stems_dir / s.path.name for s in stems.stems]
         # hidden names until scaled, so a mix stem under its own name is always complete
         partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
-        writers = [sf.SoundFile(str(p), "w", samplerate=sr, channels=2, subtype="FLOAT",
-                                format="WAV") for p in partial]
+        writers = [without_timestamp(sf.SoundFile(str(p), "w", samplerate=sr, channels=2,
+                                                  subtype="FLOAT", format="WAV"))
+                   for p in partial]
     try:
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)

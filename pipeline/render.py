@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES
+from .audio import BLOCK_FRAMES, without_timestamp
 from .errors import RenderError, SoundfontError
 from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
@@ -237,8 +237,9 @@ class _StemWriters:
         self.sample_rate = sample_rate
 
     def __enter__(self) -> "_StemWriters":
-        self.files = [sf.SoundFile(str(p), "w", samplerate=self.sample_rate, channels=2,
-                                   subtype="FLOAT", format="WAV") for p in self.paths]
+        self.files = [without_timestamp(sf.SoundFile(str(p), "w", samplerate=self.sample_rate,
+                                                     channels=2, subtype="FLOAT", format="WAV"))
+                      for p in self.paths]
         return self
 
     def write(self, block: np.ndarray) -> None:
