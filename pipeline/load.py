@@ -68,7 +68,9 @@ def _load_midi(path: Path):
     try:
         return mido.MidiFile(str(path), clip=True)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ScoreError(f"{path}: not a readable MIDI file ({exc})") from exc
+        reason = str(exc) or ("it ends too early" if isinstance(exc, EOFError) else
+                              type(exc).__name__)
+        raise ScoreError(f"{path}: not a readable MIDI file ({reason})") from exc
 
 
 def _load_music21(path: Path, suffix: str):
