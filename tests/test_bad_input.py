@@ -380,3 +380,15 @@ def test_output_folder_that_is_a_file(capsys, tmp_path):
     assert code == 2 and "\n" not in err
     assert str(blocker) in err and "cannot be written" in err
     assert blocker.read_bytes() == b"not a folder"
+
+
+def test_the_raw_musicxml_reader_refuses_entities_too(tmp_path, caplog):
+    """pipeline.musicxml reads <sound>, <swing> and drum keys itself, after load: it applies
+    the same check, so a bomb never reaches its parser even when called on its own."""
+    from pipeline import musicxml as raw
+
+    score = write(tmp_path, "swing.musicxml", musicxml(doctype=LAUGHS).replace(
+        "<attributes>", "<attributes><swing/>", 1))
+    with caplog.at_level(logging.WARNING):
+        assert raw.part_measures(score, rb"<swing\b", "<swing>") is None
+    assert any("<!ENTITY" in r.getMessage() for r in caplog.records)
