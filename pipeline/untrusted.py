@@ -140,4 +140,6 @@ def _check_prolog(fh: BinaryIO, where: str) -> None:
     except expat.ExpatError as exc:
         raise ScoreError(f"{where}: not a readable XML file ({expat.ErrorString(exc.code)} at "
                          f"line {exc.lineno}, column {exc.offset})") from None
+    except (LookupError, UnicodeError) as exc:  # the encoding it declares is unknown or wrong
+        raise ScoreError(f"{where}: not a readable XML file ({exc})") from None
     raise ScoreError(f"{where}: not a readable XML file (no element found)")

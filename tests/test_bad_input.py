@@ -392,3 +392,9 @@ def test_the_raw_musicxml_reader_refuses_entities_too(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert raw.part_measures(score, rb"<swing\b", "<swing>") is None
     assert any("<!ENTITY" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unknown_text_encoding(capsys, tmp_path):
+    """Found by tests/test_load_fuzz.py: expat raised LookupError for the declared encoding."""
+    score = write(tmp_path, "encoding.musicxml", musicxml().replace("UTF-8", "UTF-0"))
+    refused(capsys, tmp_path, score, "unknown encoding: UTF-0")
