@@ -67,7 +67,7 @@ def _load_midi(path: Path):
 
     try:
         return mido.MidiFile(str(path), clip=True)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except Exception as exc:  # mido raises its own types too (KeySignatureError, …)
         reason = str(exc) or ("it ends too early" if isinstance(exc, EOFError) else
                               type(exc).__name__)
         raise ScoreError(f"{path}: not a readable MIDI file ({reason})") from exc

@@ -398,3 +398,15 @@ def test_an_unknown_text_encoding(capsys, tmp_path):
     """Found by tests/test_load_fuzz.py: expat raised LookupError for the declared encoding."""
     score = write(tmp_path, "encoding.musicxml", musicxml().replace("UTF-8", "UTF-0"))
     refused(capsys, tmp_path, score, "unknown encoding: UTF-0")
+
+
+def test_a_midi_key_signature_mido_cannot_decode(capsys, tmp_path):
+    """Found by tests/test_load_fuzz.py: mido's KeySignatureError is not a ValueError."""
+    data = bytearray(midi_bytes())
+    track = data.index(b"MTrk") + 8
+    meta = bytes([0x00, 0xFF, 0x59, 0x02, 84, 104])  # key signature: 84 sharps, mode 104
+    data[track:track] = meta
+    size = int.from_bytes(data[track - 4:track], "big") + len(meta)
+    data[track - 4:track] = size.to_bytes(4, "big")
+    refused(capsys, tmp_path, write(tmp_path, "key.mid", bytes(data)), "not a readable MIDI file",
+            "84 sharps")
