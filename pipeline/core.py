@@ -66,9 +66,10 @@ def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
 def check_duration(performance, max_duration_s: float) -> None:
     """Refuse a performance longer than ``max_duration_s`` seconds."""
     if performance.duration_s > max_duration_s:
-        raise ScoreError(f"{performance.source}: the performance lasts {_clock(performance.duration_s)}, "
-                         f"longer than the limit of {_clock(max_duration_s)} (a stray note or a "
-                         f"broken tempo?); allow it with --max-duration SECONDS")
+        raise ScoreError(f"{performance.source}: the performance lasts "
+                         f"{_clock(performance.duration_s)}, longer than the limit of "
+                         f"{_clock(max_duration_s)} (a stray note or a broken tempo?); allow it "
+                         f"with --max-duration SECONDS")
 
 
 def _clock(seconds: float) -> str:
@@ -311,7 +312,8 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
             path = Path(path)
             piece = _render_to_mix(path, out_root=Path(out_root), ensemble=ensemble,
                                    soundfont=sf_path, sample_rate=sample_rate, swing=swing,
-                                   max_duration_s=max_duration_s, progress=lambda s, f, n=path.name: report_progress(n, s, f))
+                                   max_duration_s=max_duration_s,
+                                   progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             for p in preset_objs:
                 prep = prepare(piece.mix, p, piece.template.mastering, ref)

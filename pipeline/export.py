@@ -122,7 +122,7 @@ def _set_ogg_serial(path: Path, serial: int) -> None:
         segments = data[pos + 26]
         end = pos + 27 + segments + sum(data[pos + 27:pos + 27 + segments])
         data[pos + 14:pos + 18] = serial.to_bytes(4, "little")
-        data[pos + 22:pos + 26] = bytes(4)
+        data[pos + 22:pos + 26] = bytes(4)  # the checksum is taken with its own field zeroed
         data[pos + 22:pos + 26] = _ogg_crc(bytes(data[pos:end])).to_bytes(4, "little")
         pos = end
     if pos != len(data):
