@@ -41,6 +41,8 @@ ProgressFn = Callable[[str, float], None]
 #: mean a broken file (a stray note far past the end, a tempo near zero), and its stems would
 #: fill the disk (30 parts × 3 hours is 120 GB).
 MAX_DURATION_S = 3 * 3600.0
+#: A write that failed with this little space left failed because the disk is full.
+NEARLY_FULL_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,16 @@ def _check_space(out_root: Path, performance, sample_rate: int) -> None:
 
 
 def _write_failure(out_root: Path, exc: BaseException) -> OutputError:
-    """One clear line for a write that failed part-way; libsndfile reports a full disk only as
-    'System error', so the cause is looked up."""
+    """One clear line for a write that failed part-way. libsndfile reports a full disk only as
+    'System error', so the cause is looked up: a disk with less than :data:`NEARLY_FULL_BYTES`
+    left (measured before the partial files are removed; a file that failed may already be),
+    or a file-size limit."""
     import resource
 
     free = shutil.disk_usage(out_root).free
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     errno_ = getattr(exc, "errno", None)
-    if errno_ in (errno.ENOSPC, errno.EDQUOT) or free < 16 << 20:
+    if errno_ in (errno.ENOSPC, errno.EDQUOT) or free < NEARLY_FULL_BYTES:
         why = f"the disk is full ({free / 2**20:.1f} MB free)"
     elif errno_ == errno.EFBIG or limit != resource.RLIM_INFINITY:
         why = f"a file reached the size limit of {limit / 2**20:.1f} MB (ulimit -f)"
@@ -196,9 +200,10 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
                        [(v.bank, v.program) for v in voices])
             write_mix(folder.work, the_mix)
     except BaseException as exc:
-        folder.discard()
-        if _is_write_failure(exc):
-            raise _write_failure(out_root, exc) from exc
+        failure = _write_failure(out_root, exc) if _is_write_failure(exc) else None
+        folder.discard()  # after measuring the free space: it frees what was written
+        if failure:
+            raise failure from exc
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, bool(ensemble),
                   template, folder, soundfont, timings)
@@ -250,9 +255,10 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
         write_report(folder.work, report)
         final = folder.commit()
     except BaseException as exc:
+        failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
         folder.discard()
-        if _is_write_failure(exc):
-            raise _write_failure(folder.final.parent, exc) from exc
+        if failure:
+            raise failure from exc
         raise
     return RenderResult(final, report)
 
