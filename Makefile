@@ -55,10 +55,13 @@ $(VENV)/.installed: pyproject.toml
 		|| { cat $(VENV)/pip.log >&2; echo "pip install failed (log: $(VENV)/pip.log)" >&2; exit 1; }
 	@touch $@
 
-test-deps:
+# system tools for the tests, then the Python ones (pyproject's [test] extra: pytest,
+# hypothesis) in case the venv was set up before they were added
+test-deps: setup
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps.sh --test
+	@$(BIN)/python -c "import hypothesis" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[test]"
 
-test: test-deps setup
+test: setup test-deps
 	@$(BIN)/python -m pytest -q
 
 # wall time of the stages with a speed budget (never measured by the tests)

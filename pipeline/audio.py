@@ -56,6 +56,22 @@ def peak_dbfs(audio: np.ndarray) -> float:
     return gain_to_db(float(np.max(np.abs(audio))) if audio.size else 0.0)
 
 
+#: libsndfile's SFC_SET_ADD_PEAK_CHUNK command (sndfile.h).
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def without_timestamp(f):
+    """``f`` (a :class:`soundfile.SoundFile` just opened for writing) without libsndfile's PEAK
+    chunk, which a float WAV gets by default and which holds the time of writing: the same
+    audio must give the same file, byte for byte, for caching and comparing renders."""
+    import soundfile as sf
+
+    if f.subtype in ("FLOAT", "DOUBLE"):
+        # soundfile has no public call for sf_command; its cffi handles are stable since 0.9
+        sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    return f
+
+
 def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

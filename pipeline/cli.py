@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from . import __version__
-from .core import overall_fraction
+from .core import MAX_DURATION_S, overall_fraction
 from .errors import PipelineError
 
 EXIT_ERROR = 2
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
     _humanize_options(r)
+    _max_duration(r)
     _common(r)
 
     pf = sub.add_parser("perform", help="write the performance as MIDI without rendering audio")
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="how many times its length a note under a fermata lasts (default: 2.0; "
                          "1.0 = not held, as MuseScore 3 plays, for comparing with its playback)")
     _humanize_options(pf)
+    _max_duration(pf)
     _common(pf)
 
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
@@ -81,6 +84,10 @@ def _humanize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, metavar="N",
                    help="seed of the humanization: the same seed renders the same performance "
                         "(default: a fixed one)")
+def _max_duration(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-duration", type=_positive, default=MAX_DURATION_S, metavar="SECONDS",
+                   help=f"refuse a performance longer than this (default: {MAX_DURATION_S:g}, "
+                        f"{MAX_DURATION_S / 3600:g} hours)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -119,7 +126,7 @@ def _render(args) -> int:
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
                   swing=args.swing, layout=args.layout, humanize=args.humanize,
-                  seed=args.seed)
+                  seed=args.seed, max_duration_s=args.max_duration)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -186,7 +193,8 @@ def _perform(args) -> int:
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
                                   swing=args.swing, fermata_hold=args.fermata_hold,
-                                  humanize=args.humanize, seed=args.seed)
+                                  humanize=args.humanize, seed=args.seed,
+                                  max_duration_s=args.max_duration)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")
@@ -211,6 +219,18 @@ def _list(args) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every half-written file is removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -222,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="score2audio: %(levelname)s: %(message)s")
     logging.getLogger("music21").setLevel(logging.ERROR)
     handler = {"render": _render, "perform": _perform, "templates": _list, "presets": _list}
+    previous = _catch_termination()
     try:
         return handler[args.command](args)
     except PipelineError as exc:
@@ -232,13 +253,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("score2audio: interrupted; no files were left half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as exc:
+        print(f"score2audio: stopped by {signal.Signals(exc.signum).name}; no files were left "
+              f"half-written", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # a bug, not bad input: still one line, the details on request
         if args.debug:
             raise
         print(f"score2audio: internal error: {type(exc).__name__}: {exc} "
               f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
+
+def _catch_termination() -> dict:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C; returns the handlers they had. A signal
+    the caller ignores (``nohup`` ignores SIGHUP) stays ignored."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGHUP)
+            if signal.getsignal(signum) is not signal.SIG_IGN}
 
 if __name__ == "__main__":
     sys.exit(main())

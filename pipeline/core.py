@@ -1,7 +1,9 @@
 """The orchestrator: load → perform → assign → render → mix → master → export."""
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -15,7 +17,8 @@ from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
-from .errors import PipelineError, PresetError, SidecarError, TemplateError
+from .errors import (OutputError, PipelineError, PresetError, ScoreError, SidecarError,
+                     TemplateError)
 from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .humanize import DEFAULT_SEED as humanize_seed
 from .humanize import check as check_humanize
@@ -39,6 +42,13 @@ STAGE_WEIGHTS = {"load": 0.15, "perform": 0.05, "assign": 0.01, "render": 0.5, "
 
 ProgressFn = Callable[[str, float], None]
 
+#: The longest performance rendered unless the caller allows more: hours of music almost always
+#: mean a broken file (a stray note far past the end, a tempo near zero), and its stems would
+#: fill the disk (30 parts × 3 hours is 120 GB).
+MAX_DURATION_S = 3 * 3600.0
+#: A write that failed with this little space left failed because the disk is full.
+NEARLY_FULL_BYTES = 64 << 20
+
 
 @dataclass(frozen=True)
 class RenderResult:
@@ -49,7 +59,7 @@ class RenderResult:
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
                     soundfont: str | Path | None = None, swing: float | None = None,
                     fermata_hold: float | None = None, humanize: float = 0.0,
-                    seed: int | None = None):
+                    seed: int | None = None, max_duration_s: float = MAX_DURATION_S):
     """Load and perform a score and write ``performance.mid`` without rendering audio
     (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default;
     ``humanize``/``seed``: see :func:`pipeline.humanize.humanize`). The score's sidecar, if it
@@ -59,6 +69,7 @@ def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
     settings = choose(read_sidecar(Path(score_path)), soundfont=soundfont, swing=swing)
     performance = perform(load(Path(score_path)), swing=_feel(None, settings.swing),
                           **kwargs)
+    check_duration(performance, max_duration_s)
     performance = humanized(performance, amount=humanize, seed=seed)
     voices = assign(performance, soundfont=find_soundfont(settings.soundfont),
                     parts=_part_settings(settings, performance))
@@ -71,6 +82,63 @@ def _seed(humanize: float, seed: int | None) -> int:
     seed = humanize_seed if seed is None else seed
     check_humanize(humanize, seed)
     return seed
+
+
+def check_duration(performance, max_duration_s: float) -> None:
+    """Refuse a performance longer than ``max_duration_s`` seconds."""
+    if performance.duration_s > max_duration_s:
+        raise ScoreError(f"{performance.source}: the performance lasts "
+                         f"{_clock(performance.duration_s)}, longer than the limit of "
+                         f"{_clock(max_duration_s)} (a stray note or a broken tempo?); allow it "
+                         f"with --max-duration SECONDS")
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _check_space(out_root: Path, performance, sample_rate: int) -> None:
+    """Refuse at once when the stems alone will not fit, rather than an hour into the render:
+    dry and mixed stems are float32 stereo (8 bytes a frame each)."""
+    frames = (performance.duration_s + 2.0) * sample_rate  # + release tails
+    needed = int(len(performance.tracks) * 2 * frames * 8)
+    free = shutil.disk_usage(out_root).free
+    if needed > free:
+        raise OutputError(f"{out_root}: not enough free space (the stems alone need about "
+                          f"{needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free)")
+
+
+def _write_failure(out_root: Path, exc: BaseException) -> OutputError:
+    """One clear line for a write that failed part-way. libsndfile reports a full disk only as
+    'System error', so the cause is looked up: a disk with less than :data:`NEARLY_FULL_BYTES`
+    left (measured before the partial files are removed; a file that failed may already be),
+    or a file-size limit."""
+    import resource
+
+    free = shutil.disk_usage(out_root).free
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    errno_ = getattr(exc, "errno", None)
+    if errno_ in (errno.ENOSPC, errno.EDQUOT) or free < NEARLY_FULL_BYTES:
+        why = f"the disk is full ({free / 2**20:.1f} MB free)"
+    elif errno_ == errno.EFBIG or limit != resource.RLIM_INFINITY:
+        why = f"a file reached the size limit of {limit / 2**20:.1f} MB (ulimit -f)"
+    else:
+        why = getattr(exc, "strerror", None) or str(exc)
+    return OutputError(f"{out_root}: the render could not be written: {why}; no partial files "
+                       f"were left")
+
+
+def _is_write_failure(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a failed write to the output folder (see :func:`_write_failure`)."""
+    import soundfile
+
+    if isinstance(exc, soundfile.LibsndfileError):
+        return True
+    if isinstance(exc, OutputError):  # atomic_path's, which names a file in the hidden folder
+        return _is_write_failure(exc.__cause__)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
+                                                      errno.EROFS, errno.EIO)
 
 
 def overall_fraction(stage: str, fraction: float) -> float:
@@ -138,7 +206,7 @@ def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
 
 def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
                    sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
-                   seed: int = humanize_seed) -> _Piece:
+                   seed: int = humanize_seed, max_duration_s: float = MAX_DURATION_S) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
@@ -149,7 +217,9 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(load_template(ensemble) if ensemble else None, swing)
     with stage("perform"):
-        performance = humanized(perform(loaded, swing=feel), amount=humanize, seed=seed)
+        performance = perform(loaded, swing=feel)
+    check_duration(performance, max_duration_s)
+    performance = humanized(performance, amount=humanize, seed=seed)
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
              performance.note_count, performance.duration_s)
     with stage("assign"):
@@ -168,6 +238,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
     folder = PieceFolder(out_root, slugify(score_path.stem))
     try:
+        _check_space(out_root, performance, sample_rate)
         with stage("render"):
             stems = render(performance, voices, stems_dir=folder.work / "stems",
                            sample_rate=sample_rate, progress=lambda f: progress("render", f))
@@ -183,8 +254,11 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
             write_midi(performance, folder.work / "performance.mid",
                        [(v.bank, v.program) for v in voices])
             write_mix(folder.work, the_mix)
-    except BaseException:
-        folder.discard()
+    except BaseException as exc:
+        failure = _write_failure(out_root, exc) if _is_write_failure(exc) else None
+        folder.discard()  # after measuring the free space: it frees what was written
+        if failure:
+            raise failure from exc
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
                   template, folder, soundfont, timings)
@@ -241,8 +315,11 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
         final = folder.commit()
-    except BaseException:
+    except BaseException as exc:
+        failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
         folder.discard()
+        if failure:
+            raise failure from exc
         raise
     return RenderResult(final, report)
 
@@ -265,7 +342,8 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None,
                  humanize: float = 0.0, seed: int | None = None,
-                 progress: ProgressFn | None = None) -> RenderResult:
+                 progress: ProgressFn | None = None,
+                 max_duration_s: float = MAX_DURATION_S) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``.
 
     Options left as None are taken from the score's sidecar (``<score-name>.toml`` or
@@ -286,7 +364,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                                          reference, settings.swing)
     piece = _render_to_mix(Path(score_path), out_root=Path(out_root), settings=settings,
                            soundfont=sf_path, sample_rate=sample_rate, progress=progress,
-                           humanize=humanize, seed=seed)
+                           humanize=humanize, seed=seed, max_duration_s=max_duration_s)
     return _finish(piece, preset_objs, reference=ref, progress=progress)
 
 
@@ -295,7 +373,8 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
-                 progress: Callable[[str, str, float], None] | None = None) -> list[RenderResult]:
+                 progress: Callable[[str, str, float], None] | None = None,
+                 max_duration_s: float = MAX_DURATION_S) -> list[RenderResult]:
     """Render several scores and master them as one album: for each preset the pieces are
     measured as one programme (see :func:`pipeline.master.album_targets`).
 
@@ -325,6 +404,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
             piece = _render_to_mix(path, out_root=Path(out_root), settings=settings,
                                    soundfont=find_soundfont(settings.soundfont),
                                    sample_rate=sample_rate, humanize=humanize, seed=seed,
+                                   max_duration_s=max_duration_s,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             for p in preset_objs:

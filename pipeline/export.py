@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask
+from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask, without_timestamp
 from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
 from .loudness import integrated_lufs, true_peak_dbtp
@@ -37,6 +38,7 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
         data = audio.T
     with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],
                                                  subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
+        without_timestamp(f)
         _tag(f, tags)
         f.write(data)
 
@@ -108,6 +110,35 @@ def _encode_vorbis(path: Path, audio: np.ndarray, sample_rate: int, quality: flo
         # libsndfile's Vorbis encoder crashes on very large writes: feed it in blocks
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
             f.write(audio[:, start:start + BLOCK_FRAMES].T)
+    _set_ogg_serial(path, zlib.crc32(np.ascontiguousarray(audio)))
+
+
+def _set_ogg_serial(path: Path, serial: int) -> None:
+    """Give every page of an Ogg file the stream serial number ``serial``. libsndfile draws it
+    from the clock; one taken from the audio makes the same master the same file."""
+    data = bytearray(path.read_bytes())
+    pos = 0
+    while data[pos:pos + 4] == b"OggS" and pos + 27 <= len(data):
+        segments = data[pos + 26]
+        end = pos + 27 + segments + sum(data[pos + 27:pos + 27 + segments])
+        data[pos + 14:pos + 18] = serial.to_bytes(4, "little")
+        data[pos + 22:pos + 26] = bytes(4)  # the checksum is taken with its own field zeroed
+        data[pos + 22:pos + 26] = _ogg_crc(bytes(data[pos:end])).to_bytes(4, "little")
+        pos = end
+    if pos != len(data):
+        raise OutputError(f"{path}: the Ogg encoder wrote an unreadable page at byte {pos}")
+    path.write_bytes(data)
+
+
+_BIT_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's page checksum: CRC-32 with polynomial 0x04C11DB7, not reflected, initial value and
+    final XOR 0. That is zlib's reflected CRC-32 of the bit-reversed bytes, itself bit-reversed,
+    with zlib's initial and final inversions undone, so it runs in C."""
+    reflected = zlib.crc32(page.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
 
 
 def read_mix(folder: Path) -> np.ndarray:
@@ -154,7 +185,9 @@ class PieceFolder:
         self.final = out_root / slug
         try:
             out_root.mkdir(parents=True, exist_ok=True)
-            self.work = Path(tempfile.mkdtemp(prefix=f".{slug}.partial-", dir=out_root))
+            _remove_abandoned(out_root, slug)
+            self.work = Path(tempfile.mkdtemp(prefix=f".{slug}.partial-{os.getpid()}-",
+                                              dir=out_root))
             self.work.chmod(0o777 & ~umask())
         except OSError as exc:
             raise OutputError(f"{out_root}: the output folder cannot be written ({exc.strerror})") from exc
@@ -174,3 +207,23 @@ class PieceFolder:
 
     def discard(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _remove_abandoned(out_root: Path, slug: str) -> None:
+    """Remove the hidden folders of a render of ``slug`` that was killed (SIGKILL, power cut):
+    those whose process is gone. A render still running keeps its own."""
+    for folder in out_root.glob(f".{slug}.*"):
+        owner = folder.name[len(slug) + 2:].replace("partial-", "").replace("old-", "")
+        pid = owner.split("-")[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

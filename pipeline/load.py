@@ -7,12 +7,13 @@ quantises and drops controllers).
 from __future__ import annotations
 
 import logging
-import zipfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ScoreError
+from .untrusted import check_musicxml
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +67,31 @@ def _load_midi(path: Path):
 
     try:
         return mido.MidiFile(str(path), clip=True)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ScoreError(f"{path}: not a readable MIDI file ({exc})") from exc
+    except Exception as exc:  # mido raises its own types too (KeySignatureError, …)
+        reason = str(exc) or ("it ends too early" if isinstance(exc, EOFError) else
+                              type(exc).__name__)
+        raise ScoreError(f"{path}: not a readable MIDI file ({reason})") from exc
 
 
 def _load_music21(path: Path, suffix: str):
     import music21
 
-    if suffix == ".mxl" and not zipfile.is_zipfile(path):
-        raise ScoreError(f"{path}: not a valid compressed MusicXML (.mxl) file (not a zip archive)")
     from .musicxml import install_musicxml_grace_fix, install_musicxml_offset_fix
+
+    if suffix in MUSICXML_SUFFIXES:
+        try:
+            check_musicxml(path)  # zip bombs, entity declarations, bytes that are not XML
+        except OSError as exc:
+            raise ScoreError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
 
     install_musicxml_grace_fix()  # <grace/> is an appoggiatura
     install_musicxml_offset_fix()  # a direction sounds where it stands, whatever its <offset>
     try:
-        parsed = music21.converter.parse(str(path), forceSource=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parsed = music21.converter.parse(str(path), forceSource=True)
+        for warning in caught:  # music21 warns about what it skips: say which file, in one line
+            log.warning("%s: %s", path, str(warning.message).strip().splitlines()[0][:200])
     except ScoreError:
         raise
     except Exception as exc:  # music21 raises many unrelated types for broken input

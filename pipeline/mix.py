@@ -16,6 +16,7 @@ too; those files sum to the mix.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from . import instruments
-from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
+from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio, without_timestamp
 from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import LoudnessMeter
@@ -183,12 +184,15 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     meters = [LoudnessMeter(sr) for _ in stems.stems]       # the dry stems as rendered
     post = [LoudnessMeter(sr) for _ in stems.stems]         # each player in the mix, before room
     files = [sf.SoundFile(str(s.path)) for s in stems.stems]
-    writers, paths = [], []
+    writers, paths, partial = [], [], []
     if mix_stems_dir is not None:
         mix_stems_dir.mkdir(parents=True, exist_ok=True)
         paths = [mix_stems_dir / s.path.name for s in stems.stems]
-        writers = [sf.SoundFile(str(p), "w", samplerate=sr, channels=2, subtype="FLOAT",
-                                format="WAV") for p in paths]
+        # hidden names until scaled, so a mix stem under its own name is always complete
+        partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
+        writers = [without_timestamp(sf.SoundFile(str(p), "w", samplerate=sr, channels=2,
+                                                  subtype="FLOAT", format="WAV"))
+                   for p in partial]
     try:
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)
@@ -207,15 +211,21 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
             if writers:
                 writers[i].write(ch.tail.T)
             out[:, stems.frames:] += ch.tail
-    finally:
         for f in files + writers:
             f.close()
-    out, peak = _trim_tail(out, stems.frames)
-    gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
-    gain = np.float32(db_to_gain(gain_db))
-    out *= gain
-    for path in paths:
-        _scale_file(path, gain, out.shape[1])
+        out, peak = _trim_tail(out, stems.frames)
+        gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
+        gain = np.float32(db_to_gain(gain_db))
+        out *= gain
+        for tmp, path in zip(partial, paths):
+            _scale_file(tmp, gain, out.shape[1])
+            os.replace(tmp, path)
+    except BaseException:
+        for f in files + writers:
+            f.close()
+        for tmp in partial:
+            tmp.unlink(missing_ok=True)
+        raise
     levels = tuple({"part": s.name, "file": f"stems/{s.path.name}", "pan": round(p.pan, 3),
                     "depth": round(p.depth, 3), "seat": p.seat, "bus": p.bus,
                     "peak_dbfs": round(gain_to_db(m.peak), 2),

@@ -16,13 +16,16 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
+from .errors import ScoreError
 from .load import MUSICXML_SUFFIXES
+from .untrusted import check_musicxml
 
 log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=2)
 def _text(path: str, mtime_ns: int) -> bytes:
+    check_musicxml(Path(path))  # as load does: this reader must not expand a bomb either
     if path.lower().endswith(".mxl"):
         from music21.converter import ArchiveManager
 
@@ -62,7 +65,7 @@ def _parsed(source: str | Path | None, pattern: bytes, what: str) -> ET.Element 
         if not re.search(pattern, _text(path, mtime)):
             return None
         return _root(path, mtime)
-    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile, ScoreError) as exc:
         log.warning("%s: could not read %s (%s)", source, what, exc)
         return None
 

@@ -629,10 +629,15 @@ def _perform_midi(midi, path: Path) -> Performance:
                 program=ch["program"] if ch["program"] is not None else (None if percussion else 0),
                 bank=ch["bank"] or None, is_percussion=percussion))
     changes = sorted(tempo_changes.items())
+    sane = [(t, us) for t, us in changes if 60e6 / timing.MAX_BPM <= us <= 60e6 / timing.MIN_BPM]
+    if len(sane) < len(changes):  # as timing does for MusicXML: the tempo before continues
+        tick, us = next(c for c in changes if c not in sane)
+        log.warning("%s: %d tempo change(s) outside %g to %g BPM ignored (the first: %s BPM at "
+                    "tick %d); the tempo before each continues", path, len(changes) - len(sane),
+                    timing.MIN_BPM, timing.MAX_BPM, f"{60e6 / us:g}" if us else "infinite", tick)
+        changes = sane
     if not changes or changes[0][0] != 0:
         changes.insert(0, (0, 500_000))
-    if any(us <= 0 for _, us in changes):
-        raise ScoreError(f"{path}: the MIDI file has an invalid tempo")
     return Performance(title=title or path.stem, composer="", tracks=tuple(tracks),
                        tempo_map=TempoMap(midi.ticks_per_beat, tuple(changes)), source=path,
                        time_signature=time_sig)

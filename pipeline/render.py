@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES
+from .audio import BLOCK_FRAMES, without_timestamp
 from .errors import RenderError, SoundfontError
 from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
@@ -67,6 +68,9 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     workers = workers or os.cpu_count() or 1
     groups = _groups(performance.tracks, workers)
     paths = [stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav" for i, t in enumerate(performance.tracks)]
+    # hidden names until cut to length, so a stem under its own name is always complete
+    partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
+    cancel = threading.Event()  # set when the caller is interrupted: the synths stop at once
     expected = max(1, int((performance.duration_s + 1.0) * sample_rate))
     done = np.zeros(len(groups), dtype=np.int64)
 
@@ -76,15 +80,25 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
             progress(min(1.0, float(done.sum()) / (expected * len(groups))))
 
     def run(g: int) -> tuple[int, int]:
-        return _render_group(performance, voices, groups[g].tracks, paths, sample_rate,
-                             lambda f: report(g, f))
+        return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
+                             lambda f: report(g, f), cancel)
 
-    with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
-        results = list(pool.map(run, range(len(groups))))
-    last_audible = max(r[1] for r in results)
-    frames = last_audible + int(TAIL_MARGIN_S * sample_rate)
-    for path in paths:
-        _set_length(path, frames)
+    try:
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+            try:
+                results = list(pool.map(run, range(len(groups))))
+            except BaseException:
+                cancel.set()
+                raise
+        last_audible = max(r[1] for r in results)
+        frames = last_audible + int(TAIL_MARGIN_S * sample_rate)
+        for tmp, path in zip(partial, paths):
+            _set_length(tmp, frames)
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in partial:
+            tmp.unlink(missing_ok=True)
+        raise
     if progress:
         progress(1.0)
     return Stems(sample_rate, frames, tuple(Stem(i, t.name, p) for i, (t, p)
@@ -135,8 +149,9 @@ def _events(performance: Performance, track_indexes, sample_rate: int) -> np.nda
 
 
 def _render_group(performance: Performance, voices, track_indexes, paths, sample_rate: int,
-                  progress: ProgressFn) -> tuple[int, int]:
-    """Render one synth's tracks; returns ``(frames written, last audible frame)``."""
+                  progress: ProgressFn, cancel: threading.Event) -> tuple[int, int]:
+    """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
+    (raising :class:`RenderError`) when ``cancel`` is set."""
     n = len(track_indexes)
     silence = 10.0 ** (SILENCE_DBFS / 20.0)
     max_tail = int(MAX_TAIL_S * sample_rate)
@@ -154,6 +169,8 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             loud = np.flatnonzero(np.abs(block).max(axis=0) > silence)
             if loud.size:
                 state["last"] = state["written"] + int(loud[-1]) + 1
+            if cancel.is_set():
+                raise RenderError("render cancelled")
             writers.write(block)
             state["written"] += used
             state["pos"] = 0
@@ -220,8 +237,9 @@ class _StemWriters:
         self.sample_rate = sample_rate
 
     def __enter__(self) -> "_StemWriters":
-        self.files = [sf.SoundFile(str(p), "w", samplerate=self.sample_rate, channels=2,
-                                   subtype="FLOAT", format="WAV") for p in self.paths]
+        self.files = [without_timestamp(sf.SoundFile(str(p), "w", samplerate=self.sample_rate,
+                                                     channels=2, subtype="FLOAT", format="WAV"))
+                      for p in self.paths]
         return self
 
     def write(self, block: np.ndarray) -> None:

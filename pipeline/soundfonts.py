@@ -2,10 +2,13 @@
 then the system's folders. MuseScore General (SF3) first, FluidR3 GM as the fallback."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from .errors import SoundfontError
+
+log = logging.getLogger(__name__)
 
 PREFERRED = ("MuseScore_General.sf3", "MuseScore_General.sf2", "FluidR3_GM.sf2", "FluidR3_GM.sf3",
              "default-GM.sf2", "default-GM.sf3", "GeneralUser GS.sf2")
@@ -31,10 +34,15 @@ def check_soundfont(path: Path, origin: str) -> Path:
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
+        size = path.stat().st_size
     except OSError as exc:
         raise SoundfontError(f"{path}: soundfont cannot be read ({exc.strerror})") from exc
     if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise SoundfontError(f"{path}: not a valid SoundFont file (no RIFF sfbk header)")
+    declared = int.from_bytes(head[4:8], "little") + 8
+    if size < declared:  # FluidSynth would print its own errors and fail; say it in one line
+        raise SoundfontError(f"{path}: the soundfont is truncated ({size} of {declared} bytes); "
+                             f"copy or download it again")
     return path.resolve()
 
 
@@ -66,8 +74,8 @@ def find_soundfont(explicit: str | Path | None = None) -> Path:
     for path in candidates():
         try:
             return check_soundfont(path, "search")
-        except SoundfontError:
-            continue
+        except SoundfontError as exc:
+            log.warning("skipping a broken soundfont: %s", exc)
     raise SoundfontError(f"no soundfont found; {INSTALL_HINT}")
 
 

@@ -62,6 +62,9 @@ CAESURA_QUARTERS = 1.0  # a caesura is one beat (quarter note) of silence in all
 PAUSE_WINDOW_QUARTERS = 0.125
 BREATH_QUARTERS = 0.25
 SWING_RATIO = 2.0       # "Swing" without a ratio: 2:1, the off-beat eighth at 2/3 of the beat
+#: Quarter-note tempos outside this range (0, negative, absurd) are ignored with a warning and
+#: the tempo before them continues: one broken mark should not stop or garble the piece.
+MIN_BPM, MAX_BPM = 10.0, 1000.0
 
 _RIT = re.compile(r"\b(rit|ritard|ritardando|riten|ritenuto|rall|rallentando|allargando|"
                   r"slentando)\b")
@@ -103,8 +106,9 @@ def classify(text: str) -> tuple[str, float | None] | None:
     return None
 
 
-def _mark_bpm(mark) -> float | None:
-    """A metronome mark's quarter-note BPM; a mark with only words uses :data:`TEMPO_WORDS`."""
+def _mark_bpm(mark, source=None) -> float | None:
+    """A metronome mark's quarter-note BPM; a mark with only words uses :data:`TEMPO_WORDS`;
+    None for a number outside :data:`MIN_BPM`–:data:`MAX_BPM` (with a warning)."""
     text = str(getattr(mark, "text", None) or "")
     # music21 invents a number for a word-only mark from its own table; ours is documented.
     # ``numberSounding`` is a ``<sound tempo>`` without a printed number
@@ -114,15 +118,21 @@ def _mark_bpm(mark) -> float | None:
         return found[1] if found and found[0] == "set" else None
     try:
         bpm = float(mark.getQuarterBPM())
-    except Exception:
-        return None
-    return bpm if 10 <= bpm <= 1000 else None
+    except Exception:  # music21 fails on some impossible marks (a zero referent)
+        bpm = float("nan")
+    if MIN_BPM <= bpm <= MAX_BPM:
+        return bpm
+    shown = bpm if np.isfinite(bpm) else mark.number if written else mark.numberSounding
+    log.warning("%s: a tempo of %s BPM in bar %s is ignored (allowed: %g to %g); the tempo "
+                "before it continues", source or "score", f"{float(shown):g}",
+                getattr(mark, "measureNumber", "?"), MIN_BPM, MAX_BPM)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
 # reading the score
 
-def _events(score, tl: form.Timeline):
+def _events(score, tl: form.Timeline, source=None):
     """``(offset, kind, value, end)`` tempo events of all parts, deduplicated, in written order,
     plus the fermata intervals and the caesura offsets."""
     from music21 import articulations, expressions, note, spanner, tempo
@@ -145,7 +155,7 @@ def _events(score, tl: form.Timeline):
         for el in flat.getElementsByClass((tempo.TempoIndication, expressions.TextExpression)):
             off = round(float(el.offset), 6)
             if isinstance(el, tempo.MetronomeMark):
-                bpm = _mark_bpm(el)
+                bpm = _mark_bpm(el, source)
                 found = ("set", bpm) if bpm else classify(str(el.text or ""))
             elif isinstance(el, tempo.TempoIndication):
                 found = classify(str(getattr(el, "text", "") or ""))
@@ -265,7 +275,7 @@ def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
     """
     if not fermata_hold > 0:
         raise ValueError(f"fermata_hold must be positive, not {fermata_hold}")
-    events, holds, caesuras = _events(score, tl)
+    events, holds, caesuras = _events(score, tl, source)
     offsets, bpm, windows = _written_curve(events, tl, holds, caesuras, fermata_hold)
     us = np.round(60_000_000 / bpm).astype(np.int64)
     segments = tl.segments or ((0.0, 0.0, float("inf")),)
