@@ -171,16 +171,20 @@ def _events(score, tl: form.Timeline, source=None):
             key = (off, "ramp" if kind == "ramp" else "tempo")
             if key not in events or (kind == "set" and isinstance(el, tempo.MetronomeMark)):
                 events[key] = (off, kind, value, end)
-        for el in flat.elements:  # the plain tuple: music21's filtered iterators are slow here
+        # the plain tuple: music21's filtered iterators are slow here; but it sets no
+        # activeSite, so ``el.offset`` would be wherever the note was last looked at (a
+        # measure, after the perform stage read it): the offset in ``flat`` is asked for
+        for el in flat.elements:
             if not isinstance(el, note.GeneralNote):
                 continue
             if el.expressions and any(isinstance(x, expressions.Fermata) for x in el.expressions):
                 ql = float(el.quarterLength)
                 if ql > 0:
-                    holds.append((float(el.offset), float(el.offset) + ql))
+                    start = float(flat.elementOffset(el))
+                    holds.append((start, start + ql))
             if getattr(el, "articulations", None) and any(
                     isinstance(a, articulations.Caesura) for a in el.articulations):
-                caesuras.add(round(float(el.offset) + float(el.quarterLength), 6))
+                caesuras.add(round(float(flat.elementOffset(el)) + float(el.quarterLength), 6))
     return sorted(events.values(), key=lambda e: (e[0], e[1] != "set")), holds, sorted(caesuras)
 
 

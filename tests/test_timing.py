@@ -280,3 +280,16 @@ def test_part_measures_reads_partwise_and_timewise_alike(caplog):
     assert musicxml.part_measures(DATA / "x.mid", rb"<swing\b", "<swing>") is None
     assert musicxml.part_measures(DATA / "missing.musicxml", rb"<swing\b", "<swing>") is None
     assert "missing.musicxml: could not read <swing>" in caplog.text
+
+
+def test_performing_a_loaded_score_twice_gives_the_same_performance():
+    # a jazz band is performed again, swung, from the same loaded score: reading a note's
+    # measure must not move where a fermata is heard the second time (BWV 66.6 has six)
+    from music21 import corpus
+
+    path = Path(str(corpus.getWork("bach/bwv66.6")))
+    loaded = load(path)
+    first, second = perform(loaded), perform(loaded)
+    assert first.tempo_map == second.tempo_map
+    assert [t.notes for t in first.tracks] == [t.notes for t in second.tracks]
+    assert perform(load(path)).tempo_map == first.tempo_map
