@@ -1,5 +1,6 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [PRESET=…] [SOUNDFONT=…]
+#   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3
 VENV   := .venv
@@ -14,24 +15,39 @@ REFERENCE ?=
 SWING ?=
 BENCH_ARGS ?=
 
+SCORES ?= scores
+DASK ?=
+JOBS ?=
+# the portfolio's site goes to OUT when given, else to site/ (out/ holds single renders)
+SITE := $(if $(filter command line environment,$(origin OUT)),$(OUT),site)
+PORTFOLIO_ARGS := --out "$(SITE)" $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
+	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(DASK),--dask "$(DASK)") \
+	$(if $(JOBS),--jobs "$(JOBS)")
+
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)")
 
-.PHONY: render test bench setup system-deps test-deps clean help
+.PHONY: render portfolio test bench setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
 	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
+	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
+	@echo "    what changed) and publish them as a web page, OUT/index.html"
+	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
 
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
 	@$(BIN)/score2audio render "$(SCORE)" $(RENDER_ARGS)
+
+portfolio: setup
+	@$(BIN)/score2audio portfolio "$(SCORES)" $(PORTFOLIO_ARGS)
 
 setup: system-deps $(VENV)/.installed
 

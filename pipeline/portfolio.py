@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import socket
 import tomllib
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -414,6 +415,7 @@ class _DaskRunner:
             raise PipelineError("--dask needs Dask distributed: pip install 'dask[distributed]'") \
                 from exc
         try:
+            _knock(address)  # a refused connection is known at once; Dask would retry 20 s
             self.client = Client(address, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise PipelineError(f"--dask {address}: no Dask scheduler answers there ({exc})") \
@@ -435,6 +437,15 @@ class _DaskRunner:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _knock(address: str) -> None:
+    """Open and close a TCP connection to a ``tcp://host:port`` scheduler (other protocols are
+    left to Dask)."""
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme == "tcp" and host and port.isdigit():
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
 
 
 def _run(runner, fn, jobs: dict[str, object], phase: str,

@@ -79,7 +79,7 @@ def waveform_svg(audio: np.ndarray, columns: int) -> str:
 
 
 def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(int(seconds), 60)  # whole seconds down, as the browsers' players count
     return f"{m}:{s:02d}"
 
 
@@ -105,9 +105,9 @@ def _piece(out_dir: Path, base: str, slug: str, entry: dict) -> str:
         (entry["stems_zip"], "Stems (zip)", f"{slug}-stems.zip"),
         (entry["score"], f"Score ({score.suffix[1:]})", score.name),
     ]
-    links = "".join(f'<a href="{href(f)}" download="{e(name)}">{label}</a> '
-                    f'<small>{_size(folder / f)}</small>' for f, label, name in downloads)
-    links += f'<a href="{href(entry["report"])}">Report</a>'
+    links = "".join(f'<span><a href="{href(f)}" download="{e(name)}">{label}</a> '
+                    f'<small>{_size(folder / f)}</small></span>' for f, label, name in downloads)
+    links += f'<span><a href="{href(entry["report"])}">Report</a></span>'
     meta = f'{e(entry["instrumentation"])} · {_duration(entry["duration_s"])}'
     rights = f'<p class="rights">{e(entry["copyright"])}</p>' if entry.get("copyright") else ""
     by = f'<p class="by">{e(entry["composer"])}</p>' if entry.get("composer") else ""
