@@ -174,7 +174,7 @@ class _PortfolioProgress:
             self.phase = event.phase
             self.bar = tqdm(total=event.total, desc=event.phase, unit="piece", file=sys.stderr,
                             leave=False, dynamic_ncols=True,
-                            bar_format="{desc}: {n_fmt}/{total_fmt}|{bar}| {elapsed}<{remaining} "
+                            bar_format="{desc}: {n_fmt}/{total_fmt}|{bar}| {elapsed}<{remaining}"
                                        "{postfix}")
         self.bar.n = event.done
         self.bar.set_postfix_str(", ".join(event.running), refresh=False)
