@@ -33,7 +33,7 @@ body { margin: 0; font: 16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header, main, footer { max-width: 72rem; margin: 0 auto; padding: 0 1rem; }
 h1 { margin: 1.2rem 0 .2rem; font-size: 1.8rem; }
 .counts { margin: 0 0 .6rem; color: var(--muted); }
-.counts a { color: inherit; text-decoration: none; border-bottom: 1px dotted; }
+.counts a { color: inherit; text-decoration: none; border-bottom: 1px dotted; white-space: nowrap; }
 h2 { margin: 2rem 0 .6rem; padding-bottom: .2rem; border-bottom: 2px solid var(--line); }
 h2 small { color: var(--muted); font-weight: normal; font-size: 1rem; }
 .pieces { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(min(100%, 21rem), 1fr)); }
@@ -88,7 +88,7 @@ def _size(path: Path) -> str:
         n = path.stat().st_size
     except OSError:
         return ""
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{max(1, round(n / 1e3))} kB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} kB"
 
 
 def _piece(out_dir: Path, base: str, slug: str, entry: dict) -> str:
