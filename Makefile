@@ -1,5 +1,6 @@
 # score2audio — the two commands a composer needs:
-#   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [PRESET=…] [SOUNDFONT=…]
+#   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
+#               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3
@@ -8,12 +9,16 @@ BIN    := $(VENV)/bin
 OUT    ?= out
 SCORE  ?=
 ENSEMBLE ?=
+LAYOUT ?=
 PRESET ?=
 SOUNDFONT ?=
 SAMPLE_RATE ?=
 REFERENCE ?=
 SWING ?=
+HUMANIZE ?=
+SEED ?=
 BENCH_ARGS ?=
+AGREEMENT_ARGS ?=
 
 SCORES ?= scores
 DASK ?=
@@ -24,23 +29,27 @@ PORTFOLIO_ARGS := --out "$(SITE)" $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") 
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(DASK),--dask "$(DASK)") \
 	$(if $(JOBS),--jobs "$(JOBS)")
 
-RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") \
+RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(LAYOUT),--layout "$(LAYOUT)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
-	$(if $(SWING),--swing "$(SWING)")
+	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
+	$(if $(SEED),--seed "$(SEED)")
 
-.PHONY: render portfolio test bench setup system-deps test-deps clean help
+.PHONY: render portfolio test bench agreement setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
-	@echo "    options: OUT=dir ENSEMBLE=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
+	@echo "    options: OUT=dir ENSEMBLE=name LAYOUT=name PRESET=name[,name] SOUNDFONT=file.sf2 SAMPLE_RATE=hz"
+	@echo "             (a <score-name>.toml or piece.toml beside the score sets these per piece)"
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
+	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
+	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
 
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
@@ -71,6 +80,10 @@ test: test-deps setup
 # wall time of the stages with a speed budget (never measured by the tests)
 bench: setup
 	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+# note-by-note agreement with MuseScore 3's playback (needs mscore3; not part of the tests)
+agreement: setup
+	@$(BIN)/python scripts/agreement.py $(AGREEMENT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info

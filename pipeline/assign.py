@@ -1,27 +1,35 @@
-"""Assign stage: each track gets a virtual instrument (soundfont, bank, program)."""
+"""Assign stage: each track gets a virtual instrument (soundfont, bank, program) and one
+canonical instrument name that the later stages read."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from . import instruments
 from .model import Performance, Track, Voice
+from .sidecar import PartSettings
 from .soundfonts import fallback_soundfont
 from .synth import DRUM_BANK, Synth
 
 log = logging.getLogger(__name__)
 
 
-def assign(performance: Performance, *, soundfont: Path, sample_rate: int = 48000) -> tuple[Voice, ...]:
-    """Choose a voice per track: the score's own program first, then the instrument map.
+def assign(performance: Performance, *, soundfont: Path, sample_rate: int = 48000,
+           parts: tuple[PartSettings | None, ...] | None = None) -> tuple[Voice, ...]:
+    """Choose a voice per track: a sidecar's part settings first, then the score's own program,
+    then the instrument map.
 
-    A program the soundfont lacks falls back to its bank 0, then to another GM soundfont, then
-    to a piano, each with a warning.
+    ``parts`` holds one :class:`PartSettings` (or ``None``) per track. A program the soundfont
+    lacks falls back to its bank 0, then to another GM soundfont, then to a piano, each with a
+    warning.
     """
     choir = _looks_like_choir(performance.tracks)
     fallback = fallback_soundfont(soundfont)
+    parts = parts or (None,) * len(performance.tracks)
     with Synth(sample_rate=sample_rate, channels=1) as probe:
-        return tuple(_voice(t, soundfont, fallback, probe, choir) for t in performance.tracks)
+        return tuple(_voice(t, p or PartSettings(), soundfont, fallback, probe, choir)
+                     for t, p in zip(performance.tracks, parts))
 
 
 def _looks_like_choir(tracks) -> bool:
@@ -30,12 +38,21 @@ def _looks_like_choir(tracks) -> bool:
     return len(tracks) > 1 and voiced == len(tracks)
 
 
-def _voice(track: Track, soundfont: Path, fallback: Path | None, probe: Synth, choir: bool) -> Voice:
-    info = (instruments.voice_for(track.name) if choir else None) or \
+def _voice(track: Track, part: PartSettings, soundfont: Path, fallback: Path | None, probe: Synth,
+           choir: bool) -> Voice:
+    named = (instruments.voice_for(track.name) if choir else None) or \
         instruments.lookup(track.name) or instruments.lookup(track.instrument)
-    if track.is_percussion:
-        bank, program, source = DRUM_BANK, track.program or 0, "drum kit"
-        family = "percussion"
+    info = part.instrument or named
+    soundfont = part.soundfont or soundfont
+    if track.is_percussion:  # a sidecar's program picks another kit
+        bank, family = DRUM_BANK, "percussion"
+        program, source = (part.program, "sidecar") if part.program is not None else \
+            (track.program or 0, "drum kit")
+    elif part.program is not None or part.instrument is not None:
+        program = part.program if part.program is not None else info.program
+        bank, source = part.bank or 0, "sidecar"
+        family = info.family if info and (part.instrument or info.program == program) \
+            else instruments.family_of_program(program)
     elif track.program is not None and not (choir and info):
         bank, program, source = track.bank or 0, track.program, "score"
         family = info.family if info and info.program == program else instruments.family_of_program(program)
@@ -44,7 +61,20 @@ def _voice(track: Track, soundfont: Path, fallback: Path | None, probe: Synth, c
     else:
         log.warning("part '%s': unknown instrument; playing it on a piano", track.name)
         bank, program, source, family = 0, 0, "default", "keyboards"
-    return _available(track, soundfont, fallback, bank, program, family, source, probe)
+    if part.bank is not None and not track.is_percussion:
+        bank, source = part.bank, "sidecar"
+    voice = _available(track, soundfont, fallback, bank, program, family, source, probe)
+    return _with_instrument(voice, track, part, named)
+
+
+def _with_instrument(voice: Voice, track: Track, part: PartSettings,
+                     named: instruments.InstrumentInfo | None) -> Voice:
+    """The one canonical instrument a track stands for: the sidecar's, else a singer for a
+    voice part, else its name's, else its soundfont preset's name."""
+    info = part.instrument or \
+        (instruments.voice_for(track.name) if voice.family == "voices" else None) or named or \
+        (instruments.lookup(voice.preset_name) if voice.preset_name else None)
+    return replace(voice, instrument=info.name if info else "")
 
 
 def _available(track, soundfont, fallback, bank, program, family, source, probe) -> Voice:

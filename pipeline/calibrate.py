@@ -1,9 +1,18 @@
 """Balance calibration: soundfont presets are not recorded at equal loudness.
 
-For each voice a reference note at mf is rendered dry by FluidSynth (once per soundfont, bank,
+For each voice a reference phrase at mf is rendered dry by FluidSynth (once per soundfont, bank,
 program and register, then cached on disk), its loudness measured, and the stem's gain set so
-that mf on every instrument sits at ``REFERENCE_LUFS``. Only a constant gain per stem: the
-written dynamics still move each stem up and down as the score says.
+that mf on every instrument sits at ``REFERENCE_LUFS``.
+
+The phrase is repeated crotchets at 120 bpm (0.5 s), not long held notes: a piano's, harp's or
+guitar's long note is mostly decay, so measuring one made those instruments read quiet and come
+out too loud beside sustained ones (piano about +2 LU over the strings and winds in crotchets,
++5.6 LU in quavers, on both GM soundfonts). Repeated crotchets weigh attack and early decay as
+music mostly does: decaying minus sustaining instruments −0.2 LU (MuseScore General) and
+−0.3 LU (FluidR3) for a crotchet passage, +3.2 / −2.2 LU for quavers / minims. Only a constant
+gain per stem: the written dynamics still move each stem up and down as the score says. A track
+whose level is shaped by expression (CC11, :mod:`pipeline.expression`) plays a steady mf at its
+expression baseline, so its reference is rendered there too.
 """
 from __future__ import annotations
 
@@ -25,12 +34,14 @@ from .synth import Synth
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "SCORE2AUDIO_CACHE"   # a folder; tests point it at a temporary one
-CACHE_VERSION = 1
+CACHE_VERSION = 3  # 2: the expression baseline is part of the key; 3: repeated crotchets
 REFERENCE_LUFS = -36.0            # mf on any instrument is set here (near where FluidSynth puts it)
 REFERENCE_VELOCITY = DYNAMIC_VELOCITY["mf"]
-NOTE_S, GAP_S = 1.0, 0.3          # each reference note, and the release after it
+NOTE_S, GAP_S = 0.45, 0.05        # a crotchet at 120 bpm, slightly detached
+REPEATS = 4                       # each reference pitch struck this many times
 MAX_CORRECTION_DB = 18.0          # a soundfont preset this far off is broken, not quiet
 REGISTER_STEP = 3                 # reference pitches on a grid of minor thirds: a small cache
+EXPRESSION_CC, FULL_EXPRESSION = 11, 127  # a track without expression plays at CC11's default
 
 
 def cache_file() -> Path:
@@ -51,7 +62,7 @@ def reference_pitches(track: Track, voice: Voice) -> tuple[int, ...]:
     return tuple(int(np.clip(p, 0, 127)) for p in (centre - 3, centre, centre + 3))
 
 
-def _key(voice: Voice, pitches: tuple[int, ...], sample_rate: int) -> str:
+def _key(voice: Voice, pitches: tuple[int, ...], expression: int, sample_rate: int) -> str:
     sf = Path(voice.soundfont)
     try:
         stat = sf.stat()
@@ -59,7 +70,8 @@ def _key(voice: Voice, pitches: tuple[int, ...], sample_rate: int) -> str:
     except OSError:
         stamp = "?"
     return (f"v{CACHE_VERSION}|{sf.resolve()}|{stamp}|{voice.bank}|{voice.program}|"
-            f"{int(voice.is_percussion)}|{','.join(map(str, pitches))}|{sample_rate}")
+            f"{int(voice.is_percussion)}|{','.join(map(str, pitches))}|cc11={expression}|"
+            f"{sample_rate}")
 
 
 def _load_cache(path: Path) -> dict:
@@ -70,14 +82,17 @@ def _load_cache(path: Path) -> dict:
         return {}  # no cache yet, or a damaged one: it is only a cache
 
 
-def _render_reference(synth: Synth, voice: Voice, pitches: tuple[int, ...],
+def _render_reference(synth: Synth, voice: Voice, pitches: tuple[int, ...], expression: int,
                       sample_rate: int) -> np.ndarray:
-    """The reference notes one after another, dry, shape (2, frames)."""
+    """Each reference pitch struck ``REPEATS`` times at CC11 ``expression``, dry, shape
+    (2, frames)."""
     synth.select(0, voice.soundfont, voice.bank, voice.program, drum=voice.is_percussion)
+    synth.cc(0, EXPRESSION_CC, expression)  # set every time: the channel is reused
     on, gap = int(NOTE_S * sample_rate), int(GAP_S * sample_rate)
-    out = np.zeros((2, len(pitches) * (on + gap)), dtype=np.float32)
+    strikes = [p for p in pitches for _ in range(REPEATS)]
+    out = np.zeros((2, len(strikes) * (on + gap)), dtype=np.float32)
     pos = 0
-    for p in pitches:
+    for p in strikes:
         synth.noteon(0, p, REFERENCE_VELOCITY)
         synth.process_into(out, pos, on)
         synth.noteoff(0, p)
@@ -103,11 +118,12 @@ def calibration_db(performance: Performance, voices: tuple[Voice, ...], *,
             if not pitches or not voice.preset_name:
                 gains.append(0.0)
                 continue
-            key = _key(voice, pitches, sample_rate)
+            expression = track.expression or FULL_EXPRESSION
+            key = _key(voice, pitches, expression, sample_rate)
             if key not in cache:
                 if synth is None:
                     synth = Synth(sample_rate=sample_rate, channels=1)
-                audio = _render_reference(synth, voice, pitches, sample_rate)
+                audio = _render_reference(synth, voice, pitches, expression, sample_rate)
                 lufs = integrated_lufs(audio, sample_rate)
                 cache[key] = round(lufs, 3) if np.isfinite(lufs) else None
                 dirty = True

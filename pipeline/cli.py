@@ -26,9 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("scores", nargs="+", metavar="SCORE",
                    help="a .musicxml/.xml/.mxl or .mid/.midi file (several: each into its own folder)")
     r.add_argument("--out", default="out", metavar="DIR", help="output folder (default: out)")
-    r.add_argument("--ensemble", metavar="NAME", help="mix template (default: detected); see 'templates'")
-    r.add_argument("--preset", default="streaming", metavar="NAME[,NAME]",
-                   help="delivery preset(s), comma-separated (default: streaming); see 'presets'")
+    r.add_argument("--ensemble", metavar="NAME",
+                   help="mix template (default: the score's sidecar's, else detected); see 'templates'")
+    r.add_argument("--layout", metavar="NAME",
+                   help="seating layout of the template (e.g. antiphonal; default: standard); "
+                        "see 'templates'")
+    r.add_argument("--preset", metavar="NAME[,NAME]",
+                   help="delivery preset(s), comma-separated (default: the sidecar's, else "
+                        "streaming); see 'presets'")
     r.add_argument("--soundfont", metavar="PATH", help="a .sf2/.sf3 file (default: MuseScore General)")
     r.add_argument("--reference", metavar="FILE",
                    help="a finished recording whose tonal balance and loudness the master should match")
@@ -39,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                         "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
+    _humanize_options(r)
     _common(r)
 
     pf = sub.add_parser("perform", help="write the performance as MIDI without rendering audio")
@@ -50,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     pf.add_argument("--fermata-hold", type=_positive, metavar="FACTOR",
                     help="how many times its length a note under a fermata lasts (default: 2.0; "
                          "1.0 = not held, as MuseScore 3 plays, for comparing with its playback)")
+    _humanize_options(pf)
     _common(pf)
 
     pt = sub.add_parser("portfolio", help="render a folder of scores and publish them as a web page")
@@ -78,6 +85,15 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
     return value
+
+
+def _humanize_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--humanize", type=float, default=0.0, metavar="AMOUNT",
+                   help="timing and velocity variation of the players, 0 (off, the default) to 1 "
+                        "(about ±15 ms and ±6 velocity)")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="seed of the humanization: the same seed renders the same performance "
+                        "(default: a fixed one)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -112,10 +128,11 @@ class _Progress:
 def _render(args) -> int:
     from .core import render_album, render_score
 
-    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
+    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) if args.preset else None
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
-                  swing=args.swing)
+                  swing=args.swing, layout=args.layout, humanize=args.humanize,
+                  seed=args.seed)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -150,6 +167,11 @@ def _summary(result, quiet: bool) -> None:
     rep = result.report
     print(f"{rep['title']} — {rep['instrumentation']} ({rep['ensemble']}, {rep['duration_s']:.1f} s)")
     print(f"  files: {result.folder}/")
+    print(f"  settings: {_settings_line(rep['settings'])}")
+    if rep["sidecar"]:
+        changed = [f"{p['part']} ({', '.join(p['set_by_sidecar'])})" for p in rep["parts"]
+                   if p["set_by_sidecar"]]
+        print(f"  sidecar: {rep['sidecar']}" + (f"; parts: {'; '.join(changed)}" if changed else ""))
     for m in rep["masters"]:
         names = ", ".join(f["file"] for f in m["files"])
         target = "" if m["target_lufs"] is None else f" (target {m['target_lufs']:g} LUFS)"
@@ -157,6 +179,19 @@ def _summary(result, quiet: bool) -> None:
               f"(ceiling {m['ceiling_dbtp']:g})")
         if m["guard"].get("engaged"):
             print(f"    guard: {m['guard']['why']}")
+
+
+def _settings_line(settings: dict) -> str:
+    """'ensemble orchestra (sidecar), layout standard (default), …': each value and its origin."""
+    shown = []
+    for key, entry in settings.items():
+        value = entry["value"]
+        if value in (None, ""):
+            continue
+        if key == "soundfont":
+            value = Path(value).name
+        shown.append(f"{key} {value} ({entry['from']})")
+    return ", ".join(shown)
 
 
 class _PortfolioProgress:
@@ -221,7 +256,8 @@ def _perform(args) -> int:
     from .core import perform_to_midi
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
-                                  swing=args.swing, fermata_hold=args.fermata_hold)
+                                  swing=args.swing, fermata_hold=args.fermata_hold,
+                                  humanize=args.humanize, seed=args.seed)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")
@@ -234,7 +270,8 @@ def _list(args) -> int:
     if args.command == "templates":
         for name in template_names():
             t = load_template(name)
-            print(f"{name:14s} {t.room.name} (RT60 {t.room.rt60_s:.1f} s) — {t.description}")
+            print(f"{name:14s} {t.room.name} (RT60 {t.room.rt60_s:.1f} s) — {t.description} "
+                  f"Layouts: {', '.join(t.layout_names)}.")
     else:
         for name in preset_names():
             p = load_preset(name)

@@ -47,6 +47,11 @@ class Template:
     chamber_depth: float = 0.25           # depth of players seated in score order
     section_db: dict = field(default_factory=dict)  # bus → level (dB)
     swing: float | None = None            # the ensemble's default swing ratio (jazz band: 2:1)
+    compress: tuple[str, ...] = ()        # instruments held steady by a light compressor
+
+    @property
+    def layout_names(self) -> tuple[str, ...]:
+        return ("standard", *self.layouts)
 
     def seating(self, layout: str | None = None) -> tuple[Seat, ...]:
         """The seats of ``layout`` (None: the default): its seats replace same-named ones."""
@@ -54,7 +59,7 @@ class Template:
             return self.seats
         if layout not in self.layouts:
             raise TemplateError(f"templates/{self.name}.toml: no layout '{layout}' (choose one of: "
-                                f"{', '.join(['standard', *self.layouts])})")
+                                f"{', '.join(self.layout_names)})")
         moved = {s.name: s for s in self.layouts[layout]}
         kept = tuple(moved.pop(s.name, s) for s in self.seats)
         return kept + tuple(moved.values())
@@ -269,7 +274,17 @@ def load_template(name: str) -> Template:
                                          20000.0, 8000.0)),
         chamber_depth=_optional(data, "chamber_depth", where, TemplateError, 0.0, 1.0, 0.25),
         section_db={b: _number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses},
-        swing=_optional(data, "swing", where, TemplateError, 1.0, 4.0, 0.0) or None)
+        swing=_optional(data, "swing", where, TemplateError, 1.0, 4.0, 0.0) or None,
+        compress=_instrument_names(data, "compress", where))
+
+
+def _instrument_names(data: dict, key: str, where: str) -> tuple[str, ...]:
+    known = {info.name for _, info in instrument_map()}
+    names = data.get(key, [])
+    if not isinstance(names, list) or any(n not in known for n in names):
+        raise TemplateError(f"{where}: '{key}' = {names!r} is not allowed (a list of instrument "
+                            f"names from data/instruments.toml)")
+    return tuple(names)
 
 
 @functools.lru_cache(maxsize=None)

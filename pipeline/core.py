@@ -15,8 +15,11 @@ from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
-from .errors import PipelineError, PresetError
+from .errors import PipelineError, PresetError, SidecarError, TemplateError
 from .export import PieceFolder, read_mix, write_master, write_mix, write_report
+from .humanize import DEFAULT_SEED as humanize_seed
+from .humanize import check as check_humanize
+from .humanize import humanize as humanized
 from .load import load
 from .master import Prepared, Reference, album_targets, load_reference, master, prepare
 from .mix import mix
@@ -25,6 +28,7 @@ from .paths import slugify
 from .perform import perform, write_midi
 from .render import render
 from .report import trace, write_html
+from .sidecar import PieceSettings, choose, read_sidecar
 from .soundfonts import find_soundfont
 
 log = logging.getLogger(__name__)
@@ -44,15 +48,29 @@ class RenderResult:
 
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
                     soundfont: str | Path | None = None, swing: float | None = None,
-                    fermata_hold: float | None = None):
+                    fermata_hold: float | None = None, humanize: float = 0.0,
+                    seed: int | None = None):
     """Load and perform a score and write ``performance.mid`` without rendering audio
-    (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default)."""
+    (``fermata_hold``: see :func:`pipeline.perform.perform`; None: its default;
+    ``humanize``/``seed``: see :func:`pipeline.humanize.humanize`). The score's sidecar, if it
+    has one, sets the swing, soundfont and parts' programs the options leave."""
+    seed = _seed(humanize, seed)
     kwargs = {} if fermata_hold is None else {"fermata_hold": fermata_hold}
-    performance = perform(load(Path(score_path)), swing=_feel(None, swing),
+    settings = choose(read_sidecar(Path(score_path)), soundfont=soundfont, swing=swing)
+    performance = perform(load(Path(score_path)), swing=_feel(None, settings.swing),
                           **kwargs)
-    voices = assign(performance, soundfont=find_soundfont(soundfont))
+    performance = humanized(performance, amount=humanize, seed=seed)
+    voices = assign(performance, soundfont=find_soundfont(settings.soundfont),
+                    parts=_part_settings(settings, performance))
     write_midi(performance, Path(midi_path), [(v.bank, v.program) for v in voices])
     return performance
+
+
+def _seed(humanize: float, seed: int | None) -> int:
+    """The seed to humanize with, after checking both options (one-line errors)."""
+    seed = humanize_seed if seed is None else seed
+    check_humanize(humanize, seed)
+    return seed
 
 
 def overall_fraction(stage: str, fraction: float) -> float:
@@ -72,7 +90,7 @@ class _Piece:
     stems: object
     mix: Mix
     ensemble: str
-    chosen: bool
+    settings: PieceSettings
     template: Template
     folder: PieceFolder
     soundfont: Path
@@ -90,30 +108,66 @@ def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
     return stage
 
 
-def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, soundfont: Path,
-                   sample_rate: int, progress: ProgressFn, swing: float | None = None,
-                   slug: str | None = None) -> _Piece:
+def _part_settings(settings: PieceSettings, performance) -> tuple | None:
+    """Each track's sidecar settings, or None when the piece has no sidecar."""
+    if settings.sidecar is None:
+        return None
+    return settings.sidecar.for_tracks([t.name for t in performance.tracks])
+
+
+def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
+    """The settings with a layout ``template`` has: an unknown one is a one-line error naming
+    where it was asked for, except a sidecar's layout for the sidecar's ensemble when the
+    command line chose another ensemble (it is dropped, with a warning)."""
+    if not settings.layout or settings.layout in template.layout_names:
+        return settings
+    origin = settings.origin
+    choices = f"choose one of: {', '.join(template.layout_names)}"
+    if origin["layout"] == "sidecar" and origin["ensemble"] == "option" and \
+            settings.sidecar.ensemble not in (None, template.name):
+        log.warning("%s: layout '%s' is for %s; %s has no such layout, so it is seated as "
+                    "standard (%s)", settings.sidecar.path, settings.layout,
+                    settings.sidecar.ensemble, template.name, choices)
+        return replace(settings, layout=None, origin={**origin, "layout": "default"})
+    if origin["layout"] == "sidecar":
+        raise SidecarError(f"{settings.sidecar.path}: 'layout' = '{settings.layout}': the "
+                           f"{template.name} template has no such layout ({choices})")
+    raise TemplateError(f"--layout {settings.layout}: the {template.name} template has no such "
+                        f"layout ({choices})")
+
+
+def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
+                   sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
+                   seed: int = humanize_seed, slug: str | None = None) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
+    ensemble, swing = settings.ensemble, settings.swing
+    if ensemble:
+        settings = _layout(load_template(ensemble), settings)
     with stage("load"):
         loaded = load(score_path)
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(load_template(ensemble) if ensemble else None, swing)
     with stage("perform"):
-        performance = perform(loaded, swing=feel)
+        performance = humanized(perform(loaded, swing=feel), amount=humanize, seed=seed)
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
              performance.note_count, performance.duration_s)
     with stage("assign"):
-        voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate)
+        parts = _part_settings(settings, performance)
+        voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate, parts=parts)
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
+        settings = _layout(template, settings)
     if not ensemble and _feel(template, swing) and loaded.kind != "midi":
         with stage("perform"):  # a detected jazz band swings: play it again, swung
-            performance = perform(loaded, swing=_feel(template, swing))
+            performance = humanized(perform(loaded, swing=_feel(template, swing)),
+                                    amount=humanize, seed=seed)
+    if settings.sidecar is not None and settings.sidecar.copyright:
+        performance = replace(performance, copyright=settings.sidecar.copyright)
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
-    log.info("ensemble: %s (%s)", ensemble_name, "chosen" if ensemble else "detected")
+    log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
     folder = PieceFolder(out_root, slug or slugify(score_path.stem))
     try:
         with stage("render"):
@@ -124,6 +178,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
         with stage("mix"):
             balance = calibration_db(performance, voices, sample_rate=sample_rate)
             the_mix = mix(stems, voices, template, calibration_db=balance,
+                          layout=settings.layout, parts=parts,
                           mix_stems_dir=folder.work / "mix-stems",
                           progress=lambda f: progress("mix", f))
         with stage("export"):
@@ -133,8 +188,14 @@ def _render_to_mix(score_path: Path, *, out_root: Path, ensemble: str | None, so
     except BaseException:
         folder.discard()
         raise
-    return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, bool(ensemble),
+    return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
                   template, folder, soundfont, timings)
+
+
+def _origin(settings: PieceSettings, key: str) -> str:
+    """Where a setting came from: option, sidecar, or (ensemble) detected / (others) default."""
+    origin = settings.origin.get(key, "default")
+    return "detected" if key == "ensemble" and origin == "default" else origin
 
 
 def _feel(template: Template | None, swing: float | None) -> float | None:
@@ -202,10 +263,16 @@ def _options(ensemble, presets, soundfont, reference, swing):
 
 
 def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemble: str | None = None,
-                 presets: tuple[str, ...] = ("streaming",), soundfont: str | Path | None = None,
+                 presets: tuple[str, ...] | None = None, soundfont: str | Path | None = None,
                  sample_rate: int = 48000, reference: str | Path | None = None,
-                 swing: float | None = None, progress: ProgressFn | None = None) -> RenderResult:
+                 swing: float | None = None, layout: str | None = None,
+                 humanize: float = 0.0, seed: int | None = None,
+                 progress: ProgressFn | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``.
+
+    Options left as None are taken from the score's sidecar (``<score-name>.toml`` or
+    ``piece.toml`` beside it, see :mod:`pipeline.sidecar`), else detected or defaulted
+    (presets: streaming).
 
     Raises
     ------
@@ -214,33 +281,52 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
         left in ``out_root`` for this piece when it is raised.
     """
     progress = progress or (lambda stage, fraction: None)
-    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference, swing)
-    piece = _render_to_mix(Path(score_path), out_root=Path(out_root), ensemble=ensemble,
+    seed = _seed(humanize, seed)
+    settings = choose(read_sidecar(Path(score_path)), ensemble=ensemble, layout=layout,
+                      presets=presets, soundfont=soundfont, swing=swing)
+    preset_objs, sf_path, ref = _options(settings.ensemble, settings.presets, settings.soundfont,
+                                         reference, settings.swing)
+    piece = _render_to_mix(Path(score_path), out_root=Path(out_root), settings=settings,
                            soundfont=sf_path, sample_rate=sample_rate, progress=progress,
-                           swing=swing)
+                           humanize=humanize, seed=seed)
     return _finish(piece, preset_objs, reference=ref, progress=progress)
 
 
 def render_album(score_paths: list[str | Path], *, name: str = "album", out_root: str | Path = "out",
-                 ensemble: str | None = None, presets: tuple[str, ...] = ("streaming",),
+                 ensemble: str | None = None, presets: tuple[str, ...] | None = None,
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
+                 layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
                  progress: Callable[[str, str, float], None] | None = None) -> list[RenderResult]:
     """Render several scores and master them as one album: for each preset the pieces are
     measured as one programme (see :func:`pipeline.master.album_targets`).
 
+    Each piece's sidecar applies as in :func:`render_score`, except its preset: an album is
+    mastered for one set of presets (the option's, else streaming).
+
     The mixes are kept on disk between the two passes, never all in memory at once.
     """
     report_progress = progress or (lambda piece, stage, fraction: None)
-    preset_objs, sf_path, ref = _options(ensemble, presets, soundfont, reference, swing)
+    seed = _seed(humanize, seed)
+    album_presets = tuple(presets or ("streaming",))
+    preset_objs, _, ref = _options(ensemble, album_presets, None, reference, swing)
     pieces: list[_Piece] = []
     results: list[RenderResult] = []
     try:
         summaries: list[dict[str, AlbumEntry]] = []
         for path in score_paths:
             path = Path(path)
-            piece = _render_to_mix(path, out_root=Path(out_root), ensemble=ensemble,
-                                   soundfont=sf_path, sample_rate=sample_rate, swing=swing,
+            sidecar = read_sidecar(path)
+            if sidecar is not None and sidecar.presets:
+                if not presets:
+                    log.warning("%s: 'preset' is not used in an album (mastered for: %s)",
+                                sidecar.path, ", ".join(album_presets))
+                sidecar = replace(sidecar, presets=())
+            settings = choose(sidecar, ensemble=ensemble, layout=layout, presets=presets,
+                              soundfont=soundfont, swing=swing, default_presets=album_presets)
+            piece = _render_to_mix(path, out_root=Path(out_root), settings=settings,
+                                   soundfont=find_soundfont(settings.soundfont),
+                                   sample_rate=sample_rate, humanize=humanize, seed=seed,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             summaries.append(album_entries(piece, preset_objs, ref))
@@ -292,20 +378,36 @@ def album_plan(entries: list[dict[str, AlbumEntry]], presets: list[Preset],
     return targets, notes
 
 
+def _settings_report(piece: _Piece) -> dict:
+    """Each piece-wide setting's value and where it came from."""
+    s = piece.settings
+    values = {"ensemble": piece.ensemble, "layout": s.layout or "standard",
+              "preset": ",".join(s.presets), "soundfont": str(piece.soundfont),
+              "swing": _feel(piece.template, s.swing) or "straight"}
+    origins = {k: _origin(s, "presets" if k == "preset" else k) for k in values}
+    if origins["swing"] == "default" and values["swing"] != "straight":
+        origins["swing"] = "template"
+    return {k: {"value": v, "from": origins[k]} for k, v in values.items()}
+
+
 def _report(piece: _Piece, masters, files) -> dict:
     performance, voices, stems, the_mix = piece.performance, piece.voices, piece.stems, piece.mix
     mix_lufs = the_mix.loudness_lufs
     parts = []
-    for track, voice, level in zip(performance.tracks, voices, the_mix.stem_levels):
+    sidecar_parts = _part_settings(piece.settings, performance) or (None,) * len(voices)
+    for track, voice, level, own in zip(performance.tracks, voices, the_mix.stem_levels,
+                                        sidecar_parts):
         parts.append({
             "part": track.name, "instrument": voice.preset_name or track.instrument,
+            "instrument_map": voice.instrument or None,
+            "set_by_sidecar": list(own.keys) if own is not None else [],
             "soundfont": str(voice.soundfont), "bank": voice.bank, "program": voice.program,
             "voice_source": voice.source, "family": voice.family, "percussion": voice.is_percussion,
             "notes": len(track.notes), "stem": level["file"], "pan": level["pan"],
             "peak_dbfs": level["peak_dbfs"], "loudness_lufs": level["loudness_lufs"],
             **{k: level[k] for k in ("depth", "seat", "bus", "calibration_db", "gain_db",
                                      "send_db", "predelay_ms", "damping_hz", "mix_lufs",
-                                     "mix_stem")},
+                                     "mix_stem", "level_db", "eq", "compressor")},
         })
     return {
         "title": performance.title,
@@ -313,7 +415,9 @@ def _report(piece: _Piece, masters, files) -> dict:
         "copyright": performance.copyright,
         "source": str(piece.score_path),
         "ensemble": piece.ensemble,
-        "ensemble_chosen_by": "option" if piece.chosen else "detected",
+        "ensemble_chosen_by": _origin(piece.settings, "ensemble"),
+        "sidecar": str(piece.settings.sidecar.path) if piece.settings.sidecar else None,
+        "settings": _settings_report(piece),
         "instrumentation": instrumentation(performance),
         "sample_rate": stems.sample_rate,
         "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),  # with the room's tail

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .instruments import lookup
 from .model import Performance, Voice
 
 BY_PLAYERS = {1: "solo", 2: "duet", 3: "trio", 4: "quartet", 5: "quintet", 6: "sextet"}
@@ -27,13 +26,13 @@ def detect_ensemble(performance: Performance, voices: tuple[Voice, ...]) -> str:
         return "choir"
     has_trumpet = any("trumpet" in n or v.program in (56, 59) for n, v in zip(names, voices))
     has_trombone = any("trombone" in n or v.program == 57 for n, v in zip(names, voices))
-    rhythm = sum(1 for t, v in zip(performance.tracks, voices)
+    rhythm = sum(1 for v in voices
                  if v.family in ("keyboards", "plucked", "percussion") or v.is_percussion
-                 or (v.family == "strings" and _is_double_bass(t.name, v)))
+                 or (v.family == "strings" and _is_double_bass(v)))
     woodwinds = families["woodwinds"]
     # a string section: violins, violas, cellos (a concert band's one string bass is not one)
-    section = sum(1 for t, v in zip(performance.tracks, voices)
-                  if v.family == "strings" and not _is_double_bass(t.name, v))
+    section = sum(1 for v in voices
+                  if v.family == "strings" and not _is_double_bass(v))
     winds_brass = woodwinds + families["saxes"] + families["brass"]
     if families["saxes"] >= 2 and has_trumpet and has_trombone and rhythm and woodwinds < 2 \
             and section == 0:
@@ -47,10 +46,9 @@ def detect_ensemble(performance: Performance, voices: tuple[Voice, ...]) -> str:
     return BY_PLAYERS.get(players, "solo")
 
 
-def _is_double_bass(name: str, voice: Voice) -> bool:
-    info = lookup(name)
-    return voice.program in (32, 33, 43) or (info is not None and info.name in
-                                             ("Contrabass", "Acoustic Bass", "Electric Bass"))
+def _is_double_bass(voice: Voice) -> bool:
+    return voice.program in (32, 33, 43) or \
+        voice.instrument in ("Contrabass", "Acoustic Bass", "Electric Bass")
 
 
 def instrumentation(performance: Performance) -> str:

@@ -25,6 +25,10 @@ class PresetError(PipelineError):
     """A delivery preset is missing or invalid."""
 
 
+class SidecarError(PipelineError):
+    """A piece's sidecar (``<score-name>.toml`` or ``piece.toml``) is invalid."""
+
+
 class ReferenceTrackError(PipelineError):
     """A reference track for mastering cannot be read or is unusable."""
 

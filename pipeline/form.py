@@ -29,6 +29,9 @@ Rules, as a player reads them:
   To Coda mark. A mark without its counterpart (a D.S. without a segno, a To Coda without a coda)
   is logged and ignored: the music plays on.
 - A pickup (anacrusis) bar lasts what it holds, not a full bar.
+- A bar one part overfills (or another underfills) lasts as long as its longest part in every
+  part (:func:`align_measures`), as MuseScore imports it: the parts stay together after it,
+  also across repeats.
 """
 from __future__ import annotations
 
@@ -86,6 +89,41 @@ class Timeline:
             return (offset,)
         i = max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
         return tuple(p + (offset - self.starts[i]) for p in self.played[i])
+
+
+def align_measures(score) -> None:
+    """Start every part's k-th measure at the same offset, each bar as long as its longest part.
+
+    music21 places each part's measures by what that part holds, so a bar overfilled in one
+    part only (Haydn op. 74/1, iii, bar 58: a stray 16th rest in the first violin) moves that
+    part's later bars away from the others', and a repeat then takes the others' downbeats to
+    the wrong bar. Changes the score in place; nothing to do when the parts agree.
+    """
+    from music21 import stream
+
+    parts = [list(p.getElementsByClass(stream.Measure)) for p in score.parts]
+    parts = [ms for ms in parts if ms]
+    if len(parts) < 2:
+        return
+    n_bars = max(len(ms) for ms in parts)
+    lengths = [0.0] * n_bars
+    for ms in parts:
+        for k, m in enumerate(ms):
+            end = float(ms[k + 1].offset) if k + 1 < len(ms) else \
+                float(m.offset) + float(m.duration.quarterLength)
+            lengths[k] = max(lengths[k], end - float(m.offset))
+    first = min(float(ms[0].offset) for ms in parts)
+    starts = [first]
+    for length in lengths[:-1]:
+        starts.append(starts[-1] + length)
+    for part, ms in zip(score.parts, parts):
+        moved = [(m, starts[k]) for k, m in enumerate(ms) if abs(float(m.offset) - starts[k]) > 1e-9]
+        for m, start in moved:
+            part.setElementOffset(m, start)
+        if moved:
+            log.info("part %s: measures moved to line up with the other parts (from measure %s)",
+                     part.partName, moved[0][0].number)
+            part.coreElementsChanged()
 
 
 def timeline(score, *, source: str | Path | None = None) -> Timeline:

@@ -75,9 +75,10 @@ def _load_music21(path: Path, suffix: str):
 
     if suffix == ".mxl" and not zipfile.is_zipfile(path):
         raise ScoreError(f"{path}: not a valid compressed MusicXML (.mxl) file (not a zip archive)")
-    from .musicxml import install_musicxml_grace_fix
+    from .musicxml import install_musicxml_grace_fix, install_musicxml_offset_fix
 
     install_musicxml_grace_fix()  # <grace/> is an appoggiatura
+    install_musicxml_offset_fix()  # a direction sounds where it stands, whatever its <offset>
     try:
         parsed = music21.converter.parse(str(path), forceSource=True)
     except ScoreError:

@@ -4,8 +4,10 @@ Stems are read block by block (they can be longer than memory); only the stereo 
 Each player sits where the template's seating puts it (:mod:`pipeline.seating`): pan by the
 equal-power law on its mid signal (keeping a template-set share of its own stereo spread) and
 depth by level, reverb send, pre-delay and high-frequency damping. Its gain is the balance
-calibration (mf on every instrument equally loud) plus its seat's and section bus's offsets.
-A high-pass below the instrument's lowest note removes rumble it cannot make. The room is a
+calibration (mf on every instrument equally loud) plus its seat's and section bus's offsets
+(and a level or pan the piece's sidecar sets). A high-pass below the instrument's lowest note
+removes rumble it cannot make; a gentle EQ per family and, for the players the template names,
+a light compressor shape its tone and steady its level (:mod:`pipeline.stemtone`). The room is a
 generated impulse response applied by overlap-add FFT convolution. The mix is gain-staged so
 its peak sits at ``MIX_PEAK_DBFS``: headroom for mastering, never clipped, never limited.
 
@@ -26,10 +28,13 @@ from scipy.signal import butter, sosfilt
 from . import instruments
 from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
 from .config import Template
+from .calibrate import REFERENCE_LUFS
 from .loudness import LoudnessMeter
 from .model import Mix, Stems, Voice
 from .rooms import impulse_response
 from .seating import Placement, place
+from .sidecar import PartSettings
+from .stemtone import Compressor, load_stem_tone
 
 MIX_PEAK_DBFS = -4.5  # inside the −6…−3 dBFS window a mastering engineer expects
 SILENCE_DBFS = -90.0
@@ -64,19 +69,22 @@ def damping_hz(depth: float, back_hz: float) -> float:
 def placements(stems: Stems, voices: tuple[Voice, ...], template: Template,
                layout: str | None = None) -> list[Placement]:
     """Where each stem's player sits on ``template``'s stage."""
-    return place([s.name for s in stems.stems], [v.preset_name for v in voices],
+    return place([s.name for s in stems.stems], [v.instrument for v in voices],
                  [v.family for v in voices], seats=template.seating(layout), rules=template.rules,
                  stage_width=template.stage_width, chamber_depth=template.chamber_depth,
                  section_db=template.section_db)
 
 
-def _filter(placement: Placement, voice: Voice, corner: float, sr: int) -> np.ndarray | None:
-    """Second-order sections for a player: depth damping at ``corner`` and a high-pass under
-    its range."""
+def _filter(voice: Voice, corner: float, sr: int) -> np.ndarray | None:
+    """Second-order sections for a player: depth damping at ``corner``, a high-pass under
+    its range and its family's EQ."""
     sos = []
     if corner < min(FRONT_HZ, 0.45 * sr) * 0.99:
         sos.append(butter(1, corner, "lowpass", fs=sr, output="sos"))
-    info = instruments.by_name(placement.instrument) if placement.instrument else None
+    family_eq = load_stem_tone().eq_sos(voice.family, sr)
+    if family_eq is not None:
+        sos.append(family_eq)
+    info = instruments.by_name(voice.instrument) if voice.instrument else None
     if info is not None and info.lowest > 0 and not voice.is_percussion:
         hp = HIGH_PASS_RATIO * 440.0 * 2 ** ((info.lowest - 69) / 12)
         if hp > 20.0:
@@ -88,15 +96,23 @@ class _Channel:
     """One player's path: gain and pan, filters, and its delayed send to the room."""
 
     def __init__(self, placement: Placement, voice: Voice, template: Template, sr: int,
-                 calibration_db: float, conv: _OverlapAdd):
+                 calibration_db: float, conv: _OverlapAdd, level_db: float = 0.0):
         d = template.depth
-        self.gain_db = calibration_db + placement.gain_db + d.level_db * placement.depth
+        self.gain_db = calibration_db + placement.gain_db + d.level_db * placement.depth + level_db
         self.matrix = pan_matrix(placement.pan, template.player_width) * np.float32(
             db_to_gain(self.gain_db))
         self.send_db = template.reverb_send_db + d.send_db * placement.depth
         self.send = np.float32(db_to_gain(self.send_db))
         self.damping_hz = damping_hz(placement.depth, d.damping_hz)
-        self.sos = _filter(placement, voice, self.damping_hz, sr)
+        self.sos = _filter(voice, self.damping_hz, sr)
+        tone = load_stem_tone()
+        self.eq = [b.as_dict() for b in tone.eq_bands(voice.family)]
+        # the threshold sits above this instrument's mf as rendered: the calibration brings
+        # that mf to REFERENCE_LUFS, so before the calibration gain it is that much lower
+        self.compressor = Compressor(
+            tone.compressor, sample_rate=sr,
+            threshold_lufs=REFERENCE_LUFS + tone.compressor.threshold_lu - calibration_db) \
+            if voice.instrument in template.compress else None
         self.zi = None if self.sos is None else np.zeros((self.sos.shape[0], 2, 2))
         # the room's pre-delay, shorter for back rows: they hear the room sooner after their
         # own sound than the front rows do
@@ -109,6 +125,8 @@ class _Channel:
         if self.sos is not None:
             y, self.zi = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.zi)
             block = y.astype(np.float32)
+        if self.compressor is not None:
+            block = self.compressor.process(block)
         return self.matrix @ block
 
     def contribution(self, dry: np.ndarray) -> np.ndarray:
@@ -132,6 +150,7 @@ class _Channel:
 
 def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         calibration_db: tuple[float, ...] | None = None, layout: str | None = None,
+        parts: tuple[PartSettings | None, ...] | None = None,
         mix_stems_dir: Path | None = None, progress: ProgressFn | None = None) -> Mix:
     """Mix the stems with ``template``'s seating and room.
 
@@ -140,6 +159,8 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     calibration_db : gain per stem that brings its instrument's mf to a common loudness
         (:func:`pipeline.calibrate.calibration_db`); none when omitted.
     layout : one of the template's other seatings (e.g. ``antiphonal``); default its standard.
+    parts : per stem, the piece's sidecar settings (its ``level`` in dB is added to the
+        stem's gain, its ``pan`` replaces the seat's); ``None`` entries change nothing.
     mix_stems_dir : where to write each player's post-fader contribution, reverb included
         (float32 WAV, same length as the mix); not written when omitted.
 
@@ -147,13 +168,16 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     frames include the room's decay after the last stem sample.
     """
     sr = stems.sample_rate
-    seats = placements(stems, voices, template, layout)
+    parts = parts or (None,) * len(stems.stems)
+    seats = [p if s is None or s.pan is None else replace(p, pan=s.pan, seat=f"{p.seat} (pan from sidecar)")
+             for p, s in zip(placements(stems, voices, template, layout), parts)]
     calibration = calibration_db or (0.0,) * len(stems.stems)
     # the pre-delay is each player's own (see _Channel), so the response starts at once
     room = replace(template.room, predelay_ms=0.0)
     conv = _OverlapAdd(impulse_response(room, sr), BLOCK_FRAMES)
-    channels = [_Channel(p, v, template, sr, c, conv)
-                for p, v, c in zip(seats, voices, calibration)]
+    channels = [_Channel(p, v, template, sr, c, conv,
+                         level_db=_level_db(s))
+                for p, v, c, s in zip(seats, voices, calibration, parts)]
     overhang = conv.ir_len - 1
     out = np.zeros((2, stems.frames + overhang), dtype=np.float32)
     meters = [LoudnessMeter(sr) for _ in stems.stems]       # the dry stems as rendered
@@ -201,9 +225,11 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                     "damping_hz": round(ch.damping_hz),
                     "mix_lufs": _round(q.integrated_lufs() + gain_db),
                     "mix_stem": f"mix-stems/{s.path.name}" if paths else None,
-                    "instrument": v.preset_name, "family": v.family}
-                   for s, m, q, p, v, c, ch in zip(stems.stems, meters, post, seats, voices,
-                                                   calibration, channels))
+                    "instrument": v.instrument, "family": v.family, "eq": ch.eq,
+                    "compressor": ch.compressor.summary() if ch.compressor else None,
+                    "level_db": _level_db(o)}
+                   for s, m, q, p, v, c, ch, o in zip(stems.stems, meters, post, seats, voices,
+                                                      calibration, channels, parts))
     settings = {"template": template.name, "layout": layout or "standard",
                 "stage_width": template.stage_width,
                 "player_width": template.player_width, "room": template.room.name,
@@ -218,6 +244,10 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         meter.feed(out[:, start:start + BLOCK_FRAMES])
     return Mix(valid_audio(out, name="mix"), sr, levels, settings, meter.integrated_lufs(),
                meter.short_term_lufs())
+
+
+def _level_db(part: PartSettings | None) -> float:
+    return part.level_db if part is not None and part.level_db is not None else 0.0
 
 
 def _scale_file(path: Path, gain: np.float32, frames: int) -> None:

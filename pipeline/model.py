@@ -13,6 +13,10 @@ import numpy as np
 
 TICKS_PER_QUARTER = 960
 DEFAULT_TEMPO_BPM = 120.0
+#: A program change to this number returns the track to its own voice, whatever the assign
+#: stage chose (the score's program, the instrument map's or a sidecar's): after "arco" or
+#: "senza sord." (:mod:`pipeline.techniques`).
+OWN_PROGRAM = -1
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class Note:
 @dataclass(frozen=True)
 class Control:
     """A channel message other than a note: ``kind`` is ``control_change`` (number, value),
-    ``program_change`` (number = program 0–127, value = bank) or ``pitchwheel`` (value −8192…8191)."""
+    ``program_change`` (number = program 0–127 or :data:`OWN_PROGRAM`, value = bank) or
+    ``pitchwheel`` (value −8192…8191)."""
 
     tick: int
     kind: str
@@ -72,7 +77,9 @@ class Track:
     """Everything one instrument (player) plays.
 
     ``program`` is the General MIDI program (0–127) the score asks for, when it says;
-    ``family`` and ``instrument`` come from the instrument map or the score.
+    ``family`` and ``instrument`` come from the instrument map or the score. ``expression`` is
+    the CC11 value a steady dynamic is played at when the track's level is shaped by expression
+    (sustaining instruments, :mod:`pipeline.expression`); None when velocities alone carry it.
     """
 
     name: str
@@ -82,6 +89,7 @@ class Track:
     program: int | None = None
     bank: int | None = None
     is_percussion: bool = False
+    expression: int | None = None
 
     @property
     def end_tick(self) -> int:
@@ -125,7 +133,10 @@ class Voice:
     preset_name: str
     is_percussion: bool
     family: str
-    source: str  # where the choice came from: score, instrument-map, midi, default
+    source: str  # where the choice came from: score, instrument map, sidecar, drum kit, default
+    #: the instrument-map name the player stands for ('' when unknown), decided once by the
+    #: assign stage: seating, ensemble detection and the mix's filters all read it from here
+    instrument: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The raw MusicXML of a score, for the few things music21 does not keep (``<sound>`` jump
-attributes, ``<swing>``), and :func:`install_musicxml_grace_fix`, a fix to music21's MusicXML
-reader.
+attributes, ``<swing>``, the drum each note of a drum kit plays), and two fixes to music21's
+MusicXML reader: :func:`install_musicxml_grace_fix` and :func:`install_musicxml_offset_fix`.
 
 :func:`part_measures` reads a file's text once and parses it only when it holds what is looked
 for: parsing a long score takes about a second, and most scores have none of these. Both the
@@ -49,6 +49,11 @@ def part_measures(source: str | Path | None, pattern: bytes, what: str,
     file it is the part's ``<part>`` element inside the ``<measure>``: either way, the k-th
     element of a part's list holds what that part has in its k-th measure.
     """
+    root = _parsed(source, pattern, what)
+    return None if root is None else list(_parts(root).values())
+
+
+def _parsed(source: str | Path | None, pattern: bytes, what: str) -> ET.Element | None:
     if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
         return None
     path = str(source)
@@ -56,17 +61,75 @@ def part_measures(source: str | Path | None, pattern: bytes, what: str,
         mtime = Path(path).stat().st_mtime_ns
         if not re.search(pattern, _text(path, mtime)):
             return None
-        root = _root(path, mtime)
+        return _root(path, mtime)
     except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         log.warning("%s: could not read %s (%s)", source, what, exc)
         return None
+
+
+def _parts(root: ET.Element) -> dict[str | None, list[ET.Element]]:
+    """Part id → the part's measures (see :func:`part_measures`)."""
     if root.tag == "score-timewise":
         parts: dict[str | None, list[ET.Element]] = {}
         for measure in root.findall("measure"):
             for part in measure.findall("part"):
                 parts.setdefault(part.get("id"), []).append(part)
-        return list(parts.values())
-    return [part.findall("measure") for part in root.findall("part")]
+        return parts
+    return {part.get("id"): part.findall("measure") for part in root.findall("part")}
+
+
+#: Where an unpitched note stands: (measure index, quarter notes into the measure, staff,
+#: display step, display octave).
+NotePlace = tuple[int, float, int, str, int]
+
+
+def drum_keys(source: str | Path | None) -> dict[str, dict[NotePlace, int]]:
+    """The General MIDI drum key of every unpitched note that names its instrument
+    (``<instrument id>``) when its part lists that instrument's ``<midi-unpitched>``, per part
+    id: music21 keeps only a part's first instrument, so a drum kit would play one drum.
+    ``<midi-unpitched>`` counts from 1, drum keys from 0. Empty when the file has none."""
+    root = _parsed(source, rb"<midi-unpitched\b", "<midi-unpitched> drum keys")
+    if root is None:
+        return {}
+    keys_by_part: dict[str, dict[str, int]] = {}
+    for score_part in root.iter("score-part"):
+        keys = {}
+        for mi in score_part.findall("midi-instrument"):
+            text = (mi.findtext("midi-unpitched") or "").strip()
+            if text.isdigit() and 1 <= int(text) <= 128:
+                keys[mi.get("id")] = int(text) - 1
+        if keys:
+            keys_by_part[score_part.get("id")] = keys
+    out: dict[str, dict[NotePlace, int]] = {}
+    for part_id, measures in _parts(root).items():
+        if part_id in keys_by_part:
+            out[part_id] = _placed_keys(measures, keys_by_part[part_id])
+    return out
+
+
+def _placed_keys(measures: list[ET.Element], keys: dict[str, int]) -> dict[NotePlace, int]:
+    placed: dict[NotePlace, int] = {}
+    divisions = 1.0
+    for k, measure in enumerate(measures):
+        pos = start = 0.0  # in divisions; ``start``: where the last note (a chord's) began
+        for el in measure:
+            if el.tag == "attributes" and el.findtext("divisions"):
+                divisions = float(el.findtext("divisions")) or 1.0
+            elif el.tag in ("backup", "forward"):
+                step = float(el.findtext("duration") or 0)
+                pos += step if el.tag == "forward" else -step
+            elif el.tag == "note":
+                if el.find("chord") is None:
+                    start = pos
+                unpitched, inst = el.find("unpitched"), el.find("instrument")
+                if unpitched is not None and inst is not None and inst.get("id") in keys:
+                    place = (k, round(start / divisions, 4), int(el.findtext("staff") or 1),
+                             (unpitched.findtext("display-step") or "").strip(),
+                             int(unpitched.findtext("display-octave") or 0))
+                    placed.setdefault(place, keys[inst.get("id")])
+                if el.find("chord") is None and el.find("grace") is None:
+                    pos = start + float(el.findtext("duration") or 0)
+    return placed
 
 
 def install_musicxml_grace_fix() -> None:
@@ -86,3 +149,26 @@ def install_musicxml_grace_fix() -> None:
 
     xmlGraceToGrace._score2audio = True
     parser.xmlGraceToGrace = xmlGraceToGrace
+
+
+def install_musicxml_offset_fix() -> None:
+    """music21 moves a direction (tempo, dynamics, words) or chord symbol by its ``<offset>``;
+    MusicXML says the offset only moves what is printed unless it says ``sound="yes"``: what is
+    heard takes effect where the direction stands. (Weber's Clarinet Concertino in music21's
+    corpus prints its ♩ = 60 three beats to the right of the first beat, where it is meant.)
+    Fix the reader once, for every score."""
+    from music21.musicxml import xmlToM21
+
+    parser = xmlToM21.MeasureParser
+    if getattr(parser.xmlToOffset, "_score2audio", False):
+        return
+    original = parser.xmlToOffset
+
+    def xmlToOffset(self, mxObj):
+        found = mxObj.find("offset")
+        if found is not None and found.get("sound") != "yes":
+            return 0.0
+        return original(self, mxObj)
+
+    xmlToOffset._score2audio = True
+    parser.xmlToOffset = xmlToOffset

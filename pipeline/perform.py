@@ -3,7 +3,10 @@
 For music21 scores: repeats, endings and D.C./D.S. jumps are played in order
 (:mod:`pipeline.form`), transposing instruments and octave lines sound at concert pitch, tied
 notes are joined, a piano's staves form one track, metronome marks make the tempo map, dynamics
-and hairpins set velocities, and articulations and slurs set note lengths.
+and hairpins set velocities (and, for sustaining instruments, expression: CC11), pedal marks
+press the pedals (:mod:`pipeline.expression`), and articulations and slurs set note lengths.
+Chord symbols that no one plays as written (slash parts of a rhythm section, lead sheets) are
+comped (:mod:`pipeline.comping`).
 MIDI files keep their tracks, channels, programs, controllers and tempo map.
 """
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import form, ornaments, timing
+import numpy as np
+
+from . import comping, expression, form, musicxml, ornaments, techniques, timing
 from .errors import ScoreError
 from .load import LoadedScore
-from .model import (TICKS_PER_QUARTER, Control, Note, Performance,
+from .model import (OWN_PROGRAM, TICKS_PER_QUARTER, Control, Note, Performance,
                     TempoMap, Track)
 
 log = logging.getLogger(__name__)
@@ -34,13 +39,20 @@ ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "fz", "rf", "rfz"}
 LOUD_THEN_SOFT = {"fp": "p", "sfp": "p", "sfpp": "pp"}
 DEFAULT_VELOCITY = DYNAMIC_VELOCITY["mf"]
 
-#: Unpitched percussion by part name, then by staff position on a drum-set staff (GM keys).
+#: Unpitched percussion by part name (the first phrase found in the lower-cased name wins, so
+#: the longer phrases come first), then by staff position on a drum-set staff (GM keys; 83–87
+#: are the GS additions every GM soundfont here plays: jingle bell, bell tree, castanets, surdo).
 DRUM_BY_NAME = (
-    ("bass drum", 36), ("kick", 36), ("snare", 38), ("side drum", 38), ("hi-hat", 42),
-    ("hihat", 42), ("ride", 51), ("crash", 49), ("suspended cymbal", 49), ("cymbal", 49),
-    ("triangle", 81), ("tambourine", 54), ("woodblock", 76), ("wood block", 76),
-    ("claves", 75), ("castanets", 85), ("cowbell", 56), ("tam-tam", 52), ("gong", 52),
-    ("tom", 45), ("conga", 63), ("bongo", 60), ("shaker", 70), ("maracas", 70),
+    ("bass drum", 36), ("kick", 36), ("snare", 38), ("side drum", 38), ("side stick", 37),
+    ("rim shot", 37), ("hand clap", 39), ("open hi-hat", 46), ("pedal hi-hat", 44),
+    ("hi-hat", 42), ("hihat", 42), ("hi hat", 42), ("ride bell", 53), ("ride", 51),
+    ("china", 52), ("splash", 55), ("crash", 49), ("suspended cymbal", 49), ("cymbal", 49),
+    ("triangle", 81), ("tambourine", 54), ("temple block", 76), ("woodblock", 76),
+    ("wood block", 76), ("claves", 75), ("castanets", 85), ("cowbell", 56), ("tam-tam", 52),
+    ("gong", 52), ("floor tom", 41), ("timbale", 65), ("tom", 45), ("conga", 63),
+    ("bongo", 60), ("surdo", 87), ("cuica", 78), ("cuíca", 78), ("agogo", 67), ("cabasa", 69),
+    ("guiro", 74), ("güiro", 74), ("vibraslap", 58), ("whistle", 71), ("sleigh bell", 83),
+    ("jingle bell", 83), ("bell tree", 84), ("mark tree", 84), ("shaker", 70), ("maracas", 70),
 )
 DRUMSET_BY_POSITION = {  # (display step, octave) on a percussion-clef 5-line staff
     ("F", 4): 36, ("E", 4): 35, ("C", 5): 38, ("G", 5): 42, ("A", 5): 49, ("F", 5): 51,
@@ -85,14 +97,32 @@ def perform(score: LoadedScore, *, swing: float | None = None,
 def _perform_music21(score, path: Path, *, swing: float | None = None,
                      fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     score = _to_sounding_pitch(score, path)
+    form.align_measures(score)
+    _drum_kit_keys(score, path)
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
-    tracks = []
-    for name, staves in _instrument_groups(score):
-        track = timing.adjust(_perform_instrument(name, staves, tl), staves, tl, timed)
+    groups = list(_instrument_groups(score))
+    slash_bars = comping.measure_style_slash_bars(score, path)
+    pedals = _pedal_marks(score, path)
+    tracks, played_groups, comped = [], [], False
+    for name, staves in groups:
+        plan = comping.slash_plan(name, staves, tl, slash_bars.get(comping.part_key(staves[0]), set()))
+        track, dyn = _perform_instrument(name, staves, tl,
+                                         skip=plan.skipped if plan else frozenset())
+        if plan is not None:  # slashes or chord symbols over rests: the player comps
+            comp = comping.realize(plan, staves, tl, dyn.velocity, timed.swing)
+            track = replace(track, notes=_finish_notes(
+                [(n.on, n.off, n.pitch, n.velocity) for n in track.notes] + comp))
+            comped = True
+        track = timing.adjust(track, staves, tl, timed)
         if track.notes:
-            tracks.append(track)
+            tracks.append(_expression_and_pedals(track, dyn, staves, tl, pedals))
+            played_groups.append(staves)
+    pitched = [i for i, t in enumerate(tracks) if not t.is_percussion]
+    if not comped and len(pitched) == 1:  # a lead sheet: nobody plays its chord symbols
+        i = pitched[0]
+        tracks[i + 1:i + 1] = _lead_sheet_comping(tracks[i], played_groups[i], tl, timed)
     md = score.metadata
     composer = (md.composer or "") if md else ""
     return Performance(
@@ -100,6 +130,48 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score),
         copyright=str((md.copyright if md else None) or "").strip())
+
+
+def _lead_sheet_comping(melody: Track, staves, tl: form.Timeline, timed) -> list[Track]:
+    """The piano comping under a lead sheet's melody (none if the part is not a lead sheet)."""
+    plan = comping.lead_sheet_plan(melody.name, staves, tl)
+    if plan is None:
+        return []
+    notes = _finish_notes(comping.realize(plan, staves, tl, _Dynamics(staves, tl).velocity,
+                                          timed.swing))
+    track = Track(name=comping.LEAD_SHEET_TRACK, instrument="Piano", notes=notes,
+                  program=comping.LEAD_SHEET_PROGRAM)
+    track = timing.adjust(track, staves, tl, timed)
+    return [track] if track.notes else []
+
+
+def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
+    """The pedal marks of each music21 part (by ``id``), from the MusicXML file."""
+    marks = expression.pedal_marks(path)
+    if not marks:
+        return {}
+    raw = expression.raw_part_indexes(score.parts)
+    if raw and raw[-1] + 1 != len(marks):
+        log.warning("%s: %d parts in the file, %d read: pedal marks are not played", path,
+                    len(marks), raw[-1] + 1)
+        return {}
+    return {id(part): marks[i] for part, i in zip(score.parts, raw)}
+
+
+def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Timeline,
+                           pedals: dict[int, list[expression.PedalMark]]) -> Track:
+    """A sustaining instrument's expression (CC11) and any instrument's pedals (CC64, CC66),
+    on the notes' played ticks."""
+    if not track.is_percussion and expression.sustains(track.name, track.instrument,
+                                                       track.program):
+        track = expression.shape(track, dyn.curve())
+    # a piano's staves share one <part>: its marks once
+    marks = list({id(m): m for s in staves for m in pedals.get(id(s), ())}.values())
+    if marks:
+        end = max(track.end_tick, round(tl.total * TICKS_PER_QUARTER))
+        controls = track.controls + tuple(expression.pedal_controls(marks, tl, end))
+        track = replace(track, controls=tuple(sorted(controls, key=lambda c: c.tick)))
+    return track
 
 
 def _title(md, path: Path) -> str:
@@ -124,6 +196,38 @@ def _to_sounding_pitch(score, path: Path):
     except Exception as exc:
         log.warning("%s: could not transpose to sounding pitch (%s)", path, exc)
         return score
+
+
+def _drum_kit_keys(score, path: Path) -> None:
+    """Each unpitched note that names its instrument plays that instrument's drum key
+    (:func:`pipeline.musicxml.drum_keys`), kept as the note's ``storedInstrument`` as music21
+    does for MIDI: music21 gives a drum kit's every note the part's first drum."""
+    keys = musicxml.drum_keys(path)
+    if not keys:
+        return
+    from music21 import instrument, stream
+
+    drums: dict[int, object] = {}
+    for part in score.parts:
+        inst = part.getInstrument(returnDefault=False)
+        placed = keys.get(getattr(inst, "partId", None))
+        if not placed:
+            continue
+        match = re.match(r"^.*-Staff(\d+)$", str(part.id))
+        staff = int(match.group(1)) if match and isinstance(part, stream.PartStaff) else 1
+        for k, measure in enumerate(part.getElementsByClass(stream.Measure)):
+            for el in measure.recurse().notes:
+                if not _is_unpitched(el):
+                    continue
+                at = round(float(el.getOffsetInHierarchy(measure)), 4)
+                for n in _members(el):
+                    key = placed.get((k, at, staff, n.displayStep, n.displayOctave))
+                    if key is None:
+                        continue
+                    if key not in drums:
+                        drums[key] = instrument.UnpitchedPercussion()
+                        drums[key].percMapPitch = key
+                    n.storedInstrument = drums[key]
 
 
 def _first_time_signature(score) -> tuple[int, int]:
@@ -175,7 +279,8 @@ class _Ramp:
 
 
 class _Dynamics:
-    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument."""
+    """Velocity at any quarter-note offset from dynamics and hairpins of one instrument; the
+    level reached at a hairpin's end holds until the next mark."""
 
     def __init__(self, staves, tl: form.Timeline):
         from music21 import dynamics
@@ -226,7 +331,12 @@ class _Dynamics:
                 v1 = v0 + (16 if rising else -16)
             if (v1 > v0) != rising:
                 v1 = v0 + (16 if rising else -16)
-            self.ramps.append(_Ramp(start, end, v0, min(127, max(1, v1))))
+            v1 = min(127, max(1, v1))
+            self.ramps.append(_Ramp(start, end, v0, v1))
+            if not (i < len(self.offsets) and self.offsets[i] <= end + 1e-6):
+                # the level reached holds (a hairpin without a closing mark does not snap back)
+                self.offsets.insert(i, end)
+                self.levels.insert(i, v1)
 
     def level(self, offset: float) -> float:
         i = bisect.bisect_right(self.offsets, offset + 1e-6) - 1
@@ -235,10 +345,28 @@ class _Dynamics:
     def velocity(self, offset: float) -> float:
         if offset in self.accents:
             return self.accents[offset]
+        return self._written(offset)
+
+    def _written(self, offset: float) -> float:
+        """The level at ``offset`` from dynamics and hairpins, accents left out."""
         for r in self.ramps:
             if r.start <= offset < r.end:
                 return r.v0 + (r.v1 - r.v0) * (offset - r.start) / (r.end - r.start)
         return self.level(offset)
+
+    def curve(self) -> expression.LevelCurve:
+        """The level as a continuous curve in played ticks (for expression). Between two
+        consecutive marks or hairpin ends the level is constant or one ramp, so it is exact
+        as straight lines through the values just before and at each of them."""
+        points = sorted({*self.offsets, *(r.start for r in self.ramps),
+                         *(r.end for r in self.ramps)})
+        eps = 1e-4  # over level()'s tolerance of 1e-6, under a tick
+        xs = [x for p in points for x in (p - eps, p)] or [0.0]
+        levels = [self._written(x) for x in xs]
+        accents = tuple(sorted((round(off * TICKS_PER_QUARTER), float(v))
+                               for off, v in self.accents.items()))
+        return expression.LevelCurve(np.array(xs) * TICKS_PER_QUARTER, np.array(levels),
+                                     accents)
 
 
 def _slurred_ids(staff, flat) -> set[int]:
@@ -267,7 +395,10 @@ def _slurred_ids(staff, flat) -> set[int]:
     return ids
 
 
-def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
+def _perform_instrument(name: str, staves, tl: form.Timeline,
+                        skip: frozenset[int] = frozenset()) -> tuple[Track, "_Dynamics"]:
+    """One instrument's notes as written, and its dynamics; ``skip`` holds ids of notes not
+    to play (slashes that :mod:`pipeline.comping` realizes)."""
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
@@ -281,12 +412,14 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
         figures = ornaments.spanner_index(staff)
-        # pitch → (index into events, written offset where it ends) of a tie still open
-        open_ties: dict[int, tuple[int, float]] = {}
+        # pitch → index into events of a tie still open
+        open_ties: dict[int, int] = {}
         pending_grace: list = []
         played = sorted(((p, k, el) for k, el in enumerate(flat.notes) for p in tl.map(float(el.offset))),
                         key=lambda x: (x[0], x[1]))
         for offset, _, el in played:
+            if id(el) in skip:
+                continue
             if el.duration.isGrace:
                 pending_grace.append(el)
                 continue
@@ -317,20 +450,16 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                     if fig and ties[-1] in ("start", "continue") and events[-1][2] == pitches[-1]:
                         # a tie goes on from the last note, at the figure's written end
                         events[-1] = events[-1][:4] + (on + dur,)
-                        open_ties[pitches[-1]] = (len(events) - 1,
-                                                  float(el.offset + el.quarterLength))
+                        open_ties[pitches[-1]] = len(events) - 1
                     continue
             for pitch, tie in zip(pitches, ties):
                 if not 0 <= pitch <= 127:
                     continue
-                written_end = float(el.offset + el.quarterLength)
-                idx, tie_end = open_ties.get(pitch, (None, None))
-                # a tie into a 1st ending also holds into the 2nd, whose note is often written
-                # without the tie's stop: it goes on when the play order jumped to this note
-                # (Maple Leaf Rag bars 65–67)
-                jumped = tie is None and idx is not None and abs(tie_end - float(el.offset)) > 1e-6
-                if (tie in ("stop", "continue") or jumped) and idx is not None and \
-                        abs(events[idx][4] - on) <= 1:
+                idx = open_ties.get(pitch)
+                # a tie goes on into the next note of its pitch, also one written without the
+                # tie's stop (Monteverdi, madrigal 4.1, canto bars 1–2) and one in a 2nd ending
+                # the play order jumped to (Maple Leaf Rag bars 65–67)
+                if tie != "start" and idx is not None and abs(events[idx][4] - on) <= 1:
                     e = events[idx]
                     off = e[0] + round((on + dur - e[0]) * gate)
                     if breath:  # the breath is taken from the whole tied note
@@ -339,20 +468,23 @@ def _perform_instrument(name: str, staves, tl: form.Timeline) -> Track:
                     if tie != "continue":
                         open_ties.pop(pitch, None)
                     else:
-                        open_ties[pitch] = (idx, written_end)
+                        open_ties[pitch] = idx
                     continue
                 events.append((on, on + max(1, round(dur * gate)), pitch,
                                int(round(velocity)), on + dur))
                 if tie in ("start", "continue"):
-                    open_ties[pitch] = (len(events) - 1, written_end)
+                    open_ties[pitch] = len(events) - 1
                 else:
                     open_ties.pop(pitch, None)
-    controls.extend(_instrument_changes(first, program, tl))
     notes = _finish_notes(events)
     is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)
+    if not is_percussion:  # a drum channel's program chooses the kit
+        controls.extend(techniques.program_changes(staves, name=name, inst=inst,
+                                                   program=program, tl=tl))
     return Track(name=name, instrument=(inst.instrumentName if inst and inst.instrumentName else name),
-                 notes=notes, controls=tuple(controls), program=program,
-                 is_percussion=is_percussion)
+                 notes=notes, controls=tuple(controls),
+                 program=None if is_percussion else program,  # music21 gives drums melodic numbers
+                 is_percussion=is_percussion), dyn
 
 
 def _breath_end(on: int, end: int) -> int:
@@ -416,21 +548,6 @@ def _drum_pitch(unpitched, percussion_key: int | None) -> int:
 def _is_pitched_percussion(inst) -> bool:
     return inst is not None and inst.classes[0] in ("Timpani", "Xylophone", "Marimba",
                                                     "Vibraphone", "Glockenspiel", "TubularBells")
-
-
-def _instrument_changes(staff, first_program: int | None, tl: form.Timeline) -> list[Control]:
-    """Program changes for instruments that change later in the part (e.g. Cl. → B.Cl.)."""
-    from music21 import instrument
-
-    out = []
-    current = first_program
-    for inst in staff.flatten().getElementsByClass(instrument.Instrument):
-        if inst.offset <= 0 or inst.midiProgram is None or inst.midiProgram == current:
-            continue
-        current = inst.midiProgram
-        out.extend(Control(round(p * TICKS_PER_QUARTER), "program_change", int(current), 0)
-                   for p in tl.map(float(inst.offset)))
-    return out
 
 
 def _finish_notes(events) -> tuple[Note, ...]:
@@ -540,7 +657,7 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
 
     mid = mido.MidiFile(type=1, ticks_per_beat=performance.tempo_map.ticks_per_quarter)
     conductor = mido.MidiTrack()
-    conductor.append(mido.MetaMessage("track_name", name=performance.title, time=0))
+    conductor.append(mido.MetaMessage("track_name", name=_midi_text(performance.title), time=0))
     num, den = performance.time_signature
     if den in (1, 2, 4, 8, 16, 32, 64):
         conductor.append(mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
@@ -566,7 +683,8 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
             if c.kind == "control_change":
                 msg = mido.Message("control_change", channel=channel, control=c.number, value=c.value)
             elif c.kind == "program_change":
-                msg = mido.Message("program_change", channel=channel, program=c.number)
+                msg = mido.Message("program_change", channel=channel,
+                                   program=program if c.number == OWN_PROGRAM else c.number)
             else:
                 msg = mido.Message("pitchwheel", channel=channel, pitch=c.value)
             timed.append((c.tick, 2, msg))
@@ -576,12 +694,19 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
                                                 velocity=n.velocity)))
         timed.sort(key=lambda x: (x[0], x[1]))
         mtrack = mido.MidiTrack()
-        mtrack.append(mido.MetaMessage("track_name", name=track.name, time=0))
+        mtrack.append(mido.MetaMessage("track_name", name=_midi_text(track.name), time=0))
         mtrack.extend(_delta([(t, m) for t, _, m in timed]))
         mtrack.append(mido.MetaMessage("end_of_track", time=0))
         mid.tracks.append(mtrack)
     with atomic_path(path) as tmp:
         mid.save(str(tmp))
+
+
+def _midi_text(text: str) -> str:
+    """``text`` as a MIDI meta event can hold it (mido writes Latin-1): 'Clarinet in B♭' is
+    written 'Clarinet in Bb', other characters outside Latin-1 as '?'."""
+    text = text.replace("♭", "b").replace("♯", "#")
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _delta(timed):

@@ -14,10 +14,11 @@ A run has three phases:
    again from its mix on disk, never rendered again. Below the tolerance it keeps its files: a
    difference no one hears is not worth re-encoding every piece of a category.
 
-A piece is unchanged when its fingerprint is: the bytes of the score and of its sidecars
-(``<score>.toml``, ``piece.toml``), the presets, the instrument map and its category's
-template, the soundfonts' content, the sample rate and the pipeline version
-(``OUT/manifest.json`` keeps one per piece). A piece that failed is reported as failed again
+A piece is unchanged when its fingerprint is: the bytes of the score and of its sidecar
+(:mod:`pipeline.sidecar`; its ``preset`` is not used: a portfolio has its own), the presets, the
+instrument map and its category's template, the content of the soundfonts (the default, its
+fallback and the sidecar's), the sample rate and the pipeline version (``OUT/manifest.json``
+keeps one per piece). A piece that failed is reported as failed again
 without another attempt until its fingerprint changes.
 
 The workers need the scores and ``OUT`` at the same paths as this process (on a cluster: a
@@ -26,6 +27,7 @@ shared file system).
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +36,6 @@ import os
 import pickle
 import shutil
 import socket
-import tomllib
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,7 @@ from .errors import OutputError, PipelineError, ScoreError
 from .export import PieceFolder, read_mix
 from .load import MIDI_SUFFIXES, MUSICXML_SUFFIXES
 from .paths import slugify
+from .sidecar import Sidecar, choose, find_sidecar, read_sidecar
 from .site import WAVEFORM_COLUMNS, waveform_svg, write_site
 from .soundfonts import fallback_soundfont, find_soundfont
 
@@ -115,9 +117,8 @@ class _RenderJob:
     source: Path
     slug: str
     out_dir: Path
-    soundfont: Path
+    soundfont: Path | None  # the option's, over the sidecar's
     sample_rate: int
-    copyright: str | None   # the sidecar's notice, over the score's
 
 
 @dataclass(frozen=True)
@@ -161,26 +162,6 @@ def discover(root: str | Path, *, exclude: Path | None = None) -> list[Path]:
         found.extend(here / f for f in sorted(filenames)
                      if not f.startswith(".") and Path(f).suffix.lower() in SCORE_SUFFIXES)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-def sidecars(score: Path) -> list[Path]:
-    """The sidecars that configure ``score``: ``<score name>.toml``, then ``piece.toml``."""
-    return [p for p in (score.with_suffix(".toml"), score.parent / "piece.toml") if p.is_file()]
-
-
-def sidecar_copyright(score: Path) -> str | None:
-    """The ``copyright`` key of the score's first sidecar that has one."""
-    for path in sidecars(score):
-        try:
-            data = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ScoreError(f"{path}: the sidecar cannot be read ({exc})") from exc
-        notice = data.get("copyright")
-        if notice is not None and not isinstance(notice, str):
-            raise ScoreError(f"{path}: 'copyright' = {notice!r} is not allowed (a text)")
-        if notice:
-            return notice.strip()
-    return None
 
 
 def _slugs(rels: list[str]) -> list[str]:
@@ -235,11 +216,23 @@ def _settings_digest(soundfonts: list[str], sample_rate: int) -> str:
     return h.hexdigest()
 
 
-def _fingerprint(piece: _Piece, settings: str, category: str | None) -> str:
+def _sidecar_soundfonts(sidecar: Sidecar | None) -> list[Path]:
+    if sidecar is None:
+        return []
+    fonts = [sidecar.soundfont] + [part.soundfont for _, part in sidecar.parts]
+    return sorted({f for f in fonts if f is not None})
+
+
+def _fingerprint(piece: _Piece, settings: str, category: str | None,
+                 soundfonts: dict | None = None) -> str:
+    """``soundfonts``: the manifest's memo of soundfont hashes (for the sidecar's)."""
     h = hashlib.sha256(settings.encode())
     h.update(piece.source.read_bytes())
-    for side in sidecars(piece.source):
+    side = find_sidecar(piece.source)
+    if side is not None:
         h.update(side.name.encode() + b"\0" + side.read_bytes())
+        fonts = _sidecar_soundfonts(read_sidecar(piece.source))
+        h.update(str(_soundfont_identity(fonts, {} if soundfonts is None else soundfonts)).encode())
     if category:
         try:
             h.update(_package_bytes("templates", f"{category}.toml"))
@@ -264,12 +257,17 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
     """Render a piece to its mix (left in its hidden working folder) and measure it for the
     album; returns (category, measurements per preset)."""
     presets = [load_preset(n) for n in PRESETS]
-    piece = _render_to_mix(job.source, out_root=job.out_dir / PIECES, ensemble=None,
-                           soundfont=job.soundfont, sample_rate=job.sample_rate,
-                           progress=lambda stage, fraction: None, slug=job.slug)
+    sidecar = read_sidecar(job.source)
+    if sidecar is not None and sidecar.presets:
+        log.info("%s: 'preset' is not used in a portfolio (mastered for: %s)", sidecar.path,
+                 ", ".join(PRESETS))
+        sidecar = replace(sidecar, presets=())
+    settings = choose(sidecar, soundfont=job.soundfont, default_presets=PRESETS)
+    piece = _render_to_mix(job.source, out_root=job.out_dir / PIECES, settings=settings,
+                           soundfont=find_soundfont(settings.soundfont),
+                           sample_rate=job.sample_rate, progress=lambda stage, fraction: None,
+                           slug=job.slug)
     try:
-        if job.copyright:
-            piece.performance = replace(piece.performance, copyright=job.copyright)
         entries = album_entries(piece, presets)
         _dump(_cache(job.out_dir, job.slug, "piece"), piece)
         _dump(_cache(job.out_dir, job.slug, "album"), entries)
@@ -499,12 +497,13 @@ def build_portfolio(scores_dir: str | Path, out_dir: str | Path, *,
             raise OutputError(f"{out_dir}: another portfolio run is writing here") from exc
         runner = _DaskRunner(dask) if dask else _LocalRunner(workers)
         try:
-            return _build(sources, scores_dir, out_dir, font, sample_rate, title, progress, runner)
+            return _build(sources, scores_dir, out_dir, font, soundfont and Path(soundfont),
+                          sample_rate, title, progress, runner)
         finally:
             runner.close()
 
 
-def _build(sources, scores_dir, out_dir, font, sample_rate, title, progress, runner):
+def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, title, progress, runner):
     manifest = _read_manifest(out_dir)
     records = manifest["pieces"]
     fonts = [font] + [f for f in (fallback_soundfont(font),) if f is not None]
@@ -514,10 +513,11 @@ def _build(sources, scores_dir, out_dir, font, sample_rate, title, progress, run
               for s, r, slug in zip(sources, rels, _slugs(rels))]
     outcomes: dict[str, Outcome] = {}
     render_jobs: dict[str, _RenderJob] = {}
+    fonts_known = manifest["soundfonts"]
+    fingerprint = functools.partial(_fingerprint, settings=settings, soundfonts=fonts_known)
     for piece in pieces:
         try:
-            piece.fingerprint = _fingerprint(piece, settings, piece.record.get("category"))
-            notice = sidecar_copyright(piece.source)
+            piece.fingerprint = fingerprint(piece, category=piece.record.get("category"))
         except (OSError, PipelineError) as exc:
             reason = _reason(exc) if isinstance(exc, PipelineError) else \
                 f"{piece.source}: cannot be read ({exc.strerror})"
@@ -528,8 +528,8 @@ def _build(sources, scores_dir, out_dir, font, sample_rate, title, progress, run
             if piece.record["status"] == "failed":
                 outcomes[piece.rel] = Outcome(piece.rel, "failed", piece.record["reason"])
             continue
-        render_jobs[piece.rel] = _RenderJob(piece.source, piece.slug, out_dir, font, sample_rate,
-                                            notice)
+        render_jobs[piece.rel] = _RenderJob(piece.source, piece.slug, out_dir, font_option,
+                                            sample_rate)
     _clean(out_dir, {p.slug for p in pieces}, records, {p.rel for p in pieces})
     try:
         by_rel = {p.rel: p for p in pieces}
@@ -539,10 +539,10 @@ def _build(sources, scores_dir, out_dir, font, sample_rate, title, progress, run
                 outcomes[rel] = Outcome(rel, "failed", error)
                 # fingerprinted without a category: the next run skips it until it changes
                 records[rel] = {"status": "failed", "reason": error, "slug": piece.slug,
-                                "fingerprint": _fingerprint(piece, settings, None)}
+                                "fingerprint": fingerprint(piece, category=None)}
             else:
                 piece.category, piece.entries = value
-                piece.fingerprint = _fingerprint(piece, settings, piece.category)
+                piece.fingerprint = fingerprint(piece, category=piece.category)
         master_jobs = _plan(pieces, render_jobs, outcomes, out_dir, title)
         for rel, entry, error in _run(runner, _master_piece, master_jobs, "master", progress):
             piece, job = by_rel[rel], master_jobs[rel]

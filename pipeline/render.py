@@ -20,7 +20,7 @@ import soundfile as sf
 
 from .audio import BLOCK_FRAMES
 from .errors import RenderError, SoundfontError
-from .model import Performance, Stem, Stems, Track, Voice
+from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
 from .synth import DRUM_BANK, FLUID_BLOCK_FRAMES, Synth
 
@@ -185,13 +185,7 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             elif kind == BEND:
                 synth.pitch_bend(channel, b)
             elif kind == PROGRAM:
-                v = programs[channel]
-                try:
-                    synth.select(channel, v.soundfont, DRUM_BANK if v.is_percussion else v.bank, a,
-                                 drum=v.is_percussion)
-                except SoundfontError:
-                    log.warning("program change to %d not in %s; kept %d", a, v.soundfont.name,
-                                v.program)
+                _program_change(synth, channel, programs[channel], a)
         tail = 0
         while synth.active_voices() > 0 and tail < max_tail:
             advance(TAIL_CHUNK_FRAMES)
@@ -199,6 +193,23 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
         advance(TAIL_CHUNK_FRAMES)  # one quiet chunk past the last voice, for the margin
         flush()
         return state["written"], state["last"]
+
+
+def _program_change(synth: Synth, channel: int, voice: Voice, program: int) -> None:
+    """Switch a channel to ``program`` (:data:`OWN_PROGRAM`: the voice's own) in the voice's
+    soundfont and bank, else in its bank 0 (a variation bank, such as MuseScore General's
+    expressive bank 17, lacks most programs); if neither has it, the channel plays on."""
+    if program == OWN_PROGRAM:
+        program = voice.program
+    bank = DRUM_BANK if voice.is_percussion else voice.bank
+    for b in (bank, 0) if bank not in (0, DRUM_BANK) else (bank,):
+        try:
+            synth.select(channel, voice.soundfont, b, program, drum=voice.is_percussion)
+            return
+        except SoundfontError:
+            continue
+    log.warning("program change to %d: not in %s; the part plays on in its current voice",
+                program, voice.soundfont.name)
 
 
 class _StemWriters:

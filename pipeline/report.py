@@ -264,13 +264,26 @@ def _chain(m: dict) -> str:
     return "".join(f"<li>{e(i)}</li>" for i in items)
 
 
+def _stem_tone(part: dict) -> str:
+    """'3200 Hz −2 dB; 2:1 over −32 LUFS, at most 2.1 dB' for a stem's EQ and compressor."""
+    items = [f"{b['hz']:g} Hz {b['gain_db']:+g} dB" for b in part.get("eq") or []]
+    c = part.get("compressor")
+    if c:
+        items.append(f"{c['ratio']:g}:1 over {c['threshold_lufs']:g} LUFS, at most "
+                     f"{c['max_reduction_db']:g} dB")
+    return "; ".join(items) or "—"
+
+
 def _page(report: dict, pictures) -> str:
     e = html.escape
     parts = "\n".join(_row((p["part"], p["instrument"], p["program"], p.get("seat"), p["pan"],
                             p.get("depth"), p.get("bus"), p["peak_dbfs"], p["loudness_lufs"],
                             p.get("calibration_db"), p.get("gain_db"), p.get("send_db"),
-                            p.get("mix_lufs"), p["stem"], p.get("mix_stem")))
+                            p.get("mix_lufs"), _stem_tone(p), ", ".join(p.get("set_by_sidecar", [])),
+                            p["stem"], p.get("mix_stem")))
                       for p in report["parts"])
+    settings = " · ".join(f"{k} {v['value']} ({v['from']})"
+                          for k, v in report.get("settings", {}).items() if v["value"])
     masters = "\n".join(_row((m["preset"], ", ".join(f["file"] for f in m["files"]),
                               m["integrated_lufs"], m["target_lufs"], m["loudness_range_lu"],
                               m["short_term_max_lufs"], m["true_peak_dbtp"], m["ceiling_dbtp"],
@@ -298,6 +311,7 @@ img {{ max-width: 100%; }}
 <p class="meta">{e(report['composer'] or 'composer unknown')} · {e(report['instrumentation'])} ·
 ensemble <b>{e(report['ensemble'])}</b> ({e(report['ensemble_chosen_by'])}) ·
 {report['duration_s']:.1f} s · {report['sample_rate']} Hz</p>
+<p class="meta">Settings: {e(settings)}{e(' · sidecar ' + report['sidecar'] if report.get('sidecar') else '')}</p>
 <h2>Masters</h2>
 <table><tr><th>preset</th><th>files</th><th>integrated LUFS</th><th>target</th><th>LRA LU</th>
 <th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>
@@ -312,10 +326,12 @@ ensemble <b>{e(report['ensemble'])}</b> ({e(report['ensemble_chosen_by'])}) ·
 <p class="meta">Stem levels: the dry stem as rendered (peak, LUFS); the balance calibration that
 brings mf on this instrument to the common level; the total gain in the mix (calibration, seat,
 section bus, depth and the mix's headroom gain); the reverb send; and the player's loudness in
-the mix before the room.</p>
+the mix before the room; the stem's family EQ and compressor (its threshold, and the most gain
+reduction it applied); what the piece's sidecar set.</p>
 <table><tr><th>part</th><th>instrument</th><th>program</th><th>seat</th><th>pan</th><th>depth</th>
 <th>bus</th><th>stem peak dBFS</th><th>stem LUFS</th><th>calibration dB</th><th>mix gain dB</th>
-<th>send dB</th><th>in mix LUFS</th><th>stem</th><th>mix stem</th></tr>
+<th>send dB</th><th>in mix LUFS</th><th>EQ / compressor</th><th>sidecar</th><th>stem</th>
+<th>mix stem</th></tr>
 {parts}</table>
 <p class="meta">Soundfont {e(report['soundfont'])}. Time per stage: {e(timings)}.
 score2audio {e(report['pipeline_version'])}.</p>

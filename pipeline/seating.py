@@ -72,13 +72,6 @@ class Placement:
     seat: str
 
 
-def canonical(part: str, preset_name: str, family: str) -> str:
-    """The instrument-map name a part stands for ('' when unknown)."""
-    info = (instruments.voice_for(part) if family == "voices" else None) or \
-        instruments.lookup(part) or (instruments.lookup(preset_name) if preset_name else None)
-    return info.name if info else ""
-
-
 ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8}
 
 
@@ -134,15 +127,15 @@ def score_order(count: int, width: float) -> list[float]:
     return [float(width * (-1.0 + 2.0 * i / (count - 1))) for i in range(count)]
 
 
-def place(parts: list[str], presets: list[str], families: list[str], *, seats: tuple[Seat, ...],
+def place(parts: list[str], names: list[str], families: list[str], *, seats: tuple[Seat, ...],
           rules: tuple[Rule, ...], stage_width: float, chamber_depth: float,
           section_db: dict[str, float]) -> list[Placement]:
     """Seat every part (one entry per part, in score order).
 
-    ``parts`` are the part names, ``presets`` the soundfont preset names and ``families`` the
-    instrument families, all in score order; ``section_db`` is each bus's level.
+    ``parts`` are the part names, ``names`` the instrument-map names the assign stage decided
+    (:attr:`pipeline.model.Voice.instrument`, '' when unknown) and ``families`` the instrument
+    families, all in score order; ``section_db`` is each bus's level.
     """
-    names = [canonical(p, s, f) for p, s, f in zip(parts, presets, families)]
     buses = [FAMILY_BUS.get(f, "rhythm") for f in families]
     out: list[Placement | None] = [None] * len(parts)
     rule = next((r for r in rules if Counter(r.instruments) == Counter(names)), None)

@@ -20,7 +20,7 @@ INSTALL_HINT = ("install one with 'sudo apt-get install musescore-general-soundf
                 "(Debian/Ubuntu), or pass --soundfont PATH / set SOUNDFONT")
 
 
-def _check(path: Path, origin: str) -> Path:
+def check_soundfont(path: Path, origin: str) -> Path:
     path = path.expanduser()
     if not path.exists():
         raise SoundfontError(f"{path}: soundfont not found (from {origin})")
@@ -59,13 +59,13 @@ def candidates() -> list[Path]:
 def find_soundfont(explicit: str | Path | None = None) -> Path:
     """The soundfont to use: an explicit path, ``$SOUNDFONT``, else the best one installed."""
     if explicit:
-        return _check(Path(explicit), "--soundfont")
+        return check_soundfont(Path(explicit), "--soundfont")
     env = os.environ.get("SOUNDFONT")
     if env:
-        return _check(Path(env), "$SOUNDFONT")
+        return check_soundfont(Path(env), "$SOUNDFONT")
     for path in candidates():
         try:
-            return _check(path, "search")
+            return check_soundfont(path, "search")
         except SoundfontError:
             continue
     raise SoundfontError(f"no soundfont found; {INSTALL_HINT}")
@@ -76,7 +76,7 @@ def fallback_soundfont(primary: Path) -> Path | None:
     for path in candidates():
         if path != primary:
             try:
-                return _check(path, "search")
+                return check_soundfont(path, "search")
             except SoundfontError:
                 continue
     return None

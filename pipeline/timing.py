@@ -5,7 +5,8 @@ Everything that stretches or squeezes time for the whole ensemble lives in the o
 
 - **Tempo marks**: metronome marks and ``<sound tempo>`` (music21 reads both) take effect at
   their offset, also in the middle of a bar. Tempo words without a number (Largo … Presto) use
-  :data:`TEMPO_WORDS`; a score with no mark at all plays at 120 quarter notes a minute.
+  :data:`TEMPO_WORDS`; a score with no mark at all plays at 120 quarter notes a minute, and so
+  do the bars before a first mark that stands after the first bar.
 - **Gradual changes**: rit./rall. slow down to :data:`RIT_FACTOR` of the tempo, accel. speeds up to
   :data:`ACCEL_FACTOR` (``poco``/``molto`` make it less/more, :data:`DEGREE`), in steps of
   :data:`RAMP_STEP_QUARTERS`. The change runs over its dashed line, else up to the next tempo
@@ -190,9 +191,15 @@ def _written_curve(events, tl: form.Timeline, holds, caesuras, fermata_hold=FERM
     total = tl.total if tl.starts else float("inf")
     starts = list(tl.starts)
     points: list[tuple[float, float]] = []  # (offset, bpm) base tempo steps
-    first = next((v for _, k, v, _ in events if k == "set"), DEFAULT_TEMPO_BPM)
-    current = reference = first
-    points.append((0.0, first))
+    first_mark = next(((off, v) for off, k, v, _ in events if k == "set"), None)
+    first = first_mark[1] if first_mark else DEFAULT_TEMPO_BPM  # what "Tempo I" returns to
+    # the first mark holds from the start when it stands in the first bar (or on the next
+    # downbeat); one further in leaves the bars before it at 120 (Handel's "Lascia ch'io
+    # pianga": an "Andante" in bar 11 of the recitative is not the recitative's tempo)
+    bar_two = starts[1] if len(starts) > 1 else total
+    opening = first if first_mark is None or first_mark[0] <= bar_two + 1e-9 else DEFAULT_TEMPO_BPM
+    current = reference = opening
+    points.append((0.0, opening))
     for n, (off, kind, value, end) in enumerate(events):
         if kind == "set":
             current = reference = value
@@ -232,7 +239,7 @@ def _written_curve(events, tl: form.Timeline, holds, caesuras, fermata_hold=FERM
     base_off = np.array([points[i][0] for i in order])
     base_bpm = np.array([points[i][1] for i in order])
     i = np.searchsorted(base_off, offsets + 1e-9, side="right") - 1
-    bpm = np.where(i >= 0, base_bpm[np.clip(i, 0, None)], first)
+    bpm = np.where(i >= 0, base_bpm[np.clip(i, 0, None)], opening)
     for s, e, f in factors:
         bpm[(offsets >= s - 1e-9) & (offsets < e - 1e-9)] *= f
     return offsets, bpm, [(t - PAUSE_WINDOW_QUARTERS, t) for t in caesuras]

@@ -87,7 +87,7 @@ def correction(measured: np.ndarray, target: np.ndarray, *, amount: float, max_d
     return np.clip(amount * _smooth(diff, SMOOTHING_OCTAVES) * active, -max_db, max_db)
 
 
-def _biquad(kind: str, freq: float, gain_db: float, sample_rate: int, q: float = EQ_Q) -> np.ndarray:
+def biquad(kind: str, freq: float, gain_db: float, sample_rate: int, q: float = EQ_Q) -> np.ndarray:
     """An RBJ-cookbook peaking or shelving filter as one second-order section."""
     a = 10 ** (gain_db / 40)
     w0 = 2 * np.pi * min(freq, 0.45 * sample_rate) / sample_rate
@@ -117,7 +117,7 @@ def response_db(sos: np.ndarray, sample_rate: int, freqs: np.ndarray = BAND_CENT
 @functools.lru_cache(maxsize=8)
 def _basis(sample_rate: int) -> np.ndarray:
     """Each EQ band's response (dB per analysis band) at +1 dB: nearly linear for small gains."""
-    return np.stack([response_db(_biquad(k, f, 1.0, sample_rate)[None, :], sample_rate)
+    return np.stack([response_db(biquad(k, f, 1.0, sample_rate)[None, :], sample_rate)
                      for k, f in EQ_BANDS], axis=1)
 
 
@@ -133,7 +133,7 @@ def fit_eq(wanted_db: np.ndarray, sample_rate: int, *, max_db: float) -> tuple[n
     gains = np.clip(gains, -max_db, max_db)
     bands = [{"type": k, "hz": f, "gain_db": round(float(g), 2)}
              for (k, f), g in zip(EQ_BANDS, gains) if abs(g) >= 0.05]
-    sos = np.stack([_biquad(b["type"], b["hz"], b["gain_db"], sample_rate) for b in bands]) \
+    sos = np.stack([biquad(b["type"], b["hz"], b["gain_db"], sample_rate) for b in bands]) \
         if bands else np.zeros((0, 6))
     return sos, bands
 
@@ -157,7 +157,7 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
                   mono_bass_hz: float, high_shelf_hz: float, high_shelf_db: float) -> ToneSettings:
     sos = list(eq_sos)
     if high_shelf_db:
-        sos.append(_biquad("highshelf", high_shelf_hz, high_shelf_db, sample_rate, q=0.707))
+        sos.append(biquad("highshelf", high_shelf_hz, high_shelf_db, sample_rate, q=0.707))
         eq_bands = [*eq_bands, {"type": "highshelf", "hz": high_shelf_hz, "gain_db": high_shelf_db}]
     mid = np.array(sos).reshape(-1, 6)
     side = list(sos)

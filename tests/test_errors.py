@@ -70,3 +70,17 @@ def test_listing_commands(command):
     proc = run_cli(command)
     assert proc.returncode == 0
     assert ("orchestra" if command == "templates" else "streaming") in proc.stdout
+
+
+def test_unknown_layout_lists_the_templates_layouts(tmp_path):
+    proc = run_cli("render", str(DATA / "single-a4.musicxml"), "--out", str(tmp_path / "out"),
+                   "--ensemble", "orchestra", "--layout", "backwards")
+    _one_line_error(proc, "--layout backwards", "orchestra", "standard, antiphonal")
+    assert not (tmp_path / "out").exists()
+
+
+def test_templates_lists_each_templates_layouts():
+    proc = run_cli("templates")
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    assert "Layouts: standard, antiphonal." in lines["orchestra"]
+    assert "Layouts: standard, blocks." in lines["choir"]

@@ -255,3 +255,22 @@ def test_a_tie_into_the_first_ending_also_holds_into_the_second():
     assert notes == [(0.0, 76), (1.0, 72), (3.0, 74), (4.0, 76), (5.0, 72), (7.0, 67)]
     c5 = [n for n in performance.tracks[0].notes if n.pitch == 72]
     assert all(n.off - n.on > 1.5 * tpq for n in c5)
+
+
+def test_a_bar_one_part_overfills_keeps_the_parts_together_through_the_repeat():
+    performance = perform(load(DATA / "overfull-bar-repeat.musicxml"))
+    tpq = performance.tempo_map.ticks_per_quarter
+    violin, cello = (sorted((n.on / tpq, n.pitch) for n in t.notes) for t in performance.tracks)
+    # 2/4, the violin's bar 1 a 16th too long: bar 2 starts after 2.25 beats in every part
+    assert [t for t, p in violin if p == 76] == [2.25, 6.5]     # E5, bar 2, both passes
+    assert [t for t, p in cello if p == 43] == [2.25, 6.5]      # G2 with it
+    assert [t for t, p in cello if p == 48] == [0.0, 4.25]      # C3, bar 1
+
+
+def test_a_tie_written_without_its_stop_still_holds_into_the_next_note_of_its_pitch():
+    performance = perform(load(DATA / "tie-without-stop.musicxml"))
+    tpq = performance.tempo_map.ticks_per_quarter
+    notes = sorted(performance.tracks[0].notes, key=lambda n: n.on)
+    # E5 held over bars 1-2 (six beats), E5 struck on beat 3 of bar 2, then F5 G5 F5
+    assert [(n.on / tpq, n.pitch) for n in notes] == [(0, 76), (6, 76), (8, 77), (9, 79), (10, 77)]
+    assert (notes[0].off - notes[0].on) / tpq > 5.5

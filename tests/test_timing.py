@@ -45,6 +45,20 @@ def test_sound_tempo_without_a_printed_mark_and_a_mid_bar_change():
     assert beats[6] == pytest.approx(1.0, abs=1e-3)
 
 
+def test_a_tempo_mark_printed_to_the_right_is_heard_where_it_stands():
+    p, _ = played("tempo-printed-offset.musicxml")
+    # bar 1 at ♩ = 60 from its first beat (the <offset> only moves the print); bar 2's ♩ = 120
+    # says <offset sound="yes">: heard from beat 3
+    np.testing.assert_allclose(onsets_s(p), [0, 1, 2, 3, 4, 5, 6, 6.5], atol=1e-3)
+
+
+def test_a_first_tempo_word_after_the_first_bar_leaves_the_bars_before_it_at_120():
+    p, _ = played("tempo-late-word.musicxml")
+    andante = 60 / timing.TEMPO_WORDS["andante"]
+    np.testing.assert_allclose(onsets_s(p), [0, 0.5, 1.0, 1.5, 2.0, 2 + andante, 2 + 2 * andante],
+                               atol=1e-3)
+
+
 def test_tempo_words_without_a_number_use_the_table():
     _, tm = played("tempo-words.musicxml")
     assert tm.bpm_at(0) == pytest.approx(timing.TEMPO_WORDS["adagio"], abs=0.1)

@@ -1,0 +1,236 @@
+"""Expression (CC11) on sustaining instruments, velocity ramps on struck ones, and the pedals."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import music21
+import numpy as np
+import pytest
+
+from conftest import DATA, MUSESCORE, read
+from pipeline import expression
+from pipeline.assign import assign
+from pipeline.calibrate import calibration_db
+from pipeline.expression import EXPRESSION_BASELINE, LevelCurve, shape, sustains
+from pipeline.load import LoadedScore, load
+from pipeline.loudness import integrated_lufs
+from pipeline.model import TICKS_PER_QUARTER as Q
+from pipeline.model import Note, Performance, Track
+from pipeline.perform import DYNAMIC_VELOCITY, perform, write_midi
+from pipeline.render import render
+from pipeline.synth import Synth
+
+LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"
+BAR = 4 * Q
+BAR_S = 2.0  # 4/4 at 120 quarter notes a minute
+CC11, CC64 = 11, 64
+
+
+@pytest.fixture(scope="module")
+def hairpins():
+    return perform(load(DATA / "expression-hairpins.musicxml"))
+
+
+@pytest.fixture(scope="module")
+def hairpin_stems(hairpins, tmp_path_factory):
+    """The fixture rendered dry by the pipeline's own render stage (MuseScore General)."""
+    voices = assign(hairpins, soundfont=MUSESCORE)
+    stems = render(hairpins, voices, stems_dir=tmp_path_factory.mktemp("stems"), workers=1)
+    return [read(s.path) for s in stems.stems], voices
+
+
+def _track(performance, name):
+    return next(t for t in performance.tracks if t.name == name)
+
+
+def _cc(track, number):
+    return [(c.tick, c.value) for c in track.controls
+            if c.kind == "control_change" and c.number == number]
+
+
+def _rms_db(audio, sr, start_s, stop_s):
+    part = audio[:, int(start_s * sr): int(stop_s * sr)]
+    return 10 * np.log10(np.mean(part.astype(np.float64) ** 2))
+
+
+# --- which instruments sustain ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, program, expected", [
+    ("Violin", 40, True), ("Violin", 45, False),  # pizzicato strings are plucked
+    ("Harp", 46, False), ("Timpani", 47, False), ("Church Organ", 19, True),
+    ("Piano", 0, False), ("Flute", None, True), ("Trumpet", None, True),
+    ("Acoustic Guitar", None, False), ("Choir Aahs", 52, True),
+])
+def test_sustaining_instruments(name, program, expected):
+    assert sustains(name, None, program) is expected
+
+
+# --- expression in the performance ------------------------------------------------------------
+
+def test_a_held_note_under_a_crescendo_gets_rising_expression(hairpins):
+    violin = _track(hairpins, "Violin")
+    held = violin.notes[2]  # bar 5: p, a crescendo over the whole note
+    assert held.on == 4 * BAR
+    curve = [v for t, v in _cc(violin, CC11) if held.on <= t < held.off]
+    assert all(b >= a for a, b in zip(curve, curve[1:]))  # monotone
+    assert curve[-1] - curve[0] >= 40
+    assert violin.expression == EXPRESSION_BASELINE
+
+
+def test_steady_dynamics_keep_velocity_and_the_baseline(hairpins):
+    violin = _track(hairpins, "Violin")
+    p_note, f_note, _, f_after = violin.notes
+    assert (p_note.velocity, f_note.velocity, f_after.velocity) == (
+        DYNAMIC_VELOCITY["p"], DYNAMIC_VELOCITY["f"], DYNAMIC_VELOCITY["f"])
+    values = dict(_cc(violin, CC11))
+    for note in (p_note, f_note, f_after):  # the value in force at the note's onset
+        in_force = [v for t, v in sorted(values.items()) if t <= note.on][-1]
+        assert in_force == EXPRESSION_BASELINE
+
+
+def test_expression_is_written_to_performance_mid(hairpins, tmp_path):
+    path = tmp_path / "performance.mid"
+    write_midi(hairpins, path)
+    midi = mido.MidiFile(str(path))
+    for i, track in enumerate(hairpins.tracks):
+        tick, written = 0, []
+        for msg in midi.tracks[i + 1]:
+            tick += msg.time
+            if msg.type == "control_change" and msg.control == CC11:
+                written.append((tick, msg.value))
+        assert written == _cc(track, CC11)
+    assert _cc(_track(hairpins, "Violin"), CC11)
+
+
+def test_a_piano_gets_no_expression_but_its_hairpin_ramps_velocity(hairpins):
+    piano = _track(hairpins, "Piano")
+    assert piano.expression is None and not _cc(piano, CC11)
+    ramp = [n.velocity for n in piano.notes if 4 * BAR <= n.on < 5 * BAR]
+    assert len(ramp) == 4
+    assert ramp[0] == DYNAMIC_VELOCITY["p"]
+    assert all(b > a for a, b in zip(ramp, ramp[1:])) and ramp[-1] < DYNAMIC_VELOCITY["f"]
+
+
+def test_overlapping_notes_share_one_curve():
+    """A note starting under a held one does not pull the held note's level down: one phrase,
+    CC11 rising straight through the second onset, the second note's velocity on its scale."""
+    curve = LevelCurve(np.array([0.0, 4.0 * Q]), np.array([48.0, 96.0]))  # p < f over a bar
+    track = Track("Flute", "Flute", (Note(0, 4 * Q, 72, 48), Note(2 * Q, 4 * Q, 76, 72)),
+                  program=73)
+    shaped = shape(track, curve)
+    values = [v for _, v in _cc(shaped, CC11)]
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    first, second = shaped.notes
+    assert second.velocity == first.velocity  # struck on the phrase's scale …
+    k = expression.VELOCITY_CURVE_EXPONENT
+    in_force = [v for t, v in _cc(shaped, CC11) if t <= second.on][-1]
+    # … it sounds at its written level (velocity 72 at the baseline) through CC11:
+    # velocity**k × CC11 is what FluidSynth's attenuation multiplies out to
+    assert second.velocity ** k * in_force == pytest.approx(72 ** k * EXPRESSION_BASELINE,
+                                                            rel=0.03)
+
+
+def test_fp_on_a_held_note_falls_to_piano():
+    curve = LevelCurve(np.array([0.0]), np.array([float(DYNAMIC_VELOCITY["p"])]),
+                       accents=((0, float(DYNAMIC_VELOCITY["fp"])),))
+    track = Track("Horn", "Horn", (Note(0, 4 * Q, 60, DYNAMIC_VELOCITY["fp"]),), program=60)
+    shaped = shape(track, curve)
+    cc = _cc(shaped, CC11)
+    assert shaped.notes[0].velocity == DYNAMIC_VELOCITY["fp"]  # struck forte …
+    assert cc[0] == (0, EXPRESSION_BASELINE)
+    fallen = round(EXPRESSION_BASELINE * (49 / 96) ** expression.VELOCITY_CURVE_EXPONENT)
+    assert cc[-1] == (round(expression.ACCENT_FALL_QUARTERS * Q), fallen)  # … then piano
+
+
+def test_a_hairpin_without_a_closing_mark_keeps_the_level_it_reached():
+    from music21 import dynamics, meter, note, stream
+
+    part = stream.Part()
+    part.append(meter.TimeSignature("4/4"))
+    notes = [note.Note("C4", quarterLength=1) for _ in range(8)]
+    part.insert(0, dynamics.Dynamic("p"))
+    for n in notes:
+        part.append(n)
+    part.insert(0, dynamics.Crescendo(notes[0], notes[3]))
+    (track,) = perform(LoadedScore(Path("hairpin.musicxml"), "music21",
+                                   stream.Score([part]))).tracks
+    velocities = [n.velocity for n in track.notes]
+    assert velocities[4:] == [velocities[4]] * 4 and velocities[4] > velocities[3]
+
+
+# --- expression as heard ------------------------------------------------------------------------
+
+def test_the_rendered_held_note_swells(hairpin_stems):
+    violin, sr = hairpin_stems[0][0]
+    start = 4 * BAR_S  # bar 5
+    levels = [_rms_db(violin, sr, t, t + 0.2) for t in np.arange(start + 0.2, start + 1.7, 0.2)]
+    # 0.5 dB: a bowed sample's own loudness wavers a little from window to window
+    assert all(b > a - 0.5 for a, b in zip(levels, levels[1:]))
+    assert levels[-1] - levels[0] >= 5.0  # CC11 ~81 → ~123 over these windows: ~7 dB
+
+
+def test_p_and_f_held_notes_differ_as_their_velocities_do(hairpin_stems):
+    (violin, sr), voices = hairpin_stems[0][0], hairpin_stems[1]
+    measured = _rms_db(violin, sr, 2 * BAR_S + 0.3, 2 * BAR_S + 1.5) - \
+        _rms_db(violin, sr, 0.3, 1.5)
+    # the reference: the same voice struck at p and at f with no expression at all
+    v = voices[0]
+    reference = []
+    for velocity in (DYNAMIC_VELOCITY["p"], DYNAMIC_VELOCITY["f"]):
+        with Synth(sample_rate=sr, channels=1) as synth:
+            synth.select(0, v.soundfont, v.bank, v.program, drum=False)
+            out = np.zeros((2, int(1.5 * sr)), dtype=np.float32)
+            synth.noteon(0, 69, velocity)
+            synth.process_into(out, 0, out.shape[1])
+        reference.append(_rms_db(out, sr, 0.3, 1.5))
+    assert measured == pytest.approx(reference[1] - reference[0], abs=1.0)
+
+
+def test_calibration_of_a_sustaining_voice_is_unchanged_by_expression(tmp_path):
+    """mf after calibration sounds as loud with expression as with velocity alone: the
+    reference note is rendered at the expression baseline too."""
+    mf = DYNAMIC_VELOCITY["mf"]
+    plain = Track("Violin", "Violin", (Note(0, 4 * Q, 69, mf),), program=40)
+    shaped = shape(plain, LevelCurve(np.array([0.0]), np.array([float(mf)])))
+    assert _cc(shaped, CC11) == [(0, EXPRESSION_BASELINE)]
+    calibrated = []
+    for k, track in enumerate((plain, shaped)):
+        performance = Performance("mf", "", (track,))
+        voices = assign(performance, soundfont=MUSESCORE)
+        gain_db, = calibration_db(performance, voices)
+        stems = render(performance, voices, stems_dir=tmp_path / str(k), workers=1)
+        audio, sr = read(stems.stems[0].path)
+        calibrated.append(integrated_lufs(audio, sr) + gain_db)
+    assert calibrated[1] == pytest.approx(calibrated[0], abs=0.5)
+
+
+# --- pedals -------------------------------------------------------------------------------------
+
+def test_pedal_start_change_stop_and_a_repeat_presses_again(tmp_path):
+    performance = perform(load(DATA / "pedal.musicxml"))
+    piano = performance.tracks[0]
+    gap = expression.PEDAL_CHANGE_TICKS
+    assert _cc(piano, CC64) == [
+        (0, 127), (2 * Q, 0), (2 * Q + gap, 127),          # Ped. on bar 1, change on beat 3
+        (BAR * 2, 0), (BAR * 2 + gap, 127),                 # stop at bar 2's end; the repeat
+        (BAR * 2 + 2 * Q, 0), (BAR * 2 + 2 * Q + gap, 127),  # presses and changes again
+        (BAR * 4, 0), (BAR * 4 + gap, 127),                  # stop; bar 3 presses again …
+        (BAR * 5, 0),                                       # … never lifted: at the part's end
+    ]
+    path = tmp_path / "performance.mid"
+    write_midi(performance, path)
+    tick, written = 0, []
+    for msg in mido.MidiFile(str(path)).tracks[1]:
+        tick += msg.time
+        if msg.type == "control_change" and msg.control == CC64:
+            written.append((tick, msg.value))
+    assert written == _cc(piano, CC64)
+
+
+def test_lilypond_pedal_marks():
+    """31a-Directions, bar 11: Ped. on beat 1, change on beat 2, * on beat 4 (divisions 1)."""
+    track = perform(load(LILYPOND / "31a-Directions.xml")).tracks[0]
+    bar = 10 * BAR
+    gap = expression.PEDAL_CHANGE_TICKS
+    assert _cc(track, CC64) == [(bar, 127), (bar + Q, 0), (bar + Q + gap, 127), (bar + 3 * Q, 0)]
