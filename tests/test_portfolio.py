@@ -336,3 +336,15 @@ def test_the_page_in_a_browser_plays_every_piece_for_its_duration(cold, tmp_path
                         f"--screenshot={shot}", (site / "index.html").as_uri()],
                        capture_output=True, timeout=120)
         assert shot.stat().st_size > 10_000
+
+
+def test_a_sidecar_copyright_that_is_not_text_is_one_line(tmp_path):
+    from pipeline.errors import SidecarError
+    from pipeline.sidecar import load_sidecar
+
+    path = tmp_path / "piece.toml"
+    path.write_text("copyright = 2025\n", "utf-8")
+    with pytest.raises(SidecarError, match=rf"^{path}: 'copyright' = 2025 is not allowed"):
+        load_sidecar(path)
+    path.write_text('copyright = "  © 2025 Someone  "\n', "utf-8")
+    assert load_sidecar(path).copyright == "© 2025 Someone"
