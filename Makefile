@@ -1,6 +1,7 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
 #               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n]
+#   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3
 VENV   := .venv
@@ -19,13 +20,22 @@ SEED ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
 
+SCORES ?= scores
+DASK ?=
+JOBS ?=
+# the portfolio's site goes to OUT when given, else to site/ (out/ holds single renders)
+SITE := $(if $(filter command line environment,$(origin OUT)),$(OUT),site)
+PORTFOLIO_ARGS := --out "$(SITE)" $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
+	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(DASK),--dask "$(DASK)") \
+	$(if $(JOBS),--jobs "$(JOBS)")
+
 RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(LAYOUT),--layout "$(LAYOUT)") \
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
 	$(if $(SEED),--seed "$(SEED)")
 
-.PHONY: render test bench agreement setup system-deps test-deps clean help
+.PHONY: render portfolio test bench agreement setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -34,6 +44,9 @@ help:
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
+	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
+	@echo "    what changed) and publish them as a web page, OUT/index.html"
+	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time mastering (20-minute mix) and performing"
 	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
@@ -41,6 +54,9 @@ help:
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
 	@$(BIN)/score2audio render "$(SCORE)" $(RENDER_ARGS)
+
+portfolio: setup
+	@$(BIN)/score2audio portfolio "$(SCORES)" $(PORTFOLIO_ARGS)
 
 setup: system-deps $(VENV)/.installed
 
@@ -56,10 +72,10 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 # system tools for the tests, then the Python ones (pyproject's [test] extra: pytest,
-# hypothesis) in case the venv was set up before they were added
+# hypothesis, dask) in case the venv was set up before they were added
 test-deps: setup
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps.sh --test
-	@$(BIN)/python -c "import hypothesis" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[test]"
+	@$(BIN)/python -c "import hypothesis, distributed" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[test]"
 
 test: setup test-deps
 	@$(BIN)/python -m pytest -q

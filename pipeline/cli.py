@@ -62,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     _max_duration(pf)
     _common(pf)
 
+    pt = sub.add_parser("portfolio", help="render a folder of scores and publish them as a web page")
+    pt.add_argument("scores_dir", metavar="DIR", help="the folder of scores (searched recursively)")
+    pt.add_argument("--out", default="site", metavar="SITE", help="the site folder (default: site)")
+    pt.add_argument("--title", default="Portfolio", help="the page's title (default: Portfolio)")
+    pt.add_argument("--soundfont", metavar="PATH", help="a .sf2/.sf3 file (default: MuseScore General)")
+    pt.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
+                    help="synthesis sample rate (default: 48000)")
+    pt.add_argument("--jobs", type=int, metavar="N", help="pieces rendered at once (default: one "
+                    "per CPU core)")
+    pt.add_argument("--dask", metavar="ADDRESS", help="render on a Dask cluster, e.g. "
+                    "tcp://scheduler:8786 (its workers must see DIR and SITE at the same paths)")
+    _common(pt)
+
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
         _common(sub.add_parser(name, help=f"list the {what}"))
     return p
@@ -188,6 +201,64 @@ def _settings_line(settings: dict) -> str:
     return ", ".join(shown)
 
 
+class _PortfolioProgress:
+    """One tqdm bar per phase (render, master): pieces done, the pieces in work, and an ETA."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.phase = enabled, None, None
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        if event.phase != self.phase:
+            self.close()
+            from tqdm import tqdm
+            self.phase = event.phase
+            self.bar = tqdm(total=event.total, desc=event.phase, unit="piece", file=sys.stderr,
+                            leave=False, dynamic_ncols=True,
+                            bar_format="{desc}: {n_fmt}/{total_fmt}|{bar}| {elapsed}<{remaining}"
+                                       "{postfix}")
+        self.bar.n = event.done
+        self.bar.set_postfix_str(", ".join(event.running), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _portfolio(args) -> int:
+    import time
+
+    from .portfolio import build_portfolio
+
+    bar = _PortfolioProgress(not args.quiet and sys.stderr.isatty())
+    t0 = time.perf_counter()
+    try:
+        result = build_portfolio(args.scores_dir, args.out, soundfont=args.soundfont,
+                                 sample_rate=args.sample_rate, workers=args.jobs, dask=args.dask,
+                                 title=args.title, progress=bar)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    if not args.quiet:
+        width = max(len(o.source) for o in result.outcomes)
+        for o in result.outcomes:
+            if o.status == "failed":
+                detail = o.reason
+            else:
+                lufs = "" if o.lufs is None else f", {o.lufs:g} LUFS"
+                detail = f"{o.category}, {o.duration_s:.1f} s{lufs}"
+            print(f"{o.source:<{width}}  {o.status:<10}  {detail}")
+        counts = [f"{result.count(s)} {s}" for s in ("rendered", "remastered", "unchanged", "failed")
+                  if result.count(s)]
+        print(f"{' · '.join(counts)} in {elapsed:.1f} s — site: {result.index}")
+    for o in result.failed if args.quiet else ():
+        print(f"score2audio: error: {o.reason}", file=sys.stderr)
+    return EXIT_ERROR if result.failed else 0
+
+
 def _perform(args) -> int:
     from .core import perform_to_midi
 
@@ -241,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="score2audio: %(levelname)s: %(message)s")
     logging.getLogger("music21").setLevel(logging.ERROR)
-    handler = {"render": _render, "perform": _perform, "templates": _list, "presets": _list}
+    handler = {"render": _render, "perform": _perform, "portfolio": _portfolio, "templates": _list,
+               "presets": _list}
     previous = _catch_termination()
     try:
         return handler[args.command](args)

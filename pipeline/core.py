@@ -24,7 +24,7 @@ from .humanize import DEFAULT_SEED as humanize_seed
 from .humanize import check as check_humanize
 from .humanize import humanize as humanized
 from .load import load
-from .master import Reference, album_targets, load_reference, master, prepare
+from .master import Prepared, Reference, album_targets, load_reference, master, prepare
 from .mix import mix
 from .model import Mix
 from .paths import slugify
@@ -206,7 +206,8 @@ def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
 
 def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
                    sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
-                   seed: int = humanize_seed, max_duration_s: float = MAX_DURATION_S) -> _Piece:
+                   seed: int = humanize_seed, max_duration_s: float = MAX_DURATION_S,
+                   slug: str | None = None) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
@@ -232,11 +233,13 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         with stage("perform"):  # a detected jazz band swings: play it again, swung
             performance = humanized(perform(loaded, swing=_feel(template, swing)),
                                     amount=humanize, seed=seed)
+    if settings.sidecar is not None and settings.sidecar.copyright:
+        performance = replace(performance, copyright=settings.sidecar.copyright)
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
     log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
-    folder = PieceFolder(out_root, slugify(score_path.stem))
+    folder = PieceFolder(out_root, slug or slugify(score_path.stem))
     try:
         _check_space(out_root, performance, sample_rate)
         with stage("render"):
@@ -279,7 +282,7 @@ def _feel(template: Template | None, swing: float | None) -> float | None:
 
 def _tags(piece: _Piece, album: str | None) -> dict:
     perf = piece.performance
-    return {"title": perf.title, "artist": perf.composer, "album": album,
+    return {"title": perf.title, "artist": perf.composer, "album": album, "copyright": perf.copyright,
             "comment": f"{piece.ensemble} ({instrumentation(perf)}), rendered by score2audio",
             "software": f"score2audio {__version__}"}
 
@@ -390,7 +393,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
     pieces: list[_Piece] = []
     results: list[RenderResult] = []
     try:
-        summaries: dict[str, list] = {p.name: [] for p in preset_objs}
+        summaries: list[dict[str, AlbumEntry]] = []
         for path in score_paths:
             path = Path(path)
             sidecar = read_sidecar(path)
@@ -407,21 +410,8 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
                                    max_duration_s=max_duration_s,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
-            for p in preset_objs:
-                prep = prepare(piece.mix, p, piece.template.mastering, ref)
-                summaries[p.name].append((path.name, prep.summary(),
-                                          piece.template.mastering.relative_loudness_lu))
-            piece.mix = replace(piece.mix, audio=np.zeros((2, 0), dtype=np.float32))  # on disk now
-        targets: list[dict[str, float]] = [{} for _ in pieces]
-        notes: list[dict] = [{"name": name} for _ in pieces]
-        for p in preset_objs:
-            if not p.processing:
-                continue
-            levels, note = album_targets(summaries[p.name],
-                                         min(s.target_lufs for _, s, _ in summaries[p.name]))
-            for i, level in enumerate(levels):
-                targets[i][p.name] = level
-                notes[i][p.name] = note
+            summaries.append(album_entries(piece, preset_objs, ref))
+        targets, notes = album_plan(summaries, preset_objs, name)
         for piece, target, note in zip(pieces, targets, notes):
             piece.mix = replace(piece.mix, audio=read_mix(piece.folder.work))
             results.append(_finish(piece, preset_objs, reference=ref, targets=target, album=note,
@@ -432,6 +422,41 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
         for piece in pieces[len(results):]:
             piece.folder.discard()  # finished pieces are committed; _finish discards its own
         raise
+
+
+#: What an album needs of one piece for one preset: (name, prepared summary, the ensemble's
+#: relative loudness in LU); see :func:`pipeline.master.album_targets`.
+AlbumEntry = tuple[str, Prepared, float]
+
+
+def album_entries(piece: _Piece, presets: list[Preset],
+                  reference: Reference | None = None) -> dict[str, AlbumEntry]:
+    """Measure a piece rendered to its mix for each preset, then let go of its mix audio
+    (it is on disk: :func:`pipeline.export.read_mix` brings it back for the second pass)."""
+    entries = {}
+    for p in presets:
+        prep = prepare(piece.mix, p, piece.template.mastering, reference)
+        entries[p.name] = (piece.score_path.name, prep.summary(),
+                           piece.template.mastering.relative_loudness_lu)
+    piece.mix = replace(piece.mix, audio=np.zeros((2, 0), dtype=np.float32))
+    return entries
+
+
+def album_plan(entries: list[dict[str, AlbumEntry]], presets: list[Preset],
+               name: str) -> tuple[list[dict[str, float]], list[dict]]:
+    """Each piece's loudness target per preset and the album note for its report, for pieces
+    measured by :func:`album_entries` and mastered as one programme."""
+    targets: list[dict[str, float]] = [{} for _ in entries]
+    notes: list[dict] = [{"name": name} for _ in entries]
+    for p in presets:
+        if not p.processing:
+            continue
+        column = [e[p.name] for e in entries]
+        levels, note = album_targets(column, min(s.target_lufs for _, s, _ in column))
+        for i, level in enumerate(levels):
+            targets[i][p.name] = level
+            notes[i][p.name] = note
+    return targets, notes
 
 
 def _settings_report(piece: _Piece) -> dict:
@@ -468,6 +493,7 @@ def _report(piece: _Piece, masters, files) -> dict:
     return {
         "title": performance.title,
         "composer": performance.composer,
+        "copyright": performance.copyright,
         "source": str(piece.score_path),
         "ensemble": piece.ensemble,
         "ensemble_chosen_by": _origin(piece.settings, "ensemble"),

@@ -77,7 +77,7 @@ def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
 
 def _encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int, tags: dict | None) -> None:
     import lameenc
-    from mutagen.id3 import COMM, ID3, TALB, TIT2, TPE1, TSSE
+    from mutagen.id3 import COMM, ID3, TALB, TCOP, TIT2, TPE1, TSSE
 
     # LAME takes 16-bit PCM: the master is dithered down to it first (TPDF)
     pcm = (requantize(audio, 16, dither=True) * 32768).astype(np.int16).T
@@ -90,7 +90,7 @@ def _encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int, tags
         for start in range(0, pcm.shape[0], BLOCK_FRAMES):
             f.write(enc.encode(np.ascontiguousarray(pcm[start:start + BLOCK_FRAMES]).tobytes()))
         f.write(enc.flush())
-    frames = {"title": TIT2, "artist": TPE1, "album": TALB, "software": TSSE}
+    frames = {"title": TIT2, "artist": TPE1, "album": TALB, "software": TSSE, "copyright": TCOP}
     id3 = ID3()
     for key, value in (tags or {}).items():
         if not value:

@@ -107,6 +107,7 @@ class Performance:
     tempo_map: TempoMap = field(default_factory=TempoMap)
     source: Path | None = None
     time_signature: tuple[int, int] = (4, 4)
+    copyright: str = ""   # the score's rights notice, written into the audio files' tags
 
     @property
     def end_tick(self) -> int:

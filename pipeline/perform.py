@@ -128,7 +128,8 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     return Performance(
         title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
-        time_signature=_first_time_signature(score))
+        time_signature=_first_time_signature(score),
+        copyright=str((md.copyright if md else None) or "").strip())
 
 
 def _lead_sheet_comping(melody: Track, staves, tl: form.Timeline, timed) -> list[Track]:
@@ -574,6 +575,7 @@ def _finish_notes(events) -> tuple[Note, ...]:
 def _perform_midi(midi, path: Path) -> Performance:
     tempo_changes: dict[int, int] = {}
     title = ""
+    notice = ""
     time_sig = (4, 4)
     tracks: list[Track] = []
     for track_no, mtrack in enumerate(midi.tracks):
@@ -589,6 +591,8 @@ def _perform_midi(midi, path: Path) -> Performance:
                     name = msg.name.strip()
                 elif msg.type == "time_signature" and tick == 0:
                     time_sig = (msg.numerator, msg.denominator)
+                elif msg.type == "copyright" and not notice:
+                    notice = msg.text.strip()
                 continue
             if not hasattr(msg, "channel"):
                 continue
@@ -640,7 +644,7 @@ def _perform_midi(midi, path: Path) -> Performance:
         changes.insert(0, (0, 500_000))
     return Performance(title=title or path.stem, composer="", tracks=tuple(tracks),
                        tempo_map=TempoMap(midi.ticks_per_beat, tuple(changes)), source=path,
-                       time_signature=time_sig)
+                       time_signature=time_sig, copyright=notice)
 
 
 # ---------------------------------------------------------------------------------------------

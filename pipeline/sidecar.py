@@ -1,8 +1,9 @@
 """A piece's own settings: a sidecar TOML file beside the score.
 
 ``<score-name>.toml`` is looked for first (several scores in one folder each have their own),
-then ``piece.toml`` (one piece per folder). It may set the ensemble, layout, preset, soundfont
-and swing, and per part (``[parts."Violin II"]`` by name, case-insensitive, or ``[parts.2]`` by
+then ``piece.toml`` (one piece per folder). It may set the ensemble, layout, preset, soundfont,
+swing and the copyright notice (over the score's, for the tags), and per part
+(``[parts."Violin II"]`` by name, case-insensitive, or ``[parts.2]`` by
 1-based position in the score) its instrument, soundfont, bank, program, level and pan::
 
     ensemble = "orchestra"
@@ -31,7 +32,7 @@ from .errors import SidecarError, SoundfontError
 from .soundfonts import check_soundfont
 
 SIDECAR_NAME = "piece.toml"
-TOP_KEYS = ("ensemble", "layout", "preset", "soundfont", "swing", "parts")
+TOP_KEYS = ("ensemble", "layout", "preset", "soundfont", "swing", "copyright", "parts")
 PART_KEYS = ("instrument", "soundfont", "bank", "program", "level", "pan")
 LEVEL_RANGE_DB = (-24.0, 12.0)
 
@@ -65,6 +66,7 @@ class Sidecar:
     soundfont: Path | None = None
     swing: float | None = None
     parts: tuple[tuple[str | int, PartSettings], ...] = ()  # key: a part name or a 1-based index
+    copyright: str | None = None  # over the score's rights notice
 
     def for_tracks(self, names: list[str]) -> tuple[PartSettings | None, ...]:
         """Each track's settings, in score order (``None`` for a part the file does not name).
@@ -124,7 +126,8 @@ def load_sidecar(path: Path) -> Sidecar:
         presets=_presets(data, path),
         soundfont=_soundfont(data, "soundfont", path, "soundfont"),
         swing=_number(data, "swing", path, "swing", 0.0, 4.0),
-        parts=tuple((_part_key(k), _part(v, path, k)) for k, v in parts.items()))
+        parts=tuple((_part_key(k), _part(v, path, k)) for k, v in parts.items()),
+        copyright=_notice(data, path))
 
 
 def _known(table: dict, allowed: tuple[str, ...], path: Path, prefix: str) -> None:
@@ -132,6 +135,14 @@ def _known(table: dict, allowed: tuple[str, ...], path: Path, prefix: str) -> No
         if key not in allowed:
             raise SidecarError(f"{path}: unknown key '{prefix}{key}' (allowed: "
                                f"{', '.join(allowed)})")
+
+
+def _notice(data: dict, path: Path) -> str | None:
+    value = data.get("copyright")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise SidecarError(f"{path}: 'copyright' = {value!r} is not allowed (the notice in quotes, "
+                           f"e.g. \"© 2025 A. Composer\")")
+    return value.strip() if value is not None else None
 
 
 def _text(data: dict, key: str, path: Path, where: str | None = None) -> str | None:

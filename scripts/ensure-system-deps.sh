@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure FluidSynth and the General MIDI soundfonts are installed (and, with --test, the tools
-# the test suite uses: ffmpeg as an independent loudness meter). Installs them with apt-get where
+# the test suite uses: ffmpeg as an independent loudness meter, chromium to load the portfolio
+# page). Installs them with apt-get where
 # apt and root (or password-less sudo) are available; elsewhere says what to run, and fails.
 set -u
 want_test=0
@@ -29,6 +30,9 @@ have_fluidsynth || missing+=(libfluidsynth3)
 have_soundfont || missing+=(musescore-general-soundfont fluid-soundfont-gm)
 if [ "$want_test" = 1 ]; then
   command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+  # the portfolio's page is tested in a headless browser
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || missing+=(chromium)
   [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
   [ -e /usr/share/sounds/sf3/MuseScore_General.sf3 ] || missing+=(musescore-general-soundfont)
 fi

@@ -1,0 +1,350 @@
+"""The portfolio: a folder of scores rendered incrementally, mastered per category, published.
+
+One cold run of a small portfolio (two solos, a duet with a sidecar, a MIDI trio and a broken
+file, all a few seconds long) is shared by the tests; a test that changes something works on its
+own copy.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from conftest import DATA
+from pipeline import portfolio
+from pipeline.portfolio import PIECES, build_portfolio
+
+RIGHTS = "© 2024 A. Composer, all rights reserved"
+SIDECAR_RIGHTS = "CC BY 4.0 — Duo Sidecar"
+MIDI_RIGHTS = "(c) 2025 Trio Meta"
+BROKEN = "broken.musicxml"
+#: An MP3 carries the encoder's delay and padding (about 50 ms); a browser may also round.
+DURATION_TOLERANCE_S = 0.15
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--hide-scrollbars", "--mute-audio"]
+
+
+def _make_scores(root: Path) -> Path:
+    (root / "solo").mkdir(parents=True)
+    (root / "duets").mkdir()
+    shutil.copy(DATA / "single-a4.musicxml", root / "solo")
+    text = (DATA / "clarinet-written-d.musicxml").read_text("utf-8")
+    assert text.count("</creator>") == 1
+    (root / "solo" / "clarinet-written-d.musicxml").write_text(
+        text.replace("</creator>", f"</creator><rights>{RIGHTS}</rights>"), "utf-8")
+    shutil.copy(DATA / "caesura-breath.musicxml", root / "duets")
+    (root / "duets" / "caesura-breath.toml").write_text(f'copyright = "{SIDECAR_RIGHTS}"\n',
+                                                        "utf-8")
+    _trio_midi(root / "little-trio.mid")
+    (root / BROKEN).write_text("<score-partwise><part-list>", "utf-8")
+    return root
+
+
+def _trio_midi(path: Path) -> None:
+    """Two bars for flute, piano and bass with a copyright notice: a short MIDI trio."""
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name="Little Trio"),
+                                       mido.MetaMessage("copyright", text=MIDI_RIGHTS),
+                                       mido.MetaMessage("set_tempo", tempo=500_000)]))
+    for channel, (name, program, pitches) in enumerate((("Flute", 73, (72, 74, 76, 77)),
+                                                        ("Piano", 0, (60, 62, 64, 65)),
+                                                        ("Bass", 32, (36, 38, 40, 41)))):
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name),
+                                mido.Message("program_change", channel=channel, program=program)])
+        for pitch in pitches:
+            track += [mido.Message("note_on", channel=channel, note=pitch, velocity=80, time=0),
+                      mido.Message("note_off", channel=channel, note=pitch, velocity=0, time=960)]
+        midi.tracks.append(track)
+    midi.save(str(path))
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory):
+    """(scores folder, site folder, result) of a first run."""
+    base = tmp_path_factory.mktemp("portfolio")
+    scores = _make_scores(base / "scores")
+    site = base / "site"
+    events = []
+    result = build_portfolio(scores, site, workers=2, progress=events.append)
+    return scores, site, result, events
+
+
+def _copy(cold, tmp_path) -> tuple[Path, Path]:
+    scores, site, _, _ = cold
+    return (Path(shutil.copytree(scores, tmp_path / "scores")),
+            Path(shutil.copytree(site, tmp_path / "site")))
+
+
+def _status(result) -> dict[str, str]:
+    return {o.source: o.status for o in result.outcomes}
+
+
+def _manifest(site: Path) -> dict:
+    return json.loads((site / "manifest.json").read_text("utf-8"))["pieces"]
+
+
+def _audio_files(site: Path) -> dict[str, int]:
+    """mtime of every master in the site, by path."""
+    return {str(p.relative_to(site)): p.stat().st_mtime_ns
+            for p in (site / PIECES).glob("*/master*")}
+
+
+def test_the_broken_score_fails_alone_and_the_others_are_published(cold):
+    scores, site, result, events = cold
+    assert _status(result) == {BROKEN: "failed", "little-trio.mid": "rendered",
+                               "duets/caesura-breath.musicxml": "rendered",
+                               "solo/clarinet-written-d.musicxml": "rendered",
+                               "solo/single-a4.musicxml": "rendered"}
+    (failed,) = result.failed
+    assert failed.reason.startswith(f"{scores / BROKEN}: cannot be read as a score")
+    assert "\n" not in failed.reason
+    page = (site / "index.html").read_text("utf-8")
+    # categories in the order of the design, each with its count
+    assert ">2 Solo</a> · <a href=\"#duet\">1 Duet</a> · <a href=\"#trio\">1 Trio</a>" in page
+    for title in ("Single A4", "Clarinet written D", "Pauses", "Little Trio"):
+        assert f"<h3>{title}</h3>" in page
+    assert page.count("<audio ") == 4 and "broken" not in page
+    assert "http://" not in page and "https://" not in page  # nothing from the network
+    for record in _manifest(site).values():
+        if record["status"] != "done":
+            continue
+        entry, folder = record["entry"], site / PIECES / record["slug"]
+        for name in (*entry["player"], entry["wav"], entry["stems_zip"], entry["score"],
+                     entry["waveform"], entry["report"]):
+            assert (folder / name).is_file(), name
+            assert f'{PIECES}/{record["slug"]}/{name}' in page  # linked relatively
+        assert entry["player"] == ["master-web-demo.mp3", "master-web-demo.ogg"]
+    phases = [e.phase for e in events]
+    assert phases[0] == "render" and phases[-1] == "master"
+    assert events[-1].done == events[-1].total == 4 and events[-1].running == ()
+
+
+def test_copyright_from_the_score_and_the_sidecar_reaches_page_and_tags(cold):
+    from mutagen.id3 import ID3
+
+    _, site, _, _ = cold
+    page = (site / "index.html").read_text("utf-8")
+    assert f'<p class="rights">{RIGHTS}</p>' in page
+    assert f'<p class="rights">{SIDECAR_RIGHTS}</p>' in page
+    assert f'<p class="rights">{MIDI_RIGHTS}</p>' in page
+    for slug, rights in (("solo-clarinet-written-d", RIGHTS), ("duets-caesura-breath", SIDECAR_RIGHTS),
+                         ("little-trio", MIDI_RIGHTS)):
+        folder = site / PIECES / slug
+        assert str(ID3(folder / "master-web-demo.mp3")["TCOP"]) == rights
+        with sf.SoundFile(str(folder / "master-streaming.wav")) as f:
+            assert f.copyright == rights
+        with sf.SoundFile(str(folder / "master-web-demo.ogg")) as f:
+            assert f.copyright == rights
+        assert json.loads((folder / "report.json").read_text("utf-8"))["copyright"] == rights
+
+
+def test_a_category_is_mastered_as_one_album(cold):
+    from mutagen.id3 import ID3
+
+    _, site, _, _ = cold
+    records = [r for r in _manifest(site).values() if r["status"] == "done"]
+    solos = [r for r in records if r["category"] == "solo"]
+    assert len(solos) == 2
+    for preset in portfolio.PRESETS:
+        reports = [json.loads((site / PIECES / r["slug"] / "report.json").read_text("utf-8"))
+                   for r in solos]
+        albums = [next(m for m in rep["masters"] if m["preset"] == preset)["album"]
+                  for rep in reports]
+        assert all(a["pieces"] == 2 for a in albums)
+        # pieces of one ensemble get one level
+        assert solos[0]["album_targets"][preset] == pytest.approx(solos[1]["album_targets"][preset])
+    for r in solos:
+        assert str(ID3(site / PIECES / r["slug"] / "master-web-demo.mp3")["TALB"]) == \
+            "Portfolio: solo"
+
+
+def test_a_second_run_renders_nothing(cold, tmp_path):
+    scores, site = _copy(cold, tmp_path)
+    before = _audio_files(site)
+    events = []
+    result = build_portfolio(scores, site, workers=2, progress=events.append)
+    assert _status(result) == {**{o.source: "unchanged" for o in cold[2].outcomes},
+                               BROKEN: "failed"}
+    assert result.failed[0].reason == cold[2].failed[0].reason
+    assert all(e.total == 0 for e in events)  # not one piece was sent to a worker
+    assert _audio_files(site) == before
+
+
+def test_touching_one_score_renders_only_that_piece(cold, tmp_path):
+    scores, site = _copy(cold, tmp_path)
+    touched = scores / "solo" / "single-a4.musicxml"
+    touched.write_text(touched.read_text("utf-8") + "<!-- touched -->\n", "utf-8")
+    before = _audio_files(site)
+    result = build_portfolio(scores, site, workers=2)
+    status = _status(result)
+    assert status.pop("solo/single-a4.musicxml") == "rendered"
+    assert status == {BROKEN: "failed", "little-trio.mid": "unchanged",
+                      "duets/caesura-breath.musicxml": "unchanged",
+                      "solo/clarinet-written-d.musicxml": "unchanged"}
+    after = _audio_files(site)
+    changed = {p for p in after if after[p] != before.get(p)}
+    assert changed and all(p.startswith(f"{PIECES}/solo-single-a4/") for p in changed)
+
+
+def test_a_piece_whose_album_level_moved_is_mastered_again_from_its_mix(cold, tmp_path):
+    scores, site = _copy(cold, tmp_path)
+    manifest = json.loads((site / "manifest.json").read_text("utf-8"))
+    record = manifest["pieces"]["solo/single-a4.musicxml"]
+    # as if the other solos had moved the album 1 LU since this piece was mastered
+    record["album_targets"] = {p: v + 1.0 for p, v in record["album_targets"].items()}
+    (site / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    stem = next((site / PIECES / "solo-single-a4" / "stems").glob("*.wav"))
+    inode = stem.stat().st_ino
+    result = build_portfolio(scores, site, workers=1)
+    assert _status(result)["solo/single-a4.musicxml"] == "remastered"
+    assert _status(result)["solo/clarinet-written-d.musicxml"] == "unchanged"
+    again = _manifest(site)["solo/single-a4.musicxml"]
+    assert again["album_targets"] == _manifest(cold[1])["solo/single-a4.musicxml"]["album_targets"]
+    # mastered from the same mix to the same level: the same audio, and the stems not copied
+    assert again["entry"]["audio_sha256"] == record["entry"]["audio_sha256"]
+    assert next((site / PIECES / "solo-single-a4" / "stems").glob("*.wav")).stat().st_ino == inode
+
+
+def test_a_removed_score_leaves_the_site(cold, tmp_path):
+    scores, site = _copy(cold, tmp_path)
+    (scores / "little-trio.mid").unlink()
+    result = build_portfolio(scores, site, workers=1)
+    assert "little-trio.mid" not in _status(result)
+    assert not (site / PIECES / "little-trio").exists()
+    assert "Little Trio" not in (site / "index.html").read_text("utf-8")
+
+
+def test_dask_renders_the_same_portfolio_as_the_local_pool(cold, tmp_path):
+    distributed = pytest.importorskip("distributed", reason="make test installs dask[distributed]")
+    scores, site, local, _ = cold
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  worker_dashboard_address=None) as cluster:
+        result = build_portfolio(scores, tmp_path / "site", dask=cluster.scheduler_address)
+    assert _status(result) == _status(local)
+    assert result.failed[0].reason == local.failed[0].reason
+    ours, theirs = _manifest(site), _manifest(tmp_path / "site")
+    for rel, record in ours.items():
+        if record["status"] == "done":
+            assert theirs[rel]["entry"]["audio_sha256"] == record["entry"]["audio_sha256"], rel
+
+
+def test_an_unreachable_scheduler_is_one_line(cold, tmp_path):
+    pytest.importorskip("distributed", reason="make test installs dask[distributed]")
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"^--dask tcp://127.0.0.1:9: no Dask scheduler"):
+        build_portfolio(cold[0], tmp_path / "site", dask="tcp://127.0.0.1:9")
+
+
+def test_slugs_are_unique_and_follow_the_folders():
+    assert portfolio._slugs(["a/Quartet.musicxml", "b/quartet.xml", "b/quartet.mid",
+                             "Solo 1.mid"]) == ["a-quartet", "b-quartet-xml", "b-quartet-mid",
+                                                "solo-1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the page in a real browser
+
+def _chromium() -> str:
+    """Debian's chromium, installed here if missing (as make test-deps does)."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True)
+        if shutil.which("chromium"):
+            return shutil.which("chromium")
+    reason = ("THE PAGE WAS NOT TESTED IN A BROWSER: chromium is missing and cannot be installed "
+              "here (run 'make test-deps' or 'sudo apt-get install chromium')")
+    warnings.warn(reason)
+    pytest.skip(reason)
+
+
+#: Loads index.html in a frame of the same origin and writes what every <audio> reports.
+HARNESS = """<!doctype html><meta charset="utf-8"><body>
+<iframe id="page" src="index.html" style="width:1000px;height:800px"></iframe>
+<pre id="result">waiting</pre>
+<script>
+document.getElementById("page").onload = async () => {
+  const doc = document.getElementById("page").contentDocument;
+  const audios = [...doc.querySelectorAll("audio")];
+  const durations = await Promise.all(audios.map(a => new Promise(done => {
+    if (a.readyState >= 1) return done(a.duration);
+    a.addEventListener("loadedmetadata", () => done(a.duration));
+    setTimeout(() => done(null), 15000);
+  })));
+  document.getElementById("result").textContent = JSON.stringify(audios.map((a, i) => ({
+    expected: Number(a.dataset.duration), reported: durations[i], src: a.currentSrc})));
+};
+</script>"""
+
+
+class _Site(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/harness.html":
+            body = HARNESS.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_page_in_a_browser_plays_every_piece_for_its_duration(cold, tmp_path):
+    chromium = _chromium()
+    _, site, _, _ = cold
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Site,
+                                                                                  directory=site))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/harness.html"
+        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, "--virtual-time-budget=30000",
+                              "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    finally:
+        server.shutdown()
+        server.server_close()
+    text = dom[dom.index('<pre id="result">') + len('<pre id="result">'):dom.index("</pre>")]
+    players = json.loads(text)
+    assert len(players) == 4
+    for p in players:
+        assert p["src"].endswith(".mp3")  # the first source: every browser plays MP3
+        assert p["reported"] == pytest.approx(p["expected"], abs=DURATION_TOLERANCE_S), p
+    # opened from disk, on a desktop and a phone: the grouped list (a picture kept out of git)
+    for name, size in (("portfolio-desktop.png", "1200,1400"), ("portfolio-phone.png", "390,1600")):
+        shot = tmp_path / name
+        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--window-size={size}",
+                        f"--screenshot={shot}", (site / "index.html").as_uri()],
+                       capture_output=True, timeout=120)
+        assert shot.stat().st_size > 10_000
+
+
+def test_a_sidecar_copyright_that_is_not_text_is_one_line(tmp_path):
+    from pipeline.errors import SidecarError
+    from pipeline.sidecar import load_sidecar
+
+    path = tmp_path / "piece.toml"
+    path.write_text("copyright = 2025\n", "utf-8")
+    with pytest.raises(SidecarError, match=rf"^{path}: 'copyright' = 2025 is not allowed"):
+        load_sidecar(path)
+    path.write_text('copyright = "  © 2025 Someone  "\n', "utf-8")
+    assert load_sidecar(path).copyright == "© 2025 Someone"
