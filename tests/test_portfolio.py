@@ -204,16 +204,18 @@ def test_a_piece_whose_album_level_moved_is_mastered_again_from_its_mix(cold, tm
     # as if the other solos had moved the album 1 LU since this piece was mastered
     record["album_targets"] = {p: v + 1.0 for p, v in record["album_targets"].items()}
     (site / "manifest.json").write_text(json.dumps(manifest), "utf-8")
-    stem = next((site / PIECES / "solo-single-a4" / "stems").glob("*.wav"))
-    inode = stem.stat().st_ino
+    cache = site / portfolio.CACHE / "solo-single-a4"
+    mix = (cache / "mix.wav").stat().st_ino
     result = build_portfolio(scores, site, workers=1)
     assert _status(result)["solo/single-a4.musicxml"] == "remastered"
     assert _status(result)["solo/clarinet-written-d.musicxml"] == "unchanged"
     again = _manifest(site)["solo/single-a4.musicxml"]
     assert again["album_targets"] == _manifest(cold[1])["solo/single-a4.musicxml"]["album_targets"]
-    # mastered from the same mix to the same level: the same audio, and the stems not copied
+    # mastered from the same cached mix to the same level: the same audio; the zip not copied
     assert again["entry"]["audio_sha256"] == record["entry"]["audio_sha256"]
-    assert next((site / PIECES / "solo-single-a4" / "stems").glob("*.wav")).stat().st_ino == inode
+    assert (cache / "mix.wav").stat().st_ino == mix
+    assert (site / PIECES / "solo-single-a4" / "stems.zip").stat().st_ino == \
+        (cache / "stems.zip").stat().st_ino
 
 
 def test_a_removed_score_leaves_the_site(cold, tmp_path):
