@@ -332,6 +332,7 @@ def _master_piece(job: _MasterJob) -> dict:
     try:
         piece = pickle.loads((cache / CACHED_PIECE).read_bytes())
         mix = read_mix(cache)
+        (cache / STEMS_ZIP).stat()
     except (OSError, sf.LibsndfileError, pickle.UnpicklingError, EOFError, AttributeError,
             TypeError) as exc:
         raise OutputError(f"{cache}: the cached render cannot be read ({exc}); delete the "
@@ -384,14 +385,16 @@ def _link(src: Path, dst: Path) -> None:
 
 def _zip_stems(folder: Path, slug: str, title: str) -> None:
     """``folder/stems.zip`` for a producer to remix: the dry stems of ``folder/stems/`` as 24-bit
-    WAV (what every DAW opens; float32 would double the download for nothing a 24-bit file cannot
-    hold at these levels) with ``performance.mid`` and a note on what they are. The stems keep
-    their balance: if one peaks over full scale, all are lowered together."""
+    WAV, with ``performance.mid`` and a note on what they are. 24-bit WAV is what every DAW opens
+    (Pro Tools and Logic do not open FLAC) and holds a stem's range with room to spare; float32
+    would make the download a third larger and deflate packs it worse. The stems keep their
+    balance: if one peaks over full scale, all are lowered together."""
     stems = sorted((folder / "stems").glob("*.wav"))
     peak = max((_peak(stem) for stem in stems), default=0.0)
     ceiling = db_to_gain(STEMS_CEILING_DBFS)
     gain = ceiling / peak if peak > 1.0 else 1.0
     root = f"{slug}-stems"
+    rate = frames = 0
     with atomic_path(folder / STEMS_ZIP) as tmp, \
             zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for stem in stems:
@@ -412,7 +415,7 @@ def _zip_stems(folder: Path, slug: str, title: str) -> None:
         z.writestr(_zip_info(f"{root}/README.txt"), (
             f"{title}: {len(stems)} stems, one per instrument, as the synthesizer played them: "
             f"dry, before any mixing (no level, EQ, compression, pan or reverb).\n"
-            f"24-bit WAV, {rate if stems else 0} Hz, stereo, all {frames if stems else 0} frames "
+            f"24-bit WAV, {rate} Hz, stereo, all {frames} frames "
             f"long and starting together: place them all at the start of a DAW session.\n"
             f"performance.mid holds the notes played, one track per instrument.\n{lowered}"))
 
