@@ -346,7 +346,8 @@ def _wait_for_status(proc: subprocess.Popen, site: Path, status: str) -> None:
                 return
         except (OSError, ValueError):
             pass  # not written yet (it is replaced whole, never seen half-written)
-        assert proc.poll() is None, f"the run ended before a piece was {status}: {proc.stderr.read()}"
+        assert proc.poll() is None, \
+            f"the run ended before a piece was {status}: {proc.stderr.read()}"
         time.sleep(0.02)
     raise AssertionError(f"no piece was {status} in 300 s")
 
@@ -366,7 +367,8 @@ def _statuses(stdout: str) -> dict[str, str]:
 
 
 def _cached_mixes(site: Path) -> dict[str, int]:
-    """The inode of each rendered piece's cached mix, by slug: a piece rendered again gets a new one."""
+    """The inode of each rendered piece's cached mix, by slug (a piece rendered again gets a
+    new one)."""
     return {p.parent.name: (p.parent / "mix.wav").stat().st_ino
             for p in (site / CACHE).glob("*/render.json")}
 
@@ -425,9 +427,10 @@ def test_a_killed_run_resumes_where_it_stopped_and_renders_nothing_twice(cold, t
         if record["status"] == "done":
             assert ours[rel]["entry"]["audio_sha256"] == record["entry"]["audio_sha256"], rel
             assert ours[rel]["album_targets"] == record["album_targets"], rel
-            zips = [(s / PIECES / record["slug"] / "stems.zip").read_bytes() for s in (site, clean_site)]
+            zips = [(s / PIECES / record["slug"] / "stems.zip").read_bytes()
+                    for s in (site, clean_site)]
             assert zips[0] == zips[1], rel
-    assert (site / "index.html").read_text("utf-8") == (clean_site / "index.html").read_text("utf-8")
+    assert (site / "index.html").read_bytes() == (clean_site / "index.html").read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------
