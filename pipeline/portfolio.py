@@ -525,8 +525,9 @@ class _LocalRunner:
     def close(self, *, abort: bool = False) -> None:
         """``abort``: the run was interrupted; stop the pieces in work now rather than wait for
         them (their working folders are removed by the caller)."""
-        if abort:
-            # ProcessPoolExecutor.terminate_workers() is Python 3.14's; before, its processes
+        if abort and hasattr(self.pool, "terminate_workers"):  # Python 3.14
+            self.pool.terminate_workers()
+        elif abort:  # before 3.14 the pool's processes are only reachable as a private field
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.terminate()
         self.pool.shutdown(cancel_futures=True)
