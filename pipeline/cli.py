@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -228,6 +229,15 @@ class _PortfolioProgress:
             self.bar = None
 
 
+def _log_above(bar: bool):
+    """Log lines (the workers' too) printed above a progress bar instead of through it."""
+    if not bar:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
+
+
 def _portfolio(args) -> int:
     import time
 
@@ -236,9 +246,10 @@ def _portfolio(args) -> int:
     bar = _PortfolioProgress(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
     try:
-        result = build_portfolio(args.scores_dir, args.out, soundfont=args.soundfont,
-                                 sample_rate=args.sample_rate, workers=args.jobs, dask=args.dask,
-                                 title=args.title, progress=bar)
+        with _log_above(bar.enabled):
+            result = build_portfolio(args.scores_dir, args.out, soundfont=args.soundfont,
+                                     sample_rate=args.sample_rate, workers=args.jobs,
+                                     dask=args.dask, title=args.title, progress=bar)
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
@@ -251,8 +262,8 @@ def _portfolio(args) -> int:
                 lufs = "" if o.lufs is None else f", {o.lufs:g} LUFS"
                 detail = f"{o.category}, {o.duration_s:.1f} s{lufs}"
             print(f"{o.source:<{width}}  {o.status:<10}  {detail}")
-        counts = [f"{result.count(s)} {s}" for s in ("rendered", "remastered", "unchanged", "failed")
-                  if result.count(s)]
+        counts = [f"{result.count(s)} {s}" for s in ("rendered", "resumed", "remastered",
+                                                      "unchanged", "failed") if result.count(s)]
         print(f"{' · '.join(counts)} in {elapsed:.1f} s — site: {result.index}")
     for o in result.failed if args.quiet else ():
         print(f"score2audio: error: {o.reason}", file=sys.stderr)

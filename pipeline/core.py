@@ -289,8 +289,10 @@ def _tags(piece: _Piece, album: str | None) -> dict:
 
 def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None,
             progress: ProgressFn, targets: dict[str, float] | None = None,
-            album: dict | None = None) -> RenderResult:
-    """Master, export and report a piece rendered to its mix; commit its folder."""
+            album: dict | None = None,
+            before_commit: Callable[[Path, dict], None] | None = None) -> RenderResult:
+    """Master, export and report a piece rendered to its mix; commit its folder.
+    ``before_commit(working folder, report)`` adds files that must arrive with the rest."""
     stage = _stage_timer(progress, piece.timings)
     folder = piece.folder
     try:
@@ -317,6 +319,8 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
             write_html(folder.work, report, mix_trace, traces)
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
+        if before_commit is not None:
+            before_commit(folder.work, report)
         final = folder.commit()
     except BaseException as exc:
         failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None

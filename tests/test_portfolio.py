@@ -9,19 +9,26 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
+import time
 import warnings
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import DATA
+from conftest import DATA, run_cli
 from pipeline import portfolio
-from pipeline.portfolio import PIECES, build_portfolio
+from pipeline.portfolio import CACHE, PIECES, build_portfolio
 
 RIGHTS = "© 2024 A. Composer, all rights reserved"
 SIDECAR_RIGHTS = "CC BY 4.0 — Duo Sidecar"
@@ -204,16 +211,18 @@ def test_a_piece_whose_album_level_moved_is_mastered_again_from_its_mix(cold, tm
     # as if the other solos had moved the album 1 LU since this piece was mastered
     record["album_targets"] = {p: v + 1.0 for p, v in record["album_targets"].items()}
     (site / "manifest.json").write_text(json.dumps(manifest), "utf-8")
-    stem = next((site / PIECES / "solo-single-a4" / "stems").glob("*.wav"))
-    inode = stem.stat().st_ino
+    cache = site / portfolio.CACHE / "solo-single-a4"
+    mix = (cache / "mix.wav").stat().st_ino
     result = build_portfolio(scores, site, workers=1)
     assert _status(result)["solo/single-a4.musicxml"] == "remastered"
     assert _status(result)["solo/clarinet-written-d.musicxml"] == "unchanged"
     again = _manifest(site)["solo/single-a4.musicxml"]
     assert again["album_targets"] == _manifest(cold[1])["solo/single-a4.musicxml"]["album_targets"]
-    # mastered from the same mix to the same level: the same audio, and the stems not copied
+    # mastered from the same cached mix to the same level: the same audio; the zip not copied
     assert again["entry"]["audio_sha256"] == record["entry"]["audio_sha256"]
-    assert next((site / PIECES / "solo-single-a4" / "stems").glob("*.wav")).stat().st_ino == inode
+    assert (cache / "mix.wav").stat().st_ino == mix
+    assert (site / PIECES / "solo-single-a4" / "stems.zip").stat().st_ino == \
+        (cache / "stems.zip").stat().st_ino
 
 
 def test_a_removed_score_leaves_the_site(cold, tmp_path):
@@ -252,6 +261,202 @@ def test_slugs_are_unique_and_follow_the_folders():
     assert portfolio._slugs(["a/Quartet.musicxml", "b/quartet.xml", "b/quartet.mid",
                              "Solo 1.mid"]) == ["a-quartet", "b-quartet-xml", "b-quartet-mid",
                                                 "solo-1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# what a web host carries
+
+#: Everything in a published piece's folder: what its card on the page links to.
+PUBLISHED = {"master-web-demo.mp3", "master-web-demo.ogg", "master-streaming.wav", "stems.zip",
+             "score", "waveform.svg", "report.html", "report.json"}
+#: A float sample rounded to the 24-bit grid moves by at most half a step.
+HALF_LSB_24 = 2.0 ** -24
+
+
+def test_a_published_folder_holds_what_the_page_links_to(cold):
+    _, site, _, _ = cold
+    for record in _manifest(site).values():
+        if record["status"] == "done":
+            assert {p.name for p in (site / PIECES / record["slug"]).iterdir()} == PUBLISHED
+            # the work material stays out of the site: only the mix, to master again
+            cache = site / CACHE / record["slug"]
+            assert (cache / "mix.wav").is_file()
+            assert not (cache / "stems").exists() and not (cache / "mix-stems").exists()
+
+
+def test_the_stems_zip_holds_the_dry_stems_of_the_render_as_24_bit_wav(cold, tmp_path):
+    from pipeline.core import render_score
+
+    scores, site, _, _ = cold
+    with zipfile.ZipFile(site / PIECES / "little-trio" / "stems.zip") as z:
+        assert all(info.date_time == portfolio.ZIP_DATE for info in z.infolist())
+        z.extractall(tmp_path / "zip")
+    ours = sorted((tmp_path / "zip" / "little-trio-stems").glob("*.wav"))
+    assert (tmp_path / "zip" / "little-trio-stems" / "performance.mid").is_file()
+    assert "24-bit WAV" in (tmp_path / "zip" / "little-trio-stems" / "README.txt").read_text()
+    alone = render_score(scores / "little-trio.mid", out_root=tmp_path / "out",
+                         presets=("web-demo",))
+    theirs = sorted((alone.folder / "stems").glob("*.wav"))
+    assert [p.name for p in ours] == [p.name for p in theirs] and len(ours) == 3
+    for mine, render in zip(ours, theirs):
+        assert sf.info(str(mine)).subtype == "PCM_24"
+        a, _ = sf.read(str(mine), dtype="float64")
+        b, _ = sf.read(str(render), dtype="float64")
+        assert a.shape == b.shape and np.abs(b).max() > 0.01
+        assert np.abs(a - b).max() <= HALF_LSB_24 * 1.0001, mine.name
+
+
+def test_stems_over_full_scale_are_lowered_together_not_clipped(tmp_path):
+    rate, t = 48000, np.arange(4800) / 48000
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    (tmp_path / "stems").mkdir()
+    sf.write(str(tmp_path / "stems" / "01-loud.wav"), np.stack([tone * 2.0] * 2, 1), rate,
+             subtype="FLOAT")
+    sf.write(str(tmp_path / "stems" / "02-soft.wav"), np.stack([tone * 0.5] * 2, 1), rate,
+             subtype="FLOAT")
+    portfolio._zip_stems(tmp_path, "piece", "A Piece")
+    with zipfile.ZipFile(tmp_path / "stems.zip") as z:
+        z.extractall(tmp_path / "zip")
+        note = z.read("piece-stems/README.txt").decode()
+    loud, _ = sf.read(str(tmp_path / "zip" / "piece-stems" / "01-loud.wav"))
+    soft, _ = sf.read(str(tmp_path / "zip" / "piece-stems" / "02-soft.wav"))
+    ceiling = 10 ** (portfolio.STEMS_CEILING_DBFS / 20)
+    assert np.abs(loud).max() == pytest.approx(ceiling, abs=1e-3)
+    assert np.abs(soft).max() / np.abs(loud).max() == pytest.approx(0.25, abs=1e-4)  # balance kept
+    assert "lowered by 7.0 dB" in note
+
+
+# ---------------------------------------------------------------------------------------------
+# killed part-way: the next run resumes, renders nothing twice, and publishes the same site
+
+def _portfolio_process(scores: Path, site: Path) -> subprocess.Popen:
+    """``score2audio portfolio`` one piece at a time, with Ctrl-C working even when the test
+    runner ignores SIGINT."""
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "portfolio", str(scores),
+                             "--out", str(site), "--jobs", "1"],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_status(proc: subprocess.Popen, site: Path, status: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if any(r["status"] == status for r in _manifest(site).values()):
+                return
+        except (OSError, ValueError):
+            pass  # not written yet (it is replaced whole, never seen half-written)
+        assert proc.poll() is None, \
+            f"the run ended before a piece was {status}: {proc.stderr.read()}"
+        time.sleep(0.02)
+    raise AssertionError(f"no piece was {status} in 300 s")
+
+
+def _wait_for_workers(site: Path) -> None:
+    """The pool's processes die with their parent: wait for those whose working folders are
+    left (the pid is in the folder's name)."""
+    deadline = time.monotonic() + 60
+    for folder in [*site.glob(f"{PIECES}/.*.partial-*"), *site.glob(f"{CACHE}/.*.partial-*")]:
+        pid = int(re.search(r"\.partial-(\d+)-", folder.name).group(1))
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _statuses(stdout: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\S+) {2,}(\w+) {2,}", stdout, flags=re.M))
+
+
+def _cached_mixes(site: Path) -> dict[str, int]:
+    """The inode of each rendered piece's cached mix, by slug (a piece rendered again gets a
+    new one)."""
+    return {p.parent.name: (p.parent / "mix.wav").stat().st_ino
+            for p in (site / CACHE).glob("*/render.json")}
+
+
+@pytest.mark.parametrize("signum, moment", [(signal.SIGKILL, "rendered"), (signal.SIGKILL, "done"),
+                                            (signal.SIGINT, "rendered"), (signal.SIGTERM, "done")],
+                         ids=["sigkill-rendering", "sigkill-mastering", "sigint-rendering",
+                              "sigterm-mastering"])
+def test_a_killed_run_resumes_where_it_stopped_and_renders_nothing_twice(cold, tmp_path, signum,
+                                                                        moment):
+    clean_scores, clean_site, _, _ = cold
+    scores = Path(shutil.copytree(clean_scores, tmp_path / "scores"))
+    site = tmp_path / "site"
+    first = _portfolio_process(scores, site)
+    _wait_for_status(first, site, moment)
+    first.send_signal(signum)
+    code = first.wait(timeout=300)
+    stderr = first.stderr.read()
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        _wait_for_workers(site)
+    else:  # unwound: no working folder is left
+        assert code == (130 if signum == signal.SIGINT else 128 + signum), stderr
+        assert "no files were left half-written" in stderr
+        assert not list(site.rglob(".*.partial*"))
+    # the page lists only what is published, all of it whole
+    page = (site / "index.html").read_text("utf-8") if (site / "index.html").exists() else ""
+    listed = set(re.findall(r'<article id="([^"]+)">', page))
+    assert listed == {p.name for p in (site / PIECES).glob("*") if not p.name.startswith(".")}
+    for slug in listed:
+        assert (site / PIECES / slug / "report.json").is_file()
+    rendered = _cached_mixes(site)
+    assert rendered, "the kill came before any piece was rendered"
+    if moment == "rendered":
+        assert len(rendered) < 4, "the kill came after every piece was rendered"
+
+    second = run_cli("portfolio", str(scores), "--out", str(site), "--jobs", "1")
+    assert second.returncode == 2, second.stderr  # the broken score
+    status = _statuses(second.stdout)
+    slugs = {rel: r["slug"] for rel, r in _manifest(site).items()}
+    for rel, slug in slugs.items():
+        if rel == BROKEN:
+            assert status[rel] == "failed"
+        elif slug in rendered:  # rendered before the kill: only mastered now, if not published
+            assert status[rel] in ("resumed", "unchanged"), (rel, status)
+            assert _cached_mixes(site)[slug] == rendered[slug], f"{rel} was rendered again"
+        else:
+            assert status[rel] == "rendered", (rel, status)
+    assert "resumed" in status.values()
+    assert not list(site.rglob(".*.partial*"))
+    # the same site as a run that was never stopped
+    ours, clean = _manifest(site), _manifest(clean_site)
+    assert {rel for rel, r in ours.items() if r["status"] == "done"} == \
+        {rel for rel, r in clean.items() if r["status"] == "done"}
+    for rel, record in clean.items():
+        if record["status"] == "done":
+            assert ours[rel]["entry"]["audio_sha256"] == record["entry"]["audio_sha256"], rel
+            assert ours[rel]["album_targets"] == record["album_targets"], rel
+            zips = [(s / PIECES / record["slug"] / "stems.zip").read_bytes()
+                    for s in (site, clean_site)]
+            assert zips[0] == zips[1], rel
+    assert (site / "index.html").read_bytes() == (clean_site / "index.html").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# the workers' log
+
+def _load_score(path: Path) -> None:
+    """A job for a pool process (top-level: it is sent by name)."""
+    from pipeline.load import load
+
+    load(path)
+
+
+def test_music21s_warnings_in_a_worker_reach_the_log_not_the_terminal(tmp_path, caplog, capfd):
+    # music21 names no instrument for the first drum of a kit when it is a ride cymbal (MIDI 51)
+    score = tmp_path / "ride-first.musicxml"
+    text = (DATA / "drum-kit.musicxml").read_text("utf-8")
+    score.write_text(text.replace("<midi-unpitched>37<", "<midi-unpitched>52<", 1), "utf-8")
+    runner = portfolio._LocalRunner(1)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert list(runner.run(_load_score, {"drums": score})) == [("drums", None, None)]
+    finally:
+        runner.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "pipeline.load"] == \
+        [f"{score}: 51 does not map to a valid instrument!"]
+    assert "does not map" not in capfd.readouterr().err  # nothing printed past the logging
 
 
 # ---------------------------------------------------------------------------------------------
