@@ -175,3 +175,39 @@ def install_musicxml_offset_fix() -> None:
 
     xmlToOffset._score2audio = True
     parser.xmlToOffset = xmlToOffset
+
+
+#: The most beats a time signature may have (real scores: up to about 30, e.g. 27/16) and the
+#: shortest beat unit: music21 builds a beat hierarchy element by element, so a damaged
+#: ``<beats>1e308</beats>`` would hang the reader and fill the memory.
+MAX_BEATS = 256
+BEAT_TYPES = {1, 2, 4, 8, 16, 32, 64, 128}
+
+
+def install_musicxml_time_fix() -> None:
+    """Refuse a ``<time>`` music21 cannot build in reasonable time and memory: beats that are
+    not whole numbers (or sums of them, 3+2) up to :data:`MAX_BEATS`, or a beat type that is not
+    a power of two up to 128. The error becomes the loader's one-line ScoreError."""
+    from music21.musicxml import xmlToM21
+
+    parser = xmlToM21.MeasureParser
+    if getattr(parser.xmlToTimeSignature, "_score2audio", False):
+        return
+    original = parser.xmlToTimeSignature
+
+    def xmlToTimeSignature(self, mxTime):
+        for beats in mxTime.findall("beats"):
+            text = (beats.text or "").strip()
+            numbers = text.split("+")
+            if not all(n.strip().isdigit() for n in numbers) or \
+                    sum(int(n) for n in numbers) > MAX_BEATS:
+                raise ValueError(f"a time signature with '{text[:20]}' beats cannot be played")
+        for beat_type in mxTime.findall("beat-type"):
+            text = (beat_type.text or "").strip()
+            if not text.isdigit() or int(text) not in BEAT_TYPES:
+                raise ValueError(f"a time signature's beat type '{text[:20]}' is not a note value")
+        return original(self, mxTime)
+
+    xmlToTimeSignature._score2audio = True
+    parser.xmlToTimeSignature = xmlToTimeSignature
+

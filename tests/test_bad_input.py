@@ -211,6 +211,17 @@ def test_nothing_to_play(capsys, tmp_path, xml, words):
     refused(capsys, tmp_path, write(tmp_path, "silent.musicxml", xml), words)
 
 
+@pytest.mark.parametrize("beats, beat_type, words", [
+    ("1e308e308", "4", "'1e308e308' beats"),   # found by the fuzzer: music21 hung, 23 GB
+    ("100000", "4", "'100000' beats"),
+    ("4", "3", "beat type '3'"),
+])
+def test_time_signature_music21_cannot_build(capsys, tmp_path, beats, beat_type, words):
+    xml = musicxml().replace("<beats>4</beats><beat-type>4</beat-type>",
+                             f"<beats>{beats}</beats><beat-type>{beat_type}</beat-type>")
+    refused(capsys, tmp_path, write(tmp_path, "meter.musicxml", xml), words)
+
+
 def test_midi_without_notes(capsys, tmp_path):
     mid = mido.MidiFile()
     mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000)]))
