@@ -25,7 +25,7 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
 	$(if $(SEED),--seed "$(SEED)")
 
-.PHONY: render test bench agreement setup system-deps test-deps clean help
+.PHONY: render test bench bench-master agreement setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -35,7 +35,8 @@ help:
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
 	@echo "make test                                   run the test suite"
-	@echo "make bench                                  time mastering (20-minute mix) and performing"
+	@echo "make bench                                  time whole renders beside fluidsynth and MuseScore"
+	@echo "    BENCH_ARGS='--cases grosse-fuge,orchestra-5 --warm --no-references --json FILE'"
 	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
 
 render: setup
@@ -61,9 +62,13 @@ test-deps:
 test: test-deps setup
 	@$(BIN)/python -m pytest -q
 
-# wall time of the stages with a speed budget (never measured by the tests)
+# end to end beside fluidsynth and MuseScore: times per stage, real-time factor, peak memory
+# (never measured by the tests); bench-master times the mastering chain alone per preset
 bench: setup
-	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	@$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-master: setup
+	@$(BIN)/python benchmarks/master_chain.py $(BENCH_ARGS)
 
 # note-by-note agreement with MuseScore 3's playback (needs mscore3; not part of the tests)
 agreement: setup
