@@ -16,6 +16,7 @@ REFERENCE ?=
 SWING ?=
 HUMANIZE ?=
 SEED ?=
+MIX_STEMS ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
 
@@ -23,7 +24,7 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
-	$(if $(SEED),--seed "$(SEED)")
+	$(if $(SEED),--seed "$(SEED)") $(if $(MIX_STEMS),--mix-stems)
 
 .PHONY: render test bench bench-master agreement setup system-deps test-deps clean help
 
@@ -34,6 +35,7 @@ help:
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
+	@echo "             MIX_STEMS=1 (each instrument's part of the mix, reverb included, for a DAW)"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time whole renders beside fluidsynth and MuseScore"
 	@echo "    BENCH_ARGS='--cases grosse-fuge,orchestra-5 --warm --no-references --json FILE'"

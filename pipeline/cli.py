@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                         "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
+    r.add_argument("--mix-stems", action="store_true",
+                   help="also write each instrument's part of the mix, its reverb included, to "
+                        "mix-stems/ (for remixing in a DAW; slow for large ensembles)")
     _humanize_options(r)
     _common(r)
 
@@ -119,7 +122,7 @@ def _render(args) -> int:
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
                   swing=args.swing, layout=args.layout, humanize=args.humanize,
-                  seed=args.seed)
+                  seed=args.seed, mix_stems=args.mix_stems)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")

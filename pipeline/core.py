@@ -138,7 +138,7 @@ def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
 
 def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
                    sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
-                   seed: int = humanize_seed) -> _Piece:
+                   seed: int = humanize_seed, mix_stems: bool = False) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
@@ -177,7 +177,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
             balance = calibration_db(performance, voices, sample_rate=sample_rate)
             the_mix = mix(stems, voices, template, calibration_db=balance,
                           layout=settings.layout, parts=parts,
-                          mix_stems_dir=folder.work / "mix-stems",
+                          mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
                           progress=lambda f: progress("mix", f))
         with stage("export"):
             write_midi(performance, folder.work / "performance.mid",
@@ -264,9 +264,12 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                  presets: tuple[str, ...] | None = None, soundfont: str | Path | None = None,
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None,
-                 humanize: float = 0.0, seed: int | None = None,
+                 humanize: float = 0.0, seed: int | None = None, mix_stems: bool = False,
                  progress: ProgressFn | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``.
+
+    ``mix_stems``: also write each player's post-fader contribution to the mix, its reverb
+    included, to ``mix-stems/`` (one room convolution per player: slow for large ensembles).
 
     Options left as None are taken from the score's sidecar (``<score-name>.toml`` or
     ``piece.toml`` beside it, see :mod:`pipeline.sidecar`), else detected or defaulted
@@ -286,7 +289,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                                          reference, settings.swing)
     piece = _render_to_mix(Path(score_path), out_root=Path(out_root), settings=settings,
                            soundfont=sf_path, sample_rate=sample_rate, progress=progress,
-                           humanize=humanize, seed=seed)
+                           humanize=humanize, seed=seed, mix_stems=mix_stems)
     return _finish(piece, preset_objs, reference=ref, progress=progress)
 
 
@@ -295,6 +298,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
+                 mix_stems: bool = False,
                  progress: Callable[[str, str, float], None] | None = None) -> list[RenderResult]:
     """Render several scores and master them as one album: for each preset the pieces are
     measured as one programme (see :func:`pipeline.master.album_targets`).
@@ -325,6 +329,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
             piece = _render_to_mix(path, out_root=Path(out_root), settings=settings,
                                    soundfont=find_soundfont(settings.soundfont),
                                    sample_rate=sample_rate, humanize=humanize, seed=seed,
+                                   mix_stems=mix_stems,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             for p in preset_objs:

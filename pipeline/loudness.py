@@ -26,6 +26,8 @@ LRA_RELATIVE_GATE_LU = -20.0  # EBU Tech 3342
 STEP_S = 0.1          # 100 ms steps: 400 ms blocks overlap by 75 %
 BLOCK_STEPS = 4
 SHORT_TERM_STEPS = 30  # 3 s
+#: A filter whose state is below this (−240 dBFS) has rung out: on silence it gives silence.
+RUNG_OUT = 1e-12
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,9 +116,30 @@ class LoudnessMeter:
         """Add ``block`` shaped (channels, frames)."""
         if block.shape[1] == 0:
             return
-        self.peak = max(self.peak, float(np.abs(block).max()))
+        peak = float(np.abs(block).max())
+        if peak == 0.0:
+            self.silence(block.shape[1])
+            return
+        self.peak = max(self.peak, peak)
         y, self.state = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.state)
-        y = np.concatenate((self.pending, (y * y).sum(axis=0)))
+        self._add_power((y * y).sum(axis=0))
+
+    def silence(self, frames: int) -> None:
+        """Add ``frames`` frames of digital silence. Once the filter has rung out (the usual
+        case: a player resting) nothing is filtered: the powers are zero to within
+        ``RUNG_OUT``², far under the −70 LUFS gate."""
+        if frames <= 0:
+            return
+        if np.abs(self.state).max() >= RUNG_OUT:
+            zeros = np.zeros((self.state.shape[1], frames))
+            y, self.state = sosfilt(self.sos, zeros, axis=1, zi=self.state)
+            self._add_power((y * y).sum(axis=0))
+        else:
+            self.state[:] = 0.0
+            self._add_power(np.zeros(frames))
+
+    def _add_power(self, power: np.ndarray) -> None:
+        y = np.concatenate((self.pending, power))
         whole = y.size // self.step
         if whole:
             self.steps.append(y[: whole * self.step].reshape(whole, self.step).mean(axis=1))

@@ -8,14 +8,23 @@ calibration (mf on every instrument equally loud) plus its seat's and section bu
 (and a level or pan the piece's sidecar sets). A high-pass below the instrument's lowest note
 removes rumble it cannot make; a gentle EQ per family and, for the players the template names,
 a light compressor shape its tone and steady its level (:mod:`pipeline.stemtone`). The room is a
-generated impulse response applied by overlap-add FFT convolution. The mix is gain-staged so
-its peak sits at ``MIX_PEAK_DBFS``: headroom for mastering, never clipped, never limited.
+generated impulse response applied by overlap-add FFT convolution: one room, as on a console's
+reverb send, fed by every player through its own send level and pre-delay. The mix is
+gain-staged so its peak sits at ``MIX_PEAK_DBFS``: headroom for mastering, never clipped, never
+limited.
+
+The players of a block are processed on several threads (scipy's filters and libsndfile release
+the GIL), and a player resting for a whole block costs nothing once its filters have rung out.
 
 With ``mix_stems_dir`` each player's post-fader contribution (its reverb included) is written
-too; those files sum to the mix.
+too; those files sum to the mix. They cost one room convolution per player, so they are made
+only when asked for.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -29,7 +38,7 @@ from . import instruments
 from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
 from .config import Template
 from .calibrate import REFERENCE_LUFS
-from .loudness import LoudnessMeter
+from .loudness import RUNG_OUT, LoudnessMeter
 from .model import Mix, Stems, Voice
 from .rooms import impulse_response
 from .seating import Placement, place
@@ -93,7 +102,8 @@ def _filter(voice: Voice, corner: float, sr: int) -> np.ndarray | None:
 
 
 class _Channel:
-    """One player's path: gain and pan, filters, and its delayed send to the room."""
+    """One player's path: its stem, gain and pan, filters, and its delayed send to the room;
+    with meters of the stem as rendered and of the player in the mix (before the room)."""
 
     def __init__(self, placement: Placement, voice: Voice, template: Template, sr: int,
                  calibration_db: float, conv: _OverlapAdd, level_db: float = 0.0):
@@ -120,6 +130,28 @@ class _Channel:
         self.delay = np.zeros((2, round(self.predelay_ms / 1000 * sr)), dtype=np.float32)
         self.conv = conv
         self.tail = np.zeros((2, conv.ir_len - 1), dtype=np.float32)  # reverb past this block
+        self.meter = LoudnessMeter(sr)  # the stem as rendered
+        self.post = LoudnessMeter(sr)   # the player in the mix, before the room
+
+    def play(self, block: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The player's next block: ``(dry, send)``, its signal on the stage and what it sends
+        into the room, each (2, n) float32, or None where silent."""
+        n = block.shape[1]
+        if not block.any() and self._rung_out():
+            self.meter.silence(n)
+            self.post.silence(n)
+            if self.compressor is not None:
+                self.compressor.rest(n)
+            return None, self.room_input(None, n)
+        self.meter.feed(block)
+        dry = self.dry(block)
+        self.post.feed(dry)
+        return dry, self.room_input(dry, n)
+
+    def _rung_out(self) -> bool:
+        """True when silence in gives silence out (to within ``RUNG_OUT``)."""
+        return (self.zi is None or float(np.abs(self.zi).max()) < RUNG_OUT) and \
+            (self.compressor is None or self.compressor.at_rest(RUNG_OUT))
 
     def dry(self, block: np.ndarray) -> np.ndarray:
         if self.sos is not None:
@@ -129,20 +161,28 @@ class _Channel:
             block = self.compressor.process(block)
         return self.matrix @ block
 
-    def contribution(self, dry: np.ndarray) -> np.ndarray:
+    def contribution(self, dry: np.ndarray | None, send: np.ndarray | None,
+                     n: int) -> np.ndarray:
         """This player's part of the mix for the block: its dry signal plus its own reverb
-        (with what rang over from earlier blocks)."""
-        n = dry.shape[1]
-        y = self.conv.wet(self.room_input(dry))
-        y[:, :n] += dry
+        (with what rang over from earlier blocks). For the mix stems only: the mix itself
+        convolves the sum of the sends once."""
+        y = np.zeros((2, n + self.tail.shape[1]), dtype=np.float32) if send is None \
+            else self.conv.wet(send)
+        if dry is not None:
+            y[:, :n] += dry
         y[:, : self.tail.shape[1]] += self.tail
         self.tail = y[:, n:].copy()
         return y[:, :n]
 
-    def room_input(self, dry: np.ndarray) -> np.ndarray:
-        x = ROOM_FEED @ dry * self.send
+    def room_input(self, dry: np.ndarray | None, n: int) -> np.ndarray | None:
+        """What the player sends into the room for this block, after its pre-delay."""
+        x = None if dry is None else ROOM_FEED @ dry * self.send
         if self.delay.shape[1] == 0:
             return x
+        if x is None:
+            if not self.delay.any():
+                return None
+            x = np.zeros((2, n), dtype=np.float32)
         joined = np.concatenate((self.delay, x), axis=1)
         self.delay = joined[:, x.shape[1]:]
         return joined[:, : x.shape[1]]
@@ -151,7 +191,8 @@ class _Channel:
 def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         calibration_db: tuple[float, ...] | None = None, layout: str | None = None,
         parts: tuple[PartSettings | None, ...] | None = None,
-        mix_stems_dir: Path | None = None, progress: ProgressFn | None = None) -> Mix:
+        mix_stems_dir: Path | None = None, progress: ProgressFn | None = None,
+        workers: int | None = None) -> Mix:
     """Mix the stems with ``template``'s seating and room.
 
     Parameters
@@ -163,6 +204,7 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         stem's gain, its ``pan`` replaces the seat's); ``None`` entries change nothing.
     mix_stems_dir : where to write each player's post-fader contribution, reverb included
         (float32 WAV, same length as the mix); not written when omitted.
+    workers : threads processing the players of a block side by side; default one per core.
 
     Returns a :class:`Mix` whose audio is (2, frames) float32 peaking at ``MIX_PEAK_DBFS``; the
     frames include the room's decay after the last stem sample.
@@ -180,36 +222,37 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                 for p, v, c, s in zip(seats, voices, calibration, parts)]
     overhang = conv.ir_len - 1
     out = np.zeros((2, stems.frames + overhang), dtype=np.float32)
-    meters = [LoudnessMeter(sr) for _ in stems.stems]       # the dry stems as rendered
-    post = [LoudnessMeter(sr) for _ in stems.stems]         # each player in the mix, before room
-    files = [sf.SoundFile(str(s.path)) for s in stems.stems]
     writers, paths = [], []
-    if mix_stems_dir is not None:
-        mix_stems_dir.mkdir(parents=True, exist_ok=True)
-        paths = [mix_stems_dir / s.path.name for s in stems.stems]
-        writers = [sf.SoundFile(str(p), "w", samplerate=sr, channels=2, subtype="FLOAT",
-                                format="WAV") for p in paths]
-    try:
+    with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
+        if mix_stems_dir is not None:
+            mix_stems_dir.mkdir(parents=True, exist_ok=True)
+            paths = [mix_stems_dir / s.path.name for s in stems.stems]
+            writers = [files_open.enter_context(sf.SoundFile(
+                str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV"))
+                for p in paths]
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)
-            for i, (f, ch) in enumerate(zip(files, channels)):
-                block = f.read(n, dtype="float32", always_2d=True).T
-                meters[i].feed(block)
-                dry = ch.dry(block)
-                post[i].feed(dry)
-                y = ch.contribution(dry)
-                if writers:
-                    writers[i].write(y.T)
-                out[:, start:start + n] += y
+            played = list(pool.map(
+                lambda i: channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T),
+                range(len(channels))))
+            sends = [send for _, send in played if send is not None]
+            if sends:  # one room for everybody: the sum of the sends, convolved once
+                room_in = sends[0].copy()
+                for send in sends[1:]:
+                    room_in += send
+                out[:, start:start + n + overhang] += conv.wet(room_in)
+            for dry, _ in played:
+                if dry is not None:
+                    out[:, start:start + n] += dry
+            if writers:
+                list(pool.map(lambda i: writers[i].write(
+                    channels[i].contribution(*played[i], n).T), range(len(channels))))
+            del played, sends
             if progress:
                 progress((start + n) / stems.frames)
-        for i, ch in enumerate(channels):  # the reverb still ringing after the last note
-            if writers:
-                writers[i].write(ch.tail.T)
-            out[:, stems.frames:] += ch.tail
-    finally:
-        for f in files + writers:
-            f.close()
+        for w, ch in zip(writers, channels):  # the reverb still ringing after the last note
+            w.write(ch.tail.T)
     out, peak = _trim_tail(out, stems.frames)
     gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
     gain = np.float32(db_to_gain(gain_db))
@@ -218,18 +261,18 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         _scale_file(path, gain, out.shape[1])
     levels = tuple({"part": s.name, "file": f"stems/{s.path.name}", "pan": round(p.pan, 3),
                     "depth": round(p.depth, 3), "seat": p.seat, "bus": p.bus,
-                    "peak_dbfs": round(gain_to_db(m.peak), 2),
-                    "loudness_lufs": _round(m.integrated_lufs()),
+                    "peak_dbfs": round(gain_to_db(ch.meter.peak), 2),
+                    "loudness_lufs": _round(ch.meter.integrated_lufs()),
                     "calibration_db": round(c, 2), "gain_db": round(ch.gain_db + gain_db, 2),
                     "send_db": round(ch.send_db, 2), "predelay_ms": round(ch.predelay_ms, 1),
                     "damping_hz": round(ch.damping_hz),
-                    "mix_lufs": _round(q.integrated_lufs() + gain_db),
+                    "mix_lufs": _round(ch.post.integrated_lufs() + gain_db),
                     "mix_stem": f"mix-stems/{s.path.name}" if paths else None,
                     "instrument": v.instrument, "family": v.family, "eq": ch.eq,
                     "compressor": ch.compressor.summary() if ch.compressor else None,
                     "level_db": _level_db(o)}
-                   for s, m, q, p, v, c, ch, o in zip(stems.stems, meters, post, seats, voices,
-                                                      calibration, channels, parts))
+                   for s, p, v, c, ch, o in zip(stems.stems, seats, voices, calibration, channels,
+                                                parts))
     settings = {"template": template.name, "layout": layout or "standard",
                 "stage_width": template.stage_width,
                 "player_width": template.player_width, "room": template.room.name,

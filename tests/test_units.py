@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import load_template
 from pipeline.errors import TemplateError
-from pipeline.loudness import integrated_lufs, true_peak_dbtp
+from pipeline.loudness import LoudnessMeter, integrated_lufs, measure, true_peak_dbtp
 from pipeline.dynamics import limiter_gain
 from pipeline.loudness import true_peak_envelope
 from pipeline.mix import pan_matrix
@@ -26,6 +26,22 @@ def test_streaming_loudness_matches_pyloudnorm():
     ours = integrated_lufs(x, SR)
     reference = pyloudnorm.Meter(SR).integrated_loudness(x.T.astype(np.float64))
     assert ours == pytest.approx(reference, abs=0.1)  # pyloudnorm's own test tolerance
+
+
+def test_block_meter_skips_rests_without_changing_the_reading():
+    # a player who plays, rests for three blocks, plays again: the rests are not filtered once
+    # the filter has rung out, and the step powers stay those of the whole signal
+    rng = np.random.default_rng(3)
+    block = 1 << 14
+    x = (rng.standard_normal((2, block * 8)) * 0.1).astype(np.float32)
+    x[:, int(block * 2.5): block * 6] = 0.0
+    meter = LoudnessMeter(SR)
+    for start in range(0, x.shape[1], block):
+        meter.feed(x[:, start:start + block])
+    whole = measure(x, SR)
+    np.testing.assert_allclose(meter.result().steps, whole.steps, rtol=1e-4, atol=1e-12)
+    assert meter.integrated_lufs() == pytest.approx(whole.integrated_lufs(), abs=1e-3)
+    assert meter.peak == float(np.abs(x).max())
 
 
 def test_true_peak_finds_inter_sample_peak():
