@@ -106,7 +106,7 @@ class _Channel:
     with meters of the stem as rendered and of the player in the mix (before the room)."""
 
     def __init__(self, placement: Placement, voice: Voice, template: Template, sr: int,
-                 calibration_db: float, conv: _OverlapAdd, level_db: float = 0.0):
+                 calibration_db: float, reverb: _Reverb | None, level_db: float = 0.0):
         d = template.depth
         self.gain_db = calibration_db + placement.gain_db + d.level_db * placement.depth + level_db
         self.matrix = pan_matrix(placement.pan, template.player_width) * np.float32(
@@ -128,8 +128,9 @@ class _Channel:
         # own sound than the front rows do
         self.predelay_ms = max(0.0, template.room.predelay_ms - d.predelay_ms * placement.depth)
         self.delay = np.zeros((2, round(self.predelay_ms / 1000 * sr)), dtype=np.float32)
-        self.conv = conv
-        self.tail = np.zeros((2, conv.ir_len - 1), dtype=np.float32)  # reverb past this block
+        # its own reverb, for its mix stem only: the mix convolves the summed sends once
+        self.reverb = reverb.stream() if reverb is not None else None
+        self.carried = np.zeros((2, 0), dtype=np.float32)  # output past the last block
         self.meter = LoudnessMeter(sr)  # the stem as rendered
         self.post = LoudnessMeter(sr)   # the player in the mix, before the room
 
@@ -164,15 +165,14 @@ class _Channel:
     def contribution(self, dry: np.ndarray | None, send: np.ndarray | None,
                      n: int) -> np.ndarray:
         """This player's part of the mix for the block: its dry signal plus its own reverb
-        (with what rang over from earlier blocks). For the mix stems only: the mix itself
-        convolves the sum of the sends once."""
-        y = np.zeros((2, n + self.tail.shape[1]), dtype=np.float32) if send is None \
-            else self.conv.wet(send)
+        (with what rang over from earlier blocks), (2, n). For the mix stems only."""
+        wet = self.reverb.process(send)
+        y = np.zeros((2, n), dtype=np.float32) if wet is None else wet[:, :n].copy()
+        if wet is not None:
+            self.carried = wet[:, n:]
         if dry is not None:
-            y[:, :n] += dry
-        y[:, : self.tail.shape[1]] += self.tail
-        self.tail = y[:, n:].copy()
-        return y[:, :n]
+            y += dry
+        return y
 
     def room_input(self, dry: np.ndarray | None, n: int) -> np.ndarray | None:
         """What the player sends into the room for this block, after its pre-delay."""
@@ -216,12 +216,15 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     calibration = calibration_db or (0.0,) * len(stems.stems)
     # the pre-delay is each player's own (see _Channel), so the response starts at once
     room = replace(template.room, predelay_ms=0.0)
-    conv = _OverlapAdd(impulse_response(room, sr), BLOCK_FRAMES)
-    channels = [_Channel(p, v, template, sr, c, conv,
+    reverb = _Reverb(impulse_response(room, sr), BLOCK_FRAMES)
+    hall = reverb.stream()
+    channels = [_Channel(p, v, template, sr, c, reverb if mix_stems_dir is not None else None,
                          level_db=_level_db(s))
                 for p, v, c, s in zip(seats, voices, calibration, parts)]
-    overhang = conv.ir_len - 1
-    out = np.zeros((2, stems.frames + overhang), dtype=np.float32)
+    overhang = reverb.ir_len - 1
+    total = stems.frames + overhang
+    # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
+    out = np.zeros((2, total), dtype=np.float32)
     writers, paths = [], []
     with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
@@ -231,28 +234,48 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
             writers = [files_open.enter_context(sf.SoundFile(
                 str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV"))
                 for p in paths]
+
+        def play(i: int, n: int):
+            return channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T)
+
+        # the room of a block is convolved while the next block's players play
+        echo, echo_at, carried = None, (0, 0), np.zeros((2, 0), dtype=np.float32)
+
+        def hear_echo() -> None:
+            nonlocal carried
+            wet = echo.result()
+            if wet is not None:
+                at, n = echo_at
+                out[:, at:at + n] += wet[:, :n]
+                carried = wet[:, n:]
+
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)
-            played = list(pool.map(
-                lambda i: channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T),
-                range(len(channels))))
-            sends = [send for _, send in played if send is not None]
-            if sends:  # one room for everybody: the sum of the sends, convolved once
-                room_in = sends[0].copy()
-                for send in sends[1:]:
-                    room_in += send
-                out[:, start:start + n + overhang] += conv.wet(room_in)
-            for dry, _ in played:
+            played = [f.result() for f in [pool.submit(play, i, n) for i in range(len(channels))]]
+            if echo is not None:
+                hear_echo()
+            room_in = None
+            for dry, send in played:  # one room for everybody: the sends summed, convolved once
                 if dry is not None:
                     out[:, start:start + n] += dry
+                if send is not None:
+                    if room_in is None:
+                        room_in = send.copy()
+                    else:
+                        room_in += send
+            echo, echo_at = pool.submit(hall.process, room_in), (start, n)
             if writers:
                 list(pool.map(lambda i: writers[i].write(
                     channels[i].contribution(*played[i], n).T), range(len(channels))))
-            del played, sends
+            del played
             if progress:
                 progress((start + n) / stems.frames)
-        for w, ch in zip(writers, channels):  # the reverb still ringing after the last note
-            w.write(ch.tail.T)
+        if echo is not None:
+            hear_echo()
+        # the reverb still ringing after the last note
+        out[:, stems.frames:] += hall.tail(carried, overhang)
+        for w, ch in zip(writers, channels):
+            w.write(ch.reverb.tail(ch.carried, overhang).T)
     out, peak = _trim_tail(out, stems.frames)
     gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
     gain = np.float32(db_to_gain(gain_db))
@@ -318,23 +341,92 @@ def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
         return audio[:, :keep], 0.0
     loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
-    return np.ascontiguousarray(audio[:, :end]), peak
+    return _shorten(audio, end), peak
 
 
-class _OverlapAdd:
-    """Convolution of a stream with a fixed stereo impulse response, block by block."""
+def _shorten(audio: np.ndarray, frames: int) -> np.ndarray:
+    """The first ``frames`` frames of C-contiguous ``audio`` (channels, n) as a C-contiguous
+    array in the same memory: each channel is moved down to its new place block by block
+    (forward, so no block overwrites a source not yet copied), never a second whole copy."""
+    channels, n = audio.shape
+    if frames >= n:
+        return audio
+    flat = audio.reshape(-1)
+    for c in range(1, channels):
+        for start in range(0, frames, BLOCK_FRAMES):
+            stop = min(frames, start + BLOCK_FRAMES)
+            flat[c * frames + start: c * frames + stop] = flat[c * n + start: c * n + stop]
+    return flat[: channels * frames].reshape(channels, frames)
+
+
+class _Reverb:
+    """A stereo impulse response cut into partitions of one block, each kept as its spectrum:
+    streams (:meth:`stream`) convolve with it block by block."""
 
     def __init__(self, ir: np.ndarray, block: int):
+        self.block = block
         self.ir_len = ir.shape[1]
-        self.n_fft = scipy.fft.next_fast_len(block + self.ir_len - 1, real=True)
-        self.spectrum = scipy.fft.rfft(ir.astype(np.float32), n=self.n_fft, axis=1)
-
-    def wet(self, block: np.ndarray) -> np.ndarray:
-        """``block`` (2, n) convolved with the response: (2, n + ir_len − 1) float32."""
-        n = block.shape[1]
+        self.partitions = max(1, -(-self.ir_len // block))
+        padded = np.zeros((ir.shape[0], self.partitions * block), dtype=np.float32)
+        padded[:, : self.ir_len] = ir
+        pieces = padded.reshape(ir.shape[0], self.partitions, block).transpose(1, 0, 2)
         # single precision: its error (about −130 dB) is far below the −60 dB the mix stems
-        # must sum to, and it halves the time of the per-player convolutions
-        y = scipy.fft.irfft(scipy.fft.rfft(block.astype(np.float32), n=self.n_fft, axis=1,
-                                           workers=FFT_WORKERS) * self.spectrum,
-                            n=self.n_fft, axis=1, workers=FFT_WORKERS)
-        return y[:, : n + self.ir_len - 1]
+        # must sum to, and it halves the time of the transforms
+        self.spectra = scipy.fft.rfft(pieces, n=2 * block, axis=2, workers=FFT_WORKERS)
+
+    def stream(self) -> _ReverbStream:
+        return _ReverbStream(self)
+
+
+class _ReverbStream:
+    """Convolution of one stream with a :class:`_Reverb`, uniformly partitioned in the frequency
+    domain (overlap-save over a delay line of past input spectra): a block costs two FFTs of
+    twice its length and one multiply-add per partition, however long the response; a block
+    of silence after the response has rung out costs nothing."""
+
+    def __init__(self, reverb: _Reverb):
+        self.reverb = reverb
+        self.history = np.zeros_like(reverb.spectra)  # input spectra, newest at self.newest
+        self.newest = 0
+        self.previous = np.zeros((reverb.spectra.shape[1], reverb.block), dtype=np.float32)
+        self.silent_blocks = reverb.partitions + 1  # nothing in the delay line yet
+
+    def process(self, block: np.ndarray | None) -> np.ndarray | None:
+        """The response to everything fed so far over the next ``block`` frames, given this
+        block's input (channels, n ≤ block; None: silence); (channels, block) float32, or None
+        when it is silent. A block shorter than ``block`` must be the last: what follows it
+        in the output is the start of the tail."""
+        r = self.reverb
+        self.silent_blocks = self.silent_blocks + 1 if block is None else 0
+        if self.silent_blocks > r.partitions:
+            return None  # every partition has seen only silence
+        current = np.zeros_like(self.previous)
+        if block is not None:
+            current[:, : block.shape[1]] = block
+        self.newest = (self.newest + 1) % r.partitions
+        if self.silent_blocks >= 2:  # the window holds no signal: its spectrum is zero
+            self.history[self.newest] = 0
+        else:
+            window = np.concatenate((self.previous, current), axis=1)
+            self.history[self.newest] = scipy.fft.rfft(window, axis=1, workers=FFT_WORKERS)
+        self.previous = current
+        acc = self.history[self.newest] * r.spectra[0]
+        for k in range(1, r.partitions):
+            acc += self.history[(self.newest - k) % r.partitions] * r.spectra[k]
+        y = scipy.fft.irfft(acc, n=2 * r.block, axis=1, workers=FFT_WORKERS)
+        return y[:, r.block:]
+
+    def tail(self, carried: np.ndarray, frames: int) -> np.ndarray:
+        """The ``frames`` frames after the last block: ``carried`` (what the last, shorter
+        block's output held past its input) and then the response to silence."""
+        pieces, have = [carried], carried.shape[1]
+        while have < frames:
+            y = self.process(None)
+            if y is None:
+                break
+            pieces.append(y)
+            have += y.shape[1]
+        out = np.zeros((carried.shape[0], frames), dtype=np.float32)
+        joined = np.concatenate(pieces, axis=1)[:, :frames]
+        out[:, : joined.shape[1]] = joined
+        return out

@@ -250,6 +250,44 @@ def test_a_resting_player_changes_nothing_in_the_mix(tmp_path):
             (b["loudness_lufs"], b["mix_lufs"], b["peak_dbfs"])
 
 
+def test_partitioned_reverb_is_the_plain_convolution():
+    from scipy.signal import fftconvolve
+
+    from pipeline.mix import _Reverb
+
+    rng = np.random.default_rng(11)
+    block = 1024
+    ir = (rng.standard_normal((2, 3 * block + 100)) * np.exp(-np.arange(3 * block + 100) / 900)
+          ).astype(np.float32)
+    x = (rng.standard_normal((2, 9 * block + 300)) * 0.3).astype(np.float32)
+    x[:, 2 * block: 7 * block] = 0.0  # long enough for the delay line to fall silent
+    expected = np.stack([fftconvolve(x[c].astype(np.float64), ir[c].astype(np.float64))
+                         for c in range(2)])
+    stream = _Reverb(ir, block).stream()
+    got, carried = [], np.zeros((2, 0), dtype=np.float32)
+    for start in range(0, x.shape[1], block):
+        piece = x[:, start:start + block]
+        wet = stream.process(piece if piece.any() else None)
+        n = piece.shape[1]
+        got.append(np.zeros((2, n), dtype=np.float32) if wet is None else wet[:, :n])
+        carried = np.zeros((2, 0), dtype=np.float32) if wet is None else wet[:, n:]
+    got.append(stream.tail(carried, ir.shape[1] - 1))
+    got = np.concatenate(got, axis=1)
+    assert got.shape == expected.shape
+    # single-precision FFTs: about −130 dB of the signal; −110 dB allowed
+    assert np.abs(got - expected).max() < 10 ** (-110 / 20) * np.abs(expected).max()
+
+
+def test_trimming_the_mix_keeps_the_samples_in_place():
+    from pipeline.mix import _shorten
+
+    audio = np.arange(2 * 300_000, dtype=np.float32).reshape(2, 300_000)
+    expected = audio[:, :200_001].copy()
+    short = _shorten(audio, 200_001)
+    assert short.flags.c_contiguous and np.shares_memory(short, audio)
+    np.testing.assert_array_equal(short, expected)
+
+
 def test_back_row_is_quieter_wetter_and_duller(tmp_path):
     # the same signal at the front (violin I) and at the back (timpani) of the orchestra
     names = ["Violin I", "Timpani"]
