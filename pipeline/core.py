@@ -1,6 +1,7 @@
 """The orchestrator: load → perform → assign → render → mix → master → export."""
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from contextlib import contextmanager
@@ -162,6 +163,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         with stage("perform"):  # a detected jazz band swings: play it again, swung
             performance = humanized(perform(loaded, swing=_feel(template, swing)),
                                     amount=humanize, seed=seed)
+    del loaded  # the parsed score is large (music21 objects): gone before the audio stages
+    gc.collect()
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
@@ -219,11 +222,14 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
+        with stage("master"):  # the mix's picture first: the last master uses the mix up
+            mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
+                              piece.mix.loudness_lufs, piece.mix.short_term_lufs)
         with stage("master"):
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
-                           album=(album or {}).get(p.name))
+                           album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1)
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
                 files.append(write_master(folder.work, m, p, several=len(presets) > 1, tags=tags))
@@ -235,8 +241,6 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 progress("master", (i + 1) / len(presets))
         report = _report(piece, masters, files)
         with stage("report"):
-            mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
-                              piece.mix.loudness_lufs, piece.mix.short_term_lufs)
             write_html(folder.work, report, mix_trace, traces)
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)

@@ -196,11 +196,12 @@ def k_weighted_power(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> np.ndarray:
+def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = None, *,
+                scale: np.float32 | None = None) -> np.ndarray:
     """100 ms means of ``power`` (from :func:`k_weighted_power`), optionally after a per-frame
-    amplitude ``gain`` — the gain is applied after the K-weighting, which is exact for a constant
-    gain and within a few hundredths of a LU for a limiter's brief dips. Worked through in
-    chunks: no whole-length temporaries."""
+    amplitude ``gain`` (times a constant ``scale``) — the gain is applied after the K-weighting,
+    which is exact for a constant gain and within a few hundredths of a LU for a limiter's brief
+    dips. Worked through in chunks: no whole-length temporaries."""
     step = _step(sample_rate)
     whole = power.size // step
     out = np.empty(whole, dtype=np.float64)
@@ -210,6 +211,8 @@ def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = N
         p = power[first * step: last * step]
         if gain is not None:
             g = gain[first * step: last * step]
+            if scale is not None:
+                g = g * scale
             p = p * (g * g)
         out[first:last] = p.reshape(last - first, step).mean(axis=1, dtype=np.float64)
     return out

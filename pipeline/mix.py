@@ -35,7 +35,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from . import instruments
-from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio
+from .audio import BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, valid_audio
 from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import RUNG_OUT, LoudnessMeter
@@ -341,22 +341,7 @@ def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
         return audio[:, :keep], 0.0
     loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
-    return _shorten(audio, end), peak
-
-
-def _shorten(audio: np.ndarray, frames: int) -> np.ndarray:
-    """The first ``frames`` frames of C-contiguous ``audio`` (channels, n) as a C-contiguous
-    array in the same memory: each channel is moved down to its new place block by block
-    (forward, so no block overwrites a source not yet copied), never a second whole copy."""
-    channels, n = audio.shape
-    if frames >= n:
-        return audio
-    flat = audio.reshape(-1)
-    for c in range(1, channels):
-        for start in range(0, frames, BLOCK_FRAMES):
-            stop = min(frames, start + BLOCK_FRAMES)
-            flat[c * frames + start: c * frames + stop] = flat[c * n + start: c * n + stop]
-    return flat[: channels * frames].reshape(channels, frames)
+    return crop_in_place(audio, 0, end), peak
 
 
 class _Reverb:

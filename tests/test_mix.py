@@ -278,16 +278,6 @@ def test_partitioned_reverb_is_the_plain_convolution():
     assert np.abs(got - expected).max() < 10 ** (-110 / 20) * np.abs(expected).max()
 
 
-def test_trimming_the_mix_keeps_the_samples_in_place():
-    from pipeline.mix import _shorten
-
-    audio = np.arange(2 * 300_000, dtype=np.float32).reshape(2, 300_000)
-    expected = audio[:, :200_001].copy()
-    short = _shorten(audio, 200_001)
-    assert short.flags.c_contiguous and np.shares_memory(short, audio)
-    np.testing.assert_array_equal(short, expected)
-
-
 def test_back_row_is_quieter_wetter_and_duller(tmp_path):
     # the same signal at the front (violin I) and at the back (timpani) of the orchestra
     names = ["Violin I", "Timpani"]
