@@ -1,6 +1,9 @@
 """The orchestrator: load → perform → assign → render → mix → master → export."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
 import logging
 import time
@@ -24,6 +27,7 @@ from .humanize import humanize as humanized
 from .load import load
 from .master import Reference, album_targets, load_reference, master, prepare
 from .mix import mix
+from .musicxml import release_parsed
 from .model import Mix
 from .paths import slugify
 from .perform import perform, write_midi
@@ -104,9 +108,27 @@ def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
         progress(name, 0.0)
         t0 = time.perf_counter()
         yield
+        _release_freed_memory()
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
         progress(name, 1.0)
     return stage
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed during a stage back to the system. glibc keeps the blocks that
+    numpy frees on each thread's heap; a stage's buffers would otherwise stay resident
+    through the later stages (about 200 MB on a 30-part, 10-minute score)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _part_settings(settings: PieceSettings, performance) -> tuple | None:
@@ -163,7 +185,9 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         with stage("perform"):  # a detected jazz band swings: play it again, swung
             performance = humanized(perform(loaded, swing=_feel(template, swing)),
                                     amount=humanize, seed=seed)
-    del loaded  # the parsed score is large (music21 objects): gone before the audio stages
+    # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
+    del loaded
+    release_parsed()
     gc.collect()
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
