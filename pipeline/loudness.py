@@ -108,7 +108,10 @@ class LoudnessMeter:
     def __init__(self, sample_rate: int, channels: int = 2):
         self.step = int(round(STEP_S * sample_rate))
         self.sos = k_weighting(sample_rate)
-        self.state = np.zeros((self.sos.shape[0], channels, 2))
+        self.channels = channels
+        # a stereo pair is filtered as one complex signal (see _k_weighted_chunks)
+        self.state = np.zeros((self.sos.shape[0], 2), dtype=np.complex128) if channels == 2 \
+            else np.zeros((self.sos.shape[0], channels, 2))
         self.pending = np.zeros(0)
         self.steps: list[np.ndarray] = []
         self.peak = 0.0
@@ -122,8 +125,7 @@ class LoudnessMeter:
             self.silence(block.shape[1])
             return
         self.peak = max(self.peak, peak)
-        y, self.state = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.state)
-        self._add_power((y * y).sum(axis=0))
+        self._filter(block)
 
     def silence(self, frames: int) -> None:
         """Add ``frames`` frames of digital silence. Once the filter has rung out (the usual
@@ -132,12 +134,19 @@ class LoudnessMeter:
         if frames <= 0:
             return
         if np.abs(self.state).max() >= RUNG_OUT:
-            zeros = np.zeros((self.state.shape[1], frames))
-            y, self.state = sosfilt(self.sos, zeros, axis=1, zi=self.state)
-            self._add_power((y * y).sum(axis=0))
+            self._filter(np.zeros((self.channels, frames), dtype=np.float32))
         else:
             self.state[:] = 0.0
             self._add_power(np.zeros(frames))
+
+    def _filter(self, block: np.ndarray) -> None:
+        if self.channels == 2:
+            y, self.state = sosfilt(self.sos, block[0] + np.complex64(1j) * block[1],
+                                    zi=self.state)
+            self._add_power(y.real * y.real + y.imag * y.imag)
+        else:
+            y, self.state = sosfilt(self.sos, block, axis=1, zi=self.state)
+            self._add_power((y * y).sum(axis=0))
 
     def _add_power(self, power: np.ndarray) -> None:
         y = np.concatenate((self.pending, power))

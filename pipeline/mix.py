@@ -38,7 +38,7 @@ from . import instruments
 from .audio import BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, valid_audio
 from .config import Template
 from .calibrate import REFERENCE_LUFS
-from .loudness import RUNG_OUT, LoudnessMeter
+from .loudness import RUNG_OUT, Loudness, LoudnessMeter
 from .model import Mix, Stems, Voice
 from .rooms import impulse_response
 from .seating import Placement, place
@@ -225,6 +225,7 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     total = stems.frames + overhang
     # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
     out = np.zeros((2, total), dtype=np.float32)
+    meter = LoudnessMeter(sr)  # the mix before its final gain
     writers, paths = [], []
     with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
@@ -244,16 +245,18 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         def hear_echo() -> None:
             nonlocal carried
             wet = echo.result()
+            at, n = echo_at
             if wet is not None:
-                at, n = echo_at
                 out[:, at:at + n] += wet[:, :n]
                 carried = wet[:, n:]
+            meter.feed(out[:, at:at + n])  # the block is finished: metered while players play
 
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)
-            played = [f.result() for f in [pool.submit(play, i, n) for i in range(len(channels))]]
+            playing = [pool.submit(play, i, n) for i in range(len(channels))]
             if echo is not None:
                 hear_echo()
+            played = [f.result() for f in playing]
             room_in = None
             for dry, send in played:  # one room for everybody: the sends summed, convolved once
                 if dry is not None:
@@ -277,6 +280,7 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         for w, ch in zip(writers, channels):
             w.write(ch.reverb.tail(ch.carried, overhang).T)
     out, peak = _trim_tail(out, stems.frames)
+    meter.feed(out[:, stems.frames:])  # the room's decay, as far as it is kept
     gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
     gain = np.float32(db_to_gain(gain_db))
     out *= gain
@@ -305,11 +309,11 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                 "peak_dbfs": round(gain_to_db(peak * float(gain)), 2) if peak else None,
                 "calibrated": calibration_db is not None,
                 "buses": dict(template.section_db)}
-    meter = LoudnessMeter(sr)  # block by block: no whole-mix temporaries
-    for start in range(0, out.shape[1], BLOCK_FRAMES):
-        meter.feed(out[:, start:start + BLOCK_FRAMES])
-    return Mix(valid_audio(out, name="mix"), sr, levels, settings, meter.integrated_lufs(),
-               meter.short_term_lufs())
+    # the gain scales every step's power by gain²: the same reading as metering the scaled mix
+    # (to float rounding, about 1e-6 LU)
+    loudness = Loudness(meter.result().steps * float(gain) ** 2)
+    return Mix(valid_audio(out, name="mix"), sr, levels, settings, loudness.integrated_lufs(),
+               loudness.short_term_lufs())
 
 
 def _level_db(part: PartSettings | None) -> float:
