@@ -189,8 +189,11 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
         })
     audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
     guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
-    envelope = true_peak_envelope(audio, sample_peak(audio) * db_to_gain(-guard - 1.0))
-    power = k_weighted_power(audio, sr)
+    # the K-weighting (one thread) runs beside the true-peak oversampling (two)
+    with ThreadPoolExecutor(1) as side:
+        power_job = side.submit(k_weighted_power, audio, sr)
+        envelope = true_peak_envelope(audio, sample_peak(audio) * db_to_gain(-guard - 1.0))
+        power = power_job.result()
     steps = step_powers(power, sr)
     return Prepared(preset, audio, sr, out_rate, power, envelope, steps, gated_lufs(steps),
                     gain_to_db(float(envelope.max()) if envelope.size else 0.0),
@@ -243,12 +246,12 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     upsampled = prep.out_rate != sr
     if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
-        loud, tp = measure(out, sr), true_peak_dbtp(out)
+        loud, tp = _measure(out, sr)
         out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
     out, word = _word_length(out, preset, in_place=True)
     if not upsampled:
-        loud, tp = measure(out, sr), true_peak_dbtp(out)
+        loud, tp = _measure(out, sr)
     out = valid_audio(out, name="master")
     reduction = _reduction_db(gr) if gr.size and gr.min() < 1.0 else np.zeros(1, dtype=np.float32)
     integrated = loud.integrated_lufs()
@@ -284,6 +287,15 @@ def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference 
     # the prepared audio is this call's own unless it is still the mix itself, to be kept
     return finish(prep, target_lufs=target_lufs, album=album,
                   in_place=consume_mix or prep.audio is not mix.audio)
+
+
+def _measure(audio: np.ndarray, sample_rate: int):
+    """Loudness and true peak (dBTP) of ``audio``: the meter (one thread) runs beside the
+    true-peak oversampling (two)."""
+    with ThreadPoolExecutor(1) as side:
+        loud = side.submit(measure, audio, sample_rate)
+        tp = true_peak_dbtp(audio)
+        return loud.result(), tp
 
 
 def _r(value: float) -> float | None:
