@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import __version__
+from . import __version__, scorecache
 from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
@@ -24,11 +24,11 @@ from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .humanize import DEFAULT_SEED as humanize_seed
 from .humanize import check as check_humanize
 from .humanize import humanize as humanized
-from .load import load
+from .load import MIDI_SUFFIXES, load
 from .master import Reference, album_targets, load_reference, master, prepare
 from .mix import mix
 from .musicxml import release_parsed
-from .model import Mix
+from .model import Mix, Performance
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import render
@@ -167,12 +167,13 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     ensemble, swing = settings.ensemble, settings.swing
     if ensemble:
         settings = _layout(load_template(ensemble), settings)
-    with stage("load"):
-        loaded = load(score_path)
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(load_template(ensemble) if ensemble else None, swing)
+    score = _Score(score_path)
+    with stage("load"):
+        score.prepare(swing=feel)
     with stage("perform"):
-        performance = humanized(perform(loaded, swing=feel), amount=humanize, seed=seed)
+        performance = humanized(score.performance(swing=feel), amount=humanize, seed=seed)
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
              performance.note_count, performance.duration_s)
     with stage("assign"):
@@ -181,12 +182,12 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
         settings = _layout(template, settings)
-    if not ensemble and _feel(template, swing) and loaded.kind != "midi":
+    if not ensemble and _feel(template, swing) and not score.is_midi:
         with stage("perform"):  # a detected jazz band swings: play it again, swung
-            performance = humanized(perform(loaded, swing=_feel(template, swing)),
+            performance = humanized(score.performance(swing=_feel(template, swing)),
                                     amount=humanize, seed=seed)
     # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
-    del loaded
+    del score
     release_parsed()
     gc.collect()
     for track, voice in zip(performance.tracks, voices):
@@ -215,6 +216,49 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
                   template, folder, soundfont, timings)
+
+
+class _Score:
+    """A score to perform: its performance comes from the cache (:mod:`pipeline.scorecache`)
+    when this file's content was performed with the same options before; it is parsed only
+    when a performance has to be made."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.loaded = None
+        self.cached: dict = {}
+
+    @property
+    def is_midi(self) -> bool:
+        return self.path.suffix.lower() in MIDI_SUFFIXES
+
+    def _key(self, swing: float | None) -> str | None:
+        try:
+            return scorecache.key(self.path, swing=swing, fermata_hold=None)
+        except OSError:
+            return None  # missing or unreadable: load() says so in its own words
+
+    def prepare(self, *, swing: float | None) -> None:
+        """Find the performance in the cache, else parse the score."""
+        key = self._key(swing)
+        found = scorecache.read(key) if key else None
+        if found is not None:
+            self.cached[swing] = found
+        elif self.loaded is None:
+            self.loaded = load(self.path)
+
+    def performance(self, *, swing: float | None) -> Performance:
+        if swing not in self.cached:
+            key = self._key(swing)
+            found = scorecache.read(key) if key else None
+            if found is None:
+                if self.loaded is None:
+                    self.loaded = load(self.path)
+                found = perform(self.loaded, swing=swing)
+                if key:
+                    scorecache.write(key, found)
+            self.cached[swing] = found
+        return self.cached[swing]
 
 
 def _origin(settings: PieceSettings, key: str) -> str:
