@@ -17,6 +17,7 @@ REFERENCE ?=
 SWING ?=
 HUMANIZE ?=
 SEED ?=
+MIX_STEMS ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
 
@@ -33,9 +34,9 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
-	$(if $(SEED),--seed "$(SEED)")
+	$(if $(SEED),--seed "$(SEED)") $(if $(filter 0 no false,$(MIX_STEMS)),--no-mix-stems)
 
-.PHONY: render portfolio test bench agreement setup system-deps test-deps clean help
+.PHONY: render portfolio test bench bench-master agreement setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -44,11 +45,13 @@ help:
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
+	@echo "             MIX_STEMS=0 (skip mix-stems/, each instrument's part of the mix: faster for big ensembles)"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"
 	@echo "make test                                   run the test suite"
-	@echo "make bench                                  time mastering (20-minute mix) and performing"
+	@echo "make bench                                  time whole renders beside fluidsynth and MuseScore"
+	@echo "    BENCH_ARGS='--cases grosse-fuge,orchestra-5 --warm --no-references --json FILE'"
 	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
 
 render: setup
@@ -80,9 +83,13 @@ test-deps: setup
 test: setup test-deps
 	@$(BIN)/python -m pytest -q
 
-# wall time of the stages with a speed budget (never measured by the tests)
+# end to end beside fluidsynth and MuseScore: times per stage, real-time factor, peak memory
+# (never measured by the tests); bench-master times the mastering chain alone per preset
 bench: setup
-	@$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	@$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-master: setup
+	@$(BIN)/python benchmarks/master_chain.py $(BENCH_ARGS)
 
 # note-by-note agreement with MuseScore 3's playback (needs mscore3; not part of the tests)
 agreement: setup

@@ -33,9 +33,38 @@ def valid_audio(audio: np.ndarray, *, name: str = "audio") -> np.ndarray:
         raise PipelineError(f"{name}: audio must be float32, got {audio.dtype}")
     if audio.shape[0] > 16 or (audio.shape[0] > audio.shape[1] and audio.shape[1] > 0):
         raise PipelineError(f"{name}: audio must be channels first, got shape {audio.shape}")
-    if not np.isfinite(audio).all():
-        raise PipelineError(f"{name}: audio contains NaN or infinite samples")
+    for start in range(0, audio.shape[1], BLOCK_FRAMES):  # no whole-length mask
+        if not np.isfinite(audio[:, start:start + BLOCK_FRAMES]).all():
+            raise PipelineError(f"{name}: audio contains NaN or infinite samples")
     return audio
+
+
+def sample_peak(audio: np.ndarray) -> float:
+    """Largest magnitude in ``audio`` (0 for none), without a whole-length temporary."""
+    peak = 0.0
+    for start in range(0, audio.shape[-1], BLOCK_FRAMES):
+        peak = max(peak, float(np.abs(audio[..., start:start + BLOCK_FRAMES]).max(initial=0.0)))
+    return peak
+
+
+def crop_in_place(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Frames ``start:stop`` of C-contiguous ``audio`` (channels, n) as a C-contiguous array
+    in the same memory: each channel is moved down to its new place block by block, forward,
+    so no block overwrites samples not yet moved; never a second whole copy."""
+    channels, n = audio.shape
+    start, stop = max(0, start), min(n, stop)
+    frames = max(0, stop - start)
+    if start == 0 and stop == n:
+        return audio
+    flat = audio.reshape(-1)
+    for c in range(channels):
+        src, dst = c * n + start, c * frames
+        if src == dst:
+            continue
+        for offset in range(0, frames, BLOCK_FRAMES):
+            k = min(BLOCK_FRAMES, frames - offset)
+            flat[dst + offset: dst + offset + k] = flat[src + offset: src + offset + k]
+    return flat[: channels * frames].reshape(channels, frames)
 
 
 def db_to_gain(db: float | np.ndarray) -> float | np.ndarray:
@@ -115,8 +144,14 @@ def requantize(audio: np.ndarray, bits: int, *, dither: bool, seed: int = 2024,
     if dither:
         rng = np.random.default_rng(seed)
         for row in x:  # per channel: the difference of two uniform draws is triangular (TPDF)
-            row += rng.random(row.shape, dtype=np.float32)
-            row -= rng.random(row.shape, dtype=np.float32)
+            # drawn in blocks, in the order of one whole draw each (the same noise), so that
+            # no whole-length noise array is needed
+            for start in range(0, row.size, BLOCK_FRAMES):
+                row[start:start + BLOCK_FRAMES] += rng.random(
+                    min(BLOCK_FRAMES, row.size - start), dtype=np.float32)
+            for start in range(0, row.size, BLOCK_FRAMES):
+                row[start:start + BLOCK_FRAMES] -= rng.random(
+                    min(BLOCK_FRAMES, row.size - start), dtype=np.float32)
     np.rint(x, out=x)
     np.clip(x, -scale, scale - 1, out=x)
     x *= np.float32(1.0) / scale

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
                         "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
+    r.add_argument("--mix-stems", action=argparse.BooleanOptionalAction, default=True,
+                   help="write each instrument's part of the mix, its reverb included, to "
+                        "mix-stems/ (default; --no-mix-stems skips them: one room convolution "
+                        "per player, the slowest part of mixing a large ensemble)")
     _humanize_options(r)
     _max_duration(r)
     _common(r)
@@ -140,7 +144,7 @@ def _render(args) -> int:
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                   soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
                   swing=args.swing, layout=args.layout, humanize=args.humanize,
-                  seed=args.seed, max_duration_s=args.max_duration)
+                  seed=args.seed, max_duration_s=args.max_duration, mix_stems=args.mix_stems)
     interactive = not args.quiet and sys.stderr.isatty()
     if args.album:
         bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")

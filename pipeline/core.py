@@ -1,7 +1,11 @@
 """The orchestrator: load → perform → assign → render → mix → master → export."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
+import functools
+import gc
 import logging
 import shutil
 import time
@@ -12,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import __version__
+from . import __version__, scorecache
 from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
@@ -23,10 +27,11 @@ from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .humanize import DEFAULT_SEED as humanize_seed
 from .humanize import check as check_humanize
 from .humanize import humanize as humanized
-from .load import load
+from .load import MIDI_SUFFIXES, load
 from .master import Prepared, Reference, album_targets, load_reference, master, prepare
 from .mix import mix
-from .model import Mix
+from .musicxml import release_parsed
+from .model import Mix, Performance
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import render
@@ -171,9 +176,27 @@ def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
         progress(name, 0.0)
         t0 = time.perf_counter()
         yield
+        _release_freed_memory()
         timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
         progress(name, 1.0)
     return stage
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed during a stage back to the system. glibc keeps the blocks that
+    numpy frees on each thread's heap; a stage's buffers would otherwise stay resident
+    through the later stages (about 200 MB on a 30-part, 10-minute score)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _part_settings(settings: PieceSettings, performance) -> tuple | None:
@@ -207,18 +230,19 @@ def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
 def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
                    sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
                    seed: int = humanize_seed, max_duration_s: float = MAX_DURATION_S,
-                   slug: str | None = None) -> _Piece:
+                   slug: str | None = None, mix_stems: bool = True) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
     if ensemble:
         settings = _layout(load_template(ensemble), settings)
-    with stage("load"):
-        loaded = load(score_path)
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(load_template(ensemble) if ensemble else None, swing)
+    score = _Score(score_path)
+    with stage("load"):
+        score.prepare(swing=feel)
     with stage("perform"):
-        performance = perform(loaded, swing=feel)
+        performance = score.performance(swing=feel)
     check_duration(performance, max_duration_s)
     performance = humanized(performance, amount=humanize, seed=seed)
     log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
@@ -229,12 +253,16 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
         settings = _layout(template, settings)
-    if not ensemble and _feel(template, swing) and loaded.kind != "midi":
+    if not ensemble and _feel(template, swing) and not score.is_midi:
         with stage("perform"):  # a detected jazz band swings: play it again, swung
-            performance = humanized(perform(loaded, swing=_feel(template, swing)),
+            performance = humanized(score.performance(swing=_feel(template, swing)),
                                     amount=humanize, seed=seed)
     if settings.sidecar is not None and settings.sidecar.copyright:
         performance = replace(performance, copyright=settings.sidecar.copyright)
+    # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
+    del score
+    release_parsed()
+    gc.collect()
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
@@ -251,7 +279,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
             balance = calibration_db(performance, voices, sample_rate=sample_rate)
             the_mix = mix(stems, voices, template, calibration_db=balance,
                           layout=settings.layout, parts=parts,
-                          mix_stems_dir=folder.work / "mix-stems",
+                          mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
                           progress=lambda f: progress("mix", f))
         with stage("export"):
             write_midi(performance, folder.work / "performance.mid",
@@ -265,6 +293,49 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
                   template, folder, soundfont, timings)
+
+
+class _Score:
+    """A score to perform: its performance comes from the cache (:mod:`pipeline.scorecache`)
+    when this file's content was performed with the same options before; it is parsed only
+    when a performance has to be made."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.loaded = None
+        self.cached: dict = {}
+
+    @property
+    def is_midi(self) -> bool:
+        return self.path.suffix.lower() in MIDI_SUFFIXES
+
+    def _key(self, swing: float | None) -> str | None:
+        try:
+            return scorecache.key(self.path, swing=swing, fermata_hold=None)
+        except OSError:
+            return None  # missing or unreadable: load() says so in its own words
+
+    def prepare(self, *, swing: float | None) -> None:
+        """Find the performance in the cache, else parse the score."""
+        key = self._key(swing)
+        found = scorecache.read(key) if key else None
+        if found is not None:
+            self.cached[swing] = found
+        elif self.loaded is None:
+            self.loaded = load(self.path)
+
+    def performance(self, *, swing: float | None) -> Performance:
+        if swing not in self.cached:
+            key = self._key(swing)
+            found = scorecache.read(key) if key else None
+            if found is None:
+                if self.loaded is None:
+                    self.loaded = load(self.path)
+                found = perform(self.loaded, swing=swing)
+                if key:
+                    scorecache.write(key, found)
+            self.cached[swing] = found
+        return self.cached[swing]
 
 
 def _origin(settings: PieceSettings, key: str) -> str:
@@ -298,11 +369,14 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
+        with stage("master"):  # the mix's picture first: the last master uses the mix up
+            mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
+                              piece.mix.loudness_lufs, piece.mix.short_term_lufs)
         with stage("master"):
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
-                           album=(album or {}).get(p.name))
+                           album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1)
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
                 files.append(write_master(folder.work, m, p, several=len(presets) > 1, tags=tags))
@@ -314,8 +388,6 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 progress("master", (i + 1) / len(presets))
         report = _report(piece, masters, files)
         with stage("report"):
-            mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
-                              piece.mix.loudness_lufs, piece.mix.short_term_lufs)
             write_html(folder.work, report, mix_trace, traces)
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
@@ -348,10 +420,13 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                  presets: tuple[str, ...] | None = None, soundfont: str | Path | None = None,
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None,
-                 humanize: float = 0.0, seed: int | None = None,
+                 humanize: float = 0.0, seed: int | None = None, mix_stems: bool = True,
                  progress: ProgressFn | None = None,
                  max_duration_s: float = MAX_DURATION_S) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``.
+
+    ``mix_stems``: also write each player's post-fader contribution to the mix, its reverb
+    included, to ``mix-stems/`` (one room convolution per player: slow for large ensembles).
 
     Options left as None are taken from the score's sidecar (``<score-name>.toml`` or
     ``piece.toml`` beside it, see :mod:`pipeline.sidecar`), else detected or defaulted
@@ -371,7 +446,8 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out", ensemb
                                          reference, settings.swing)
     piece = _render_to_mix(Path(score_path), out_root=Path(out_root), settings=settings,
                            soundfont=sf_path, sample_rate=sample_rate, progress=progress,
-                           humanize=humanize, seed=seed, max_duration_s=max_duration_s)
+                           humanize=humanize, seed=seed, max_duration_s=max_duration_s,
+                           mix_stems=mix_stems)
     return _finish(piece, preset_objs, reference=ref, progress=progress)
 
 
@@ -380,6 +456,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
+                 mix_stems: bool = True,
                  progress: Callable[[str, str, float], None] | None = None,
                  max_duration_s: float = MAX_DURATION_S) -> list[RenderResult]:
     """Render several scores and master them as one album: for each preset the pieces are
@@ -411,7 +488,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
             piece = _render_to_mix(path, out_root=Path(out_root), settings=settings,
                                    soundfont=find_soundfont(settings.soundfont),
                                    sample_rate=sample_rate, humanize=humanize, seed=seed,
-                                   max_duration_s=max_duration_s,
+                                   max_duration_s=max_duration_s, mix_stems=mix_stems,
                                    progress=lambda s, f, n=path.name: report_progress(n, s, f))
             pieces.append(piece)
             summaries.append(album_entries(piece, preset_objs, ref))

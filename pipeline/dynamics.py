@@ -16,6 +16,8 @@ HOLD_MS = 12.0             # longer than half a period of 42 Hz: a steady low to
 RELEASE_DB_PER_S = 40.0    # after a brief peak
 SUSTAIN_WINDOW_MS = 400.0  # a reduction lasting about this long counts as sustained …
 SUSTAIN_RELEASE_DB_PER_S = 8.0  # … and is let go slowly, so dense passages do not pump
+INTERP_CHUNK = 1 << 20
+SCAN_CHUNK = 1 << 20
 
 
 def _window_min(x: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -47,9 +49,11 @@ def release(gain_db: np.ndarray, db_per_frame: float, *, chunk: int = 1 << 20) -
 
 
 def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
-                 lookahead_ms: float = LOOKAHEAD_MS, hold_ms: float = HOLD_MS) -> np.ndarray:
+                 lookahead_ms: float = LOOKAHEAD_MS, hold_ms: float = HOLD_MS,
+                 scale: np.float32 | None = None) -> np.ndarray:
     """Gain per frame (linear, ≤ 1) that keeps a signal with this true-peak ``envelope``
-    (from :func:`~pipeline.loudness.true_peak_envelope`, shape (frames,)) under the ceiling.
+    (from :func:`~pipeline.loudness.true_peak_envelope`, shape (frames,)) under the ceiling;
+    ``scale``: the envelope is that of the signal times this (no scaled copy is made).
 
     The gain reaches what a peak needs by the peak (a ramp over the look-ahead), holds it for
     ``hold_ms`` and then releases; the release is program-dependent: a brief peak is let go at
@@ -59,20 +63,25 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     """
     ceiling = np.float32(db_to_gain(ceiling_dbtp))
     frames = envelope.shape[0]
+
+    def scaled(part: np.ndarray) -> np.ndarray:
+        return part if scale is None else part * scale
+
     gain = np.ones(frames, dtype=np.float32)
-    over = np.flatnonzero(envelope > ceiling)
+    over = np.concatenate([start + np.flatnonzero(scaled(envelope[start:start + SCAN_CHUNK]) > ceiling)
+                           for start in range(0, frames, SCAN_CHUNK)] or [np.zeros(0, np.int64)])
     if over.size == 0:
         return gain
     ahead = max(1, round(lookahead_ms / 1000 * sample_rate))
     hold = round(hold_ms / 1000 * sample_rate)
     window = round(SUSTAIN_WINDOW_MS / 1000 * sample_rate)
     # a stretch ends where even the slowest release is back at 0 dB
-    deepest = 20 * np.log10(envelope[over].max() / ceiling) + 1.0
+    deepest = 20 * np.log10(scaled(envelope[over]).max() / ceiling) + 1.0
     tail = hold + window + int(deepest / SUSTAIN_RELEASE_DB_PER_S * sample_rate)
     breaks = np.flatnonzero(np.diff(over) > tail + ahead + 1)
     for first, last in zip(over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]):
         a, b = max(0, first - ahead - 1), min(frames, last + tail + 1)
-        gain[a:b] = _limit(envelope[a:b], sample_rate, ceiling, ahead, hold, window)
+        gain[a:b] = _limit(scaled(envelope[a:b]), sample_rate, ceiling, ahead, hold, window)
     return gain
 
 
@@ -124,5 +133,10 @@ def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_ab
     gain_db = release(-gr, (6.0 / release_ms) * block_ms)  # 6 dB per release time
     gain_db = _window_mean(gain_db.astype(np.float64), attack, 0)  # attack: a ramp, not a step
     centres = (np.arange(whole) + 0.5) * block
-    gain = np.interp(np.arange(frames, dtype=np.float32), centres, 10 ** (gain_db / 20))
-    return gain.astype(np.float32)
+    levels = 10 ** (gain_db / 20)
+    gain = np.empty(frames, dtype=np.float32)
+    for start in range(0, frames, INTERP_CHUNK):  # no whole-length float64 temporaries
+        stop = min(frames, start + INTERP_CHUNK)
+        at = np.arange(start, stop, dtype=np.float64).astype(np.float32)  # as a float32 arange
+        gain[start:stop] = np.interp(at, centres, levels)
+    return gain

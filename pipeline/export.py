@@ -30,17 +30,21 @@ LOSSY_RETRIES = 4
 def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: int = 24,
                 fmt: str = "wav", tags: dict | None = None) -> None:
     """Write (channels, frames) float audio atomically. Integer formats get integers computed
-    here (exact for a master already on the format's grid) rather than libsndfile's scaling."""
-    if fmt in ("wav", "flac") and bit_depth in (16, 24):
-        ints = (requantize(audio, bit_depth, dither=False) * np.float32(1 << (bit_depth - 1))).T
-        data = ints.astype(np.int16) if bit_depth == 16 else ints.astype(np.int32) << 8
-    else:
-        data = audio.T
+    here (exact for a master already on the format's grid) rather than libsndfile's scaling,
+    block by block (no whole-length copies)."""
+    integer = fmt in ("wav", "flac") and bit_depth in (16, 24)
     with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],
                                                  subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
         without_timestamp(f)
         _tag(f, tags)
-        f.write(data)
+        for start in range(0, audio.shape[1], BLOCK_FRAMES):
+            block = audio[:, start:start + BLOCK_FRAMES]
+            if integer:
+                ints = (requantize(block, bit_depth, dither=False)
+                        * np.float32(1 << (bit_depth - 1))).T
+                f.write(ints.astype(np.int16) if bit_depth == 16 else ints.astype(np.int32) << 8)
+            else:
+                f.write(block.T)
 
 
 def _tag(f: sf.SoundFile, tags: dict | None) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import firwin, sosfilt, sosfilt_zi, tf2sos, upfirdn
+from scipy.signal import firwin, sosfilt, tf2sos, upfirdn
 
 from .audio import gain_to_db
 
@@ -26,6 +27,8 @@ LRA_RELATIVE_GATE_LU = -20.0  # EBU Tech 3342
 STEP_S = 0.1          # 100 ms steps: 400 ms blocks overlap by 75 %
 BLOCK_STEPS = 4
 SHORT_TERM_STEPS = 30  # 3 s
+#: A filter whose state is below this (−240 dBFS) has rung out: on silence it gives silence.
+RUNG_OUT = 1e-12
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,7 +108,10 @@ class LoudnessMeter:
     def __init__(self, sample_rate: int, channels: int = 2):
         self.step = int(round(STEP_S * sample_rate))
         self.sos = k_weighting(sample_rate)
-        self.state = np.zeros((self.sos.shape[0], channels, 2))
+        self.channels = channels
+        # a stereo pair is filtered as one complex signal (see _k_weighted_chunks)
+        self.state = np.zeros((self.sos.shape[0], 2), dtype=np.complex128) if channels == 2 \
+            else np.zeros((self.sos.shape[0], channels, 2))
         self.pending = np.zeros(0)
         self.steps: list[np.ndarray] = []
         self.peak = 0.0
@@ -114,9 +120,36 @@ class LoudnessMeter:
         """Add ``block`` shaped (channels, frames)."""
         if block.shape[1] == 0:
             return
-        self.peak = max(self.peak, float(np.abs(block).max()))
-        y, self.state = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.state)
-        y = np.concatenate((self.pending, (y * y).sum(axis=0)))
+        peak = float(np.abs(block).max())
+        if peak == 0.0:
+            self.silence(block.shape[1])
+            return
+        self.peak = max(self.peak, peak)
+        self._filter(block)
+
+    def silence(self, frames: int) -> None:
+        """Add ``frames`` frames of digital silence. Once the filter has rung out (the usual
+        case: a player resting) nothing is filtered: the powers are zero to within
+        ``RUNG_OUT``², far under the −70 LUFS gate."""
+        if frames <= 0:
+            return
+        if np.abs(self.state).max() >= RUNG_OUT:
+            self._filter(np.zeros((self.channels, frames), dtype=np.float32))
+        else:
+            self.state[:] = 0.0
+            self._add_power(np.zeros(frames))
+
+    def _filter(self, block: np.ndarray) -> None:
+        if self.channels == 2:
+            y, self.state = sosfilt(self.sos, block[0] + np.complex64(1j) * block[1],
+                                    zi=self.state)
+            self._add_power(y.real * y.real + y.imag * y.imag)
+        else:
+            y, self.state = sosfilt(self.sos, block, axis=1, zi=self.state)
+            self._add_power((y * y).sum(axis=0))
+
+    def _add_power(self, power: np.ndarray) -> None:
+        y = np.concatenate((self.pending, power))
         whole = y.size // self.step
         if whole:
             self.steps.append(y[: whole * self.step].reshape(whole, self.step).mean(axis=1))
@@ -132,39 +165,77 @@ class LoudnessMeter:
         return self.result().short_term_lufs()
 
 
+def _k_weighted_chunks(audio: np.ndarray, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, power)`` for consecutive chunks of ``audio`` (channels, frames): the
+    channel-summed square of the K-weighted signal, float32, the filter's state carried from
+    chunk to chunk (the same figures as filtering the whole at once; only a chunk in memory).
+    A chunk is a whole number of 100 ms steps."""
+    sos = k_weighting(sample_rate)
+    channels, frames = audio.shape
+    chunk = max(1, _CHUNK // _step(sample_rate)) * _step(sample_rate)
+    # a stereo pair goes through as one complex signal (left real, right imaginary): real
+    # coefficients keep the parts apart, so the result is that of two real passes, bit for
+    # bit, in little more than the time of one
+    pair = channels == 2
+    zi = np.zeros((sos.shape[0], 2), dtype=np.complex128) if pair else \
+        np.zeros((sos.shape[0], channels, 2))
+    for start in range(0, frames, chunk):
+        x = audio[:, start:start + chunk]
+        if pair:
+            y, zi = sosfilt(sos, x[0] + np.complex64(1j) * x[1], zi=zi)
+            rows = (y.real.astype(np.float32), y.imag.astype(np.float32))
+        else:
+            y, zi = sosfilt(sos, x, axis=1, zi=zi)
+            rows = y.astype(np.float32)
+        power = rows[0] * rows[0]
+        for row in rows[1:]:
+            power += row * row
+        yield start, power
+
+
+def _step(sample_rate: int) -> int:
+    return int(round(STEP_S * sample_rate))
+
+
 def k_weighted_power(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Channel-summed square of the K-weighted signal per frame, float32, shape (frames,)."""
-    sos = k_weighting(sample_rate)
-
-    def one(channel: np.ndarray) -> np.ndarray:
-        zi = sosfilt_zi(sos) * 0.0
-        y = sosfilt(sos, channel, zi=zi)[0].astype(np.float32)
-        return y * y
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        squares = list(pool.map(one, audio))
-    out = squares[0]
-    for s in squares[1:]:
-        out += s
+    out = np.empty(audio.shape[1], dtype=np.float32)
+    for start, power in _k_weighted_chunks(audio, sample_rate):
+        out[start:start + power.size] = power
     return out
 
 
-def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> np.ndarray:
+def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = None, *,
+                scale: np.float32 | None = None) -> np.ndarray:
     """100 ms means of ``power`` (from :func:`k_weighted_power`), optionally after a per-frame
-    amplitude ``gain`` — the gain is applied after the K-weighting, which is exact for a constant
-    gain and within a few hundredths of a LU for a limiter's brief dips."""
-    step = int(round(STEP_S * sample_rate))
+    amplitude ``gain`` (times a constant ``scale``) — the gain is applied after the K-weighting,
+    which is exact for a constant gain and within a few hundredths of a LU for a limiter's brief
+    dips. Worked through in chunks: no whole-length temporaries."""
+    step = _step(sample_rate)
     whole = power.size // step
-    p = power[: whole * step]
-    if gain is not None:
-        g = gain[: whole * step]
-        p = p * (g * g)
-    return p.reshape(whole, step).mean(axis=1, dtype=np.float64)
+    out = np.empty(whole, dtype=np.float64)
+    chunk = max(1, _CHUNK // step)  # steps at a time
+    for first in range(0, whole, chunk):
+        last = min(whole, first + chunk)
+        p = power[first * step: last * step]
+        if gain is not None:
+            g = gain[first * step: last * step]
+            if scale is not None:
+                g = g * scale
+            p = p * (g * g)
+        out[first:last] = p.reshape(last - first, step).mean(axis=1, dtype=np.float64)
+    return out
 
 
 def measure(audio: np.ndarray, sample_rate: int) -> Loudness:
-    """Integrated, short-term and range of ``audio`` (channels, frames) from one pass."""
-    return Loudness(step_powers(k_weighted_power(audio, sample_rate), sample_rate))
+    """Integrated, short-term and range of ``audio`` (channels, frames) from one pass, chunk
+    by chunk (the same figures as :func:`step_powers` of :func:`k_weighted_power`)."""
+    step = _step(sample_rate)
+    steps = []
+    for _, power in _k_weighted_chunks(audio, sample_rate):
+        whole = power.size // step  # only the last chunk has a part step: it is dropped
+        steps.append(power[: whole * step].reshape(whole, step).mean(axis=1, dtype=np.float64))
+    return Loudness(np.concatenate(steps) if steps else np.zeros(0))
 
 
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
@@ -215,14 +286,11 @@ def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
     which is exact for every use that only asks where the envelope exceeds ``floor``.
     """
     frames = audio.shape[1]
-    out = _channel_max(np.abs(audio)).astype(np.float32, copy=False)
-    starts = list(range(0, frames, _CHUNK))
-    if floor > 0:
-        bound = interpolation_bound()
-        chunk_peak = [float(out[s:s + _CHUNK].max()) for s in starts]
-        # a chunk's edges see its neighbours' samples through the interpolator
-        starts = [s for i, s in enumerate(starts)
-                  if max(chunk_peak[max(0, i - 1): i + 2]) * bound >= floor]
+    out = np.empty(frames, dtype=np.float32)
+    for start in range(0, frames, _CHUNK):
+        out[start:start + _CHUNK] = _channel_max(np.abs(audio[:, start:start + _CHUNK]))
+    starts = _candidates([float(out[s:s + _CHUNK].max()) for s in range(0, frames, _CHUNK)],
+                         floor)
 
     def one(start: int) -> None:
         stop = min(frames, start + _CHUNK)
@@ -233,12 +301,32 @@ def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
     return out
 
 
+def _candidates(chunk_peaks: list[float], floor: float) -> list[int]:
+    """Starts of the chunks whose true peak might reach ``floor`` (all when it is 0)."""
+    starts = [i * _CHUNK for i in range(len(chunk_peaks))]
+    if floor <= 0:
+        return starts
+    bound = interpolation_bound()
+    # a chunk's edges see its neighbours' samples through the interpolator
+    return [s for i, s in enumerate(starts)
+            if max(chunk_peaks[max(0, i - 1): i + 2]) * bound >= floor]
+
+
 def true_peak_dbtp(audio: np.ndarray) -> float:
     """True peak in dBTP. Only chunks that could exceed the largest sample between their
-    samples are oversampled: the result is exact and usually far cheaper than the whole."""
-    if audio.shape[1] == 0:
+    samples are oversampled: the result is exact and usually far cheaper than the whole (and
+    no per-frame envelope is kept)."""
+    frames = audio.shape[1]
+    if frames == 0:
         return -200.0
-    peak = float(np.abs(audio).max())
+    chunk_peaks = [float(np.abs(audio[:, s:s + _CHUNK]).max()) for s in range(0, frames, _CHUNK)]
+    peak = max(chunk_peaks)
     if peak == 0.0:
         return -200.0
-    return gain_to_db(float(true_peak_envelope(audio, peak).max()))
+
+    def one(start: int) -> float:
+        return float(_oversampled_chunk(audio, start, min(frames, start + _CHUNK)).max())
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        between = list(pool.map(one, _candidates(chunk_peaks, peak)))
+    return gain_to_db(max([peak, *between]))

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from .audio import db_to_gain, gain_to_db, requantize, valid_audio
+from .audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
 from .config import Mastering, Preset
 from .dynamics import glue_gain, limiter_gain
 from .errors import ReferenceTrackError
@@ -48,6 +48,7 @@ REFERENCE_MAX_DB = 6.0
 SILENCE_BELOW_PEAK_DB = 65.0  # quieter than this under the master's peak counts as silence
 DITHER_SEED = 2024          # dither is noise, but the same piece always masters to the same file
 MIN_REFERENCE_S = 3.0
+STATS_CHUNK = 1 << 20  # frames at a time where the whole would need a whole-length temporary
 
 
 @dataclass(frozen=True)
@@ -129,13 +130,17 @@ def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 
 def prepare(mix: Mix, preset: Preset, mastering: Mastering,
-            reference: Reference | None = None) -> Prepared:
-    """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs."""
+            reference: Reference | None = None, *, in_place: bool = False) -> Prepared:
+    """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs.
+
+    ``in_place``: the chain may work in the mix's own audio (it is used up), so that a long
+    piece needs one whole stereo array rather than two."""
     # down-sampling comes first, so the limiter sees the delivered samples; up-sampling comes
     # last (finish), as the limiter's 4× oversampled detection already covers the new samples
     out_rate = preset.sample_rate or mix.sample_rate
     sr = min(out_rate, mix.sample_rate)
     audio = _resample(mix.audio, mix.sample_rate, sr)
+    own = in_place or audio is not mix.audio  # audio the chain may change in place
     settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {out_rate} Hz"
                       if out_rate != mix.sample_rate else "none"}
     target, source = preset.target_lufs, "preset"
@@ -156,16 +161,21 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
         tone = tone_settings(eq_sos, bands, sr, width=preset.width,
                              mono_bass_hz=preset.mono_bass_hz, high_shelf_hz=preset.high_shelf_hz,
                              high_shelf_db=preset.high_shelf_db)
-        audio = apply_tone(audio, tone)
+        audio = apply_tone(audio, tone, in_place=own)
+        own = own or audio is not mix.audio
         fitted = response_db(eq_sos, sr)
         ratio = 1.0 + (preset.glue_ratio - 1.0) * mastering.glue_amount
-        glue_db = np.zeros(1, dtype=np.float32)
+        glue_db = (0.0, 0.0)
         if ratio > 1.0:
             glue = glue_gain(audio, sr, ratio=ratio,
                              threshold_above_programme_db=preset.glue_threshold_lu,
                              attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
-            glue_db = _reduction_db(glue)
-            audio = audio * glue  # never in place: audio may still be the mix itself
+            glue_db = _reduction_stats(glue)
+            if own:
+                audio *= glue
+            else:
+                audio = audio * glue  # audio is still the mix itself, to be kept
+            del glue
         settings.update({
             "eq": {"target": curve, "bands": list(tone.eq_bands),
                    "largest_correction_db": round(float(np.abs(wanted).max()), 2),
@@ -173,15 +183,17 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                    if np.any(wanted) else 0.0},
             "glue": {"ratio": round(ratio, 2), "threshold_above_programme_db": preset.glue_threshold_lu,
                      "attack_ms": preset.glue_attack_ms, "release_ms": preset.glue_release_ms,
-                     "max_reduction_db": round(float(glue_db.max()), 2),
-                     "mean_reduction_db": round(float(glue_db.mean()), 3)},
+                     "max_reduction_db": round(glue_db[0], 2),
+                     "mean_reduction_db": round(glue_db[1], 3)},
             "stereo": {"width": preset.width, "mono_bass_hz": preset.mono_bass_hz},
         })
     audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
     guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
-    sample_peak = float(np.abs(audio).max()) if audio.size else 0.0
-    envelope = true_peak_envelope(audio, sample_peak * db_to_gain(-guard - 1.0))
-    power = k_weighted_power(audio, sr)
+    # the K-weighting (one thread) runs beside the true-peak oversampling (two)
+    with ThreadPoolExecutor(1) as side:
+        power_job = side.submit(k_weighted_power, audio, sr)
+        envelope = true_peak_envelope(audio, sample_peak(audio) * db_to_gain(-guard - 1.0))
+        power = power_job.result()
     steps = step_powers(power, sr)
     return Prepared(preset, audio, sr, out_rate, power, envelope, steps, gated_lufs(steps),
                     gain_to_db(float(envelope.max()) if envelope.size else 0.0),
@@ -193,32 +205,53 @@ def _reduction_db(gain: np.ndarray) -> np.ndarray:
     return np.float32(-20) * np.log10(np.clip(gain, np.float32(1e-6), np.float32(1.0)))
 
 
-def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None) -> Master:
+def _reduction_stats(gain: np.ndarray) -> tuple[float, float]:
+    """The largest and the mean gain reduction (dB) of a per-frame ``gain``, worked out in
+    chunks (the mean is summed in double precision: it may differ from a float32 mean of the
+    whole in its last reported decimal)."""
+    if gain.size == 0:
+        return 0.0, 0.0
+    total = 0.0
+    for start in range(0, gain.size, STATS_CHUNK):
+        total += float(_reduction_db(gain[start:start + STATS_CHUNK]).sum(dtype=np.float64))
+    return float(_reduction_db(gain.min(keepdims=True))[0]), total / gain.size
+
+
+def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None,
+           in_place: bool = False) -> Master:
     """Gain, limiter, edges and word length (steps 5–8); ``target_lufs`` overrides the
-    preset's (an album's level for this piece)."""
+    preset's (an album's level for this piece). ``in_place``: ``prep`` is used up (its audio
+    becomes the master's)."""
     preset, sr = prep.preset, prep.sample_rate
     target = prep.target_lufs if target_lufs is None else target_lufs
     frames = prep.audio.shape[1]
     guard = {"max_limiting_db": prep.guard_db, "engaged": False}
     if not preset.processing or not np.isfinite(prep.lufs):
-        peak = gain_to_db(float(np.abs(prep.audio).max()) if frames else 0.0)
+        peak = gain_to_db(sample_peak(prep.audio))
         gain_db = 0.0 if preset.processing else min(0.0, preset.ceiling_dbtp - peak)
-        out = prep.audio * np.float32(db_to_gain(gain_db))
+        out = prep.audio if in_place else prep.audio.copy()
+        out *= np.float32(db_to_gain(gain_db))
         gr = np.ones(frames, dtype=np.float32)
         edges: dict = {"head_trim_s": 0.0, "tail_trim_s": 0.0}
     else:
         gain_db, gr, guard = _loudness_gain(prep, target)
-        out = prep.audio * (gr * np.float32(db_to_gain(gain_db)))
+        out = prep.audio if in_place else np.empty_like(prep.audio)
+        if in_place:  # what only the gain search needed
+            prep.power = prep.envelope = None
+        gain = np.float32(db_to_gain(gain_db))
+        for start in range(0, frames, STATS_CHUNK):
+            chunk = slice(start, start + STATS_CHUNK)
+            np.multiply(prep.audio[:, chunk], gr[chunk] * gain, out=out[:, chunk])
         out, gr, edges = _edges(out, gr, sr, preset)
     upsampled = prep.out_rate != sr
     if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
-        loud, tp = measure(out, sr), true_peak_dbtp(out)
+        loud, tp = _measure(out, sr)
         out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
     out, word = _word_length(out, preset, in_place=True)
     if not upsampled:
-        loud, tp = measure(out, sr), true_peak_dbtp(out)
+        loud, tp = _measure(out, sr)
     out = valid_audio(out, name="master")
     reduction = _reduction_db(gr) if gr.size and gr.min() < 1.0 else np.zeros(1, dtype=np.float32)
     integrated = loud.integrated_lufs()
@@ -229,7 +262,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         "integrated_lufs": _r(integrated), "loudness_range_lu": round(loud.range_lu(), 2),
         "short_term_max_lufs": _r(float(st.max())) if st.size else None,
         "true_peak_dbtp": round(tp, 2),
-        "sample_peak_dbfs": round(gain_to_db(float(np.abs(out).max()) if out.size else 0.0), 2),
+        "sample_peak_dbfs": round(gain_to_db(sample_peak(out)), 2),
         "peak_to_loudness_db": _r(tp - integrated),
         "mix_lufs": _r(prep.mix_lufs), "gain_db": round(float(gain_db), 2),
         "limiter_max_reduction_db": round(float(reduction.max()), 2) if frames else 0.0,
@@ -245,10 +278,24 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
 
 
 def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference | None = None, *,
-           target_lufs: float | None = None, album: dict | None = None) -> Master:
+           target_lufs: float | None = None, album: dict | None = None,
+           consume_mix: bool = False) -> Master:
     """The whole chain on one piece (``target_lufs``: an album's level for it, see
-    :func:`album_targets`)."""
-    return finish(prepare(mix, preset, mastering, reference), target_lufs=target_lufs, album=album)
+    :func:`album_targets`). ``consume_mix``: the chain works in the mix's own audio, which is
+    used up (for the last master made from a mix: memory for one whole stereo array less)."""
+    prep = prepare(mix, preset, mastering, reference, in_place=consume_mix)
+    # the prepared audio is this call's own unless it is still the mix itself, to be kept
+    return finish(prep, target_lufs=target_lufs, album=album,
+                  in_place=consume_mix or prep.audio is not mix.audio)
+
+
+def _measure(audio: np.ndarray, sample_rate: int):
+    """Loudness and true peak (dBTP) of ``audio``: the meter (one thread) runs beside the
+    true-peak oversampling (two)."""
+    with ThreadPoolExecutor(1) as side:
+        loud = side.submit(measure, audio, sample_rate)
+        tp = true_peak_dbtp(audio)
+        return loud.result(), tp
 
 
 def _r(value: float) -> float | None:
@@ -263,13 +310,14 @@ def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, di
     ceiling = prep.ceiling
     for _ in range(8):
         gain = np.float32(db_to_gain(gain_db))
-        gr = limiter_gain(prep.envelope * gain, sr, ceiling)
-        reached = gated_lufs(step_powers(prep.power, sr, gr * gain))
+        gr = None  # the last try's gain goes before the next is made
+        gr = limiter_gain(prep.envelope, sr, ceiling, scale=gain)
+        reached = gated_lufs(step_powers(prep.power, sr, gr, scale=gain))
         short = target - reached
         if abs(short) > LOUDNESS_TOLERANCE_LU and gain_db < bound - 1e-3:
             gain_db = min(gain_db + short, bound)  # limiting took some loudness: give it back
             continue
-        tp = gain_to_db(float((prep.envelope * gain * gr).max()))
+        tp = gain_to_db(_scaled_peak(prep.envelope, gain, gr))
         if tp <= prep.preset.ceiling_dbtp - 0.02:
             break
         ceiling -= tp - prep.preset.ceiling_dbtp + 0.05  # gain ripple between samples: aim lower
@@ -286,23 +334,29 @@ def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, di
     return gain_db, gr, guard
 
 
+def _scaled_peak(envelope: np.ndarray, gain: np.float32, gr: np.ndarray) -> float:
+    """``max(envelope · gain · gr)``, chunk by chunk."""
+    peak = 0.0
+    for start in range(0, envelope.size, STATS_CHUNK):
+        chunk = slice(start, start + STATS_CHUNK)
+        peak = max(peak, float((envelope[chunk] * gain * gr[chunk]).max()))
+    return peak
+
+
 def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
     """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades."""
     frames = out.shape[1]
     if not preset.trim_silence or frames == 0:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
-    level = np.abs(out[0])
-    for channel in out[1:]:
-        np.maximum(level, np.abs(channel), out=level)
-    loud = level > level.max() * db_to_gain(-SILENCE_BELOW_PEAK_DB)
-    if not loud[np.argmax(loud)]:
+    loud = _loud_span(out, sample_peak(out) * db_to_gain(-SILENCE_BELOW_PEAK_DB))
+    if loud is None:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
-    first, last = int(np.argmax(loud)), frames - 1 - int(np.argmax(loud[::-1]))
+    first, last = loud
     start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
     fade_out = int(preset.fade_out_ms / 1000 * sr)
     stop = min(frames, last + fade_out)
     if start or stop < frames:
-        out, gr = out[:, start:stop].copy(), gr[start:stop]
+        out, gr = crop_in_place(out, start, stop), gr[start:stop]
     fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)  # only over the lead-in
     if fade_in > 0:
         out[:, first - start - fade_in: first - start] *= _cosine(fade_in)
@@ -313,6 +367,18 @@ def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
     return out, gr, {"head_trim_s": round(start / sr, 3), "tail_trim_s": round((frames - stop) / sr, 3),
                      "lead_in_ms": preset.lead_in_ms, "fade_in_ms": preset.fade_in_ms,
                      "fade_out_ms": preset.fade_out_ms}
+
+
+def _loud_span(audio: np.ndarray, floor: float) -> tuple[int, int] | None:
+    """The first and last frame where any channel's magnitude exceeds ``floor`` (None when
+    none does), found chunk by chunk."""
+    first = last = None
+    for start in range(0, audio.shape[1], STATS_CHUNK):
+        loud = np.flatnonzero((np.abs(audio[:, start:start + STATS_CHUNK]) > floor).any(axis=0))
+        if loud.size:
+            first = start + int(loud[0]) if first is None else first
+            last = start + int(loud[-1])
+    return None if first is None else (first, last)
 
 
 def _cosine(n: int) -> np.ndarray:

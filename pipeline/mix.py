@@ -8,15 +8,23 @@ calibration (mf on every instrument equally loud) plus its seat's and section bu
 (and a level or pan the piece's sidecar sets). A high-pass below the instrument's lowest note
 removes rumble it cannot make; a gentle EQ per family and, for the players the template names,
 a light compressor shape its tone and steady its level (:mod:`pipeline.stemtone`). The room is a
-generated impulse response applied by overlap-add FFT convolution. The mix is gain-staged so
-its peak sits at ``MIX_PEAK_DBFS``: headroom for mastering, never clipped, never limited.
+generated impulse response applied by overlap-add FFT convolution: one room, as on a console's
+reverb send, fed by every player through its own send level and pre-delay. The mix is
+gain-staged so its peak sits at ``MIX_PEAK_DBFS``: headroom for mastering, never clipped, never
+limited.
+
+The players of a block are processed on several threads (scipy's filters and libsndfile release
+the GIL), and a player resting for a whole block costs nothing once its filters have rung out.
 
 With ``mix_stems_dir`` each player's post-fader contribution (its reverb included) is written
-too; those files sum to the mix.
+too; those files sum to the mix. They cost one room convolution per player, so they are made
+only when asked for.
 """
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -27,10 +35,11 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from . import instruments
-from .audio import BLOCK_FRAMES, db_to_gain, gain_to_db, valid_audio, without_timestamp
+from .audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, valid_audio,
+                    without_timestamp)
 from .config import Template
 from .calibrate import REFERENCE_LUFS
-from .loudness import LoudnessMeter
+from .loudness import RUNG_OUT, Loudness, LoudnessMeter
 from .model import Mix, Stems, Voice
 from .rooms import impulse_response
 from .seating import Placement, place
@@ -94,10 +103,11 @@ def _filter(voice: Voice, corner: float, sr: int) -> np.ndarray | None:
 
 
 class _Channel:
-    """One player's path: gain and pan, filters, and its delayed send to the room."""
+    """One player's path: its stem, gain and pan, filters, and its delayed send to the room;
+    with meters of the stem as rendered and of the player in the mix (before the room)."""
 
     def __init__(self, placement: Placement, voice: Voice, template: Template, sr: int,
-                 calibration_db: float, conv: _OverlapAdd, level_db: float = 0.0):
+                 calibration_db: float, reverb: _Reverb | None, level_db: float = 0.0):
         d = template.depth
         self.gain_db = calibration_db + placement.gain_db + d.level_db * placement.depth + level_db
         self.matrix = pan_matrix(placement.pan, template.player_width) * np.float32(
@@ -119,8 +129,31 @@ class _Channel:
         # own sound than the front rows do
         self.predelay_ms = max(0.0, template.room.predelay_ms - d.predelay_ms * placement.depth)
         self.delay = np.zeros((2, round(self.predelay_ms / 1000 * sr)), dtype=np.float32)
-        self.conv = conv
-        self.tail = np.zeros((2, conv.ir_len - 1), dtype=np.float32)  # reverb past this block
+        # its own reverb, for its mix stem only: the mix convolves the summed sends once
+        self.reverb = reverb.stream() if reverb is not None else None
+        self.carried = np.zeros((2, 0), dtype=np.float32)  # output past the last block
+        self.meter = LoudnessMeter(sr)  # the stem as rendered
+        self.post = LoudnessMeter(sr)   # the player in the mix, before the room
+
+    def play(self, block: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The player's next block: ``(dry, send)``, its signal on the stage and what it sends
+        into the room, each (2, n) float32, or None where silent."""
+        n = block.shape[1]
+        if not block.any() and self._rung_out():
+            self.meter.silence(n)
+            self.post.silence(n)
+            if self.compressor is not None:
+                self.compressor.rest(n)
+            return None, self.room_input(None, n)
+        self.meter.feed(block)
+        dry = self.dry(block)
+        self.post.feed(dry)
+        return dry, self.room_input(dry, n)
+
+    def _rung_out(self) -> bool:
+        """True when silence in gives silence out (to within ``RUNG_OUT``)."""
+        return (self.zi is None or float(np.abs(self.zi).max()) < RUNG_OUT) and \
+            (self.compressor is None or self.compressor.at_rest(RUNG_OUT))
 
     def dry(self, block: np.ndarray) -> np.ndarray:
         if self.sos is not None:
@@ -130,20 +163,27 @@ class _Channel:
             block = self.compressor.process(block)
         return self.matrix @ block
 
-    def contribution(self, dry: np.ndarray) -> np.ndarray:
+    def contribution(self, dry: np.ndarray | None, send: np.ndarray | None,
+                     n: int) -> np.ndarray:
         """This player's part of the mix for the block: its dry signal plus its own reverb
-        (with what rang over from earlier blocks)."""
-        n = dry.shape[1]
-        y = self.conv.wet(self.room_input(dry))
-        y[:, :n] += dry
-        y[:, : self.tail.shape[1]] += self.tail
-        self.tail = y[:, n:].copy()
-        return y[:, :n]
+        (with what rang over from earlier blocks), (2, n). For the mix stems only."""
+        wet = self.reverb.process(send)
+        y = np.zeros((2, n), dtype=np.float32) if wet is None else wet[:, :n].copy()
+        if wet is not None:
+            self.carried = wet[:, n:]
+        if dry is not None:
+            y += dry
+        return y
 
-    def room_input(self, dry: np.ndarray) -> np.ndarray:
-        x = ROOM_FEED @ dry * self.send
+    def room_input(self, dry: np.ndarray | None, n: int) -> np.ndarray | None:
+        """What the player sends into the room for this block, after its pre-delay."""
+        x = None if dry is None else ROOM_FEED @ dry * self.send
         if self.delay.shape[1] == 0:
             return x
+        if x is None:
+            if not self.delay.any():
+                return None
+            x = np.zeros((2, n), dtype=np.float32)
         joined = np.concatenate((self.delay, x), axis=1)
         self.delay = joined[:, x.shape[1]:]
         return joined[:, : x.shape[1]]
@@ -152,7 +192,8 @@ class _Channel:
 def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         calibration_db: tuple[float, ...] | None = None, layout: str | None = None,
         parts: tuple[PartSettings | None, ...] | None = None,
-        mix_stems_dir: Path | None = None, progress: ProgressFn | None = None) -> Mix:
+        mix_stems_dir: Path | None = None, progress: ProgressFn | None = None,
+        workers: int | None = None) -> Mix:
     """Mix the stems with ``template``'s seating and room.
 
     Parameters
@@ -164,6 +205,7 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         stem's gain, its ``pan`` replaces the seat's); ``None`` entries change nothing.
     mix_stems_dir : where to write each player's post-fader contribution, reverb included
         (float32 WAV, same length as the mix); not written when omitted.
+    workers : threads processing the players of a block side by side; default one per core.
 
     Returns a :class:`Mix` whose audio is (2, frames) float32 peaking at ``MIX_PEAK_DBFS``; the
     frames include the room's decay after the last stem sample.
@@ -175,45 +217,32 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     calibration = calibration_db or (0.0,) * len(stems.stems)
     # the pre-delay is each player's own (see _Channel), so the response starts at once
     room = replace(template.room, predelay_ms=0.0)
-    conv = _OverlapAdd(impulse_response(room, sr), BLOCK_FRAMES)
-    channels = [_Channel(p, v, template, sr, c, conv,
+    reverb = _Reverb(impulse_response(room, sr), BLOCK_FRAMES)
+    hall = reverb.stream()
+    channels = [_Channel(p, v, template, sr, c, reverb if mix_stems_dir is not None else None,
                          level_db=_level_db(s))
                 for p, v, c, s in zip(seats, voices, calibration, parts)]
-    overhang = conv.ir_len - 1
-    out = np.zeros((2, stems.frames + overhang), dtype=np.float32)
-    meters = [LoudnessMeter(sr) for _ in stems.stems]       # the dry stems as rendered
-    post = [LoudnessMeter(sr) for _ in stems.stems]         # each player in the mix, before room
-    files = [sf.SoundFile(str(s.path)) for s in stems.stems]
+    overhang = reverb.ir_len - 1
+    total = stems.frames + overhang
+    # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
+    out = np.zeros((2, total), dtype=np.float32)
+    meter = LoudnessMeter(sr)  # the mix before its final gain
     writers, paths, partial = [], [], []
-    if mix_stems_dir is not None:
-        mix_stems_dir.mkdir(parents=True, exist_ok=True)
-        paths = [mix_stems_dir / s.path.name for s in stems.stems]
-        # hidden names until scaled, so a mix stem under its own name is always complete
-        partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
-        writers = [without_timestamp(sf.SoundFile(str(p), "w", samplerate=sr, channels=2,
-                                                  subtype="FLOAT", format="WAV"))
-                   for p in partial]
     try:
-        for start in range(0, stems.frames, BLOCK_FRAMES):
-            n = min(BLOCK_FRAMES, stems.frames - start)
-            for i, (f, ch) in enumerate(zip(files, channels)):
-                block = f.read(n, dtype="float32", always_2d=True).T
-                meters[i].feed(block)
-                dry = ch.dry(block)
-                post[i].feed(dry)
-                y = ch.contribution(dry)
-                if writers:
-                    writers[i].write(y.T)
-                out[:, start:start + n] += y
-            if progress:
-                progress((start + n) / stems.frames)
-        for i, ch in enumerate(channels):  # the reverb still ringing after the last note
-            if writers:
-                writers[i].write(ch.tail.T)
-            out[:, stems.frames:] += ch.tail
-        for f in files + writers:
-            f.close()
+        with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
+            if mix_stems_dir is not None:
+                mix_stems_dir.mkdir(parents=True, exist_ok=True)
+                paths = [mix_stems_dir / s.path.name for s in stems.stems]
+                # hidden names until scaled, so a mix stem under its own name is always complete
+                partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
+                writers = [files_open.enter_context(without_timestamp(sf.SoundFile(
+                    str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
+                    for p in partial]
+            _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
+                        progress)
         out, peak = _trim_tail(out, stems.frames)
+        meter.feed(out[:, stems.frames:])  # the room's decay, as far as it is kept
         gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
         gain = np.float32(db_to_gain(gain_db))
         out *= gain
@@ -221,25 +250,23 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
             _scale_file(tmp, gain, out.shape[1])
             os.replace(tmp, path)
     except BaseException:
-        for f in files + writers:
-            f.close()
         for tmp in partial:
             tmp.unlink(missing_ok=True)
         raise
     levels = tuple({"part": s.name, "file": f"stems/{s.path.name}", "pan": round(p.pan, 3),
                     "depth": round(p.depth, 3), "seat": p.seat, "bus": p.bus,
-                    "peak_dbfs": round(gain_to_db(m.peak), 2),
-                    "loudness_lufs": _round(m.integrated_lufs()),
+                    "peak_dbfs": round(gain_to_db(ch.meter.peak), 2),
+                    "loudness_lufs": _round(ch.meter.integrated_lufs()),
                     "calibration_db": round(c, 2), "gain_db": round(ch.gain_db + gain_db, 2),
                     "send_db": round(ch.send_db, 2), "predelay_ms": round(ch.predelay_ms, 1),
                     "damping_hz": round(ch.damping_hz),
-                    "mix_lufs": _round(q.integrated_lufs() + gain_db),
+                    "mix_lufs": _round(ch.post.integrated_lufs() + gain_db),
                     "mix_stem": f"mix-stems/{s.path.name}" if paths else None,
                     "instrument": v.instrument, "family": v.family, "eq": ch.eq,
                     "compressor": ch.compressor.summary() if ch.compressor else None,
                     "level_db": _level_db(o)}
-                   for s, m, q, p, v, c, ch, o in zip(stems.stems, meters, post, seats, voices,
-                                                      calibration, channels, parts))
+                   for s, p, v, c, ch, o in zip(stems.stems, seats, voices, calibration, channels,
+                                                parts))
     settings = {"template": template.name, "layout": layout or "standard",
                 "stage_width": template.stage_width,
                 "player_width": template.player_width, "room": template.room.name,
@@ -249,11 +276,11 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                 "peak_dbfs": round(gain_to_db(peak * float(gain)), 2) if peak else None,
                 "calibrated": calibration_db is not None,
                 "buses": dict(template.section_db)}
-    meter = LoudnessMeter(sr)  # block by block: no whole-mix temporaries
-    for start in range(0, out.shape[1], BLOCK_FRAMES):
-        meter.feed(out[:, start:start + BLOCK_FRAMES])
-    return Mix(valid_audio(out, name="mix"), sr, levels, settings, meter.integrated_lufs(),
-               meter.short_term_lufs())
+    # the gain scales every step's power by gain²: the same reading as metering the scaled mix
+    # (to float rounding, about 1e-6 LU)
+    loudness = Loudness(meter.result().steps * float(gain) ** 2)
+    return Mix(valid_audio(out, name="mix"), sr, levels, settings, loudness.integrated_lufs(),
+               loudness.short_term_lufs())
 
 
 def _level_db(part: PartSettings | None) -> float:
@@ -277,6 +304,57 @@ def _round(value: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
 
+
+def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
+                progress) -> None:
+    """Play every block of the stems into ``out``: players on the pool, one room for all of
+    them (a block's room convolved while the next block's players play), each player's
+    contribution to ``writers`` when mix stems are asked for."""
+    def play(i: int, n: int):
+        return channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T)
+
+    # the room of a block is convolved while the next block's players play
+    echo, echo_at, carried = None, (0, 0), np.zeros((2, 0), dtype=np.float32)
+
+    def hear_echo() -> None:
+        nonlocal carried
+        wet = echo.result()
+        at, n = echo_at
+        if wet is not None:
+            out[:, at:at + n] += wet[:, :n]
+            carried = wet[:, n:]
+        meter.feed(out[:, at:at + n])  # the block is finished: metered while players play
+
+    for start in range(0, stems.frames, BLOCK_FRAMES):
+        n = min(BLOCK_FRAMES, stems.frames - start)
+        playing = [pool.submit(play, i, n) for i in range(len(channels))]
+        if echo is not None:
+            hear_echo()
+        played = [f.result() for f in playing]
+        room_in = None
+        for dry, send in played:  # one room for everybody: the sends summed, convolved once
+            if dry is not None:
+                out[:, start:start + n] += dry
+            if send is not None:
+                if room_in is None:
+                    room_in = send.copy()
+                else:
+                    room_in += send
+        echo, echo_at = pool.submit(hall.process, room_in), (start, n)
+        if writers:
+            list(pool.map(lambda i: writers[i].write(
+                channels[i].contribution(*played[i], n).T), range(len(channels))))
+        del played
+        if progress:
+            progress((start + n) / stems.frames)
+    if echo is not None:
+        hear_echo()
+    # the reverb still ringing after the last note
+    out[:, stems.frames:] += hall.tail(carried, overhang)
+    for w, ch in zip(writers, channels):
+        w.write(ch.reverb.tail(ch.carried, overhang).T)
+
+
 def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
     """Drop the room's decay once it is below ``SILENCE_DBFS`` of the mix's peak; return the
     audio and that peak (the trim keeps it)."""
@@ -285,23 +363,77 @@ def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
         return audio[:, :keep], 0.0
     loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
-    return np.ascontiguousarray(audio[:, :end]), peak
+    return crop_in_place(audio, 0, end), peak
 
 
-class _OverlapAdd:
-    """Convolution of a stream with a fixed stereo impulse response, block by block."""
+class _Reverb:
+    """A stereo impulse response cut into partitions of one block, each kept as its spectrum:
+    streams (:meth:`stream`) convolve with it block by block."""
 
     def __init__(self, ir: np.ndarray, block: int):
+        self.block = block
         self.ir_len = ir.shape[1]
-        self.n_fft = scipy.fft.next_fast_len(block + self.ir_len - 1, real=True)
-        self.spectrum = scipy.fft.rfft(ir.astype(np.float32), n=self.n_fft, axis=1)
-
-    def wet(self, block: np.ndarray) -> np.ndarray:
-        """``block`` (2, n) convolved with the response: (2, n + ir_len − 1) float32."""
-        n = block.shape[1]
+        self.partitions = max(1, -(-self.ir_len // block))
+        padded = np.zeros((ir.shape[0], self.partitions * block), dtype=np.float32)
+        padded[:, : self.ir_len] = ir
+        pieces = padded.reshape(ir.shape[0], self.partitions, block).transpose(1, 0, 2)
         # single precision: its error (about −130 dB) is far below the −60 dB the mix stems
-        # must sum to, and it halves the time of the per-player convolutions
-        y = scipy.fft.irfft(scipy.fft.rfft(block.astype(np.float32), n=self.n_fft, axis=1,
-                                           workers=FFT_WORKERS) * self.spectrum,
-                            n=self.n_fft, axis=1, workers=FFT_WORKERS)
-        return y[:, : n + self.ir_len - 1]
+        # must sum to, and it halves the time of the transforms
+        self.spectra = scipy.fft.rfft(pieces, n=2 * block, axis=2, workers=FFT_WORKERS)
+
+    def stream(self) -> _ReverbStream:
+        return _ReverbStream(self)
+
+
+class _ReverbStream:
+    """Convolution of one stream with a :class:`_Reverb`, uniformly partitioned in the frequency
+    domain (overlap-save over a delay line of past input spectra): a block costs two FFTs of
+    twice its length and one multiply-add per partition, however long the response; a block
+    of silence after the response has rung out costs nothing."""
+
+    def __init__(self, reverb: _Reverb):
+        self.reverb = reverb
+        self.history = np.zeros_like(reverb.spectra)  # input spectra, newest at self.newest
+        self.newest = 0
+        self.previous = np.zeros((reverb.spectra.shape[1], reverb.block), dtype=np.float32)
+        self.silent_blocks = reverb.partitions + 1  # nothing in the delay line yet
+
+    def process(self, block: np.ndarray | None) -> np.ndarray | None:
+        """The response to everything fed so far over the next ``block`` frames, given this
+        block's input (channels, n ≤ block; None: silence); (channels, block) float32, or None
+        when it is silent. A block shorter than ``block`` must be the last: what follows it
+        in the output is the start of the tail."""
+        r = self.reverb
+        self.silent_blocks = self.silent_blocks + 1 if block is None else 0
+        if self.silent_blocks > r.partitions:
+            return None  # every partition has seen only silence
+        current = np.zeros_like(self.previous)
+        if block is not None:
+            current[:, : block.shape[1]] = block
+        self.newest = (self.newest + 1) % r.partitions
+        if self.silent_blocks >= 2:  # the window holds no signal: its spectrum is zero
+            self.history[self.newest] = 0
+        else:
+            window = np.concatenate((self.previous, current), axis=1)
+            self.history[self.newest] = scipy.fft.rfft(window, axis=1, workers=FFT_WORKERS)
+        self.previous = current
+        acc = self.history[self.newest] * r.spectra[0]
+        for k in range(1, r.partitions):
+            acc += self.history[(self.newest - k) % r.partitions] * r.spectra[k]
+        y = scipy.fft.irfft(acc, n=2 * r.block, axis=1, workers=FFT_WORKERS)
+        return y[:, r.block:]
+
+    def tail(self, carried: np.ndarray, frames: int) -> np.ndarray:
+        """The ``frames`` frames after the last block: ``carried`` (what the last, shorter
+        block's output held past its input) and then the response to silence."""
+        pieces, have = [carried], carried.shape[1]
+        while have < frames:
+            y = self.process(None)
+            if y is None:
+                break
+            pieces.append(y)
+            have += y.shape[1]
+        out = np.zeros((carried.shape[0], frames), dtype=np.float32)
+        joined = np.concatenate(pieces, axis=1)[:, :frames]
+        out[:, : joined.shape[1]] = joined
+        return out

@@ -41,6 +41,13 @@ def _root(path: str, mtime_ns: int) -> ET.Element:
     return ET.fromstring(_text(path, mtime_ns))
 
 
+def release_parsed() -> None:
+    """Forget the files read and parsed so far (a large score's element tree is hundreds of
+    MB): for when the performance is made and only audio work remains."""
+    _root.cache_clear()
+    _text.cache_clear()
+
+
 def part_measures(source: str | Path | None, pattern: bytes, what: str,
                   ) -> list[list[ET.Element]] | None:
     """Each part's measures in the MusicXML file ``source``, in score order, or None when

@@ -63,7 +63,8 @@ DEFAULT_DRUM = 38
 
 def perform(score: LoadedScore, *, swing: float | None = None,
             fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
-    """Turn a loaded score into a performance.
+    """Turn a loaded score into a performance. A music21 score is brought to sounding pitch
+    in place (performing it again gives the same performance).
 
     Parameters
     ----------
@@ -192,10 +193,12 @@ def _to_sounding_pitch(score, path: Path):
     if not needs:
         return score
     try:
-        return score.toSoundingPitch(inPlace=False)
+        # in place: a copy of a large score costs seconds; the conversion is idempotent (parts
+        # are marked at sounding pitch, ottavas as applied), so performing again is the same
+        score.toSoundingPitch(inPlace=True)
     except Exception as exc:
         log.warning("%s: could not transpose to sounding pitch (%s)", path, exc)
-        return score
+    return score
 
 
 def _drum_kit_keys(score, path: Path) -> None:

@@ -303,14 +303,13 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
     piece = _render_to_mix(job.source, out_root=job.out_dir / CACHE, settings=settings,
                            soundfont=find_soundfont(settings.soundfont),
                            sample_rate=job.sample_rate, progress=lambda stage, fraction: None,
-                           slug=job.slug)
+                           slug=job.slug, mix_stems=False)  # the site publishes the dry stems
     work = piece.folder.work
     try:
         entries = album_entries(piece, presets)
         _zip_stems(work, job.slug, piece.performance.title)
         # mastering needs only the mix; the stems live on in the zip
         shutil.rmtree(work / "stems")
-        shutil.rmtree(work / "mix-stems", ignore_errors=True)
         _dump(work / CACHED_PIECE, piece)
         _dump(work / CACHED_ALBUM, entries)
         stamp = {"fingerprint": _fingerprint(job.base_fingerprint, piece.ensemble),

@@ -156,6 +156,16 @@ class Compressor:
         smooth, self.attack_state = lfilter(*self.attack, held, zi=self.attack_state)
         return smooth
 
+    def at_rest(self, threshold: float) -> bool:
+        """True when nothing is held or ringing: on silence it would give silence and stay so."""
+        return (self.held_db == 0.0 and float(np.abs(self.k_state).max()) < threshold
+                and abs(float(self.detector_state[0])) < threshold
+                and abs(float(self.attack_state[0])) < threshold)
+
+    def rest(self, frames: int) -> None:
+        """Count ``frames`` of silence passed by without processing (see :meth:`at_rest`)."""
+        self.frames += frames
+
     def process(self, block: np.ndarray) -> np.ndarray:
         """``block`` (2, n) float32 compressed, same shape."""
         if block.shape[1] == 0:

@@ -23,6 +23,7 @@ SMOOTHING_OCTAVES = 1.0
 EQ_BANDS = (("lowshelf", 90.0), ("peak", 180.0), ("peak", 355.0), ("peak", 710.0),
             ("peak", 1400.0), ("peak", 2800.0), ("peak", 5600.0), ("highshelf", 9000.0))
 EQ_Q = 1.1
+TONE_CHUNK = 1 << 18  # frames filtered at a time
 
 
 def long_term_psd(mono: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
@@ -167,20 +168,30 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
     return ToneSettings(mid, np.array(side).reshape(-1, 6), width, tuple(eq_bands), mono_bass_hz)
 
 
-def apply_tone(audio: np.ndarray, settings: ToneSettings) -> np.ndarray:
-    """Filter mid and side (on two threads) and return left/right, float32."""
+def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = False) -> np.ndarray:
+    """Filter mid and side (on two threads) and return left/right, float32; ``in_place``: into
+    ``audio`` itself. Worked through in chunks, the filters' state carried over (the same
+    samples as filtering the whole at once, without whole-length temporaries)."""
     if settings.identity or audio.shape[0] != 2:
         return audio
-    mid = (audio[0] + audio[1]) * np.float32(0.5)
-    side = (audio[0] - audio[1]) * np.float32(0.5)
+    out = audio if in_place else np.empty_like(audio)
+    state = {"mid": None, "side": None}
 
-    def run(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
-        return sosfilt(sos, x).astype(np.float32) if len(sos) else x
+    def run(which: str, x: np.ndarray, sos: np.ndarray) -> np.ndarray:
+        if not len(sos):
+            return x
+        zi = state[which] if state[which] is not None else np.zeros((sos.shape[0], 2))
+        y, state[which] = sosfilt(sos, x, zi=zi)
+        return y.astype(np.float32)
 
     with ThreadPoolExecutor(2) as pool:
-        mid_f, side_f = pool.map(run, (mid, side), (settings.mid_sos, settings.side_sos))
-    side_f *= np.float32(settings.width)
-    out = np.empty_like(audio)
-    np.add(mid_f, side_f, out=out[0])
-    np.subtract(mid_f, side_f, out=out[1])
+        for start in range(0, audio.shape[1], TONE_CHUNK):
+            left, right = audio[0, start:start + TONE_CHUNK], audio[1, start:start + TONE_CHUNK]
+            mid = (left + right) * np.float32(0.5)
+            side = (left - right) * np.float32(0.5)
+            mid_f, side_f = pool.map(run, ("mid", "side"), (mid, side),
+                                     (settings.mid_sos, settings.side_sos))
+            side_f *= np.float32(settings.width)
+            np.add(mid_f, side_f, out=out[0, start:start + TONE_CHUNK])
+            np.subtract(mid_f, side_f, out=out[1, start:start + TONE_CHUNK])
     return out

@@ -11,8 +11,10 @@ from pipeline import instruments
 from pipeline.assign import assign
 from pipeline.calibrate import calibration_db, cache_file
 from pipeline.config import _rules, _seats, load_template
+from pipeline.core import render_score
 from pipeline.errors import TemplateError
 from pipeline.loudness import integrated_lufs
+from pipeline.audio import BLOCK_FRAMES
 from pipeline.mix import mix, placements
 from pipeline.model import Note, Performance, Stem, Stems, Track, Voice
 from pipeline.render import render
@@ -233,6 +235,67 @@ def test_mix_stems_sum_to_the_mix_and_headroom(tmp_path):
     assert left > right and cello[1].std() > cello[0].std()
 
 
+def test_a_resting_player_changes_nothing_in_the_mix(tmp_path):
+    # the horn rests for most of the piece (exact digital silence, as FluidSynth renders a
+    # rest): its silent blocks are skipped, and the mix is what the full filtering gives on a
+    # rest that is not quite silent (1e-30: far below anything audible, but not zero)
+    import soundfile as sf
+
+    seconds = 8.0
+    frames = int(seconds * SR)
+    names = ["Violin I", "Horn"]
+    voices = (_voice("strings", "Violin"), _voice("brass", "Horn"))
+
+    def stems_with(rest_value: float, folder) -> Stems:
+        folder.mkdir()
+        violin = _tone_stem(folder / "01-violin-i.wav", seconds, hz=440.0)
+        t = np.arange(frames) / SR
+        horn = 0.2 * np.sin(2 * np.pi * 220.0 * t)
+        # from a block's first frame (the filters and the pre-delay still ring into it) for
+        # four whole blocks
+        horn[BLOCK_FRAMES: 5 * BLOCK_FRAMES] = rest_value
+        sf.write(str(folder / "02-horn.wav"), np.stack([horn, horn]).T.astype(np.float32), SR,
+                 subtype="FLOAT")
+        return Stems(SR, frames, (Stem(0, names[0], violin), Stem(1, names[1], folder / "02-horn.wav")))
+
+    skipped = mix(stems_with(0.0, tmp_path / "rest"), voices, load_template("orchestra"))
+    filtered = mix(stems_with(1e-30, tmp_path / "tiny"), voices, load_template("orchestra"),
+                   workers=1)
+    assert skipped.audio.shape == filtered.audio.shape
+    np.testing.assert_allclose(skipped.audio, filtered.audio, rtol=0, atol=1e-7)
+    for a, b in zip(skipped.stem_levels, filtered.stem_levels):
+        assert (a["loudness_lufs"], a["mix_lufs"], a["peak_dbfs"]) == \
+            (b["loudness_lufs"], b["mix_lufs"], b["peak_dbfs"])
+
+
+def test_partitioned_reverb_is_the_plain_convolution():
+    from scipy.signal import fftconvolve
+
+    from pipeline.mix import _Reverb
+
+    rng = np.random.default_rng(11)
+    block = 1024
+    ir = (rng.standard_normal((2, 3 * block + 100)) * np.exp(-np.arange(3 * block + 100) / 900)
+          ).astype(np.float32)
+    x = (rng.standard_normal((2, 9 * block + 300)) * 0.3).astype(np.float32)
+    x[:, 2 * block: 7 * block] = 0.0  # long enough for the delay line to fall silent
+    expected = np.stack([fftconvolve(x[c].astype(np.float64), ir[c].astype(np.float64))
+                         for c in range(2)])
+    stream = _Reverb(ir, block).stream()
+    got, carried = [], np.zeros((2, 0), dtype=np.float32)
+    for start in range(0, x.shape[1], block):
+        piece = x[:, start:start + block]
+        wet = stream.process(piece if piece.any() else None)
+        n = piece.shape[1]
+        got.append(np.zeros((2, n), dtype=np.float32) if wet is None else wet[:, :n])
+        carried = np.zeros((2, 0), dtype=np.float32) if wet is None else wet[:, n:]
+    got.append(stream.tail(carried, ir.shape[1] - 1))
+    got = np.concatenate(got, axis=1)
+    assert got.shape == expected.shape
+    # single-precision FFTs: about −130 dB of the signal; −110 dB allowed
+    assert np.abs(got - expected).max() < 10 ** (-110 / 20) * np.abs(expected).max()
+
+
 def test_back_row_is_quieter_wetter_and_duller(tmp_path):
     # the same signal at the front (violin I) and at the back (timpani) of the orchestra
     names = ["Violin I", "Timpani"]
@@ -256,13 +319,23 @@ def test_placements_use_the_voices_instrument_when_the_part_name_is_unknown(tmp_
     assert [p.seat for p in seats] == ["trumpets", "violins"]  # the assign stage said what they are
 
 
-def test_rendered_quartet_has_mix_stems_and_seating(render_once):
-    result = render_once(SCORES / "string-quartet.musicxml")
+def test_rendered_quartet_has_mix_stems_and_seating(render_once, tmp_path):
+    result = render_once(SCORES / "string-quartet.musicxml")  # mix stems by default
     parts = {p["part"]: p for p in result.report["parts"]}
     assert parts["Violin I"]["pan"] < parts["Violoncello"]["pan"]
     for p in parts.values():
         assert (result.folder / p["mix_stem"]).exists()
         assert p["calibration_db"] is not None
+    # the mix stems sum to mix.wav: within its 24-bit rounding and the single-precision room
+    # convolutions (one per player for the stems, one of the summed sends for the mix): −100 dB
+    total = sum(read(result.folder / p["mix_stem"])[0] for p in parts.values())
+    mixed, _ = read(result.folder / "mix.wav")
+    assert total.shape == mixed.shape
+    assert np.abs(total - mixed).max() < 1e-5
+    # asked not to, there are none: they cost a room convolution per player
+    plain = render_score(SCORES / "string-quartet.musicxml", out_root=tmp_path, mix_stems=False)
+    assert not (plain.folder / "mix-stems").exists()
+    assert all(p["mix_stem"] is None for p in plain.report["parts"])
 
 
 @pytest.mark.parametrize("soundfont", [FLUIDR3, MUSESCORE], ids=["FluidR3", "MuseScore"])

@@ -55,3 +55,15 @@ def test_lilypond_e_flat_clarinet_changing_to_b_flat():
     # 72c: written C4 each bar; bar 1 in E flat sounds E flat 4, bars 2-3 in B flat sound B flat 3
     assert sounding(LILYPOND / "72c-TransposingInstruments-Change.xml") == {
         "Clarinet in Eb": [63, 58, 58]}
+
+
+@pytest.mark.parametrize("path", [DATA / "transposition-changes.musicxml", DATA / "ornaments.musicxml",
+                                  LILYPOND / "72b-TransposingInstruments-Full.xml"],
+                         ids=["changes", "ottava", "lilypond-72b"])
+def test_performing_a_score_again_plays_the_same(path):
+    # the score is brought to sounding pitch in place (no copy of a large score): a second
+    # performance of the same loaded score, as a detected jazz band's swung one is, must not
+    # transpose it again
+    loaded = load(path)
+    first, second = perform(loaded), perform(loaded)
+    assert first.tracks == second.tracks

@@ -5,9 +5,10 @@ import numpy as np
 import pyloudnorm
 import pytest
 
+from pipeline.audio import crop_in_place, requantize
 from pipeline.config import load_template
 from pipeline.errors import TemplateError
-from pipeline.loudness import integrated_lufs, true_peak_dbtp
+from pipeline.loudness import LoudnessMeter, integrated_lufs, measure, true_peak_dbtp
 from pipeline.dynamics import limiter_gain
 from pipeline.loudness import true_peak_envelope
 from pipeline.mix import pan_matrix
@@ -26,6 +27,44 @@ def test_streaming_loudness_matches_pyloudnorm():
     ours = integrated_lufs(x, SR)
     reference = pyloudnorm.Meter(SR).integrated_loudness(x.T.astype(np.float64))
     assert ours == pytest.approx(reference, abs=0.1)  # pyloudnorm's own test tolerance
+
+
+def test_block_meter_skips_rests_without_changing_the_reading():
+    # a player who plays, rests for three blocks, plays again: the rests are not filtered once
+    # the filter has rung out, and the step powers stay those of the whole signal
+    rng = np.random.default_rng(3)
+    block = 1 << 14
+    x = (rng.standard_normal((2, block * 8)) * 0.1).astype(np.float32)
+    x[:, int(block * 2.5): block * 6] = 0.0
+    meter = LoudnessMeter(SR)
+    for start in range(0, x.shape[1], block):
+        meter.feed(x[:, start:start + block])
+    whole = measure(x, SR)
+    np.testing.assert_allclose(meter.result().steps, whole.steps, rtol=1e-4, atol=1e-12)
+    assert meter.integrated_lufs() == pytest.approx(whole.integrated_lufs(), abs=1e-3)
+    assert meter.peak == float(np.abs(x).max())
+
+
+@pytest.mark.parametrize("start,stop", [(0, 200_001), (70_000, 300_000), (1, 299_999), (0, 300_000)])
+def test_cropping_in_place_keeps_the_samples_and_the_memory(start, stop):
+    audio = np.arange(2 * 300_000, dtype=np.float32).reshape(2, 300_000)
+    expected = audio[:, start:stop].copy()
+    cropped = crop_in_place(audio, start, stop)
+    assert cropped.flags.c_contiguous and np.shares_memory(cropped, audio)
+    np.testing.assert_array_equal(cropped, expected)
+
+
+def test_dither_drawn_in_blocks_is_the_same_noise():
+    x = (np.random.default_rng(1).standard_normal((2, 200_003)) * 0.1).astype(np.float32)
+    rng = np.random.default_rng(2024)  # the whole draws of the unblocked form
+    noise = []
+    for _ in range(2):
+        noise.append(rng.random(x.shape[1], dtype=np.float32))
+        noise.append(rng.random(x.shape[1], dtype=np.float32))
+    scale = np.float32(1 << 15)
+    expected = np.stack([(x[c] * scale + noise[2 * c]) - noise[2 * c + 1] for c in range(2)])
+    expected = np.clip(np.rint(expected), -scale, scale - 1) * (np.float32(1.0) / scale)
+    np.testing.assert_array_equal(requantize(x, 16, dither=True, seed=2024), expected)
 
 
 def test_true_peak_finds_inter_sample_peak():

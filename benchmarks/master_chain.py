@@ -1,4 +1,4 @@
-"""score2audio benchmarks (``make bench``): wall time of the stages that have a budget.
+"""Mastering-chain benchmark (``make bench-master``): wall time of the stages that have a budget.
 
 - master: the whole mastering chain on a 20-minute stereo mix, per preset (budget: well under 10 s)
 - perform: performing Beethoven's Große Fuge op. 133 after parsing (budget: under 2 s)
@@ -8,10 +8,14 @@ Pass ``--mix FILE`` to time the chain on a real mix.wav instead of the synthetic
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import lfilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's pipeline
 
 from pipeline.config import load_preset, load_template, preset_names
 from pipeline.loudness import measure

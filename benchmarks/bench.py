@@ -1,0 +1,247 @@
+"""score2audio end-to-end benchmark (``make bench``): our render beside FluidSynth and MuseScore.
+
+Each case is rendered by the real command (``score2audio render``: parse → perform → stems → mix
+→ master → files) in a process of its own, and in the same run by the two references:
+
+- ``fluidsynth -ni -F out.wav SOUNDFONT performance.mid`` on the performance.mid we wrote: the
+  floor for synthesis alone (no mixing, mastering or second file);
+- ``mscore3 -o out.wav SCORE`` (MuseScore 3's audio export), when it is installed.
+
+One table: wall time per stage (from the render's report.json), audio seconds per wall second
+(real-time factor), peak resident memory (``wait4``'s ``ru_maxrss`` of the process), the
+references' times and the ratios the targets are set on. The machine may be shared: only the
+ratios of one run mean much, so the load average is printed with them.
+
+Cases: Beethoven's Große Fuge op. 133 (music21's corpus); a generated 30-part orchestral score
+(:mod:`orchestra_score`, fixed seed) at 5 and 10 minutes, to show the cost growing linearly with
+the length and the memory staying flat; the demo portfolio (cold, then warm) once this tree has
+``score2audio portfolio``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from orchestra_score import write_orchestra_score  # noqa: E402
+
+CASES = ("grosse-fuge", "orchestra-5", "orchestra-10", "portfolio")
+DEFAULT_CASES = ("grosse-fuge", "orchestra-5", "orchestra-10", "portfolio")
+#: stage columns: report.json's timing keys summed into each
+STAGES = {"parse": ("load",), "perform": ("perform", "assign"), "render": ("render",),
+          "mix": ("mix",), "master": ("master",), "export": ("export", "report")}
+#: targets, as ratios taken in the same run
+TARGET_VS_MUSESCORE = 0.6
+TARGET_AFTER_PARSE_VS_FLUIDSYNTH = 1.5
+TARGET_PEAK_MB = 1024
+
+
+@dataclass
+class Run:
+    """One timed process: wall seconds and peak resident memory in MB."""
+
+    wall_s: float
+    peak_mb: float
+    ok: bool = True
+    error: str = ""
+
+
+@dataclass
+class Row:
+    case: str
+    audio_s: float = 0.0
+    stages: dict = field(default_factory=dict)
+    ours: Run | None = None
+    fluidsynth: Run | None = None
+    musescore: Run | None = None
+    note: str = ""
+
+
+def timed(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None) -> Run:
+    """Run ``cmd`` to the end; its wall time and peak RSS (children included)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    ok = proc.returncode == 0
+    return Run(round(wall, 2), round(usage.ru_maxrss / 1024, 1), ok,
+               "" if ok else (err.strip().splitlines() or ["exit %d" % proc.returncode])[-1])
+
+
+def python_env(cache: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+    env["SCORE2AUDIO_CACHE"] = str(cache)
+    return env
+
+
+def render(score: Path, out: Path, cache: Path) -> tuple[Run, Path | None]:
+    """``score2audio render`` into ``out``: the run and the piece's folder."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "render", str(score), "--out", str(out), "-q"]
+    run = timed(cmd, env=python_env(cache))
+    reports = list(out.glob("*/report.json"))
+    return run, reports[0].parent if run.ok and reports else None
+
+
+def fluidsynth(midi: Path, soundfont: str, work: Path) -> Run | None:
+    if not shutil.which("fluidsynth"):
+        return None
+    return timed(["fluidsynth", "-ni", "-F", str(work / "fluidsynth.wav"), soundfont, str(midi)])
+
+
+def musescore(score: Path, work: Path) -> Run | None:
+    exe = shutil.which("mscore3") or shutil.which("mscore")
+    if not exe:
+        return None
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return timed([exe, "-o", str(work / "musescore.wav"), str(score)], env=env)
+
+
+def score_for(case: str, work: Path) -> Path:
+    if case == "grosse-fuge":
+        from music21 import corpus
+        return Path(corpus.getWork("beethoven/opus133"))
+    minutes = float(case.split("-")[1])
+    return write_orchestra_score(work / "scores" / f"orchestra-{minutes:g}min.musicxml", minutes)
+
+
+def bench_case(case: str, work: Path, *, warm: bool, references: bool) -> list[Row]:
+    score = score_for(case, work)
+    cache = work / f"cache-{case}"
+    shutil.rmtree(cache, ignore_errors=True)  # cold: nothing parsed or calibrated yet
+    rows = []
+    for label in ("cold", "warm") if warm else ("cold",):
+        out = work / f"out-{case}-{label}"
+        shutil.rmtree(out, ignore_errors=True)
+        run, folder = render(score, out, cache)
+        row = Row(f"{case} ({label})" if warm else case, ours=run)
+        if folder is not None:
+            report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+            row.audio_s = report["duration_s"]
+            t = report["timings_s"]
+            row.stages = {k: round(sum(t.get(s, 0.0) for s in keys), 2) for k, keys in STAGES.items()}
+            if references and label == "cold":
+                row.fluidsynth = fluidsynth(folder / "performance.mid", report["soundfont"], work)
+                row.musescore = musescore(score, work)
+        rows.append(row)
+        # GBs of stems and references: keep the disk for the next case
+        shutil.rmtree(out, ignore_errors=True)
+        for name in ("fluidsynth.wav", "musescore.wav"):
+            (work / name).unlink(missing_ok=True)
+    return rows
+
+
+# --- the portfolio -------------------------------------------------------------------------
+# HOOK (issue 7): `make portfolio` is being built on its own branch. Once this tree's CLI has
+# `score2audio portfolio SCORES --out SITE`, the case below times it over scores/ cold (empty
+# site and cache) and then warm (everything already rendered), as the issue asks; until then it
+# reports that the command is missing. Nothing of the portfolio itself is implemented here.
+def bench_portfolio(work: Path) -> list[Row]:
+    if not (ROOT / "pipeline" / "portfolio.py").exists():
+        return [Row("portfolio", note="not in this tree yet (no 'score2audio portfolio')")]
+    cache, site = work / "cache-portfolio", work / "site"
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(site, ignore_errors=True)
+    rows = []
+    for label in ("cold", "warm"):
+        cmd = [sys.executable, "-m", "pipeline.cli", "portfolio", str(ROOT / "scores"),
+               "--out", str(site), "-q"]
+        run = timed(cmd, env=python_env(cache))
+        rows.append(Row(f"portfolio ({label})", ours=run))
+    shutil.rmtree(site, ignore_errors=True)
+    return rows
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _f(x: float | None, fmt: str = "{:.1f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def print_table(rows: list[Row]) -> None:
+    head = (f"{'case':22s} {'audio':>7s} │ " + " ".join(f"{s:>7s}" for s in STAGES)
+            + f" │ {'total':>7s} {'RTF':>5s} {'peak':>7s} │ {'fluidsyn':>8s} {'mscore3':>8s}"
+            f" │ {'÷mscore':>7s} {'after-parse÷fs':>14s}")
+    print(head)
+    print("─" * len(head))
+    for r in rows:
+        if r.ours is None:
+            print(f"{r.case:22s} {r.note}")
+            continue
+        if not r.ours.ok:
+            print(f"{r.case:22s} FAILED: {r.ours.error}")
+            continue
+        total = r.ours.wall_s
+        after_parse = sum(v for k, v in r.stages.items() if k != "parse") if r.stages else None
+        fs = r.fluidsynth.wall_s if r.fluidsynth and r.fluidsynth.ok else None
+        ms = r.musescore.wall_s if r.musescore and r.musescore.ok else None
+        stage_cols = " ".join(_f(r.stages.get(s), "{:7.1f}") for s in STAGES) if r.stages else \
+            " ".join(f"{'':>7s}" for _ in STAGES)
+        print(f"{r.case:22s} {_f(r.audio_s or None, '{:6.0f}s')} │ {stage_cols} │ "
+              f"{total:6.1f}s {_f(r.audio_s / total if r.audio_s else None, '{:5.1f}')} "
+              f"{r.ours.peak_mb:5.0f}MB │ {_f(fs, '{:7.1f}s')} {_f(ms, '{:7.1f}s')} │ "
+              f"{_f(total / ms if ms else None, '{:6.2f}×')} "
+              f"{_f(after_parse / fs if fs and after_parse else None, '{:13.2f}×')}")
+    print(f"\ntargets: total ≤ {TARGET_VS_MUSESCORE}× mscore3's export; everything after parsing "
+          f"≤ {TARGET_AFTER_PARSE_VS_FLUIDSYNTH}× bare fluidsynth; 30-part peak < "
+          f"{TARGET_PEAK_MB} MB.  RTF: audio seconds per wall second; peak: resident memory "
+          f"(fluidsynth's and mscore3's in the JSON).")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                    help=f"comma-separated, from: {', '.join(CASES)}")
+    ap.add_argument("--warm", action="store_true",
+                    help="render each case a second time with the parse and calibration caches full")
+    ap.add_argument("--no-references", action="store_true", help="skip fluidsynth and mscore3")
+    ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    args = ap.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="score2audio-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"score2audio bench · {os.cpu_count()} cores · load average {load_average()} · {work}",
+          flush=True)
+    rows: list[Row] = []
+    try:
+        for case in cases:
+            if case == "portfolio":
+                rows += bench_portfolio(work)
+            else:
+                rows += bench_case(case, work, warm=args.warm, references=not args.no_references)
+            print(f"  done: {case} (load average {load_average()})", file=sys.stderr, flush=True)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print_table(rows)
+    print(f"load average at the end: {load_average()}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

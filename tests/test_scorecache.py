@@ -1,0 +1,65 @@
+"""Rendering a score again skips parsing and performing: the performance comes from a cache
+keyed by the file's content and the playing options."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import pipeline.core as core
+from pipeline import scorecache
+from pipeline.load import load
+from pipeline.perform import perform
+
+DATA = Path(__file__).resolve().parent / "data"
+SCORE = DATA / "transposition-changes.musicxml"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCORE2AUDIO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_a_score_performed_before_is_not_parsed_again(cache, tmp_path, monkeypatch):
+    first = core._Score(SCORE)
+    first.prepare(swing=None)
+    made = first.performance(swing=None)
+    assert first.loaded is not None  # nothing cached yet: parsed and performed
+    assert made == perform(load(SCORE))
+
+    # the same content under another name and time: found, and nothing is parsed
+    moved = tmp_path / "renamed.musicxml"
+    shutil.copy(SCORE, moved)
+
+    def no_parsing(path):
+        raise AssertionError(f"{path} was parsed again")
+
+    monkeypatch.setattr(core, "load", no_parsing)
+    again = core._Score(moved)
+    again.prepare(swing=None)
+    assert again.performance(swing=None) == made
+    assert again.loaded is None
+
+
+def test_other_content_or_options_are_other_performances(cache, tmp_path):
+    edited = tmp_path / "edited.musicxml"
+    edited.write_bytes(SCORE.read_bytes().replace(b"<step>D</step>", b"<step>E</step>", 1))
+    keys = {scorecache.key(SCORE, swing=None, fermata_hold=None),
+            scorecache.key(SCORE, swing=2.0, fermata_hold=None),
+            scorecache.key(SCORE, swing=None, fermata_hold=1.0),
+            scorecache.key(edited, swing=None, fermata_hold=None)}
+    assert len(keys) == 4
+    played = core._Score(edited).performance(swing=None)
+    assert played != core._Score(SCORE).performance(swing=None)  # the edit is heard
+
+
+def test_a_damaged_entry_is_made_again(cache):
+    made = core._Score(SCORE).performance(swing=None)
+    for entry in (cache / "performances").glob("*.pickle"):
+        entry.write_bytes(b"not a pickle")
+    score = core._Score(SCORE)
+    score.prepare(swing=None)
+    assert score.loaded is not None  # parsed again
+    assert score.performance(swing=None) == made
