@@ -89,9 +89,15 @@ def python_env(cache: Path) -> dict:
     return env
 
 
+#: MuseScore's export and bare FluidSynth write one mix, so the comparison leaves out the
+#: per-instrument mix stems (a room convolution per player); ``--mix-stems`` measures them too.
+MIX_STEMS = False
+
+
 def render(score: Path, out: Path, cache: Path) -> tuple[Run, Path | None]:
     """``score2audio render`` into ``out``: the run and the piece's folder."""
-    cmd = [sys.executable, "-m", "pipeline.cli", "render", str(score), "--out", str(out), "-q"]
+    cmd = [sys.executable, "-m", "pipeline.cli", "render", str(score), "--out", str(out), "-q",
+           "--mix-stems" if MIX_STEMS else "--no-mix-stems"]
     run = timed(cmd, env=python_env(cache))
     reports = list(out.glob("*/report.json"))
     return run, reports[0].parent if run.ok and reports else None
@@ -214,9 +220,13 @@ def main() -> None:
     ap.add_argument("--warm", action="store_true",
                     help="render each case a second time with the parse and calibration caches full")
     ap.add_argument("--no-references", action="store_true", help="skip fluidsynth and mscore3")
+    ap.add_argument("--mix-stems", action="store_true",
+                    help="render the per-instrument mix stems too (off: the references write one mix)")
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
+    global MIX_STEMS
+    MIX_STEMS = args.mix_stems
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
