@@ -176,24 +176,17 @@ def _presets(data: dict, path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _number(data: dict, key: str, path: Path, where: str, lo: float, hi: float) -> float | None:
+def _number(data: dict, key: str, path: Path, where: str, lo: float, hi: float, *,
+            whole: bool = False) -> float | int | None:
+    """``data[key]`` if it is a number (a whole one if ``whole``) from ``lo`` to ``hi``."""
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise SidecarError(f"{path}: '{where}' = {value!r} is not allowed (a number from {lo:g} "
-                           f"to {hi:g})")
-    return float(value)
-
-
-def _whole(data: dict, key: str, path: Path, where: str, lo: int, hi: int) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise SidecarError(f"{path}: '{where}' = {value!r} is not allowed (a whole number from "
-                           f"{lo} to {hi})")
-    return value
+    kinds = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not lo <= value <= hi:
+        what = f"a whole number from {lo} to {hi}" if whole else f"a number from {lo:g} to {hi:g}"
+        raise SidecarError(f"{path}: '{where}' = {value!r} is not allowed ({what})")
+    return value if whole else float(value)
 
 
 def _soundfont(data: dict, key: str, path: Path, where: str) -> Path | None:
@@ -220,8 +213,8 @@ def _part(table, path: Path, key: str) -> PartSettings:
     return PartSettings(
         instrument=_instrument(table, path, f"{where}.instrument"),
         soundfont=_soundfont(table, "soundfont", path, f"{where}.soundfont"),
-        bank=_whole(table, "bank", path, f"{where}.bank", 0, 128),
-        program=_whole(table, "program", path, f"{where}.program", 0, 127),
+        bank=_number(table, "bank", path, f"{where}.bank", 0, 128, whole=True),
+        program=_number(table, "program", path, f"{where}.program", 0, 127, whole=True),
         level_db=_number(table, "level", path, f"{where}.level", *LEVEL_RANGE_DB),
         pan=_number(table, "pan", path, f"{where}.pan", -1.0, 1.0))
 
