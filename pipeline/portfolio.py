@@ -724,14 +724,15 @@ def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, title, 
 def _save(out_dir: Path, manifest: dict, pieces: list[_Piece], title: str, *,
           index: bool = False) -> Path:
     """Write the manifest and, with ``index``, the page of the published pieces; returns the
-    page's path. Each is replaced whole: a run killed at any moment leaves the last of each."""
-    _write_manifest(out_dir, manifest)
+    page's path. Each is replaced whole: a run killed at any moment leaves the last of each.
+    The page goes first, so a piece the manifest calls done is already on it."""
     path = out_dir / "index.html"
     if index:
         records = manifest["pieces"]
         shown = [(r["slug"], r["entry"]) for r in (records.get(p.rel, {}) for p in pieces)
                  if r.get("status") in ("done", "rendered") and _published(out_dir, r)]
         path = write_site(out_dir, shown, pieces_folder=PIECES, title=title)
+    _write_manifest(out_dir, manifest)
     return path
 
 

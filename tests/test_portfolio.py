@@ -394,11 +394,13 @@ def test_a_killed_run_resumes_where_it_stopped_and_renders_nothing_twice(cold, t
         assert code == (130 if signum == signal.SIGINT else 128 + signum), stderr
         assert "no files were left half-written" in stderr
         assert not list(site.rglob(".*.partial*"))
-    # the page lists only what is published, all of it whole
+    # the page lists only what is published, all of it whole (a piece a worker published just
+    # before the kill may not be listed yet: the next run lists it)
     page = (site / "index.html").read_text("utf-8") if (site / "index.html").exists() else ""
     listed = set(re.findall(r'<article id="([^"]+)">', page))
-    assert listed == {p.name for p in (site / PIECES).glob("*") if not p.name.startswith(".")}
-    for slug in listed:
+    published = {p.name for p in (site / PIECES).glob("*") if not p.name.startswith(".")}
+    assert listed <= published
+    for slug in published:
         assert (site / PIECES / slug / "report.json").is_file()
     rendered = _cached_mixes(site)
     assert rendered, "the kill came before any piece was rendered"
