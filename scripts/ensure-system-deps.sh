@@ -8,8 +8,9 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 have_fluidsynth() {
-  ldconfig -p 2>/dev/null | grep -q 'libfluidsynth\.so' && return 0
-  for d in /usr/lib /usr/local/lib /opt/homebrew/lib /usr/lib64; do
+  # ldconfig lives in /sbin, which a plain user's PATH often lacks
+  { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q 'libfluidsynth\.so' && return 0
+  for d in /usr/lib /usr/lib/*-linux-gnu /usr/local/lib /opt/homebrew/lib /usr/lib64; do
     ls "$d"/libfluidsynth* >/dev/null 2>&1 && return 0
   done
   return 1
