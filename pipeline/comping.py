@@ -146,7 +146,7 @@ def slash_plan(name: str, staves, tl: form.Timeline, slash_bars: set[int]) -> Pl
     return Plan(role, tuple(chords), tuple(bars), rhythms, frozenset(id(el) for el in slashes))
 
 
-def lead_sheet_plan(name: str, staves, tl: form.Timeline) -> Plan | None:
+def lead_sheet_plan(staves, tl: form.Timeline) -> Plan | None:
     """The comping under a lead sheet's melody, or None when the part is not one: a single
     staff of mostly single notes carrying chord symbols. (Whether it is the score's only
     melodic part is for the caller to say.)"""

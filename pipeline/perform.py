@@ -123,7 +123,7 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     pitched = [i for i, t in enumerate(tracks) if not t.is_percussion]
     if not comped and len(pitched) == 1:  # a lead sheet: nobody plays its chord symbols
         i = pitched[0]
-        tracks[i + 1:i + 1] = _lead_sheet_comping(tracks[i], *played[i], tl, timed)
+        tracks[i + 1:i + 1] = _lead_sheet_comping(*played[i], tl, timed)
     md = score.metadata
     composer = (md.composer or "") if md else ""
     return Performance(
@@ -133,11 +133,10 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         copyright=str((md.copyright if md else None) or "").strip())
 
 
-def _lead_sheet_comping(melody: Track, staves, dyn: "_Dynamics", tl: form.Timeline,
-                        timed) -> list[Track]:
+def _lead_sheet_comping(staves, dyn: "_Dynamics", tl: form.Timeline, timed) -> list[Track]:
     """The piano comping under a lead sheet's melody (none if the part is not a lead sheet),
     at the melody's dynamics ``dyn``."""
-    plan = comping.lead_sheet_plan(melody.name, staves, tl)
+    plan = comping.lead_sheet_plan(staves, tl)
     if plan is None:
         return []
     notes = _finish_notes(comping.realize(plan, staves, tl, dyn.velocity, timed.swing))

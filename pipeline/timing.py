@@ -132,7 +132,7 @@ def _mark_bpm(mark, source=None) -> float | None:
 # ---------------------------------------------------------------------------------------------
 # reading the score
 
-def _events(score, tl: form.Timeline, source=None):
+def _events(score, source=None):
     """``(offset, kind, value, end)`` tempo events of all parts, deduplicated, in written order,
     plus the fermata intervals and the caesura offsets."""
     from music21 import articulations, expressions, note, spanner, tempo
@@ -279,7 +279,7 @@ def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
     """
     if not fermata_hold > 0:
         raise ValueError(f"fermata_hold must be positive, not {fermata_hold}")
-    events, holds, caesuras = _events(score, tl, source)
+    events, holds, caesuras = _events(score, source)
     offsets, bpm, windows = _written_curve(events, tl, holds, caesuras, fermata_hold)
     us = np.round(60_000_000 / bpm).astype(np.int64)
     segments = tl.segments or ((0.0, 0.0, float("inf")),)
