@@ -167,32 +167,24 @@ def lead_sheet_plan(staves, tl: form.Timeline) -> Plan | None:
     return Plan("lead sheet", tuple(chords), bars, {k: None for k in bars}, melody=melody)
 
 
-def measure_style_slash_bars(score, source) -> dict[str, set[int]]:
-    """Bar indexes under ``<measure-style><slash>`` per part id (a piano's staves share their
-    part's), read from the MusicXML file ``source`` (music21 does not keep them)."""
+def measure_style_slash_bars(score, source) -> dict[int, set[int]]:
+    """Bar indexes under ``<measure-style><slash>`` per music21 part (by ``id``; a piano's
+    staves share their part's), read from the MusicXML file ``source`` (music21 does not keep
+    them)."""
     parts = musicxml.part_measures(source, rb"<slash\b", "<measure-style><slash>")
     if not parts:
         return {}
-    ids = list(dict.fromkeys(part_key(part) for part in score.parts))
-    if len(ids) != len(parts):
-        log.warning("%s: slash notation not read: %d parts in the file, %d in the score",
-                    source, len(parts), len(ids))
-        return {}
-    out: dict[str, set[int]] = {}
-    for key, measures in zip(ids, parts):
-        on = False
+    bars: list[set[int]] = []
+    for measures in parts:
+        on, bars_on = False, set()
         for k, m in enumerate(measures):
             for style in m.iter("measure-style"):  # a stop: this bar is written out again
                 for slash in style.iter("slash"):
                     on = slash.get("type") == "start"
             if on:
-                out.setdefault(key, set()).add(k)
-    return out
-
-
-def part_key(staff) -> str:
-    """The MusicXML part id of a part or of one of a piano's staves (music21: "P2-Staff1")."""
-    return re.sub(r"-Staff\d+$", "", str(staff.id))
+                bars_on.add(k)
+        bars.append(bars_on)
+    return musicxml.by_part(score.parts, bars, source, "slash notation")
 
 
 def _is_chord_symbol(el) -> bool:

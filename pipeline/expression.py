@@ -46,7 +46,6 @@ end is lifted at the part's end. Marks are placed per played bar, so repeats pre
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -189,21 +188,6 @@ class PedalMark:
     quarters: float
     kind: str
     number: str = "1"
-
-
-def raw_part_indexes(parts) -> list[int]:
-    """For each music21 part of a MusicXML score, in order, the index of the ``<part>`` it was
-    read from (a piano's staves come from one)."""
-    from music21 import stream
-
-    out, index, previous = [], -1, None
-    for part in parts:
-        base = re.sub(r"-Staff\d+$", "", str(part.id)) if isinstance(part, stream.PartStaff) else None
-        if base is None or base != previous:
-            index += 1
-        previous = base
-        out.append(index)
-    return out
 
 
 def pedal_marks(source: str | Path | None) -> list[list[PedalMark]] | None:

@@ -15,13 +15,14 @@ import re
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from .errors import ScoreError
 from .load import MUSICXML_SUFFIXES
 from .untrusted import check_musicxml
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=2)
@@ -87,6 +88,36 @@ def _parts(root: ET.Element) -> dict[str | None, list[ET.Element]]:
                 parts.setdefault(part.get("id"), []).append(part)
         return parts
     return {part.get("id"): part.findall("measure") for part in root.findall("part")}
+
+
+def part_indexes(parts) -> list[int]:
+    """For each music21 part of a MusicXML score, in order, the index of the ``<part>`` it was
+    read from: a piano's staves (music21's PartStaffs "P1-Staff1", "P1-Staff2") come from one.
+    (A plain part's ``id`` is its name, which two parts may share: only order tells them apart.)
+    """
+    from music21 import stream
+
+    out, index, previous = [], -1, None
+    for part in parts:
+        base = re.sub(r"-Staff\d+$", "", str(part.id)) if isinstance(part, stream.PartStaff) else None
+        if base is None or base != previous:
+            index += 1
+        previous = base
+        out.append(index)
+    return out
+
+
+def by_part(parts, per_raw_part: list[T], source: str | Path | None, what: str) -> dict[int, T]:
+    """Each music21 part's (by ``id``) item of ``per_raw_part``, which holds one item per
+    ``<part>`` of the MusicXML file ``source`` in order (:func:`part_indexes`; a piano's staves
+    share their part's). Empty, with a warning naming ``what``, when the file's parts and the
+    score's do not match."""
+    index = part_indexes(parts)
+    if index and index[-1] + 1 != len(per_raw_part):
+        log.warning("%s: %s not read: %d parts in the file, %d in the score", source, what,
+                    len(per_raw_part), index[-1] + 1)
+        return {}
+    return {id(part): per_raw_part[i] for part, i in zip(parts, index)}
 
 
 def positions(measures: list[ET.Element], source: str | Path | None = None,

@@ -108,7 +108,7 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     pedals = _pedal_marks(score, path)
     tracks, played, comped = [], [], False  # played: each track's staves and dynamics
     for name, staves in groups:
-        plan = comping.slash_plan(name, staves, tl, slash_bars.get(comping.part_key(staves[0]), set()))
+        plan = comping.slash_plan(name, staves, tl, slash_bars.get(id(staves[0]), set()))
         track, dyn = _perform_instrument(name, staves, tl,
                                          skip=plan.skipped if plan else frozenset())
         if plan is not None:  # slashes or chord symbols over rests: the player comps
@@ -149,14 +149,7 @@ def _lead_sheet_comping(staves, dyn: "_Dynamics", tl: form.Timeline, timed) -> l
 def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
     """The pedal marks of each music21 part (by ``id``), from the MusicXML file."""
     marks = expression.pedal_marks(path)
-    if not marks:
-        return {}
-    raw = expression.raw_part_indexes(score.parts)
-    if raw and raw[-1] + 1 != len(marks):
-        log.warning("%s: %d parts in the file, %d read: pedal marks are not played", path,
-                    len(marks), raw[-1] + 1)
-        return {}
-    return {id(part): marks[i] for part, i in zip(score.parts, raw)}
+    return musicxml.by_part(score.parts, marks, path, "pedal marks") if marks else {}
 
 
 def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Timeline,
