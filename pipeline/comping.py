@@ -131,16 +131,16 @@ def slash_plan(name: str, staves, tl: form.Timeline, slash_bars: set[int]) -> Pl
     notes = [el for staff in staves for el in staff.flatten().notes
              if not _is_chord_symbol(el) and not el.duration.isGrace and el.quarterLength > 0]
     slashes = [el for el in notes
-               if getattr(el, "notehead", None) == "slash" or _bar(tl, float(el.offset)) in slash_bars]
+               if getattr(el, "notehead", None) == "slash" or tl.bar(float(el.offset)) in slash_bars]
     if notes and not slashes:
         return None  # written out: played as written
     by_bar: dict[int, list] = {}
     for el in slashes:
-        by_bar.setdefault(_bar(tl, float(el.offset)), []).append(el)
+        by_bar.setdefault(tl.bar(float(el.offset)), []).append(el)
     if notes:  # the bars in slashes (under a measure style, also those holding only rests)
         bars = sorted(set(by_bar) | {k for k in slash_bars if k < len(tl.starts)})
     else:  # chord symbols over rests: every bar from the first chord on
-        bars = list(range(_bar(tl, chords[0].start), len(tl.starts)))
+        bars = list(range(tl.bar(chords[0].start), len(tl.starts)))
     meter = _meter(staves[0])
     rhythms = {k: _rhythm(by_bar.get(k, []), tl, k, meter) for k in bars}
     return Plan(role, tuple(chords), tuple(bars), rhythms, frozenset(id(el) for el in slashes))
@@ -163,7 +163,7 @@ def lead_sheet_plan(staves, tl: form.Timeline) -> Plan | None:
         return None  # a written accompaniment: played as written
     melody = tuple(sorted((float(el.offset), float(el.offset + el.quarterLength),
                            min(int(round(p.ps)) for p in el.pitches)) for el in notes))
-    bars = tuple(range(_bar(tl, chords[0].start), len(tl.starts)))
+    bars = tuple(range(tl.bar(chords[0].start), len(tl.starts)))
     return Plan("lead sheet", tuple(chords), bars, {k: None for k in bars}, melody=melody)
 
 
@@ -189,10 +189,6 @@ def measure_style_slash_bars(score, source) -> dict[int, set[int]]:
 
 def _is_chord_symbol(el) -> bool:
     return "Harmony" in el.classes
-
-
-def _bar(tl: form.Timeline, offset: float) -> int:
-    return max(0, bisect.bisect_right(tl.starts, offset + 1e-9) - 1)
 
 
 def _bar_length(tl: form.Timeline, k: int, staff) -> float:

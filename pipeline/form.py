@@ -83,11 +83,15 @@ class Timeline:
     #: in play order: (written start, played start, length) of each measure played
     segments: tuple[tuple[float, float, float], ...] = ()
 
+    def bar(self, offset: float) -> int:
+        """The index of the measure the written ``offset`` is in (0 before the first)."""
+        return max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
+
     def map(self, offset: float) -> tuple[float, ...]:
         """Every played offset of the written ``offset`` (none if its bar is never played)."""
         if not self.starts:
             return (offset,)
-        i = max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
+        i = self.bar(offset)
         return tuple(p + (offset - self.starts[i]) for p in self.played[i])
 
 

@@ -392,7 +392,7 @@ def swing(track: Track, staves, tl: form.Timeline, marks) -> Track:
             w = float(el.offset)
             i = bisect.bisect_right(m_off, w + 1e-9) - 1
             ratio = marks[i][1] if i >= 0 else None
-            k = max(0, bisect.bisect_right(tl.starts, w + 1e-9) - 1) if tl.starts else 0
+            k = tl.bar(w)
             bar = tl.starts[k] if tl.starts else 0.0
             x = (w - bar) % 1.0
             ok = ratio is not None and not el.duration.tuplets and (
