@@ -77,7 +77,8 @@ _WORDS = re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(TEMPO_WORDS, 
 
 @dataclass(frozen=True)
 class Timing:
-    """What the score says about time, in written offsets (quarter notes from the start)."""
+    """What the score says about time: the tempo map and pauses in played ticks, swing by
+    written offset (quarter notes from the start)."""
 
     tempo_map: TempoMap
     #: tick windows ``(start, end)`` of caesura pauses, in played time
