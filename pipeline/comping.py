@@ -131,22 +131,22 @@ def slash_plan(name: str, staves, tl: form.Timeline, slash_bars: set[int]) -> Pl
     notes = [el for staff in staves for el in staff.flatten().notes
              if not _is_chord_symbol(el) and not el.duration.isGrace and el.quarterLength > 0]
     slashes = [el for el in notes
-               if getattr(el, "notehead", None) == "slash" or _bar(tl, float(el.offset)) in slash_bars]
+               if getattr(el, "notehead", None) == "slash" or tl.bar(float(el.offset)) in slash_bars]
     if notes and not slashes:
         return None  # written out: played as written
     by_bar: dict[int, list] = {}
     for el in slashes:
-        by_bar.setdefault(_bar(tl, float(el.offset)), []).append(el)
+        by_bar.setdefault(tl.bar(float(el.offset)), []).append(el)
     if notes:  # the bars in slashes (under a measure style, also those holding only rests)
         bars = sorted(set(by_bar) | {k for k in slash_bars if k < len(tl.starts)})
     else:  # chord symbols over rests: every bar from the first chord on
-        bars = list(range(_bar(tl, chords[0].start), len(tl.starts)))
+        bars = list(range(tl.bar(chords[0].start), len(tl.starts)))
     meter = _meter(staves[0])
     rhythms = {k: _rhythm(by_bar.get(k, []), tl, k, meter) for k in bars}
     return Plan(role, tuple(chords), tuple(bars), rhythms, frozenset(id(el) for el in slashes))
 
 
-def lead_sheet_plan(name: str, staves, tl: form.Timeline) -> Plan | None:
+def lead_sheet_plan(staves, tl: form.Timeline) -> Plan | None:
     """The comping under a lead sheet's melody, or None when the part is not one: a single
     staff of mostly single notes carrying chord symbols. (Whether it is the score's only
     melodic part is for the caller to say.)"""
@@ -163,44 +163,32 @@ def lead_sheet_plan(name: str, staves, tl: form.Timeline) -> Plan | None:
         return None  # a written accompaniment: played as written
     melody = tuple(sorted((float(el.offset), float(el.offset + el.quarterLength),
                            min(int(round(p.ps)) for p in el.pitches)) for el in notes))
-    bars = tuple(range(_bar(tl, chords[0].start), len(tl.starts)))
+    bars = tuple(range(tl.bar(chords[0].start), len(tl.starts)))
     return Plan("lead sheet", tuple(chords), bars, {k: None for k in bars}, melody=melody)
 
 
-def measure_style_slash_bars(score, source) -> dict[str, set[int]]:
-    """Bar indexes under ``<measure-style><slash>`` per part id (a piano's staves share their
-    part's), read from the MusicXML file ``source`` (music21 does not keep them)."""
+def measure_style_slash_bars(score, source) -> dict[int, set[int]]:
+    """Bar indexes under ``<measure-style><slash>`` per music21 part (by ``id``; a piano's
+    staves share their part's), read from the MusicXML file ``source`` (music21 does not keep
+    them)."""
     parts = musicxml.part_measures(source, rb"<slash\b", "<measure-style><slash>")
     if not parts:
         return {}
-    ids = list(dict.fromkeys(part_key(part) for part in score.parts))
-    if len(ids) != len(parts):
-        log.warning("%s: slash notation not read: %d parts in the file, %d in the score",
-                    source, len(parts), len(ids))
-        return {}
-    out: dict[str, set[int]] = {}
-    for key, measures in zip(ids, parts):
-        on = False
+    bars: list[set[int]] = []
+    for measures in parts:
+        on, bars_on = False, set()
         for k, m in enumerate(measures):
             for style in m.iter("measure-style"):  # a stop: this bar is written out again
                 for slash in style.iter("slash"):
                     on = slash.get("type") == "start"
             if on:
-                out.setdefault(key, set()).add(k)
-    return out
-
-
-def part_key(staff) -> str:
-    """The MusicXML part id of a part or of one of a piano's staves (music21: "P2-Staff1")."""
-    return re.sub(r"-Staff\d+$", "", str(staff.id))
+                bars_on.add(k)
+        bars.append(bars_on)
+    return musicxml.by_part(score.parts, bars, source, "slash notation")
 
 
 def _is_chord_symbol(el) -> bool:
     return "Harmony" in el.classes
-
-
-def _bar(tl: form.Timeline, offset: float) -> int:
-    return max(0, bisect.bisect_right(tl.starts, offset + 1e-9) - 1)
 
 
 def _bar_length(tl: form.Timeline, k: int, staff) -> float:

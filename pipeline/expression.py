@@ -46,8 +46,6 @@ end is lifted at the part's end. Marks are placed per played bar, so repeats pre
 """
 from __future__ import annotations
 
-import logging
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,7 +54,6 @@ import numpy as np
 from . import form, instruments, musicxml
 from .model import TICKS_PER_QUARTER, Control, Note, Track
 
-log = logging.getLogger(__name__)
 
 #: CC11 at a steady dynamic: below 127, so a crescendo on a held note can rise (≈ +4 dB).
 EXPRESSION_BASELINE = 100
@@ -193,21 +190,6 @@ class PedalMark:
     number: str = "1"
 
 
-def raw_part_indexes(parts) -> list[int]:
-    """For each music21 part of a MusicXML score, in order, the index of the ``<part>`` it was
-    read from (a piano's staves come from one)."""
-    from music21 import stream
-
-    out, index, previous = [], -1, None
-    for part in parts:
-        base = re.sub(r"-Staff\d+$", "", str(part.id)) if isinstance(part, stream.PartStaff) else None
-        if base is None or base != previous:
-            index += 1
-        previous = base
-        out.append(index)
-    return out
-
-
 def pedal_marks(source: str | Path | None) -> list[list[PedalMark]] | None:
     """Each ``<part>``'s pedal marks in the MusicXML file ``source``, or None without any."""
     measures_of_parts = musicxml.part_measures(source, rb"<pedal\b", "<pedal> marks")
@@ -215,44 +197,12 @@ def pedal_marks(source: str | Path | None) -> list[list[PedalMark]] | None:
         return None
     out = []
     for measures in measures_of_parts:
-        marks: list[PedalMark] = []
-        divisions = 1.0  # carries over from bar to bar until changed
-        for k, measure in enumerate(measures):
-            divisions = _bar_pedals(k, measure, divisions, marks, source)
-        out.append(marks)
+        # a direction sits at the bar's time cursor, plus its own <offset>
+        out.append([PedalMark(k, max(0.0, position + musicxml.duration(el, "offset")) / divisions,
+                              pedal.get("type", ""), pedal.get("number", "1"))
+                    for k, el, position, divisions in musicxml.positions(measures, source)
+                    if el.tag == "direction" for pedal in el.iter("pedal")])
     return out
-
-
-def _bar_pedals(k: int, measure, divisions: float, marks: list[PedalMark], source) -> float:
-    """Add bar ``k``'s pedal marks to ``marks``; returns the divisions in force at its end.
-    A direction sits where the bar's time cursor is (moved by notes, backups and forwards),
-    plus its ``<offset>``."""
-    cursor = 0.0
-    for el in measure:
-        if el.tag == "attributes" and el.findtext("divisions"):
-            try:
-                divisions = max(1e-9, float(el.findtext("divisions")))
-            except ValueError:
-                log.warning("%s: bar %d: unreadable <divisions>", source, k + 1)
-        elif el.tag == "note":
-            if el.find("chord") is None and el.find("grace") is None:
-                cursor += _duration(el)
-        elif el.tag == "backup":
-            cursor -= _duration(el)
-        elif el.tag == "forward":
-            cursor += _duration(el)
-        elif el.tag == "direction":
-            at = max(0.0, cursor + _duration(el, "offset")) / divisions
-            marks.extend(PedalMark(k, at, pedal.get("type", ""), pedal.get("number", "1"))
-                         for pedal in el.iter("pedal"))
-    return divisions
-
-
-def _duration(el, tag: str = "duration") -> float:
-    try:
-        return float(el.findtext(tag) or 0)
-    except ValueError:
-        return 0.0
 
 
 def pedal_controls(marks: list[PedalMark], tl: form.Timeline, end_tick: int) -> list[Control]:

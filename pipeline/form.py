@@ -83,11 +83,15 @@ class Timeline:
     #: in play order: (written start, played start, length) of each measure played
     segments: tuple[tuple[float, float, float], ...] = ()
 
+    def bar(self, offset: float) -> int:
+        """The index of the measure the written ``offset`` is in (0 before the first)."""
+        return max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
+
     def map(self, offset: float) -> tuple[float, ...]:
         """Every played offset of the written ``offset`` (none if its bar is never played)."""
         if not self.starts:
             return (offset,)
-        i = max(0, bisect.bisect_right(self.starts, offset + 1e-9) - 1)
+        i = self.bar(offset)
         return tuple(p + (offset - self.starts[i]) for p in self.played[i])
 
 
@@ -257,13 +261,13 @@ def _bars(score, source: str | Path | None = None) -> list[_Bar]:
     brackets = sorted(part.spannerBundle.getByClass(spanner.RepeatBracket),
                       key=lambda b: b.getFirst().offset if b.getFirst() is not None else 0.0)
     numbers = [frozenset(int(n) for n in (b.numberRange or []) if n) for b in brackets]
+    index = {id(m): j for j, m in enumerate(measures)}
     for k, bracket in enumerate(brackets):
         if not numbers[k]:  # an unnumbered bracket before "2." is the first ending
             following = numbers[k + 1] if k + 1 < len(brackets) else frozenset()
             numbers[k] = frozenset({max(1, min(following) - 1)}) if following else frozenset({1})
         # music21 may keep only the bracket's first and last bar (its MusicXML start and
         # stop): the bars between are under it too
-        index = {id(m): j for j, m in enumerate(measures)}
         inside = [index[id(m)] for m in bracket.getSpannedElements() if id(m) in index]
         for j in range(min(inside), max(inside) + 1) if inside else ():
             endings[id(measures[j])] = numbers[k]

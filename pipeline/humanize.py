@@ -80,7 +80,7 @@ def _track(track: Track, tempo_map: TempoMap, amount: float, rng: np.random.Gene
     shared = rng.uniform(-1, 1, len(onsets)) * ONSET_MS
     own = rng.uniform(-1, 1, len(on)) * NOTE_MS
     shift_ms = np.clip(drift(on_s) + shared[which] + own, -MAX_TIMING_MS, MAX_TIMING_MS) * amount
-    new_on = np.maximum(0, _ticks(tempo_map, on_s + shift_ms / 1000.0))
+    new_on = np.maximum(0, tempo_map.ticks(on_s + shift_ms / 1000.0))
 
     # one key's notes keep their order, a tick apart at least: within each key (by written
     # time) the onsets are made strictly increasing with one running maximum over all keys,
@@ -122,16 +122,6 @@ def _drift(duration_s: float, rng: np.random.Generator):
     return lambda seconds: np.interp(seconds, grid, walk)
 
 
-def _ticks(tempo_map: TempoMap, seconds: np.ndarray) -> np.ndarray:
-    """The (rounded) tick at each time in seconds: the inverse of :meth:`TempoMap.seconds`."""
-    starts = np.array([t for t, _ in tempo_map.changes], dtype=np.float64)
-    per_tick = np.array([us for _, us in tempo_map.changes], dtype=np.float64) \
-        / 1e6 / tempo_map.ticks_per_quarter
-    start_s = tempo_map.seconds(starts)
-    i = np.clip(np.searchsorted(start_s, seconds, side="right") - 1, 0, None)
-    return np.round(starts[i] + (seconds - start_s[i]) / per_tick[i]).astype(np.int64)
-
-
 def _controls(controls: tuple[Control, ...], tempo_map: TempoMap, drift, amount: float,
               on: np.ndarray, new_on: np.ndarray) -> tuple[Control, ...]:
     """Controls move with the drift, in their order, never after a note that was at or after
@@ -141,7 +131,7 @@ def _controls(controls: tuple[Control, ...], tempo_map: TempoMap, drift, amount:
     ticks = np.array([c.tick for c in controls], dtype=np.int64)
     order = np.argsort(ticks, kind="stable")
     secs = tempo_map.seconds(ticks[order])
-    moved = _ticks(tempo_map, secs + drift(secs) * amount / 1000.0)
+    moved = tempo_map.ticks(secs + drift(secs) * amount / 1000.0)
     by_time = np.argsort(on, kind="stable")
     later_min = np.minimum.accumulate(new_on[by_time][::-1])[::-1]  # earliest new onset from k on
     k = np.searchsorted(on[by_time], ticks[order], side="left")

@@ -44,6 +44,16 @@ class TempoMap:
         i = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, None)
         return seg_seconds[i] + (t - starts[i]) * sec_per_tick[i]
 
+    def ticks(self, seconds: np.ndarray | float) -> np.ndarray:
+        """The (rounded) tick at each time in seconds: the inverse of :meth:`seconds`."""
+        s = np.asarray(seconds, dtype=np.float64)
+        starts = np.array([c[0] for c in self.changes], dtype=np.float64)
+        sec_per_tick = np.array([c[1] for c in self.changes], dtype=np.float64) \
+            / 1e6 / self.ticks_per_quarter
+        start_s = self.seconds(starts)
+        i = np.clip(np.searchsorted(start_s, s, side="right") - 1, 0, None)
+        return np.round(starts[i] + (s - start_s[i]) / sec_per_tick[i]).astype(np.int64)
+
     def bpm_at(self, tick: int) -> float:
         """Quarter notes per minute in force at ``tick``."""
         us = [us for t, us in self.changes if t <= tick][-1]

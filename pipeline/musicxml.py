@@ -15,12 +15,14 @@ import re
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
+from typing import Iterator, TypeVar
 
 from .errors import ScoreError
 from .load import MUSICXML_SUFFIXES
 from .untrusted import check_musicxml
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=2)
@@ -88,6 +90,79 @@ def _parts(root: ET.Element) -> dict[str | None, list[ET.Element]]:
     return {part.get("id"): part.findall("measure") for part in root.findall("part")}
 
 
+def part_indexes(parts) -> list[int]:
+    """For each music21 part of a MusicXML score, in order, the index of the ``<part>`` it was
+    read from: a piano's staves (music21's PartStaffs "P1-Staff1", "P1-Staff2") come from one.
+    (A plain part's ``id`` is its name, which two parts may share: only order tells them apart.)
+    """
+    from music21 import stream
+
+    out, index, previous = [], -1, None
+    for part in parts:
+        base = re.sub(r"-Staff\d+$", "", str(part.id)) if isinstance(part, stream.PartStaff) else None
+        if base is None or base != previous:
+            index += 1
+        previous = base
+        out.append(index)
+    return out
+
+
+def by_part(parts, per_raw_part: list[T], source: str | Path | None, what: str) -> dict[int, T]:
+    """Each music21 part's (by ``id``) item of ``per_raw_part``, which holds one item per
+    ``<part>`` of the MusicXML file ``source`` in order (:func:`part_indexes`; a piano's staves
+    share their part's). Empty, with a warning naming ``what``, when the file's parts and the
+    score's do not match."""
+    index = part_indexes(parts)
+    if index and index[-1] + 1 != len(per_raw_part):
+        log.warning("%s: %s not read: %d parts in the file, %d in the score", source, what,
+                    len(per_raw_part), index[-1] + 1)
+        return {}
+    return {id(part): per_raw_part[i] for part, i in zip(parts, index)}
+
+
+def positions(measures: list[ET.Element], source: str | Path | None = None,
+              ) -> Iterator[tuple[int, ET.Element, float, float]]:
+    """Every child element of one part's measures (:func:`part_measures`) with where it
+    stands: ``(measure index, element, position, divisions)``, ``position`` in divisions from
+    the measure's start and ``divisions`` those in force (per quarter note; they carry over
+    from bar to bar), so ``position / divisions`` is in quarter notes.
+
+    The position is the measure's time cursor, which notes, ``<backup>`` and ``<forward>``
+    move; a chord's notes all stand at the chord's onset, and neither a chord note nor a grace
+    note moves the cursor (MusicXML's rule). A ``<direction>``'s own ``<offset>`` is not added.
+    """
+    divisions = 1.0
+    for k, measure in enumerate(measures):
+        cursor = onset = 0.0
+        for el in measure:
+            if el.tag == "attributes" and el.findtext("divisions"):
+                try:
+                    divisions = max(1e-9, float(el.findtext("divisions")))
+                except ValueError:
+                    log.warning("%s: bar %d: unreadable <divisions>", source, k + 1)
+            elif el.tag == "backup":
+                cursor -= duration(el)
+            elif el.tag == "forward":
+                cursor += duration(el)
+            elif el.tag == "note":
+                if el.find("chord") is None:
+                    onset = cursor
+                    if el.find("grace") is None:
+                        cursor += duration(el)
+                yield k, el, onset, divisions
+                continue
+            yield k, el, cursor, divisions
+
+
+def duration(el: ET.Element, tag: str = "duration") -> float:
+    """The number in ``el``'s child ``tag`` (a duration or offset in divisions); 0 when it is
+    missing or unreadable."""
+    try:
+        return float(el.findtext(tag) or 0)
+    except ValueError:
+        return 0.0
+
+
 #: Where an unpitched note stands: (measure index, quarter notes into the measure, staff,
 #: display step, display octave).
 NotePlace = tuple[int, float, int, str, int]
@@ -119,26 +194,15 @@ def drum_keys(source: str | Path | None) -> dict[str, dict[NotePlace, int]]:
 
 def _placed_keys(measures: list[ET.Element], keys: dict[str, int]) -> dict[NotePlace, int]:
     placed: dict[NotePlace, int] = {}
-    divisions = 1.0
-    for k, measure in enumerate(measures):
-        pos = start = 0.0  # in divisions; ``start``: where the last note (a chord's) began
-        for el in measure:
-            if el.tag == "attributes" and el.findtext("divisions"):
-                divisions = float(el.findtext("divisions")) or 1.0
-            elif el.tag in ("backup", "forward"):
-                step = float(el.findtext("duration") or 0)
-                pos += step if el.tag == "forward" else -step
-            elif el.tag == "note":
-                if el.find("chord") is None:
-                    start = pos
-                unpitched, inst = el.find("unpitched"), el.find("instrument")
-                if unpitched is not None and inst is not None and inst.get("id") in keys:
-                    place = (k, round(start / divisions, 4), int(el.findtext("staff") or 1),
-                             (unpitched.findtext("display-step") or "").strip(),
-                             int(unpitched.findtext("display-octave") or 0))
-                    placed.setdefault(place, keys[inst.get("id")])
-                if el.find("chord") is None and el.find("grace") is None:
-                    pos = start + float(el.findtext("duration") or 0)
+    for k, el, position, divisions in positions(measures):
+        if el.tag != "note":
+            continue
+        unpitched, inst = el.find("unpitched"), el.find("instrument")
+        if unpitched is not None and inst is not None and inst.get("id") in keys:
+            place = (k, round(position / divisions, 4), int(el.findtext("staff") or 1),
+                     (unpitched.findtext("display-step") or "").strip(),
+                     int(unpitched.findtext("display-octave") or 0))
+            placed.setdefault(place, keys[inst.get("id")])
     return placed
 
 

@@ -106,9 +106,9 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     groups = list(_instrument_groups(score))
     slash_bars = comping.measure_style_slash_bars(score, path)
     pedals = _pedal_marks(score, path)
-    tracks, played_groups, comped = [], [], False
+    tracks, played, comped = [], [], False  # played: each track's staves and dynamics
     for name, staves in groups:
-        plan = comping.slash_plan(name, staves, tl, slash_bars.get(comping.part_key(staves[0]), set()))
+        plan = comping.slash_plan(name, staves, tl, slash_bars.get(id(staves[0]), set()))
         track, dyn = _perform_instrument(name, staves, tl,
                                          skip=plan.skipped if plan else frozenset())
         if plan is not None:  # slashes or chord symbols over rests: the player comps
@@ -119,11 +119,11 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         track = timing.adjust(track, staves, tl, timed)
         if track.notes:
             tracks.append(_expression_and_pedals(track, dyn, staves, tl, pedals))
-            played_groups.append(staves)
+            played.append((staves, dyn))
     pitched = [i for i, t in enumerate(tracks) if not t.is_percussion]
     if not comped and len(pitched) == 1:  # a lead sheet: nobody plays its chord symbols
         i = pitched[0]
-        tracks[i + 1:i + 1] = _lead_sheet_comping(tracks[i], played_groups[i], tl, timed)
+        tracks[i + 1:i + 1] = _lead_sheet_comping(*played[i], tl, timed)
     md = score.metadata
     composer = (md.composer or "") if md else ""
     return Performance(
@@ -133,13 +133,13 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         copyright=str((md.copyright if md else None) or "").strip())
 
 
-def _lead_sheet_comping(melody: Track, staves, tl: form.Timeline, timed) -> list[Track]:
-    """The piano comping under a lead sheet's melody (none if the part is not a lead sheet)."""
-    plan = comping.lead_sheet_plan(melody.name, staves, tl)
+def _lead_sheet_comping(staves, dyn: "_Dynamics", tl: form.Timeline, timed) -> list[Track]:
+    """The piano comping under a lead sheet's melody (none if the part is not a lead sheet),
+    at the melody's dynamics ``dyn``."""
+    plan = comping.lead_sheet_plan(staves, tl)
     if plan is None:
         return []
-    notes = _finish_notes(comping.realize(plan, staves, tl, _Dynamics(staves, tl).velocity,
-                                          timed.swing))
+    notes = _finish_notes(comping.realize(plan, staves, tl, dyn.velocity, timed.swing))
     track = Track(name=comping.LEAD_SHEET_TRACK, instrument="Piano", notes=notes,
                   program=comping.LEAD_SHEET_PROGRAM)
     track = timing.adjust(track, staves, tl, timed)
@@ -149,14 +149,7 @@ def _lead_sheet_comping(melody: Track, staves, tl: form.Timeline, timed) -> list
 def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
     """The pedal marks of each music21 part (by ``id``), from the MusicXML file."""
     marks = expression.pedal_marks(path)
-    if not marks:
-        return {}
-    raw = expression.raw_part_indexes(score.parts)
-    if raw and raw[-1] + 1 != len(marks):
-        log.warning("%s: %d parts in the file, %d read: pedal marks are not played", path,
-                    len(marks), raw[-1] + 1)
-        return {}
-    return {id(part): marks[i] for part, i in zip(score.parts, raw)}
+    return musicxml.by_part(score.parts, marks, path, "pedal marks") if marks else {}
 
 
 def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Timeline,

@@ -75,7 +75,10 @@ def read(cache_key: str) -> Performance | None:
         return None
     if not isinstance(performance, Performance):
         return None
-    os.utime(path)  # recently used: kept longest
+    try:
+        os.utime(path)  # recently used: kept longest
+    except OSError:  # a read-only cache still serves what it holds
+        pass
     return performance
 
 

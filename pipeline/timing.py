@@ -77,7 +77,8 @@ _WORDS = re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(TEMPO_WORDS, 
 
 @dataclass(frozen=True)
 class Timing:
-    """What the score says about time, in written offsets (quarter notes from the start)."""
+    """What the score says about time: the tempo map and pauses in played ticks, swing by
+    written offset (quarter notes from the start)."""
 
     tempo_map: TempoMap
     #: tick windows ``(start, end)`` of caesura pauses, in played time
@@ -132,7 +133,7 @@ def _mark_bpm(mark, source=None) -> float | None:
 # ---------------------------------------------------------------------------------------------
 # reading the score
 
-def _events(score, tl: form.Timeline, source=None):
+def _events(score, source=None):
     """``(offset, kind, value, end)`` tempo events of all parts, deduplicated, in written order,
     plus the fermata intervals and the caesura offsets."""
     from music21 import articulations, expressions, note, spanner, tempo
@@ -279,7 +280,7 @@ def timing(score, tl: form.Timeline, *, source: str | Path | None = None,
     """
     if not fermata_hold > 0:
         raise ValueError(f"fermata_hold must be positive, not {fermata_hold}")
-    events, holds, caesuras = _events(score, tl, source)
+    events, holds, caesuras = _events(score, source)
     offsets, bpm, windows = _written_curve(events, tl, holds, caesuras, fermata_hold)
     us = np.round(60_000_000 / bpm).astype(np.int64)
     segments = tl.segments or ((0.0, 0.0, float("inf")),)
@@ -392,7 +393,7 @@ def swing(track: Track, staves, tl: form.Timeline, marks) -> Track:
             w = float(el.offset)
             i = bisect.bisect_right(m_off, w + 1e-9) - 1
             ratio = marks[i][1] if i >= 0 else None
-            k = max(0, bisect.bisect_right(tl.starts, w + 1e-9) - 1) if tl.starts else 0
+            k = tl.bar(w)
             bar = tl.starts[k] if tl.starts else 0.0
             x = (w - bar) % 1.0
             ok = ratio is not None and not el.duration.tuplets and (

@@ -2,6 +2,7 @@
 of a rhythm section — the right chord at the right time, in the instrument's register."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -111,6 +112,22 @@ def test_measure_style_slashes_are_comped_and_the_written_bar_after_them_played_
     assert {x % 12 for x in guitar[4]} == {10, 2, 5, 8}  # B♭7
     # bar 3 (after <slash type="stop">): E5 G5 B5 written for guitar, sounding an octave lower
     assert {on: x for on, x in guitar.items() if on >= 8} == {8: [64], 9: [67], 10: [71]}
+
+
+def test_measure_style_slashes_are_comped_in_each_of_two_parts_of_the_same_name(tmp_path):
+    # music21 names a plain part by its part name: two "Guitar" parts are told apart by order
+    text = (DATA / "guitar-measure-style-slash.musicxml").read_text()
+    score_part = re.search(r'<score-part id="P1">.*?</score-part>', text).group(0)
+    part = re.search(r'<part id="P1">.*?</part>', text, re.S).group(0)
+    text = text.replace(score_part, score_part + score_part.replace("P1", "P2"))
+    text = text.replace(part, part + part.replace('id="P1"', 'id="P2"'))
+    (tmp_path / "two-guitars.musicxml").write_text(text)
+    p = perform(load(tmp_path / "two-guitars.musicxml"))
+    assert [t.name for t in p.tracks] == ["Guitar", "Guitar"]
+    for t in p.tracks:
+        guitar = chords(t)
+        assert {x % 12 for x in guitar[0]} == {5, 9, 0, 4}   # Fmaj7, not the written slashes
+        assert {on: x for on, x in guitar.items() if on >= 8} == {8: [64], 9: [67], 10: [71]}
 
 
 def test_a_written_piano_part_under_chord_symbols_plays_what_is_written():

@@ -63,3 +63,16 @@ def test_a_damaged_entry_is_made_again(cache):
     score.prepare(swing=None)
     assert score.loaded is not None  # parsed again
     assert score.performance(swing=None) == made
+
+
+def test_a_read_only_cache_still_serves_its_performances(cache, monkeypatch):
+    made = core._Score(SCORE).performance(swing=None)
+
+    def read_only(*_args, **_kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(scorecache.os, "utime", read_only)
+    score = core._Score(SCORE)
+    score.prepare(swing=None)
+    assert score.loaded is None  # served from the cache
+    assert score.performance(swing=None) == made
