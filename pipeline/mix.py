@@ -35,8 +35,8 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from . import instruments
-from .audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, valid_audio,
-                    without_timestamp)
+from .audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, sample_peak,
+                    valid_audio, without_timestamp)
 from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import RUNG_OUT, Loudness, LoudnessMeter
@@ -358,7 +358,7 @@ def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhan
 def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
     """Drop the room's decay once it is below ``SILENCE_DBFS`` of the mix's peak; return the
     audio and that peak (the trim keeps it)."""
-    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
+    peak = sample_peak(audio)
     if peak == 0:
         return audio[:, :keep], 0.0
     loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
