@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES, without_timestamp
+from .audio import BLOCK_FRAMES, atomic_path, without_timestamp
 from .errors import RenderError, SoundfontError
 from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
@@ -68,8 +69,6 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     workers = workers or os.cpu_count() or 1
     groups = _groups(performance.tracks, workers)
     paths = [stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav" for i, t in enumerate(performance.tracks)]
-    # hidden names until cut to length, so a stem under its own name is always complete
-    partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
     cancel = threading.Event()  # set when the caller is interrupted: the synths stop at once
     expected = max(1, int((performance.duration_s + 1.0) * sample_rate))
     done = np.zeros(len(groups), dtype=np.int64)
@@ -79,11 +78,14 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
         if progress:
             progress(min(1.0, float(done.sum()) / (expected * len(groups))))
 
-    def run(g: int) -> tuple[int, int]:
-        return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
-                             lambda f: report(g, f), cancel)
+    # a stem appears under its own name only once cut to length (removed if the render fails)
+    with ExitStack() as finished:
+        partial = [finished.enter_context(atomic_path(p)) for p in paths]
 
-    try:
+        def run(g: int) -> tuple[int, int]:
+            return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
+                                 lambda f: report(g, f), cancel)
+
         with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
             try:
                 results = list(pool.map(run, range(len(groups))))
@@ -92,13 +94,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
                 raise
         last_audible = max(r[1] for r in results)
         frames = last_audible + int(TAIL_MARGIN_S * sample_rate)
-        for tmp, path in zip(partial, paths):
-            _set_length(tmp, frames)
-            os.replace(tmp, path)
-    except BaseException:
         for tmp in partial:
-            tmp.unlink(missing_ok=True)
-        raise
+            _set_length(tmp, frames)
     if progress:
         progress(1.0)
     return Stems(sample_rate, frames, tuple(Stem(i, t.name, p) for i, (t, p)
