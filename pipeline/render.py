@@ -38,6 +38,7 @@ TAIL_CHUNK_FRAMES = 4096
 
 # event kinds, in the order they are applied when several fall on the same frame
 PROGRAM, CONTROL, BEND, NOTE_OFF, NOTE_ON = range(5)
+_KINDS = {"program_change": PROGRAM, "control_change": CONTROL, "pitchwheel": BEND}
 
 ProgressFn = Callable[[float], None]
 
@@ -134,9 +135,11 @@ def _events(performance: Performance, track_indexes, sample_rate: int) -> np.nda
                                          notes[:, 2], notes[:, 3])))
             rows.append(np.column_stack((tm.seconds(notes[:, 1]), np.full(k, NOTE_OFF), ch,
                                          notes[:, 2], np.zeros(k))))
-        kinds = {"program_change": PROGRAM, "control_change": CONTROL, "pitchwheel": BEND}
-        for c in track.controls:
-            rows.append(np.array([[tm.seconds(c.tick), kinds[c.kind], channel, c.number, c.value]]))
+        if track.controls:  # one tempo-map lookup for all of them, not one per event
+            cc = np.array([(c.tick, _KINDS[c.kind], c.number, c.value) for c in track.controls],
+                          dtype=np.int64)
+            rows.append(np.column_stack((tm.seconds(cc[:, 0]), cc[:, 1], np.full(len(cc), channel),
+                                         cc[:, 2], cc[:, 3])))
     if not rows:
         return np.zeros((0, 5), dtype=np.int64)
     ev = np.concatenate(rows)
