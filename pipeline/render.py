@@ -230,7 +230,8 @@ def _program_change(synth: Synth, channel: int, voice: Voice, program: int) -> N
 
 
 class _StemWriters:
-    """Float32 stereo WAV writers, one per channel of a synth; files appear only when closed."""
+    """Float32 stereo WAV writers, one per channel of a synth (on the hidden paths
+    :func:`render` renames into place)."""
 
     def __init__(self, paths: list[Path], sample_rate: int):
         self.paths = paths
