@@ -80,11 +80,6 @@ def gain_to_db(gain: float | np.ndarray, *, floor_db: float = -200.0) -> float |
     return float(out) if np.ndim(out) == 0 else out
 
 
-def peak_dbfs(audio: np.ndarray) -> float:
-    """Sample peak of ``audio`` in dBFS (``-200`` for silence)."""
-    return gain_to_db(float(np.max(np.abs(audio))) if audio.size else 0.0)
-
-
 #: libsndfile's SFC_SET_ADD_PEAK_CHUNK command (sndfile.h).
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from .errors import PresetError, TemplateError
-from .instruments import FAMILIES, instrument_map
+from .instruments import FAMILIES, by_name
 from .rooms import Room
-from .seating import BUSES, Depth, Rule, Seat
+from .seating import BUSES, DEFAULT_DEPTH, Depth, Rule, Seat
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg")
 LOSSY_FORMATS = ("mp3", "ogg")
 BIT_DEPTHS = (16, 24, 32)
 SAMPLE_RATES = (44100, 48000, 88200, 96000)
+CHAMBER_DEPTH = 0.25  # players seated in score order, where a template does not say
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class Template:
     seats: tuple[Seat, ...] = ()          # the default layout ([[seat]])
     layouts: dict = field(default_factory=dict)  # other layouts: name → seats that move
     rules: tuple[Rule, ...] = ()          # chamber instrumentations with their own seating
-    depth: Depth = Depth(level_db=-4.0, send_db=5.0, predelay_ms=10.0, damping_hz=8000.0)
-    chamber_depth: float = 0.25           # depth of players seated in score order
+    depth: Depth = DEFAULT_DEPTH
+    chamber_depth: float = CHAMBER_DEPTH  # depth of players seated in score order
     section_db: dict = field(default_factory=dict)  # bus → level (dB)
     swing: float | None = None            # the ensemble's default swing ratio (jazz band: 2:1)
     compress: tuple[str, ...] = ()        # instruments held steady by a light compressor
@@ -215,7 +216,6 @@ def _seats(entries, where: str) -> tuple[Seat, ...]:
 
 
 def _rules(entries, where: str) -> tuple[Rule, ...]:
-    known = {info.name for _, info in instrument_map()}
     if not isinstance(entries, list):
         raise TemplateError(f"{where}: must be an array of tables [[rule]]")
     rules = []
@@ -224,7 +224,7 @@ def _rules(entries, where: str) -> tuple[Rule, ...]:
         if not isinstance(entry, dict):
             raise TemplateError(f"{w}: must be a table")
         names = entry.get("instruments")
-        if not isinstance(names, list) or not names or any(n not in known for n in names):
+        if not isinstance(names, list) or not names or any(by_name(n) is None for n in names):
             raise TemplateError(f"{w}: 'instruments' = {names!r} is not allowed (a list of "
                                 f"instrument names from data/instruments.toml, left to right)")
         pans = _numbers(entry, "pans", w, -1.0, 1.0)
@@ -266,22 +266,24 @@ def load_template(name: str) -> Template:
         layouts={k: _seats(v.get("seat", []) if isinstance(v, dict) else v,
                            f"{lwhere}.{k} [[seat]]") for k, v in layouts.items()},
         rules=_rules(data.get("rule", []), f"{where} [[rule]]"),
-        depth=Depth(level_db=_optional(depth, "level_db", dwhere, TemplateError, -12.0, 0.0, -4.0),
-                    send_db=_optional(depth, "send_db", dwhere, TemplateError, 0.0, 12.0, 5.0),
+        depth=Depth(level_db=_optional(depth, "level_db", dwhere, TemplateError, -12.0, 0.0,
+                                       DEFAULT_DEPTH.level_db),
+                    send_db=_optional(depth, "send_db", dwhere, TemplateError, 0.0, 12.0,
+                                      DEFAULT_DEPTH.send_db),
                     predelay_ms=_optional(depth, "predelay_ms", dwhere, TemplateError, 0.0, 50.0,
-                                          10.0),
+                                          DEFAULT_DEPTH.predelay_ms),
                     damping_hz=_optional(depth, "damping_hz", dwhere, TemplateError, 2000.0,
-                                         20000.0, 8000.0)),
-        chamber_depth=_optional(data, "chamber_depth", where, TemplateError, 0.0, 1.0, 0.25),
+                                         20000.0, DEFAULT_DEPTH.damping_hz)),
+        chamber_depth=_optional(data, "chamber_depth", where, TemplateError, 0.0, 1.0,
+                                CHAMBER_DEPTH),
         section_db={b: _number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses},
         swing=_optional(data, "swing", where, TemplateError, 1.0, 4.0, 0.0) or None,
         compress=_instrument_names(data, "compress", where))
 
 
 def _instrument_names(data: dict, key: str, where: str) -> tuple[str, ...]:
-    known = {info.name for _, info in instrument_map()}
     names = data.get(key, [])
-    if not isinstance(names, list) or any(n not in known for n in names):
+    if not isinstance(names, list) or any(by_name(n) is None for n in names):
         raise TemplateError(f"{where}: '{key}' = {names!r} is not allowed (a list of instrument "
                             f"names from data/instruments.toml)")
     return tuple(names)

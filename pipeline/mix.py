@@ -35,8 +35,8 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from . import instruments
-from .audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, valid_audio,
-                    without_timestamp)
+from .audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_gain, gain_to_db,
+                    sample_peak, valid_audio, without_timestamp)
 from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import RUNG_OUT, Loudness, LoudnessMeter
@@ -227,18 +227,15 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
     # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
     out = np.zeros((2, total), dtype=np.float32)
     meter = LoudnessMeter(sr)  # the mix before its final gain
-    writers, paths, partial = [], [], []
-    try:
+    # a mix stem appears under its own name only once scaled (removed if the mix fails)
+    with ExitStack() as finished:
+        partial = [] if mix_stems_dir is None else [
+            finished.enter_context(atomic_path(mix_stems_dir / s.path.name)) for s in stems.stems]
         with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
             files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
-            if mix_stems_dir is not None:
-                mix_stems_dir.mkdir(parents=True, exist_ok=True)
-                paths = [mix_stems_dir / s.path.name for s in stems.stems]
-                # hidden names until scaled, so a mix stem under its own name is always complete
-                partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
-                writers = [files_open.enter_context(without_timestamp(sf.SoundFile(
-                    str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
-                    for p in partial]
+            writers = [files_open.enter_context(without_timestamp(sf.SoundFile(
+                str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
+                for p in partial]
             _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
                         progress)
         out, peak = _trim_tail(out, stems.frames)
@@ -246,13 +243,8 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
         gain = np.float32(db_to_gain(gain_db))
         out *= gain
-        for tmp, path in zip(partial, paths):
-            _scale_file(tmp, gain, out.shape[1])
-            os.replace(tmp, path)
-    except BaseException:
         for tmp in partial:
-            tmp.unlink(missing_ok=True)
-        raise
+            _scale_file(tmp, gain, out.shape[1])
     levels = tuple({"part": s.name, "file": f"stems/{s.path.name}", "pan": round(p.pan, 3),
                     "depth": round(p.depth, 3), "seat": p.seat, "bus": p.bus,
                     "peak_dbfs": round(gain_to_db(ch.meter.peak), 2),
@@ -261,7 +253,7 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                     "send_db": round(ch.send_db, 2), "predelay_ms": round(ch.predelay_ms, 1),
                     "damping_hz": round(ch.damping_hz),
                     "mix_lufs": _round(ch.post.integrated_lufs() + gain_db),
-                    "mix_stem": f"mix-stems/{s.path.name}" if paths else None,
+                    "mix_stem": f"mix-stems/{s.path.name}" if partial else None,
                     "instrument": v.instrument, "family": v.family, "eq": ch.eq,
                     "compressor": ch.compressor.summary() if ch.compressor else None,
                     "level_db": _level_db(o)}
@@ -358,7 +350,7 @@ def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhan
 def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
     """Drop the room's decay once it is below ``SILENCE_DBFS`` of the mix's peak; return the
     audio and that peak (the trim keeps it)."""
-    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
+    peak = sample_peak(audio)
     if peak == 0:
         return audio[:, :keep], 0.0
     loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))

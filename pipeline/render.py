@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES, without_timestamp
+from .audio import BLOCK_FRAMES, atomic_path, without_timestamp
 from .errors import RenderError, SoundfontError
 from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
@@ -37,6 +38,7 @@ TAIL_CHUNK_FRAMES = 4096
 
 # event kinds, in the order they are applied when several fall on the same frame
 PROGRAM, CONTROL, BEND, NOTE_OFF, NOTE_ON = range(5)
+_KINDS = {"program_change": PROGRAM, "control_change": CONTROL, "pitchwheel": BEND}
 
 ProgressFn = Callable[[float], None]
 
@@ -68,8 +70,6 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     workers = workers or os.cpu_count() or 1
     groups = _groups(performance.tracks, workers)
     paths = [stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav" for i, t in enumerate(performance.tracks)]
-    # hidden names until cut to length, so a stem under its own name is always complete
-    partial = [p.with_name(f".{p.stem}.partial{p.suffix}") for p in paths]
     cancel = threading.Event()  # set when the caller is interrupted: the synths stop at once
     expected = max(1, int((performance.duration_s + 1.0) * sample_rate))
     done = np.zeros(len(groups), dtype=np.int64)
@@ -79,11 +79,14 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
         if progress:
             progress(min(1.0, float(done.sum()) / (expected * len(groups))))
 
-    def run(g: int) -> tuple[int, int]:
-        return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
-                             lambda f: report(g, f), cancel)
+    # a stem appears under its own name only once cut to length (removed if the render fails)
+    with ExitStack() as finished:
+        partial = [finished.enter_context(atomic_path(p)) for p in paths]
 
-    try:
+        def run(g: int) -> tuple[int, int]:
+            return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
+                                 lambda f: report(g, f), cancel)
+
         with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
             try:
                 results = list(pool.map(run, range(len(groups))))
@@ -92,13 +95,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
                 raise
         last_audible = max(r[1] for r in results)
         frames = last_audible + int(TAIL_MARGIN_S * sample_rate)
-        for tmp, path in zip(partial, paths):
-            _set_length(tmp, frames)
-            os.replace(tmp, path)
-    except BaseException:
         for tmp in partial:
-            tmp.unlink(missing_ok=True)
-        raise
+            _set_length(tmp, frames)
     if progress:
         progress(1.0)
     return Stems(sample_rate, frames, tuple(Stem(i, t.name, p) for i, (t, p)
@@ -137,9 +135,11 @@ def _events(performance: Performance, track_indexes, sample_rate: int) -> np.nda
                                          notes[:, 2], notes[:, 3])))
             rows.append(np.column_stack((tm.seconds(notes[:, 1]), np.full(k, NOTE_OFF), ch,
                                          notes[:, 2], np.zeros(k))))
-        kinds = {"program_change": PROGRAM, "control_change": CONTROL, "pitchwheel": BEND}
-        for c in track.controls:
-            rows.append(np.array([[tm.seconds(c.tick), kinds[c.kind], channel, c.number, c.value]]))
+        if track.controls:  # one tempo-map lookup for all of them, not one per event
+            cc = np.array([(c.tick, _KINDS[c.kind], c.number, c.value) for c in track.controls],
+                          dtype=np.int64)
+            rows.append(np.column_stack((tm.seconds(cc[:, 0]), cc[:, 1], np.full(len(cc), channel),
+                                         cc[:, 2], cc[:, 3])))
     if not rows:
         return np.zeros((0, 5), dtype=np.int64)
     ev = np.concatenate(rows)
@@ -230,7 +230,8 @@ def _program_change(synth: Synth, channel: int, voice: Voice, program: int) -> N
 
 
 class _StemWriters:
-    """Float32 stereo WAV writers, one per channel of a synth; files appear only when closed."""
+    """Float32 stereo WAV writers, one per channel of a synth (on the hidden paths
+    :func:`render` renames into place)."""
 
     def __init__(self, paths: list[Path], sample_rate: int):
         self.paths = paths

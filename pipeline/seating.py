@@ -59,6 +59,10 @@ class Depth:
     damping_hz: float    # the air takes the highs: low-pass corner at the back
 
 
+#: A template's [depth] where it says nothing.
+DEFAULT_DEPTH = Depth(level_db=-4.0, send_db=5.0, predelay_ms=10.0, damping_hz=8000.0)
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where one part sits and which section it plays in."""
@@ -120,12 +124,12 @@ def _seat_for(texts: tuple[str, ...], family: str, seats: tuple[Seat, ...]) -> S
 def _spread(seat: Seat, count: int) -> list[float]:
     if seat.pans and count <= len(seat.pans):
         return list(seat.pans[:count])
-    if seat.pans:
+    if count == 1:  # (a seat with pans has returned above)
+        return [seat.pan]
+    if seat.pans:  # more players than places: spread over the places' width
         lo, hi = min(seat.pans), max(seat.pans)
     else:
         lo, hi = seat.pan - seat.spread / 2, seat.pan + seat.spread / 2
-    if count == 1:
-        return [seat.pan if not seat.pans else seat.pans[0]]
     return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
 
 

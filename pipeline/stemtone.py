@@ -16,6 +16,8 @@ from importlib import resources
 import numpy as np
 from scipy.signal import lfilter, sosfilt
 
+from .audio import db_to_gain
+from .config import _number
 from .errors import PipelineError
 from .instruments import FAMILIES
 from .loudness import k_weighting
@@ -63,14 +65,6 @@ class StemTone:
         return np.stack([biquad(b.type, b.hz, b.gain_db, sample_rate, q=b.q) for b in bands])
 
 
-def _number(table: dict, key: str, where: str, lo: float, hi: float) -> float:
-    value = table.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise PipelineError(f"{where}: '{key}' = {value!r} is not allowed (a number from {lo:g} "
-                            f"to {hi:g})")
-    return float(value)
-
-
 @functools.lru_cache(maxsize=1)
 def load_stem_tone() -> StemTone:
     """Read and check ``data/stem-tone.toml``."""
@@ -93,21 +87,21 @@ def load_stem_tone() -> StemTone:
                 raise PipelineError(f"{where}: band type {b.get('type')!r} is not allowed "
                                     f"(one of: {', '.join(BAND_TYPES)})")
             # gentle by rule: a stem EQ that needs more than 3 dB is the wrong sample
-            checked.append(Band(b["type"], _number(b, "hz", where, 20.0, 20000.0),
-                                _number(b, "gain_db", where, -3.0, 3.0),
-                                _number(b, "q", where, 0.3, 4.0)))
+            checked.append(Band(b["type"], _number(b, "hz", where, PipelineError, 20.0, 20000.0),
+                                _number(b, "gain_db", where, PipelineError, -3.0, 3.0),
+                                _number(b, "q", where, PipelineError, 0.3, 4.0)))
         eq[family] = tuple(checked)
     comp = data.get("compressor")
     where = f"{WHERE} [compressor]"
     if not isinstance(comp, dict):
         raise PipelineError(f"{where}: missing table")
     return StemTone(eq, CompressorSettings(
-        ratio=_number(comp, "ratio", where, 1.0, 2.0),  # light, by rule
-        threshold_lu=_number(comp, "threshold_lu", where, -6.0, 20.0),
-        detector_ms=_number(comp, "detector_ms", where, 1.0, 300.0),
-        attack_ms=_number(comp, "attack_ms", where, 1.0, 200.0),
-        release_db_per_s=_number(comp, "release_db_per_s", where, 1.0, 200.0),
-        max_reduction_db=_number(comp, "max_reduction_db", where, 0.5, 6.0)))
+        ratio=_number(comp, "ratio", where, PipelineError, 1.0, 2.0),  # light, by rule
+        threshold_lu=_number(comp, "threshold_lu", where, PipelineError, -6.0, 20.0),
+        detector_ms=_number(comp, "detector_ms", where, PipelineError, 1.0, 300.0),
+        attack_ms=_number(comp, "attack_ms", where, PipelineError, 1.0, 200.0),
+        release_db_per_s=_number(comp, "release_db_per_s", where, PipelineError, 1.0, 200.0),
+        max_reduction_db=_number(comp, "max_reduction_db", where, PipelineError, 0.5, 6.0)))
 
 
 def _one_pole(time_ms: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +168,7 @@ class Compressor:
         self.max_reduction_db = max(self.max_reduction_db, float(reduction.max()))
         self.frames += reduction.size
         self.compressed_frames += int(np.count_nonzero(reduction > 0.5))
-        return (block * (10.0 ** (-reduction / 20.0)).astype(np.float32)).astype(np.float32)
+        return block * db_to_gain(-reduction).astype(np.float32)
 
     def summary(self) -> dict:
         s = self.settings
