@@ -23,6 +23,7 @@ SMOOTHING_OCTAVES = 1.0
 EQ_BANDS = (("lowshelf", 90.0), ("peak", 180.0), ("peak", 355.0), ("peak", 710.0),
             ("peak", 1400.0), ("peak", 2800.0), ("peak", 5600.0), ("highshelf", 9000.0))
 EQ_Q = 1.1
+SHELF_Q = 0.707
 TONE_CHUNK = 1 << 18  # frames filtered at a time
 
 
@@ -88,8 +89,13 @@ def correction(measured: np.ndarray, target: np.ndarray, *, amount: float, max_d
     return np.clip(amount * _smooth(diff, SMOOTHING_OCTAVES) * active, -max_db, max_db)
 
 
-def biquad(kind: str, freq: float, gain_db: float, sample_rate: int, q: float = EQ_Q) -> np.ndarray:
-    """An RBJ-cookbook peaking or shelving filter as one second-order section."""
+def biquad(kind: str, freq: float, gain_db: float, sample_rate: int,
+           q: float | None = None) -> np.ndarray:
+    """An RBJ-cookbook peaking or shelving filter as one second-order section; ``q``: the
+    peak's bandwidth (``EQ_Q`` unless given) or the shelf's slope (``SHELF_Q`` unless given,
+    the steepest without overshoot)."""
+    if q is None:
+        q = EQ_Q if kind == "peak" else SHELF_Q
     a = 10 ** (gain_db / 40)
     w0 = 2 * np.pi * min(freq, 0.45 * sample_rate) / sample_rate
     cos, alpha = np.cos(w0), np.sin(w0) / (2 * q)
@@ -97,7 +103,7 @@ def biquad(kind: str, freq: float, gain_db: float, sample_rate: int, q: float = 
         b = [1 + alpha * a, -2 * cos, 1 - alpha * a]
         den = [1 + alpha / a, -2 * cos, 1 - alpha / a]
     else:
-        sq = 2 * np.sqrt(a) * np.sin(w0) / (2 * 0.707)
+        sq = 2 * np.sqrt(a) * np.sin(w0) / (2 * q)  # 2·√A·α
         sign = 1 if kind == "lowshelf" else -1
         b = [a * ((a + 1) - sign * (a - 1) * cos + sq),
              sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
@@ -158,7 +164,7 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
                   mono_bass_hz: float, high_shelf_hz: float, high_shelf_db: float) -> ToneSettings:
     sos = list(eq_sos)
     if high_shelf_db:
-        sos.append(biquad("highshelf", high_shelf_hz, high_shelf_db, sample_rate, q=0.707))
+        sos.append(biquad("highshelf", high_shelf_hz, high_shelf_db, sample_rate))
         eq_bands = [*eq_bands, {"type": "highshelf", "hz": high_shelf_hz, "gain_db": high_shelf_db}]
     mid = np.array(sos).reshape(-1, 6)
     side = list(sos)
