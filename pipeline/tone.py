@@ -27,28 +27,32 @@ SHELF_Q = 0.707
 TONE_CHUNK = 1 << 18  # frames filtered at a time
 
 
-def long_term_psd(mono: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
+def long_term_psd(audio: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
                   segments: int = ANALYSIS_SEGMENTS) -> tuple[np.ndarray, np.ndarray]:
-    """Welch's power spectral density averaged over at most ``segments`` Hann-windowed segments
-    spread evenly over the signal, so a 20-minute mix costs no more than a 5-minute one."""
+    """Welch's power spectral density of the mid signal (the channels' mean) of ``audio``
+    (channels, frames), or of a 1-D signal, averaged over at most ``segments`` Hann-windowed
+    segments spread evenly over it, so a 20-minute mix costs no more than a 5-minute one.
+    The mid is taken per segment: no whole-length mono copy."""
+    x = audio if audio.ndim == 2 else audio[None, :]
     n = segment
-    if mono.size < n:
-        mono = np.pad(mono, (0, n - mono.size))
-    count = min(segments, max(1, (mono.size - n) // (n // 2) + 1))
-    starts = np.linspace(0, mono.size - n, count).astype(np.int64)
+    if x.shape[1] < n:
+        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
+    frames = x.shape[1]
+    count = min(segments, max(1, (frames - n) // (n // 2) + 1))
+    starts = np.linspace(0, frames - n, count).astype(np.int64)
     window = np.hanning(n).astype(np.float32)
     power = np.zeros(n // 2 + 1)
     for chunk in np.array_split(starts, max(1, count // 16)):
-        segs = mono[chunk[:, None] + np.arange(n)[None, :]] * window
+        segs = x[:, chunk[:, None] + np.arange(n)[None, :]].mean(axis=0) * window
         power += (np.abs(np.fft.rfft(segs, axis=1)) ** 2).sum(axis=0)
     power /= count * sample_rate * float((window.astype(np.float64) ** 2).sum()) / 2
     return np.fft.rfftfreq(n, 1 / sample_rate), power
 
 
 def band_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Long-term energy (dB, relative to the whole) of the mid signal in each third-octave band
-    of ``BAND_CENTRES``."""
-    freqs, power = long_term_psd(audio.mean(axis=0) if audio.ndim == 2 else audio, sample_rate)
+    """Long-term energy (dB, relative to the whole) of the mid signal of ``audio`` (channels,
+    frames, or 1-D) in each third-octave band of ``BAND_CENTRES``."""
+    freqs, power = long_term_psd(audio, sample_rate)
     edges_lo, edges_hi = BAND_CENTRES * 2 ** (-1 / 6), BAND_CENTRES * 2 ** (1 / 6)
     out = np.empty(len(BAND_CENTRES))
     for i, (lo, hi) in enumerate(zip(edges_lo, edges_hi)):
