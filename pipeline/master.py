@@ -32,7 +32,7 @@ from .audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_pea
 from .config import Mastering, Preset
 from .dynamics import glue_gain, limiter_gain
 from .errors import ReferenceTrackError
-from .loudness import (gated_lufs, k_weighted_power, measure, step_powers,
+from .loudness import (gated_lufs, integrated_lufs, k_weighted_power, measure, step_powers,
                        true_peak_dbtp, true_peak_envelope)
 from .model import Master, Mix
 from .tone import (apply_tone, band_levels, correction, fit_eq, response_db, tilt_target,
@@ -74,7 +74,7 @@ def load_reference(path: str | Path) -> Reference:
     if audio.shape[1] < MIN_REFERENCE_S * sr:
         raise ReferenceTrackError(f"{path}: the reference track is shorter than "
                                   f"{MIN_REFERENCE_S:g} s; give a whole piece")
-    lufs = measure(audio[:2], sr).integrated_lufs()
+    lufs = integrated_lufs(audio[:2], sr)
     if not np.isfinite(lufs):
         raise ReferenceTrackError(f"{path}: the reference track is silent")
     return Reference(path, band_levels(audio[:2], sr), lufs)
