@@ -63,7 +63,8 @@ def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
              else f"Ogg Vorbis quality {preset.ogg_quality:g}")
     trim_db = 0.0
     for _ in range(LOSSY_RETRIES):
-        scaled = audio * np.float32(db_to_gain(trim_db))
+        # the first encode takes the master as it is: no whole-length copy unless trimmed
+        scaled = audio if trim_db == 0.0 else audio * np.float32(db_to_gain(trim_db))
         with atomic_path(path) as tmp:
             if fmt == "mp3":
                 _encode_mp3(tmp, scaled, sample_rate, preset.mp3_kbps, tags)
@@ -84,7 +85,9 @@ def _encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int, tags
     from mutagen.id3 import COMM, ID3, TALB, TCOP, TIT2, TPE1, TSSE
 
     # LAME takes 16-bit PCM: the master is dithered down to it first (TPDF)
-    pcm = (requantize(audio, 16, dither=True) * 32768).astype(np.int16).T
+    pcm = requantize(audio, 16, dither=True)
+    pcm *= np.float32(32768)  # in place: one whole-length float copy, not two
+    pcm = pcm.astype(np.int16).T
     enc = lameenc.Encoder()
     enc.set_bit_rate(kbps)
     enc.set_in_sample_rate(sample_rate)

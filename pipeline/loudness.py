@@ -106,12 +106,10 @@ class LoudnessMeter:
     """BS.1770-4 loudness fed block by block (stems never need to be whole in memory)."""
 
     def __init__(self, sample_rate: int, channels: int = 2):
-        self.step = int(round(STEP_S * sample_rate))
+        self.step = _step(sample_rate)
         self.sos = k_weighting(sample_rate)
         self.channels = channels
-        # a stereo pair is filtered as one complex signal (see _k_weighted_chunks)
-        self.state = np.zeros((self.sos.shape[0], 2), dtype=np.complex128) if channels == 2 \
-            else np.zeros((self.sos.shape[0], channels, 2))
+        self.state = _k_state(self.sos, channels)
         self.pending = np.zeros(0)
         self.steps: list[np.ndarray] = []
         self.peak = 0.0
@@ -140,19 +138,14 @@ class LoudnessMeter:
             self._add_power(np.zeros(frames))
 
     def _filter(self, block: np.ndarray) -> None:
-        if self.channels == 2:
-            y, self.state = sosfilt(self.sos, block[0] + np.complex64(1j) * block[1],
-                                    zi=self.state)
-            self._add_power(y.real * y.real + y.imag * y.imag)
-        else:
-            y, self.state = sosfilt(self.sos, block, axis=1, zi=self.state)
-            self._add_power((y * y).sum(axis=0))
+        rows, self.state = _k_filter(self.sos, block, self.state)
+        self._add_power(_power(rows))
 
     def _add_power(self, power: np.ndarray) -> None:
         y = np.concatenate((self.pending, power))
         whole = y.size // self.step
         if whole:
-            self.steps.append(y[: whole * self.step].reshape(whole, self.step).mean(axis=1))
+            self.steps.append(_step_means(y, self.step))
         self.pending = y[whole * self.step:]
 
     def result(self) -> Loudness:
@@ -161,8 +154,37 @@ class LoudnessMeter:
     def integrated_lufs(self) -> float:
         return self.result().integrated_lufs()
 
-    def short_term_lufs(self) -> np.ndarray:
-        return self.result().short_term_lufs()
+
+def _k_state(sos: np.ndarray, channels: int) -> np.ndarray:
+    """The K-weighting's initial (zero) state for ``channels`` channels (see :func:`_k_filter`)."""
+    return np.zeros((sos.shape[0], 2), dtype=np.complex128) if channels == 2 else \
+        np.zeros((sos.shape[0], channels, 2))
+
+
+def _k_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple:
+    """The K-weighted channels of ``x`` (channels, n), float64, and the filter's new state.
+
+    A stereo pair goes through as one complex signal (left real, right imaginary): real
+    coefficients keep the parts apart, so the result is that of two real passes, bit for
+    bit, in little more than the time of one."""
+    if x.shape[0] == 2:
+        y, zi = sosfilt(sos, x[0] + np.complex64(1j) * x[1], zi=zi)
+        return (y.real, y.imag), zi
+    return sosfilt(sos, x, axis=1, zi=zi)
+
+
+def _power(rows) -> np.ndarray:
+    """The channel-summed square of ``rows``."""
+    power = rows[0] * rows[0]
+    for row in rows[1:]:
+        power += row * row
+    return power
+
+
+def _step_means(power: np.ndarray, step: int) -> np.ndarray:
+    """Mean of ``power`` over each whole ``step`` frames (a last part step is dropped), float64."""
+    whole = power.size // step
+    return power[: whole * step].reshape(whole, step).mean(axis=1, dtype=np.float64)
 
 
 def _k_weighted_chunks(audio: np.ndarray, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -173,24 +195,10 @@ def _k_weighted_chunks(audio: np.ndarray, sample_rate: int) -> Iterator[tuple[in
     sos = k_weighting(sample_rate)
     channels, frames = audio.shape
     chunk = max(1, _CHUNK // _step(sample_rate)) * _step(sample_rate)
-    # a stereo pair goes through as one complex signal (left real, right imaginary): real
-    # coefficients keep the parts apart, so the result is that of two real passes, bit for
-    # bit, in little more than the time of one
-    pair = channels == 2
-    zi = np.zeros((sos.shape[0], 2), dtype=np.complex128) if pair else \
-        np.zeros((sos.shape[0], channels, 2))
+    zi = _k_state(sos, channels)
     for start in range(0, frames, chunk):
-        x = audio[:, start:start + chunk]
-        if pair:
-            y, zi = sosfilt(sos, x[0] + np.complex64(1j) * x[1], zi=zi)
-            rows = (y.real.astype(np.float32), y.imag.astype(np.float32))
-        else:
-            y, zi = sosfilt(sos, x, axis=1, zi=zi)
-            rows = y.astype(np.float32)
-        power = rows[0] * rows[0]
-        for row in rows[1:]:
-            power += row * row
-        yield start, power
+        rows, zi = _k_filter(sos, audio[:, start:start + chunk], zi)
+        yield start, _power([row.astype(np.float32) for row in rows])
 
 
 def _step(sample_rate: int) -> int:
@@ -223,7 +231,7 @@ def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = N
             if scale is not None:
                 g = g * scale
             p = p * (g * g)
-        out[first:last] = p.reshape(last - first, step).mean(axis=1, dtype=np.float64)
+        out[first:last] = _step_means(p, step)
     return out
 
 
@@ -231,10 +239,8 @@ def measure(audio: np.ndarray, sample_rate: int) -> Loudness:
     """Integrated, short-term and range of ``audio`` (channels, frames) from one pass, chunk
     by chunk (the same figures as :func:`step_powers` of :func:`k_weighted_power`)."""
     step = _step(sample_rate)
-    steps = []
-    for _, power in _k_weighted_chunks(audio, sample_rate):
-        whole = power.size // step  # only the last chunk has a part step: it is dropped
-        steps.append(power[: whole * step].reshape(whole, step).mean(axis=1, dtype=np.float64))
+    # only the last chunk has a part step: it is dropped
+    steps = [_step_means(power, step) for _, power in _k_weighted_chunks(audio, sample_rate)]
     return Loudness(np.concatenate(steps) if steps else np.zeros(0))
 
 

@@ -32,7 +32,7 @@ from .audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_pea
 from .config import Mastering, Preset
 from .dynamics import glue_gain, limiter_gain
 from .errors import ReferenceTrackError
-from .loudness import (gated_lufs, k_weighted_power, measure, step_powers,
+from .loudness import (gated_lufs, integrated_lufs, k_weighted_power, measure, step_powers,
                        true_peak_dbtp, true_peak_envelope)
 from .model import Master, Mix
 from .tone import (apply_tone, band_levels, correction, fit_eq, response_db, tilt_target,
@@ -74,7 +74,7 @@ def load_reference(path: str | Path) -> Reference:
     if audio.shape[1] < MIN_REFERENCE_S * sr:
         raise ReferenceTrackError(f"{path}: the reference track is shorter than "
                                   f"{MIN_REFERENCE_S:g} s; give a whole piece")
-    lufs = measure(audio[:2], sr).integrated_lufs()
+    lufs = integrated_lufs(audio[:2], sr)
     if not np.isfinite(lufs):
         raise ReferenceTrackError(f"{path}: the reference track is silent")
     return Reference(path, band_levels(audio[:2], sr), lufs)
@@ -170,7 +170,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             glue = glue_gain(audio, sr, ratio=ratio,
                              threshold_above_programme_db=preset.glue_threshold_lu,
                              attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
-            glue_db = _reduction_stats(glue)
+            glue_db = _reduction_stats(glue)[:2]
             if own:
                 audio *= glue
             else:
@@ -205,16 +205,20 @@ def _reduction_db(gain: np.ndarray) -> np.ndarray:
     return np.float32(-20) * np.log10(np.clip(gain, np.float32(1e-6), np.float32(1.0)))
 
 
-def _reduction_stats(gain: np.ndarray) -> tuple[float, float]:
-    """The largest and the mean gain reduction (dB) of a per-frame ``gain``, worked out in
+def _reduction_stats(gain: np.ndarray, *, over_db: float = 0.1) -> tuple[float, float, float]:
+    """The largest and the mean gain reduction (dB) of a per-frame ``gain``, and the fraction
+    of frames reduced by more than ``over_db``; all 0 when nothing is reduced. Worked out in
     chunks (the mean is summed in double precision: it may differ from a float32 mean of the
     whole in its last reported decimal)."""
-    if gain.size == 0:
-        return 0.0, 0.0
-    total = 0.0
+    low = float(gain.min()) if gain.size else 1.0
+    if low >= 1.0:
+        return 0.0, 0.0, 0.0
+    total, over = 0.0, 0
     for start in range(0, gain.size, STATS_CHUNK):
-        total += float(_reduction_db(gain[start:start + STATS_CHUNK]).sum(dtype=np.float64))
-    return float(_reduction_db(gain.min(keepdims=True))[0]), total / gain.size
+        reduction = _reduction_db(gain[start:start + STATS_CHUNK])
+        total += float(reduction.sum(dtype=np.float64))
+        over += int(np.count_nonzero(reduction > over_db))
+    return float(_reduction_db(np.float32(low))), total / gain.size, over / gain.size
 
 
 def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None,
@@ -253,7 +257,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     if not upsampled:
         loud, tp = _measure(out, sr)
     out = valid_audio(out, name="master")
-    reduction = _reduction_db(gr) if gr.size and gr.min() < 1.0 else np.zeros(1, dtype=np.float32)
+    max_reduction, mean_reduction, limiting = _reduction_stats(gr)
     integrated = loud.integrated_lufs()
     st = loud.short_term_lufs()
     measurements = {
@@ -265,9 +269,9 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         "sample_peak_dbfs": round(gain_to_db(sample_peak(out)), 2),
         "peak_to_loudness_db": _r(tp - integrated),
         "mix_lufs": _r(prep.mix_lufs), "gain_db": round(float(gain_db), 2),
-        "limiter_max_reduction_db": round(float(reduction.max()), 2) if frames else 0.0,
-        "limiter_mean_reduction_db": round(float(reduction.mean()), 3) if frames else 0.0,
-        "limiting_time_percent": round(100 * float((reduction > 0.1).mean()), 2) if frames else 0.0,
+        "limiter_max_reduction_db": round(max_reduction, 2),
+        "limiter_mean_reduction_db": round(mean_reduction, 3),
+        "limiting_time_percent": round(100 * limiting, 2),
         "guard": guard, "sample_rate": sr, "bit_depth": preset.bit_depth,
         "duration_s": round(out.shape[1] / sr, 3),
         "chain": {**prep.settings, "edges": edges, "word_length": word},

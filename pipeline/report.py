@@ -47,7 +47,7 @@ class Trace:
 def trace(label: str, audio: np.ndarray, sample_rate: int, lufs: float | None,
           short_term: np.ndarray, limiter_gain: np.ndarray | None = None) -> Trace:
     lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
-    freqs, power = long_term_psd(audio.mean(axis=0), sample_rate, segment=SPECTRUM_SEGMENT,
+    freqs, power = long_term_psd(audio, sample_rate, segment=SPECTRUM_SEGMENT,
                                  segments=SPECTRUM_SEGMENTS)
     power = _octave_smooth(freqs, power, SPECTRUM_SMOOTHING_OCTAVES)
     shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)

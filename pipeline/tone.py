@@ -23,31 +23,36 @@ SMOOTHING_OCTAVES = 1.0
 EQ_BANDS = (("lowshelf", 90.0), ("peak", 180.0), ("peak", 355.0), ("peak", 710.0),
             ("peak", 1400.0), ("peak", 2800.0), ("peak", 5600.0), ("highshelf", 9000.0))
 EQ_Q = 1.1
+SHELF_Q = 0.707
 TONE_CHUNK = 1 << 18  # frames filtered at a time
 
 
-def long_term_psd(mono: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
+def long_term_psd(audio: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
                   segments: int = ANALYSIS_SEGMENTS) -> tuple[np.ndarray, np.ndarray]:
-    """Welch's power spectral density averaged over at most ``segments`` Hann-windowed segments
-    spread evenly over the signal, so a 20-minute mix costs no more than a 5-minute one."""
+    """Welch's power spectral density of the mid signal (the channels' mean) of ``audio``
+    (channels, frames), or of a 1-D signal, averaged over at most ``segments`` Hann-windowed
+    segments spread evenly over it, so a 20-minute mix costs no more than a 5-minute one.
+    The mid is taken per segment: no whole-length mono copy."""
+    x = audio if audio.ndim == 2 else audio[None, :]
     n = segment
-    if mono.size < n:
-        mono = np.pad(mono, (0, n - mono.size))
-    count = min(segments, max(1, (mono.size - n) // (n // 2) + 1))
-    starts = np.linspace(0, mono.size - n, count).astype(np.int64)
+    if x.shape[1] < n:
+        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
+    frames = x.shape[1]
+    count = min(segments, max(1, (frames - n) // (n // 2) + 1))
+    starts = np.linspace(0, frames - n, count).astype(np.int64)
     window = np.hanning(n).astype(np.float32)
     power = np.zeros(n // 2 + 1)
     for chunk in np.array_split(starts, max(1, count // 16)):
-        segs = mono[chunk[:, None] + np.arange(n)[None, :]] * window
+        segs = x[:, chunk[:, None] + np.arange(n)[None, :]].mean(axis=0) * window
         power += (np.abs(np.fft.rfft(segs, axis=1)) ** 2).sum(axis=0)
     power /= count * sample_rate * float((window.astype(np.float64) ** 2).sum()) / 2
     return np.fft.rfftfreq(n, 1 / sample_rate), power
 
 
 def band_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Long-term energy (dB, relative to the whole) of the mid signal in each third-octave band
-    of ``BAND_CENTRES``."""
-    freqs, power = long_term_psd(audio.mean(axis=0) if audio.ndim == 2 else audio, sample_rate)
+    """Long-term energy (dB, relative to the whole) of the mid signal of ``audio`` (channels,
+    frames, or 1-D) in each third-octave band of ``BAND_CENTRES``."""
+    freqs, power = long_term_psd(audio, sample_rate)
     edges_lo, edges_hi = BAND_CENTRES * 2 ** (-1 / 6), BAND_CENTRES * 2 ** (1 / 6)
     out = np.empty(len(BAND_CENTRES))
     for i, (lo, hi) in enumerate(zip(edges_lo, edges_hi)):
@@ -88,8 +93,13 @@ def correction(measured: np.ndarray, target: np.ndarray, *, amount: float, max_d
     return np.clip(amount * _smooth(diff, SMOOTHING_OCTAVES) * active, -max_db, max_db)
 
 
-def biquad(kind: str, freq: float, gain_db: float, sample_rate: int, q: float = EQ_Q) -> np.ndarray:
-    """An RBJ-cookbook peaking or shelving filter as one second-order section."""
+def biquad(kind: str, freq: float, gain_db: float, sample_rate: int,
+           q: float | None = None) -> np.ndarray:
+    """An RBJ-cookbook peaking or shelving filter as one second-order section; ``q``: the
+    peak's bandwidth (``EQ_Q`` unless given) or the shelf's slope (``SHELF_Q`` unless given,
+    the steepest without overshoot)."""
+    if q is None:
+        q = EQ_Q if kind == "peak" else SHELF_Q
     a = 10 ** (gain_db / 40)
     w0 = 2 * np.pi * min(freq, 0.45 * sample_rate) / sample_rate
     cos, alpha = np.cos(w0), np.sin(w0) / (2 * q)
@@ -97,7 +107,7 @@ def biquad(kind: str, freq: float, gain_db: float, sample_rate: int, q: float = 
         b = [1 + alpha * a, -2 * cos, 1 - alpha * a]
         den = [1 + alpha / a, -2 * cos, 1 - alpha / a]
     else:
-        sq = 2 * np.sqrt(a) * np.sin(w0) / (2 * 0.707)
+        sq = 2 * np.sqrt(a) * np.sin(w0) / (2 * q)  # 2·√A·α
         sign = 1 if kind == "lowshelf" else -1
         b = [a * ((a + 1) - sign * (a - 1) * cos + sq),
              sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
@@ -158,7 +168,7 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
                   mono_bass_hz: float, high_shelf_hz: float, high_shelf_db: float) -> ToneSettings:
     sos = list(eq_sos)
     if high_shelf_db:
-        sos.append(biquad("highshelf", high_shelf_hz, high_shelf_db, sample_rate, q=0.707))
+        sos.append(biquad("highshelf", high_shelf_hz, high_shelf_db, sample_rate))
         eq_bands = [*eq_bands, {"type": "highshelf", "hz": high_shelf_hz, "gain_db": high_shelf_db}]
     mid = np.array(sos).reshape(-1, 6)
     side = list(sos)
