@@ -32,13 +32,15 @@ def _window_mean(x: np.ndarray, before: int, after: int) -> np.ndarray:
     return uniform_filter1d(x, size=size, origin=before - size // 2, mode="nearest")
 
 
-def release(gain_db: np.ndarray, db_per_frame: float, *, chunk: int = 1 << 20) -> np.ndarray:
+def release(gain_db: np.ndarray, db_per_frame: float, *, initial: float = np.inf,
+            dtype=np.float32, chunk: int = 1 << 20) -> np.ndarray:
     """Follow ``gain_db`` down at once and back up no faster than ``db_per_frame``:
     ``out[n] = min_k≤n(gain_db[k] + (n − k)·rate)``, a cumulative minimum per chunk, with the
-    previous chunk's last value carried in (exact; bounded memory)."""
-    out = np.empty(gain_db.size, dtype=np.float32)
+    previous chunk's last value carried in (exact; bounded memory). ``initial``: the value
+    before the first frame (a block-by-block caller carries its last one)."""
+    out = np.empty(gain_db.size, dtype=dtype)
     ramp = np.arange(min(chunk, gain_db.size) + 1, dtype=np.float64) * db_per_frame
-    last = np.inf
+    last = initial
     for start in range(0, gain_db.size, chunk):
         g = gain_db[start:start + chunk]
         r = ramp[1: g.size + 1]

@@ -4,7 +4,7 @@ the players an engineer would hold steady (``data/stem-tone.toml``; the template
 The compressor works block by block on a stem, with its state carried across blocks, and
 without a per-sample Python loop: its level detector and attack are one-pole IIR filters
 (``scipy.signal.lfilter``) and its release, a gain reduction that falls at most
-``release_db_per_s``, is a running maximum (``numpy.maximum.accumulate``).
+``release_db_per_s``, is :func:`pipeline.dynamics.release` on the negated reduction.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from scipy.signal import lfilter, sosfilt
 
 from .audio import db_to_gain
 from .config import _number
+from .dynamics import release
 from .errors import PipelineError
 from .instruments import FAMILIES
 from .loudness import k_weighting
@@ -141,10 +142,9 @@ class Compressor:
         level = LUFS_OFFSET + 10.0 * np.log10(power + 1e-20)
         wanted = np.clip((level - self.threshold_lufs) * self.slope, 0.0,
                          self.settings.max_reduction_db)
-        # release: reduction[i] = max over j ≤ i of wanted[j] − (i − j)·rate, i.e. a running
-        # maximum of wanted[j] + j·rate, less i·rate (and what the last block still held)
-        ramp = np.arange(1, n + 1) * self.release_per_frame
-        held = np.maximum(np.maximum.accumulate(wanted + ramp), self.held_db) - ramp
+        # release: reduction[i] = max over j ≤ i of wanted[j] − (i − j)·rate (and what the last
+        # block still held): the limiter's release, on the negated reduction
+        held = -release(-wanted, self.release_per_frame, initial=-self.held_db, dtype=np.float64)
         held = np.maximum(held, 0.0)
         self.held_db = float(held[-1]) if n else self.held_db
         smooth, self.attack_state = lfilter(*self.attack, held, zi=self.attack_state)
