@@ -41,7 +41,7 @@ def _looks_like_choir(tracks) -> bool:
 def _voice(track: Track, part: PartSettings, soundfont: Path, fallback: Path | None, probe: Synth,
            choir: bool) -> Voice:
     named = (instruments.voice_for(track.name) if choir else None) or \
-        instruments.lookup(track.name) or instruments.lookup(track.instrument)
+        instruments.lookup_first(track.name, track.instrument)
     info = part.instrument or named
     soundfont = part.soundfont or soundfont
     if track.is_percussion:  # a sidecar's program picks another kit

@@ -98,11 +98,8 @@ class Plan:
 def role_of(name: str, inst) -> str | None:
     """``piano``, ``guitar`` or ``bass`` for a rhythm-section instrument, else None.
     A part with no name of its own is taken as a keyboard."""
-    names = [name] + ([inst.instrumentName] if inst is not None and inst.instrumentName else [])
-    for text in names:
-        info = instruments.lookup(text)
-        if info is None:
-            continue
+    info = instruments.lookup_first(name, inst.instrumentName if inst is not None else None)
+    if info is not None:
         if info.name in ("Acoustic Bass", "Electric Bass", "Contrabass"):
             return "bass"
         if "Guitar" in info.name:

@@ -81,8 +81,7 @@ SUSTAINING_FAMILIES = {"strings", "woodwinds", "saxes", "brass", "voices"}
 def sustains(name: str, instrument_name: str | None, program: int | None) -> bool:
     """Whether a part sustains its notes (bowed, blown, sung, organ): decided by the score's
     General MIDI program when it gives one, else by the instrument map's program and family."""
-    info = instruments.lookup(name) or (instruments.lookup(instrument_name) if instrument_name
-                                        else None)
+    info = instruments.lookup_first(name, instrument_name)
     if program is None and info is not None:
         program = info.program
     if program is not None:

@@ -61,6 +61,12 @@ def lookup(name: str) -> InstrumentInfo | None:
     return found[1] if found else None
 
 
+def lookup_first(*names: str | None) -> InstrumentInfo | None:
+    """The instrument the first of ``names`` that the map knows stands for (a part's name, then
+    its instrument's name), or ``None``."""
+    return next((info for name in names if name and (info := lookup(name)) is not None), None)
+
+
 def _match(text: str) -> tuple[str, InstrumentInfo] | None:
     """The longest phrase of the map in a normalised name, with its instrument."""
     for phrase, info in instrument_map():

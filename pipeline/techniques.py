@@ -71,9 +71,7 @@ def program_changes(staves, *, name: str, inst, program: int | None,
     the player holds). Not for percussion: a drum channel's program chooses the kit."""
     own = program
     if own is None:
-        info = instruments.lookup(name) or (
-            instruments.lookup(inst.instrumentName) if inst is not None and inst.instrumentName
-            else None)
+        info = instruments.lookup_first(name, inst.instrumentName if inst is not None else None)
         own = info.program if info is not None else None
     offsets, programs = _written_changes(staves, own)
     if not offsets:
