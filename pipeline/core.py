@@ -303,38 +303,37 @@ class _Score:
     def __init__(self, path: Path):
         self.path = path
         self.loaded = None
-        self.cached: dict = {}
+        self.keys: dict = {}    # swing → cache key (None: the file cannot be read)
+        self.cached: dict = {}  # swing → performance, or None when the cache has none
 
     @property
     def is_midi(self) -> bool:
         return self.path.suffix.lower() in MIDI_SUFFIXES
 
-    def _key(self, swing: float | None) -> str | None:
-        try:
-            return scorecache.key(self.path, swing=swing, fermata_hold=None)
-        except OSError:
-            return None  # missing or unreadable: load() says so in its own words
+    def _look_up(self, swing: float | None) -> Performance | None:
+        """The cached performance for ``swing``; the file is hashed and the cache read once
+        per swing, a miss included."""
+        if swing not in self.cached:
+            try:
+                self.keys[swing] = scorecache.key(self.path, swing=swing, fermata_hold=None)
+            except OSError:
+                self.keys[swing] = None  # missing or unreadable: load() says so in its own words
+            key = self.keys[swing]
+            self.cached[swing] = scorecache.read(key) if key else None
+        return self.cached[swing]
 
     def prepare(self, *, swing: float | None) -> None:
         """Find the performance in the cache, else parse the score."""
-        key = self._key(swing)
-        found = scorecache.read(key) if key else None
-        if found is not None:
-            self.cached[swing] = found
-        elif self.loaded is None:
+        if self._look_up(swing) is None and self.loaded is None:
             self.loaded = load(self.path)
 
     def performance(self, *, swing: float | None) -> Performance:
-        if swing not in self.cached:
-            key = self._key(swing)
-            found = scorecache.read(key) if key else None
-            if found is None:
-                if self.loaded is None:
-                    self.loaded = load(self.path)
-                found = perform(self.loaded, swing=swing)
-                if key:
-                    scorecache.write(key, found)
-            self.cached[swing] = found
+        if self._look_up(swing) is None:
+            if self.loaded is None:
+                self.loaded = load(self.path)
+            self.cached[swing] = perform(self.loaded, swing=swing)
+            if self.keys[swing]:
+                scorecache.write(self.keys[swing], self.cached[swing])
         return self.cached[swing]
 
 
