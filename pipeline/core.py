@@ -103,11 +103,11 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _check_space(out_root: Path, performance, sample_rate: int) -> None:
+def _check_space(out_root: Path, performance, sample_rate: int, *, mix_stems: bool) -> None:
     """Refuse at once when the stems alone will not fit, rather than an hour into the render:
-    dry and mixed stems are float32 stereo (8 bytes a frame each)."""
+    the dry stems and (``mix_stems``) the mix stems are float32 stereo (8 bytes a frame)."""
     frames = (performance.duration_s + 2.0) * sample_rate  # + release tails
-    needed = int(len(performance.tracks) * 2 * frames * 8)
+    needed = int(len(performance.tracks) * (2 if mix_stems else 1) * frames * 8)
     free = shutil.disk_usage(out_root).free
     if needed > free:
         raise OutputError(f"{out_root}: not enough free space (the stems alone need about "
@@ -269,7 +269,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
     folder = PieceFolder(out_root, slug or slugify(score_path.stem))
     try:
-        _check_space(out_root, performance, sample_rate)
+        _check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
         with stage("render"):
             stems = render(performance, voices, stems_dir=folder.work / "stems",
                            sample_rate=sample_rate, progress=lambda f: progress("render", f))
