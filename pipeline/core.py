@@ -368,10 +368,10 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
-        with stage("master"):  # the mix's picture first: the last master uses the mix up
+        with stage("master"):
+            # the mix's picture first: the last master uses the mix up
             mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
                               piece.mix.loudness_lufs, piece.mix.short_term_lufs)
-        with stage("master"):
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
