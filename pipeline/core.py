@@ -234,10 +234,11 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
-    if ensemble:
-        settings = _layout(load_template(ensemble), settings)
+    chosen = load_template(ensemble) if ensemble else None
+    if chosen is not None:
+        settings = _layout(chosen, settings)
     # the swing is known now unless it comes from a template still to be detected
-    feel = _feel(load_template(ensemble) if ensemble else None, swing)
+    feel = _feel(chosen, swing)
     score = _Score(score_path)
     with stage("load"):
         score.prepare(swing=feel)
