@@ -356,7 +356,8 @@ def _site_entry(folder: Path, report: dict, score_name: str) -> dict:
     """The page's entry for a piece mastered into ``folder``; draws its waveform there."""
     masters = {m["preset"]: m for m in report["masters"]}
     files = {m["preset"]: [f["file"] for f in m["files"]] for m in report["masters"]}
-    audio, _ = sf.read(str(folder / files[WAV_PRESET][0]), dtype="float32", always_2d=True)
+    wav = files[WAV_PRESET][0]
+    audio, rate = sf.read(str(folder / wav), dtype="float32", always_2d=True)
     with atomic_path(folder / WAVEFORM) as tmp:
         tmp.write_text(waveform_svg(audio.T, WAVEFORM_COLUMNS), encoding="utf-8")
     player = masters[PLAYER_PRESET]
@@ -366,10 +367,12 @@ def _site_entry(folder: Path, report: dict, score_name: str) -> dict:
         "category": report["ensemble"], "duration_s": player["duration_s"],
         "lufs": {p: m["integrated_lufs"] for p, m in masters.items()},
         "true_peak_dbtp": {p: m["true_peak_dbtp"] for p, m in masters.items()},
-        "player": files[PLAYER_PRESET], "wav": files[WAV_PRESET][0],
+        "player": files[PLAYER_PRESET], "wav": wav,
         "stems_zip": STEMS_ZIP, "score": f"{SCORE_FOLDER}/{score_name}",
         "waveform": WAVEFORM, "report": "report.html",
-        "audio_sha256": {name: audio_digest(folder / name)
+        # the WAV is read already: its digest from those samples, not from the file again
+        "audio_sha256": {name: _digest(rate, audio.shape[1], [audio]) if name == wav
+                         else audio_digest(folder / name)
                          for names in files.values() for name in names},
     }
 
@@ -451,11 +454,16 @@ def _to_pcm24(src: Path, dst: Path, gain: float) -> tuple[int, int]:
 def audio_digest(path: Path) -> str:
     """SHA-256 of the decoded samples: the same for the same audio even where the container is
     not (an Ogg stream carries a random serial number)."""
-    h = hashlib.sha256()
     with sf.SoundFile(str(path)) as f:
-        h.update(f"{f.samplerate}|{f.channels}".encode())
-        for block in f.blocks(blocksize=1 << 16, dtype="float32"):
-            h.update(np.ascontiguousarray(block).tobytes())
+        return _digest(f.samplerate, f.channels, f.blocks(blocksize=1 << 16, dtype="float32"))
+
+
+def _digest(sample_rate: int, channels: int, blocks: Iterable[np.ndarray]) -> str:
+    """:func:`audio_digest` of decoded float32 audio given as (frames, channels) blocks in
+    order: any split of the same samples gives the same digest."""
+    h = hashlib.sha256(f"{sample_rate}|{channels}".encode())
+    for block in blocks:
+        h.update(np.ascontiguousarray(block).tobytes())
     return h.hexdigest()
 
 
