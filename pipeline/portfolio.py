@@ -307,7 +307,8 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
     work = piece.folder.work
     try:
         entries = album_entries(piece, presets)
-        _zip_stems(work, job.slug, piece.performance.title)
+        _zip_stems(work, job.slug, piece.performance.title,
+                   peaks_dbfs=[level["peak_dbfs"] for level in piece.mix.stem_levels])
         # mastering needs only the mix; the stems live on in the zip
         shutil.rmtree(work / "stems")
         _dump(work / CACHED_PIECE, piece)
@@ -385,14 +386,20 @@ def _link(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def _zip_stems(folder: Path, slug: str, title: str) -> None:
+def _zip_stems(folder: Path, slug: str, title: str, *,
+               peaks_dbfs: list[float] | None = None) -> None:
     """``folder/stems.zip`` for a producer to remix: the dry stems of ``folder/stems/`` as 24-bit
     WAV, with ``performance.mid`` and a note on what they are. 24-bit WAV is what every DAW opens
     (Pro Tools and Logic do not open FLAC) and holds a stem's range with room to spare; float32
     would make the download a third larger and deflate packs it worse. The stems keep their
-    balance: if one peaks over full scale, all are lowered together."""
+    balance: if one peaks over full scale, all are lowered together.
+
+    ``peaks_dbfs``: the stems' sample peaks as the mix measured them (rounded to 0.01 dB). When
+    every one is below 0 dBFS no stem can be over full scale, and the files are not scanned
+    for their peaks again; otherwise the exact peak is read from them."""
     stems = sorted((folder / "stems").glob("*.wav"))
-    peak = max((_peak(stem) for stem in stems), default=0.0)
+    below_full_scale = peaks_dbfs is not None and all(p < 0.0 for p in peaks_dbfs)
+    peak = 0.0 if below_full_scale else max((_peak(stem) for stem in stems), default=0.0)
     ceiling = db_to_gain(STEMS_CEILING_DBFS)
     gain = ceiling / peak if peak > 1.0 else 1.0
     root = f"{slug}-stems"
