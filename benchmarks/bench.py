@@ -14,8 +14,8 @@ ratios of one run mean much, so the load average is printed with them.
 
 Cases: Beethoven's Große Fuge op. 133 (music21's corpus); a generated 30-part orchestral score
 (:mod:`orchestra_score`, fixed seed) at 5 and 10 minutes, to show the cost growing linearly with
-the length and the memory staying flat; the demo portfolio (cold, then warm) once this tree has
-``score2audio portfolio``.
+the length and the memory staying flat; the demo portfolio (``score2audio portfolio``, cold,
+then warm).
 """
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ sys.path.insert(0, str(HERE))
 from orchestra_score import write_orchestra_score  # noqa: E402
 
 CASES = ("grosse-fuge", "orchestra-5", "orchestra-10", "portfolio")
-DEFAULT_CASES = ("grosse-fuge", "orchestra-5", "orchestra-10", "portfolio")
 #: stage columns: report.json's timing keys summed into each
 STAGES = {"parse": ("load",), "perform": ("perform", "assign"), "render": ("render",),
           "mix": ("mix",), "master": ("master",), "export": ("export", "report")}
@@ -65,7 +64,6 @@ class Row:
     ours: Run | None = None
     fluidsynth: Run | None = None
     musescore: Run | None = None
-    note: str = ""
 
 
 def timed(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None) -> Run:
@@ -89,15 +87,12 @@ def python_env(cache: Path) -> dict:
     return env
 
 
-#: MuseScore's export and bare FluidSynth write one mix, so the comparison leaves out the
-#: per-instrument mix stems (a room convolution per player); ``--mix-stems`` measures them too.
-MIX_STEMS = False
-
-
-def render(score: Path, out: Path, cache: Path) -> tuple[Run, Path | None]:
-    """``score2audio render`` into ``out``: the run and the piece's folder."""
+def render(score: Path, out: Path, cache: Path, *, mix_stems: bool) -> tuple[Run, Path | None]:
+    """``score2audio render`` into ``out``: the run and the piece's folder. MuseScore's export
+    and bare FluidSynth write one mix, so the comparison leaves out the per-instrument mix stems
+    (a room convolution per player) unless ``mix_stems``."""
     cmd = [sys.executable, "-m", "pipeline.cli", "render", str(score), "--out", str(out), "-q",
-           "--mix-stems" if MIX_STEMS else "--no-mix-stems"]
+           "--mix-stems" if mix_stems else "--no-mix-stems"]
     run = timed(cmd, env=python_env(cache))
     reports = list(out.glob("*/report.json"))
     return run, reports[0].parent if run.ok and reports else None
@@ -125,7 +120,8 @@ def score_for(case: str, work: Path) -> Path:
     return write_orchestra_score(work / "scores" / f"orchestra-{minutes:g}min.musicxml", minutes)
 
 
-def bench_case(case: str, work: Path, *, warm: bool, references: bool) -> list[Row]:
+def bench_case(case: str, work: Path, *, warm: bool, references: bool,
+               mix_stems: bool) -> list[Row]:
     score = score_for(case, work)
     cache = work / f"cache-{case}"
     shutil.rmtree(cache, ignore_errors=True)  # cold: nothing parsed or calibrated yet
@@ -133,7 +129,7 @@ def bench_case(case: str, work: Path, *, warm: bool, references: bool) -> list[R
     for label in ("cold", "warm") if warm else ("cold",):
         out = work / f"out-{case}-{label}"
         shutil.rmtree(out, ignore_errors=True)
-        run, folder = render(score, out, cache)
+        run, folder = render(score, out, cache, mix_stems=mix_stems)
         row = Row(f"{case} ({label})" if warm else case, ours=run)
         if folder is not None:
             report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
@@ -151,14 +147,9 @@ def bench_case(case: str, work: Path, *, warm: bool, references: bool) -> list[R
     return rows
 
 
-# --- the portfolio -------------------------------------------------------------------------
-# HOOK (issue 7): `make portfolio` is being built on its own branch. Once this tree's CLI has
-# `score2audio portfolio SCORES --out SITE`, the case below times it over scores/ cold (empty
-# site and cache) and then warm (everything already rendered), as the issue asks; until then it
-# reports that the command is missing. Nothing of the portfolio itself is implemented here.
 def bench_portfolio(work: Path) -> list[Row]:
-    if not (ROOT / "pipeline" / "portfolio.py").exists():
-        return [Row("portfolio", note="not in this tree yet (no 'score2audio portfolio')")]
+    """``score2audio portfolio`` over scores/ cold (empty site and cache), then warm (everything
+    already rendered)."""
     cache, site = work / "cache-portfolio", work / "site"
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(site, ignore_errors=True)
@@ -190,9 +181,6 @@ def print_table(rows: list[Row]) -> None:
     print(head)
     print("─" * len(head))
     for r in rows:
-        if r.ours is None:
-            print(f"{r.case:22s} {r.note}")
-            continue
         if not r.ours.ok:
             print(f"{r.case:22s} FAILED: {r.ours.error}")
             continue
@@ -215,7 +203,7 @@ def print_table(rows: list[Row]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
+    ap.add_argument("--cases", default=",".join(CASES),
                     help=f"comma-separated, from: {', '.join(CASES)}")
     ap.add_argument("--warm", action="store_true",
                     help="render each case a second time with the parse and calibration caches full")
@@ -225,8 +213,6 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
-    global MIX_STEMS
-    MIX_STEMS = args.mix_stems
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -241,7 +227,8 @@ def main() -> None:
             if case == "portfolio":
                 rows += bench_portfolio(work)
             else:
-                rows += bench_case(case, work, warm=args.warm, references=not args.no_references)
+                rows += bench_case(case, work, warm=args.warm, references=not args.no_references,
+                                   mix_stems=args.mix_stems)
             print(f"  done: {case} (load average {load_average()})", file=sys.stderr, flush=True)
     finally:
         if args.work is None:

@@ -102,6 +102,8 @@ def _humanize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, metavar="N",
                    help="seed of the humanization: the same seed renders the same performance "
                         "(default: a fixed one)")
+
+
 def _max_duration(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-duration", type=_positive, default=MAX_DURATION_S, metavar="SECONDS",
                    help=f"refuse a performance longer than this (default: {MAX_DURATION_S:g}, "
@@ -364,6 +366,7 @@ def _catch_termination() -> dict:
         return {}
     return {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGHUP)
             if signal.getsignal(signum) is not signal.SIG_IGN}
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -103,11 +103,11 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _check_space(out_root: Path, performance, sample_rate: int) -> None:
+def _check_space(out_root: Path, performance, sample_rate: int, *, mix_stems: bool) -> None:
     """Refuse at once when the stems alone will not fit, rather than an hour into the render:
-    dry and mixed stems are float32 stereo (8 bytes a frame each)."""
+    the dry stems and (``mix_stems``) the mix stems are float32 stereo (8 bytes a frame)."""
     frames = (performance.duration_s + 2.0) * sample_rate  # + release tails
-    needed = int(len(performance.tracks) * 2 * frames * 8)
+    needed = int(len(performance.tracks) * (2 if mix_stems else 1) * frames * 8)
     free = shutil.disk_usage(out_root).free
     if needed > free:
         raise OutputError(f"{out_root}: not enough free space (the stems alone need about "
@@ -234,10 +234,11 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
-    if ensemble:
-        settings = _layout(load_template(ensemble), settings)
+    chosen = load_template(ensemble) if ensemble else None
+    if chosen is not None:
+        settings = _layout(chosen, settings)
     # the swing is known now unless it comes from a template still to be detected
-    feel = _feel(load_template(ensemble) if ensemble else None, swing)
+    feel = _feel(chosen, swing)
     score = _Score(score_path)
     with stage("load"):
         score.prepare(swing=feel)
@@ -269,7 +270,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
     folder = PieceFolder(out_root, slug or slugify(score_path.stem))
     try:
-        _check_space(out_root, performance, sample_rate)
+        _check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
         with stage("render"):
             stems = render(performance, voices, stems_dir=folder.work / "stems",
                            sample_rate=sample_rate, progress=lambda f: progress("render", f))
@@ -303,38 +304,37 @@ class _Score:
     def __init__(self, path: Path):
         self.path = path
         self.loaded = None
-        self.cached: dict = {}
+        self.keys: dict = {}    # swing → cache key (None: the file cannot be read)
+        self.cached: dict = {}  # swing → performance, or None when the cache has none
 
     @property
     def is_midi(self) -> bool:
         return self.path.suffix.lower() in MIDI_SUFFIXES
 
-    def _key(self, swing: float | None) -> str | None:
-        try:
-            return scorecache.key(self.path, swing=swing, fermata_hold=None)
-        except OSError:
-            return None  # missing or unreadable: load() says so in its own words
+    def _look_up(self, swing: float | None) -> Performance | None:
+        """The cached performance for ``swing``; the file is hashed and the cache read once
+        per swing, a miss included."""
+        if swing not in self.cached:
+            try:
+                self.keys[swing] = scorecache.key(self.path, swing=swing, fermata_hold=None)
+            except OSError:
+                self.keys[swing] = None  # missing or unreadable: load() says so in its own words
+            key = self.keys[swing]
+            self.cached[swing] = scorecache.read(key) if key else None
+        return self.cached[swing]
 
     def prepare(self, *, swing: float | None) -> None:
         """Find the performance in the cache, else parse the score."""
-        key = self._key(swing)
-        found = scorecache.read(key) if key else None
-        if found is not None:
-            self.cached[swing] = found
-        elif self.loaded is None:
+        if self._look_up(swing) is None and self.loaded is None:
             self.loaded = load(self.path)
 
     def performance(self, *, swing: float | None) -> Performance:
-        if swing not in self.cached:
-            key = self._key(swing)
-            found = scorecache.read(key) if key else None
-            if found is None:
-                if self.loaded is None:
-                    self.loaded = load(self.path)
-                found = perform(self.loaded, swing=swing)
-                if key:
-                    scorecache.write(key, found)
-            self.cached[swing] = found
+        if self._look_up(swing) is None:
+            if self.loaded is None:
+                self.loaded = load(self.path)
+            self.cached[swing] = perform(self.loaded, swing=swing)
+            if self.keys[swing]:
+                scorecache.write(self.keys[swing], self.cached[swing])
         return self.cached[swing]
 
 
@@ -369,10 +369,10 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
-        with stage("master"):  # the mix's picture first: the last master uses the mix up
+        with stage("master"):
+            # the mix's picture first: the last master uses the mix up
             mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
                               piece.mix.loudness_lufs, piece.mix.short_term_lufs)
-        with stage("master"):
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,

@@ -307,7 +307,8 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
     work = piece.folder.work
     try:
         entries = album_entries(piece, presets)
-        _zip_stems(work, job.slug, piece.performance.title)
+        _zip_stems(work, job.slug, piece.performance.title,
+                   peaks_dbfs=[level["peak_dbfs"] for level in piece.mix.stem_levels])
         # mastering needs only the mix; the stems live on in the zip
         shutil.rmtree(work / "stems")
         _dump(work / CACHED_PIECE, piece)
@@ -356,7 +357,8 @@ def _site_entry(folder: Path, report: dict, score_name: str) -> dict:
     """The page's entry for a piece mastered into ``folder``; draws its waveform there."""
     masters = {m["preset"]: m for m in report["masters"]}
     files = {m["preset"]: [f["file"] for f in m["files"]] for m in report["masters"]}
-    audio, _ = sf.read(str(folder / files[WAV_PRESET][0]), dtype="float32", always_2d=True)
+    wav = files[WAV_PRESET][0]
+    audio, rate = sf.read(str(folder / wav), dtype="float32", always_2d=True)
     with atomic_path(folder / WAVEFORM) as tmp:
         tmp.write_text(waveform_svg(audio.T, WAVEFORM_COLUMNS), encoding="utf-8")
     player = masters[PLAYER_PRESET]
@@ -366,10 +368,12 @@ def _site_entry(folder: Path, report: dict, score_name: str) -> dict:
         "category": report["ensemble"], "duration_s": player["duration_s"],
         "lufs": {p: m["integrated_lufs"] for p, m in masters.items()},
         "true_peak_dbtp": {p: m["true_peak_dbtp"] for p, m in masters.items()},
-        "player": files[PLAYER_PRESET], "wav": files[WAV_PRESET][0],
+        "player": files[PLAYER_PRESET], "wav": wav,
         "stems_zip": STEMS_ZIP, "score": f"{SCORE_FOLDER}/{score_name}",
         "waveform": WAVEFORM, "report": "report.html",
-        "audio_sha256": {name: audio_digest(folder / name)
+        # the WAV is read already: its digest from those samples, not from the file again
+        "audio_sha256": {name: _digest(rate, audio.shape[1], [audio]) if name == wav
+                         else audio_digest(folder / name)
                          for names in files.values() for name in names},
     }
 
@@ -382,14 +386,20 @@ def _link(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def _zip_stems(folder: Path, slug: str, title: str) -> None:
+def _zip_stems(folder: Path, slug: str, title: str, *,
+               peaks_dbfs: list[float] | None = None) -> None:
     """``folder/stems.zip`` for a producer to remix: the dry stems of ``folder/stems/`` as 24-bit
     WAV, with ``performance.mid`` and a note on what they are. 24-bit WAV is what every DAW opens
     (Pro Tools and Logic do not open FLAC) and holds a stem's range with room to spare; float32
     would make the download a third larger and deflate packs it worse. The stems keep their
-    balance: if one peaks over full scale, all are lowered together."""
+    balance: if one peaks over full scale, all are lowered together.
+
+    ``peaks_dbfs``: the stems' sample peaks as the mix measured them (rounded to 0.01 dB). When
+    every one is below 0 dBFS no stem can be over full scale, and the files are not scanned
+    for their peaks again; otherwise the exact peak is read from them."""
     stems = sorted((folder / "stems").glob("*.wav"))
-    peak = max((_peak(stem) for stem in stems), default=0.0)
+    below_full_scale = peaks_dbfs is not None and all(p < 0.0 for p in peaks_dbfs)
+    peak = 0.0 if below_full_scale else max((_peak(stem) for stem in stems), default=0.0)
     ceiling = db_to_gain(STEMS_CEILING_DBFS)
     gain = ceiling / peak if peak > 1.0 else 1.0
     root = f"{slug}-stems"
@@ -451,11 +461,16 @@ def _to_pcm24(src: Path, dst: Path, gain: float) -> tuple[int, int]:
 def audio_digest(path: Path) -> str:
     """SHA-256 of the decoded samples: the same for the same audio even where the container is
     not (an Ogg stream carries a random serial number)."""
-    h = hashlib.sha256()
     with sf.SoundFile(str(path)) as f:
-        h.update(f"{f.samplerate}|{f.channels}".encode())
-        for block in f.blocks(blocksize=1 << 16, dtype="float32"):
-            h.update(np.ascontiguousarray(block).tobytes())
+        return _digest(f.samplerate, f.channels, f.blocks(blocksize=1 << 16, dtype="float32"))
+
+
+def _digest(sample_rate: int, channels: int, blocks: Iterable[np.ndarray]) -> str:
+    """:func:`audio_digest` of decoded float32 audio given as (frames, channels) blocks in
+    order: any split of the same samples gives the same digest."""
+    h = hashlib.sha256(f"{sample_rate}|{channels}".encode())
+    for block in blocks:
+        h.update(np.ascontiguousarray(block).tobytes())
     return h.hexdigest()
 
 

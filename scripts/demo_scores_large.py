@@ -1171,40 +1171,33 @@ def satb(plan: str, soprano: str, bass: str, *, tonic: str, **ranges) -> dict[st
     return {"S": S, "A": A, "T": T, "B": B}
 
 
-def afterbeats(ln: Line) -> Line:
-    """Each held note as off-beat staccato eighths (the band's "pah")."""
+def _chopped(ln: Line, span: float, cell) -> Line:
+    """Each note held ``span`` quarters or longer played as ``cell(pitches)`` once per whole
+    ``span`` (the rest of it silent); shorter notes and rests stay, untied."""
     out = []
     for b in ln:
         nb = []
         for e in b:
-            if e.is_rest or e.ql < 1:
+            if e.is_rest or e.ql < span:
                 nb.append(replace(e, marks=e.marks.replace("~", "")))
                 continue
-            for _ in range(int(e.ql)):
-                nb += [Ev((), 0.5), Ev(e.pitches, 0.5, "'")]
-            if e.ql % 1:
-                nb.append(Ev((), e.ql % 1))
+            for _ in range(int(e.ql // span)):
+                nb += cell(e.pitches)
+            if e.ql % span:
+                nb.append(Ev((), e.ql % span))
         nb[0] = replace(nb[0], dynamic=b[0].dynamic, hairpin=b[0].hairpin)
         out.append(nb)
     return out
+
+
+def afterbeats(ln: Line) -> Line:
+    """Each held note as off-beat staccato eighths (the band's "pah")."""
+    return _chopped(ln, 1.0, lambda pitches: [Ev((), 0.5), Ev(pitches, 0.5, "'")])
 
 
 def on_beats(ln: Line) -> Line:
     """Each held note as staccato quarters on beats 1 and 3 (the band's "oom")."""
-    out = []
-    for b in ln:
-        nb = []
-        for e in b:
-            if e.is_rest or e.ql < 2:
-                nb.append(replace(e, marks=e.marks.replace("~", "")))
-                continue
-            for _ in range(int(e.ql // 2)):
-                nb += [Ev(e.pitches, 1.0, "'"), Ev((), 1.0)]
-            if e.ql % 2:
-                nb.append(Ev((), e.ql % 2))
-        nb[0] = replace(nb[0], dynamic=b[0].dynamic, hairpin=b[0].hairpin)
-        out.append(nb)
-    return out
+    return _chopped(ln, 2.0, lambda pitches: [Ev(pitches, 1.0, "'"), Ev((), 1.0)])
 
 
 def concert_band() -> Piece:
