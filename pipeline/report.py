@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,12 +164,23 @@ SECTION_COLOURS = {"strings": "#4477aa", "woodwinds": "#228833", "saxes": "#ccbb
                    "voices": "#bbbbbb"}
 
 
+#: Label offsets (points), tried in turn for a player whose label would run into a neighbour's
+#: in the same row (its depth to within ``ROW_DEPTH``): above the dot, below it, higher above.
+LABEL_SLOTS = ((8, "bottom"), (-8, "top"), (18, "bottom"))
+ROW_DEPTH = 0.03  # seats in one row differ less than this in depth; rows differ by 0.05 or more
+CHAR_PAN = 0.015      # about how much pan one character of a label covers at 7 points
+CROWDED = 12          # more players than this: one-line labels, on a taller picture
+
+
 def _stage(parts: list[dict]) -> str:
     """Players on the stage: pan across, depth up (front row at the bottom, nearest the
-    listener); the dot's size and shade fall with depth, its colour is the section bus."""
+    listener); the dot's size and shade fall with depth, its colour is the section bus. Labels
+    of neighbours in a row take turns above and below their dots, so a full orchestra's stay
+    readable."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
+    crowded = len(parts) > CROWDED
+    fig = Figure(figsize=(10, 6.0 if crowded else 4.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.add_patch(_stage_outline())
     for p in parts:
@@ -176,20 +188,46 @@ def _stage(parts: list[dict]) -> str:
         colour = SECTION_COLOURS.get(p.get("bus"), "#444444")
         ax.scatter([p["pan"]], [depth], s=260 * (1.0 - 0.6 * depth), color=colour,
                    alpha=1.0 - 0.5 * depth, edgecolors="#222", linewidths=0.6, zorder=3)
+    labels = []
+    for p in parts:
         level = p.get("mix_lufs")
-        label = p["part"] + (f"\n{level:.1f} LUFS" if level is not None else "")
-        ax.annotate(label, (p["pan"], depth), textcoords="offset points", xytext=(0, 9),
-                    ha="center", fontsize=7, zorder=4)
+        # the transposition says nothing about where a player sits: "Horn in F 2" → "Horn 2"
+        name = re.sub(r"\s+in\s+[A-G][b#♭♯]?(?=\s|$)", "", p["part"])
+        labels.append(name + ("" if level is None else f" {level:.1f}" if crowded else
+                              f"\n{level:.1f} LUFS"))
+    size = 6.5 if crowded else 7
+    for p, label, (dy, va) in zip(parts, labels, _label_slots(parts, labels, size)):
+        ax.annotate(label, (p["pan"], p["depth"]), textcoords="offset points", xytext=(0, dy),
+                    ha="center", va=va, fontsize=size, zorder=4)
     for bus, colour in SECTION_COLOURS.items():
         if any(p.get("bus") == bus for p in parts):
             ax.scatter([], [], color=colour, label=bus)
     ax.set_xlim(-1.15, 1.15)
-    ax.set_ylim(-0.12, 1.18)
-    ax.set_xlabel("pan (left … right)")
+    ax.set_ylim(-0.16, 1.22)
+    ax.set_xlabel("pan (left … right)" + ("; beside each name its level in the mix, LUFS"
+                                          if crowded else ""))
     ax.set_ylabel("depth (front … back)")
     ax.grid(alpha=0.25)
     ax.legend(loc="upper right", fontsize=7, ncol=4)
     return _png(fig)
+
+
+def _label_slots(parts: list[dict], labels: list[str], size: float) -> list[tuple[int, str]]:
+    """Each label's offset, row by row from the left: above its dot unless it would run into
+    the label before it there, then below, else wherever it overlaps least."""
+    slots: list[tuple[int, str]] = [LABEL_SLOTS[0]] * len(parts)
+    order = sorted(range(len(parts)), key=lambda i: (parts[i]["depth"], parts[i]["pan"]))
+    row_depth, right_edges = None, []
+    for i in order:
+        if row_depth is None or parts[i]["depth"] - row_depth >= ROW_DEPTH:
+            row_depth, right_edges = parts[i]["depth"], [-np.inf] * len(LABEL_SLOTS)
+        half = max(len(line) for line in labels[i].splitlines()) * CHAR_PAN * size / 7 / 2
+        left = parts[i]["pan"] - half
+        free = [k for k, edge in enumerate(right_edges) if edge <= left]
+        k = free[0] if free else int(np.argmin(right_edges))
+        slots[i] = LABEL_SLOTS[k]
+        right_edges[k] = parts[i]["pan"] + half
+    return slots
 
 
 def _stage_outline():
