@@ -12,13 +12,15 @@ from typing import Iterator
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import firwin, sosfilt, tf2sos, upfirdn
+from scipy.signal import firwin, tf2sos
 
+from . import kernels
 from .audio import gain_to_db
 
 TRUE_PEAK_OVERSAMPLING = 4
 _CHUNK = 1 << 18
-_OVERLAP = 64  # frames of context either side of a chunk for the polyphase filter
+_PEAK_BLOCK = 1 << 12  # frames per block whose sample peak decides if it is oversampled
+_SPAN = 1 << 16        # frames oversampled at a time (one task for a thread)
 THREADS = 2
 
 ABSOLUTE_GATE_LUFS = -70.0
@@ -110,7 +112,7 @@ class LoudnessMeter:
         self.sos = k_weighting(sample_rate)
         self.channels = channels
         self.state = _k_state(self.sos, channels)
-        self.pending = np.zeros(0)
+        self.open_step = np.zeros(2)  # [sum of power, frames] of the step not yet whole
         self.steps: list[np.ndarray] = []
         self.peak = 0.0
 
@@ -135,18 +137,23 @@ class LoudnessMeter:
             self._filter(np.zeros((self.channels, frames), dtype=np.float32))
         else:
             self.state[:] = 0.0
-            self._add_power(np.zeros(frames))
+            self._add_silence(frames)
 
     def _filter(self, block: np.ndarray) -> None:
-        rows, self.state = _k_filter(self.sos, block, self.state)
-        self._add_power(_power(rows))
+        step_sums = kernels.filtered_step_sums(self.sos, block, self.state, self.step,
+                                               self.open_step)
+        if step_sums.size:
+            self.steps.append(step_sums / self.step)
 
-    def _add_power(self, power: np.ndarray) -> None:
-        y = np.concatenate((self.pending, power))
-        whole = y.size // self.step
+    def _add_silence(self, frames: int) -> None:
+        """``frames`` frames whose K-weighted power is zero."""
+        have = int(self.open_step[1]) + frames
+        whole = have // self.step
         if whole:
-            self.steps.append(_step_means(y, self.step))
-        self.pending = y[whole * self.step:]
+            first = self.open_step[0] / self.step
+            self.steps.append(np.concatenate(([first], np.zeros(whole - 1))))
+            self.open_step[0] = 0.0
+        self.open_step[1] = have - whole * self.step
 
     def result(self) -> Loudness:
         return Loudness(np.concatenate(self.steps) if self.steps else np.zeros(0))
@@ -156,29 +163,8 @@ class LoudnessMeter:
 
 
 def _k_state(sos: np.ndarray, channels: int) -> np.ndarray:
-    """The K-weighting's initial (zero) state for ``channels`` channels (see :func:`_k_filter`)."""
-    return np.zeros((sos.shape[0], 2), dtype=np.complex128) if channels == 2 else \
-        np.zeros((sos.shape[0], channels, 2))
-
-
-def _k_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple:
-    """The K-weighted channels of ``x`` (channels, n), float64, and the filter's new state.
-
-    A stereo pair goes through as one complex signal (left real, right imaginary): real
-    coefficients keep the parts apart, so the result is that of two real passes, bit for
-    bit, in little more than the time of one."""
-    if x.shape[0] == 2:
-        y, zi = sosfilt(sos, x[0] + np.complex64(1j) * x[1], zi=zi)
-        return (y.real, y.imag), zi
-    return sosfilt(sos, x, axis=1, zi=zi)
-
-
-def _power(rows) -> np.ndarray:
-    """The channel-summed square of ``rows``."""
-    power = rows[0] * rows[0]
-    for row in rows[1:]:
-        power += row * row
-    return power
+    """The K-weighting's initial (zero) state for ``channels`` channels, (sections, channels, 2)."""
+    return np.zeros((sos.shape[0], channels, 2))
 
 
 def _step_means(power: np.ndarray, step: int) -> np.ndarray:
@@ -190,15 +176,11 @@ def _step_means(power: np.ndarray, step: int) -> np.ndarray:
 def _k_weighted_chunks(audio: np.ndarray, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, power)`` for consecutive chunks of ``audio`` (channels, frames): the
     channel-summed square of the K-weighted signal, float32, the filter's state carried from
-    chunk to chunk (the same figures as filtering the whole at once; only a chunk in memory).
-    A chunk is a whole number of 100 ms steps."""
+    chunk to chunk (the same figures as filtering the whole at once; only a chunk in memory)."""
     sos = k_weighting(sample_rate)
-    channels, frames = audio.shape
-    chunk = max(1, _CHUNK // _step(sample_rate)) * _step(sample_rate)
-    zi = _k_state(sos, channels)
-    for start in range(0, frames, chunk):
-        rows, zi = _k_filter(sos, audio[:, start:start + chunk], zi)
-        yield start, _power([row.astype(np.float32) for row in rows])
+    zi = _k_state(sos, audio.shape[0])
+    for start in range(0, audio.shape[1], _CHUNK):
+        yield start, kernels.filtered_power(sos, audio[:, start:start + _CHUNK], zi)
 
 
 def _step(sample_rate: int) -> int:
@@ -238,10 +220,10 @@ def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = N
 def measure(audio: np.ndarray, sample_rate: int) -> Loudness:
     """Integrated, short-term and range of ``audio`` (channels, frames) from one pass, chunk
     by chunk (the same figures as :func:`step_powers` of :func:`k_weighted_power`)."""
-    step = _step(sample_rate)
-    # only the last chunk has a part step: it is dropped
-    steps = [_step_means(power, step) for _, power in _k_weighted_chunks(audio, sample_rate)]
-    return Loudness(np.concatenate(steps) if steps else np.zeros(0))
+    meter = LoudnessMeter(sample_rate, audio.shape[0])
+    for start in range(0, audio.shape[1], _CHUNK):
+        meter._filter(audio[:, start:start + _CHUNK])
+    return meter.result()
 
 
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
@@ -265,74 +247,104 @@ def interpolation_bound() -> float:
                         for k in range(TRUE_PEAK_OVERSAMPLING)))
 
 
-def _channel_max(rows: np.ndarray) -> np.ndarray:
-    """Element-wise maximum over the first axis (pairwise: much faster than ``max(axis=0)``)."""
-    out = rows[0].copy()
-    for row in rows[1:]:
-        np.maximum(out, row, out=out)
+@functools.lru_cache(maxsize=1)
+def _polyphase() -> tuple[np.ndarray, np.ndarray]:
+    return kernels.polyphase(_interpolator(), TRUE_PEAK_OVERSAMPLING)
+
+
+def _frame_peaks(chunk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Largest magnitude of any channel per frame of ``chunk`` (channels, n)."""
+    out = np.abs(chunk[0], out=out)
+    for row in chunk[1:]:
+        np.maximum(out, np.abs(row), out=out)
     return out
 
 
-def _oversampled_chunk(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
-    frames = audio.shape[1]
-    h, os_ = _interpolator(), TRUE_PEAK_OVERSAMPLING
-    delay = (len(h) - 1) // 2
-    lo, hi = max(0, start - _OVERLAP), min(frames, stop + _OVERLAP)
-    up = upfirdn(h, audio[:, lo:hi].astype(np.float32, copy=False), up=os_, axis=1)
-    up = _channel_max(np.abs(up[:, delay: delay + (hi - lo) * os_]))
-    per = _channel_max(np.stack([up[k::os_] for k in range(os_)]))
-    return per[start - lo: stop - lo]
+def _block_peaks(frame_peaks) -> np.ndarray:
+    """Largest of ``frame_peaks`` (an array, or an iterable of consecutive chunks of a whole
+    number of blocks but the last) in each run of ``_PEAK_BLOCK`` frames, float32."""
+    out = []
+    for chunk in [frame_peaks] if isinstance(frame_peaks, np.ndarray) else frame_peaks:
+        whole = chunk.size // _PEAK_BLOCK
+        out.append(chunk[:whole * _PEAK_BLOCK].reshape(whole, _PEAK_BLOCK).max(axis=1))
+        if chunk.size > whole * _PEAK_BLOCK:
+            out.append(chunk[whole * _PEAK_BLOCK:].max(keepdims=True))
+    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
+
+
+def _candidate_spans(block_peaks: np.ndarray, floor: float,
+                     frames: int) -> list[tuple[int, int, float]]:
+    """``(start, stop, reach)`` of the frame spans (at most ``_SPAN`` long) whose true peak
+    might reach ``floor``, ``reach`` being the most it can be: a block's interpolated points
+    see only its own and its neighbours' samples, and exceed the largest of them by at most
+    :func:`interpolation_bound`."""
+    near = block_peaks.copy()
+    near[1:] = np.maximum(near[1:], block_peaks[:-1])
+    near[:-1] = np.maximum(near[:-1], block_peaks[1:])
+    reach = near * np.float32(interpolation_bound())
+    hit = reach >= floor
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], hit.view(np.int8), [0]))))
+    spans = []
+    for first, last in zip(edges[::2], edges[1::2]):
+        start, stop = int(first) * _PEAK_BLOCK, min(frames, int(last) * _PEAK_BLOCK)
+        for a in range(start, stop, _SPAN):
+            b = min(stop, a + _SPAN)
+            spans.append((a, b, float(reach[a // _PEAK_BLOCK: -(-b // _PEAK_BLOCK)].max())))
+    return spans
+
+
+def _true_peaks(audio: np.ndarray, spans, env: np.ndarray | None = None):
+    """Per span, the largest true peak in it, each worked out on a thread; with ``env``
+    (frames,), ``env[start:stop]`` is raised to the per-frame true peak too."""
+    taps, shifts = _polyphase()
+    x = np.ascontiguousarray(audio, dtype=np.float32)
+
+    def one(span) -> float:
+        start, stop = span[0], span[1]
+        part = np.zeros(stop - start, dtype=np.float32) if env is None else env[start:stop]
+        kernels.true_peak_frames(x, taps, shifts, start, stop, part)
+        return float(part.max())
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(one, spans))
 
 
 def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
     """Per-frame true peak (linear) of ``audio`` (channels, frames): the largest magnitude of
     any channel at the frame or at the 4×-oversampled points up to the next frame; shape (frames,).
 
-    Chunks that cannot reach ``floor`` (linear) even between samples keep their sample peaks,
+    Blocks that cannot reach ``floor`` (linear) even between samples keep their sample peaks,
     which is exact for every use that only asks where the envelope exceeds ``floor``.
     """
     frames = audio.shape[1]
     out = np.empty(frames, dtype=np.float32)
     for start in range(0, frames, _CHUNK):
-        out[start:start + _CHUNK] = _channel_max(np.abs(audio[:, start:start + _CHUNK]))
-    starts = _candidates([float(out[s:s + _CHUNK].max()) for s in range(0, frames, _CHUNK)],
-                         floor)
-
-    def one(start: int) -> None:
-        stop = min(frames, start + _CHUNK)
-        np.maximum(out[start:stop], _oversampled_chunk(audio, start, stop), out=out[start:stop])
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(one, starts))
+        _frame_peaks(audio[:, start:start + _CHUNK], out[start:start + _CHUNK])
+    spans = _candidate_spans(_block_peaks(out), floor, frames) if floor > 0 else \
+        [(a, min(frames, a + _SPAN)) for a in range(0, frames, _SPAN)]
+    _true_peaks(audio, spans, out)
     return out
 
 
-def _candidates(chunk_peaks: list[float], floor: float) -> list[int]:
-    """Starts of the chunks whose true peak might reach ``floor`` (all when it is 0)."""
-    starts = [i * _CHUNK for i in range(len(chunk_peaks))]
-    if floor <= 0:
-        return starts
-    bound = interpolation_bound()
-    # a chunk's edges see its neighbours' samples through the interpolator
-    return [s for i, s in enumerate(starts)
-            if max(chunk_peaks[max(0, i - 1): i + 2]) * bound >= floor]
-
-
 def true_peak_dbtp(audio: np.ndarray) -> float:
-    """True peak in dBTP. Only chunks that could exceed the largest sample between their
+    """True peak in dBTP. Only blocks that could exceed the largest sample between their
     samples are oversampled: the result is exact and usually far cheaper than the whole (and
     no per-frame envelope is kept)."""
     frames = audio.shape[1]
     if frames == 0:
         return -200.0
-    chunk_peaks = [float(np.abs(audio[:, s:s + _CHUNK]).max()) for s in range(0, frames, _CHUNK)]
-    peak = max(chunk_peaks)
+    block_peaks = _block_peaks(_frame_peaks(audio[:, start:start + _CHUNK])
+                               for start in range(0, frames, _CHUNK))
+    peak = float(block_peaks.max())
     if peak == 0.0:
         return -200.0
+    # loudest first: once a true peak is found, spans that cannot beat it are skipped
+    spans = sorted(_candidate_spans(block_peaks, peak, frames), key=lambda span: -span[2])
+    best, batch = peak, 4 * THREADS
+    for first in range(0, len(spans), batch):
+        todo = [span for span in spans[first:first + batch] if span[2] > best]
+        if not todo:
+            break
+        best = max([best, *_true_peaks(audio, todo)])
+    return gain_to_db(best)
 
-    def one(start: int) -> float:
-        return float(_oversampled_chunk(audio, start, min(frames, start + _CHUNK)).max())
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        between = list(pool.map(one, _candidates(chunk_peaks, peak)))
-    return gain_to_db(max([peak, *between]))

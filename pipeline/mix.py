@@ -32,9 +32,9 @@ from typing import Callable
 import numpy as np
 import scipy.fft
 import soundfile as sf
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter
 
-from . import instruments
+from . import instruments, kernels
 from .audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_gain, gain_to_db,
                     sample_peak, valid_audio, without_timestamp)
 from .config import Template
@@ -157,8 +157,7 @@ class _Channel:
 
     def dry(self, block: np.ndarray) -> np.ndarray:
         if self.sos is not None:
-            y, self.zi = sosfilt(self.sos, block.astype(np.float64), axis=1, zi=self.zi)
-            block = y.astype(np.float32)
+            block = kernels.sos_filter(self.sos, block, self.zi)
         if self.compressor is not None:
             block = self.compressor.process(block)
         return self.matrix @ block

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
-from scipy.signal import lfilter, sosfilt
+from scipy.signal import lfilter
 
+from . import kernels
 from .audio import db_to_gain
 from .config import _number
 from .dynamics import release
@@ -135,9 +136,8 @@ class Compressor:
     def reduction_db(self, block: np.ndarray) -> np.ndarray:
         """Gain reduction (dB, ≥ 0) per frame of ``block`` (2, n); advances the state."""
         n = block.shape[1]
-        weighted, self.k_state = sosfilt(self.k_sos, block.astype(np.float64), axis=1,
-                                         zi=self.k_state)
-        power, self.detector_state = lfilter(*self.detector, (weighted * weighted).sum(axis=0),
+        weighted = kernels.filtered_power(self.k_sos, block, self.k_state)
+        power, self.detector_state = lfilter(*self.detector, weighted.astype(np.float64),
                                              zi=self.detector_state)
         level = LUFS_OFFSET + 10.0 * np.log10(power + 1e-20)
         wanted = np.clip((level - self.threshold_lufs) * self.slope, 0.0,

@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfreqz
+from scipy.signal import butter, sosfreqz
+
+from . import kernels
 
 #: Third-octave band centres analysed and corrected (ISO 266, 31.5 Hz – 16 kHz).
 BAND_CENTRES = 1000.0 * 2.0 ** (np.arange(-15, 13) / 3)
@@ -190,9 +192,9 @@ def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = Fa
     def run(which: str, x: np.ndarray, sos: np.ndarray) -> np.ndarray:
         if not len(sos):
             return x
-        zi = state[which] if state[which] is not None else np.zeros((sos.shape[0], 2))
-        y, state[which] = sosfilt(sos, x, zi=zi)
-        return y.astype(np.float32)
+        if state[which] is None:
+            state[which] = np.zeros((sos.shape[0], 1, 2))
+        return kernels.sos_filter(sos, x[None], state[which])[0]
 
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, audio.shape[1], TONE_CHUNK):
