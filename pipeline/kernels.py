@@ -176,3 +176,133 @@ def true_peak_frames(x: np.ndarray, taps: np.ndarray, shifts: np.ndarray, start:
     frame or at its interpolated points (:func:`polyphase`)."""
     if stop > start:
         _true_peak(x, taps, shifts, start, stop, env)
+
+
+@numba.njit(inline="always")
+def _bq(c, v, z0, z1):
+    """One biquad step (transposed direct form II) with coefficients c = (b0, b1, b2, a1, a2):
+    (output, new z0, new z1). Kept in locals, the state stays in registers."""
+    out = c[0] * v + z0
+    return out, c[1] * v - c[3] * out + z1, c[2] * v - c[4] * out
+
+
+@numba.njit(inline="always")
+def _coefficients(sos, s):
+    return (sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5])
+
+
+#: filter sections a mixer channel runs in its one pass (fewer are padded with pass-throughs)
+CHANNEL_SECTIONS = 4
+
+
+@numba.njit(**_JIT)
+def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, matrix, post,
+            post_zi, post_carry, post_sums, y):
+    """One pass of a stereo mixer channel over x (2, n): the K-weighted steps of x (the stem's
+    meter), the four filter sections ``sos``, then with ``post`` the 2×2 ``matrix`` and the
+    K-weighted steps of the result (the player's meter in the mix) into y (2, n); without,
+    y holds the filtered signal. Returns (stem steps closed, post steps closed, sample peak).
+    Every state is a local for the length of the block (in memory, each would wait on the
+    last store: half the speed)."""
+    n = x.shape[1]
+    k1, k2 = _coefficients(k_sos, 0), _coefficients(k_sos, 1)
+    c1, c2 = _coefficients(sos, 0), _coefficients(sos, 1)
+    c3, c4 = _coefficients(sos, 2), _coefficients(sos, 3)
+    m00, m01, m10, m11 = meter_zi[0, 0, 0], meter_zi[0, 0, 1], meter_zi[1, 0, 0], meter_zi[1, 0, 1]
+    n00, n01, n10, n11 = meter_zi[0, 1, 0], meter_zi[0, 1, 1], meter_zi[1, 1, 0], meter_zi[1, 1, 1]
+    p00, p01, p10, p11 = post_zi[0, 0, 0], post_zi[0, 0, 1], post_zi[1, 0, 0], post_zi[1, 0, 1]
+    q00, q01, q10, q11 = post_zi[0, 1, 0], post_zi[0, 1, 1], post_zi[1, 1, 0], post_zi[1, 1, 1]
+    f00, f01, f10, f11 = zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1]
+    f20, f21, f30, f31 = zi[2, 0, 0], zi[2, 0, 1], zi[3, 0, 0], zi[3, 0, 1]
+    g00, g01, g10, g11 = zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1]
+    g20, g21, g30, g31 = zi[2, 1, 0], zi[2, 1, 1], zi[3, 1, 0], zi[3, 1, 1]
+    mll, mlr = np.float64(matrix[0, 0]), np.float64(matrix[0, 1])
+    mrl, mrr = np.float64(matrix[1, 0]), np.float64(matrix[1, 1])
+    m_acc, m_have, m_closed = meter_carry[0], int(meter_carry[1]), 0
+    p_acc, p_have, p_closed = post_carry[0], int(post_carry[1]), 0
+    peak = 0.0
+    for i in range(n):
+        left, right = np.float64(x[0, i]), np.float64(x[1, i])
+        peak = max(peak, abs(left), abs(right))
+        kl, m00, m01 = _bq(k1, left, m00, m01)
+        kl, m10, m11 = _bq(k2, kl, m10, m11)
+        kr, n00, n01 = _bq(k1, right, n00, n01)
+        kr, n10, n11 = _bq(k2, kr, n10, n11)
+        m_acc += kl * kl + kr * kr
+        m_have += 1
+        if m_have == step:
+            meter_sums[m_closed] = m_acc
+            m_closed += 1
+            m_acc, m_have = 0.0, 0
+        left, f00, f01 = _bq(c1, left, f00, f01)
+        left, f10, f11 = _bq(c2, left, f10, f11)
+        left, f20, f21 = _bq(c3, left, f20, f21)
+        left, f30, f31 = _bq(c4, left, f30, f31)
+        right, g00, g01 = _bq(c1, right, g00, g01)
+        right, g10, g11 = _bq(c2, right, g10, g11)
+        right, g20, g21 = _bq(c3, right, g20, g21)
+        right, g30, g31 = _bq(c4, right, g30, g31)
+        if not post:
+            y[0, i], y[1, i] = left, right
+            continue
+        # float32 out, metered as it is mixed
+        ol = np.float32(mll * left + mlr * right)
+        orr = np.float32(mrl * left + mrr * right)
+        y[0, i], y[1, i] = ol, orr
+        kl, p00, p01 = _bq(k1, np.float64(ol), p00, p01)
+        kl, p10, p11 = _bq(k2, kl, p10, p11)
+        kr, q00, q01 = _bq(k1, np.float64(orr), q00, q01)
+        kr, q10, q11 = _bq(k2, kr, q10, q11)
+        p_acc += kl * kl + kr * kr
+        p_have += 1
+        if p_have == step:
+            post_sums[p_closed] = p_acc
+            p_closed += 1
+            p_acc, p_have = 0.0, 0
+    meter_zi[0, 0, 0], meter_zi[0, 0, 1], meter_zi[1, 0, 0], meter_zi[1, 0, 1] = m00, m01, m10, m11
+    meter_zi[0, 1, 0], meter_zi[0, 1, 1], meter_zi[1, 1, 0], meter_zi[1, 1, 1] = n00, n01, n10, n11
+    post_zi[0, 0, 0], post_zi[0, 0, 1], post_zi[1, 0, 0], post_zi[1, 0, 1] = p00, p01, p10, p11
+    post_zi[0, 1, 0], post_zi[0, 1, 1], post_zi[1, 1, 0], post_zi[1, 1, 1] = q00, q01, q10, q11
+    zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1] = f00, f01, f10, f11
+    zi[2, 0, 0], zi[2, 0, 1], zi[3, 0, 0], zi[3, 0, 1] = f20, f21, f30, f31
+    zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1] = g00, g01, g10, g11
+    zi[2, 1, 0], zi[2, 1, 1], zi[3, 1, 0], zi[3, 1, 1] = g20, g21, g30, g31
+    meter_carry[0], meter_carry[1] = m_acc, m_have
+    post_carry[0], post_carry[1] = p_acc, p_have
+    return m_closed, p_closed, peak
+
+
+_PASS = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+
+
+def channel_sections(sos: np.ndarray | None) -> np.ndarray:
+    """A mixer channel's cascade as exactly :data:`CHANNEL_SECTIONS` sections (pass-throughs
+    added), for :func:`player`."""
+    sos = np.zeros((0, 6)) if sos is None else np.asarray(sos, dtype=np.float64).reshape(-1, 6)
+    if len(sos) > CHANNEL_SECTIONS:
+        raise ValueError(f"a mixer channel runs at most {CHANNEL_SECTIONS} filter sections")
+    return np.vstack([sos, np.tile(_PASS, (CHANNEL_SECTIONS - len(sos), 1))])
+
+
+def player(x: np.ndarray, k_sos: np.ndarray, step: int, meter: tuple, sos: np.ndarray,
+           zi: np.ndarray, matrix: np.ndarray | None, post: tuple | None):
+    """A stereo mixer channel in one pass over ``x`` (2, frames) float32.
+
+    ``meter`` and ``post`` are K-weighting states ``(zi (2, 2, 2), carry [sum, frames])``
+    (updated) for the stem as it comes and for the player in the mix; ``sos`` (4, 6) from
+    :func:`channel_sections` with ``zi`` (4, 2, 2) is the channel's filter cascade. With
+    ``matrix`` (2, 2) and ``post`` the result is the panned, metered signal; without, the
+    filtered one (for a processor that must come between the filter and the pan). Returns
+    ``(y (2, frames) float32, stem step sums, post step sums, stem sample peak)``; the step
+    sums are those of ``step`` frames that closed in this block (float64)."""
+    n = x.shape[1]
+    y = np.empty((2, n), dtype=np.float32)
+    meter_sums = np.empty((int(meter[1][1]) + n) // step)
+    with_post = matrix is not None and post is not None
+    post_zi, post_carry = post if with_post else (np.zeros((2, 2, 2)), np.zeros(2))
+    post_sums = np.empty((int(post_carry[1]) + n) // step if with_post else 0)
+    m_closed, p_closed, peak = _player(
+        x, k_sos, step, meter[0], meter[1], meter_sums, sos, zi,
+        np.zeros((2, 2)) if matrix is None else matrix, with_post, post_zi, post_carry,
+        post_sums, y)
+    return y, meter_sums[:m_closed], post_sums[:p_closed], peak

@@ -145,6 +145,18 @@ class LoudnessMeter:
         if step_sums.size:
             self.steps.append(step_sums / self.step)
 
+    def add_step_sums(self, step_sums: np.ndarray, peak: float) -> None:
+        """Take what a kernel worked out on this meter's state (:func:`kernels.player`):
+        the step sums it closed, and the block's sample peak."""
+        self.peak = max(self.peak, peak)
+        if step_sums.size:
+            self.steps.append(step_sums / self.step)
+
+    @property
+    def k_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """The filter state and open step, for a kernel that meters on this meter's behalf."""
+        return self.state, self.open_step
+
     def _add_silence(self, frames: int) -> None:
         """``frames`` frames whose K-weighted power is zero."""
         have = int(self.open_step[1]) + frames

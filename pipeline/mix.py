@@ -115,7 +115,7 @@ class _Channel:
         self.send_db = template.reverb_send_db + d.send_db * placement.depth
         self.send = np.float32(db_to_gain(self.send_db))
         self.damping_hz = damping_hz(placement.depth, d.damping_hz)
-        self.sos = _filter(voice, self.damping_hz, sr)
+        self.sos = kernels.channel_sections(_filter(voice, self.damping_hz, sr))
         tone = load_stem_tone()
         self.eq = [b.as_dict() for b in tone.eq_bands(voice.family)]
         # the threshold sits above this instrument's mf as rendered: the calibration brings
@@ -124,7 +124,7 @@ class _Channel:
             tone.compressor, sample_rate=sr,
             threshold_lufs=REFERENCE_LUFS + tone.compressor.threshold_lu - calibration_db) \
             if voice.instrument in template.compress else None
-        self.zi = None if self.sos is None else np.zeros((self.sos.shape[0], 2, 2))
+        self.zi = np.zeros((kernels.CHANNEL_SECTIONS, 2, 2))
         # the room's pre-delay, shorter for back rows: they hear the room sooner after their
         # own sound than the front rows do
         self.predelay_ms = max(0.0, template.room.predelay_ms - d.predelay_ms * placement.depth)
@@ -145,22 +145,25 @@ class _Channel:
             if self.compressor is not None:
                 self.compressor.rest(n)
             return None, self.room_input(None, n)
-        self.meter.feed(block)
-        dry = self.dry(block)
-        self.post.feed(dry)
+        if self.compressor is None:
+            dry, stem_steps, post_steps, peak = kernels.player(
+                block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,
+                self.matrix, self.post.k_state)
+            self.meter.add_step_sums(stem_steps, peak)
+            self.post.add_step_sums(post_steps, 0.0)
+        else:
+            filtered, stem_steps, _, peak = kernels.player(
+                block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,
+                None, None)
+            self.meter.add_step_sums(stem_steps, peak)
+            dry = self.matrix @ self.compressor.process(filtered)
+            self.post.feed(dry)
         return dry, self.room_input(dry, n)
 
     def _rung_out(self) -> bool:
         """True when silence in gives silence out (to within ``RUNG_OUT``)."""
-        return (self.zi is None or float(np.abs(self.zi).max()) < RUNG_OUT) and \
+        return float(np.abs(self.zi).max()) < RUNG_OUT and \
             (self.compressor is None or self.compressor.at_rest(RUNG_OUT))
-
-    def dry(self, block: np.ndarray) -> np.ndarray:
-        if self.sos is not None:
-            block = kernels.sos_filter(self.sos, block, self.zi)
-        if self.compressor is not None:
-            block = self.compressor.process(block)
-        return self.matrix @ block
 
     def contribution(self, dry: np.ndarray | None, send: np.ndarray | None,
                      n: int) -> np.ndarray:

@@ -91,3 +91,49 @@ def test_true_peak_between_samples():
     assert np.abs(x).max() == pytest.approx(0.7071, abs=1e-4)
     # the 48-tap interpolator is 0.11 dB down at a quarter of the rate
     assert true_peak_dbtp(x) == pytest.approx(0.0, abs=0.15)
+
+
+@pytest.mark.parametrize("pan", [True, False])
+def test_player_is_meter_filter_pan_meter(pan):
+    """The fused mixer channel gives what the separate steps give: the stem's meter, the
+    filter cascade, the pan matrix and the meter of the result, block after block."""
+    sr, step = 48000, 4800
+    k_sos = k_weighting(sr)
+    sos = np.vstack([butter(1, 7000, "lowpass", fs=sr, output="sos"),
+                     butter(2, 60, "highpass", fs=sr, output="sos")])
+    matrix = np.array([[0.9, 0.2], [0.1, 0.5]], dtype=np.float32)
+    x = _noise(2, 40_000)
+    filtered = sosfilt(sos, x.astype(np.float64), axis=1).astype(np.float32)
+    sos = kernels.channel_sections(sos)
+    panned = matrix @ filtered
+    stem_ref = LoudnessMeter(sr)
+    stem_ref.feed(x)
+    post_ref = LoudnessMeter(sr)
+    post_ref.feed(panned)
+    stem, post = LoudnessMeter(sr), LoudnessMeter(sr)
+    zi, out = np.zeros((kernels.CHANNEL_SECTIONS, 2, 2)), []
+    for a in range(0, x.shape[1], 6_500):
+        y, stem_sums, post_sums, peak = kernels.player(
+            x[:, a:a + 6_500], k_sos, step, stem.k_state, sos, zi,
+            matrix if pan else None, post.k_state if pan else None)
+        stem.add_step_sums(stem_sums, peak)
+        post.add_step_sums(post_sums, 0.0)
+        out.append(y)
+    np.testing.assert_allclose(np.concatenate(out, axis=1), panned if pan else filtered, atol=3e-7)
+    np.testing.assert_allclose(stem.result().steps, stem_ref.result().steps, rtol=1e-6)
+    assert stem.peak == pytest.approx(np.abs(x).max())
+    if pan:
+        np.testing.assert_allclose(post.result().steps, post_ref.result().steps, rtol=1e-5)
+    else:
+        assert post.result().steps.size == 0
+
+
+def test_channel_sections_pads_and_refuses_too_many():
+    sos = butter(2, 100, "highpass", fs=48000, output="sos")
+    padded = kernels.channel_sections(sos)
+    assert padded.shape == (kernels.CHANNEL_SECTIONS, 6)
+    x = _noise(2, 5000)
+    np.testing.assert_allclose(kernels.sos_filter(padded, x, np.zeros((4, 2, 2))),
+                               kernels.sos_filter(sos, x, np.zeros((1, 2, 2))), atol=1e-7)
+    with pytest.raises(ValueError):
+        kernels.channel_sections(np.tile(sos, (5, 1)))
