@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from . import kernels
 from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask, without_timestamp
 from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
@@ -33,18 +34,28 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
     here (exact for a master already on the format's grid) rather than libsndfile's scaling,
     block by block (no whole-length copies)."""
     integer = fmt in ("wav", "flac") and bit_depth in (16, 24)
+    # a 24-bit WAV's data are written as bytes packed here: libsndfile's own packing of
+    # 32-bit integers costs several times the rest of the write
+    packed = fmt == "wav" and bit_depth == 24
     with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],
                                                  subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
         without_timestamp(f)
         _tag(f, tags)
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
             block = audio[:, start:start + BLOCK_FRAMES]
-            if integer:
-                ints = (requantize(block, bit_depth, dither=False)
-                        * np.float32(1 << (bit_depth - 1))).T
-                f.write(ints.astype(np.int16) if bit_depth == 16 else ints.astype(np.int32) << 8)
+            if packed:
+                _write_raw(f, kernels.to_pcm24_bytes(block))
+            elif integer:
+                f.write(kernels.to_pcm(block, bit_depth))
             else:
                 f.write(block.T)
+
+
+def _write_raw(f: sf.SoundFile, data: np.ndarray) -> None:
+    """Append bytes already in the file's sample format (libsndfile's ``sf_write_raw``)."""
+    written = sf._snd.sf_write_raw(f._file, sf._ffi.from_buffer(data), data.nbytes)
+    if written != data.nbytes:
+        raise OSError(f"{f.name}: could not write the audio ({sf._snd.sf_strerror(f._file)})")
 
 
 def _tag(f: sf.SoundFile, tags: dict | None) -> None:

@@ -306,3 +306,48 @@ def player(x: np.ndarray, k_sos: np.ndarray, step: int, meter: tuple, sos: np.nd
         np.zeros((2, 2)) if matrix is None else matrix, with_post, post_zi, post_carry,
         post_sums, y)
     return y, meter_sums[:m_closed], post_sums[:p_closed], peak
+
+
+@numba.njit(**_JIT)
+def _to_pcm(x, scale, shift, out):
+    channels, n = x.shape
+    top = scale - np.float32(1.0)
+    for i in range(n):
+        for c in range(channels):
+            v = np.rint(x[c, i] * scale)
+            v = min(max(v, -scale), top)
+            out[i, c] = np.int32(v) << shift
+
+
+def to_pcm(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` (channels, frames) float32 as the interleaved integers of a ``bits``-bit (16 or
+    24) PCM file, rounded to nearest (half to even) and clipped to the format's range:
+    (frames, channels) int16, or int32 with the 24 bits at the top (libsndfile's layout).
+    The same integers as :func:`pipeline.audio.requantize` without dither, in one pass."""
+    out = np.empty((x.shape[1], x.shape[0]), dtype=np.int32)
+    _to_pcm(np.ascontiguousarray(x, dtype=np.float32), np.float32(1 << (bits - 1)),
+            32 - bits if bits == 24 else 0, out)
+    return out.astype(np.int16) if bits == 16 else out
+
+
+@numba.njit(**_JIT)
+def _to_pcm24_bytes(x, out):
+    channels, n = x.shape
+    scale = np.float32(1 << 23)
+    top = scale - np.float32(1.0)
+    k = 0
+    for i in range(n):
+        for c in range(channels):
+            v = np.int32(min(max(np.rint(x[c, i] * scale), -scale), top))
+            out[k] = v & 0xFF
+            out[k + 1] = (v >> 8) & 0xFF
+            out[k + 2] = (v >> 16) & 0xFF
+            k += 3
+
+
+def to_pcm24_bytes(x: np.ndarray) -> np.ndarray:
+    """``x`` (channels, frames) float32 as the bytes of a 24-bit little-endian PCM stream
+    (a WAV file's data): the integers of :func:`to_pcm`, three bytes each, interleaved."""
+    out = np.empty(x.shape[0] * x.shape[1] * 3, dtype=np.uint8)
+    _to_pcm24_bytes(np.ascontiguousarray(x, dtype=np.float32), out)
+    return out

@@ -188,7 +188,9 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
 
         cursor = 0
         programs = {ch: voices[ti] for ch, ti in enumerate(track_indexes)}
-        for frame, kind, channel, a, b in _events(performance, track_indexes, sample_rate).tolist():
+        events = _events(performance, track_indexes, sample_rate)
+        _hold_programs(synth, events, programs, first_spare=n)
+        for frame, kind, channel, a, b in events.tolist():
             if frame > cursor:
                 advance(frame - cursor)
                 cursor = frame
@@ -212,7 +214,21 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
         return state["written"], state["last"]
 
 
-def _program_change(synth: Synth, channel: int, voice: Voice, program: int) -> None:
+def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *,
+                   first_spare: int) -> None:
+    """Select every program the channels will change to on a spare MIDI channel that never
+    plays. FluidSynth loads a preset's samples when it is selected and drops them when no
+    channel has it (dynamic sample loading: a compressed soundfont is decoded preset by
+    preset), so a violin going pizz. and back would decode its samples at every change."""
+    changes = events[events[:, 1] == PROGRAM]
+    wanted = sorted({(int(ch), int(program)) for ch, program in changes[:, 2:4]})
+    spare = range(first_spare, synth.midi_channels)
+    for channel, (owner, program) in zip(spare, wanted):
+        _program_change(synth, channel, voices[owner], program, quiet=True)
+
+
+def _program_change(synth: Synth, channel: int, voice: Voice, program: int, *,
+                    quiet: bool = False) -> None:
     """Switch a channel to ``program`` (:data:`OWN_PROGRAM`: the voice's own) in the voice's
     soundfont and bank, else in its bank 0 (a variation bank, such as MuseScore General's
     expressive bank 17, lacks most programs); if neither has it, the channel plays on."""
@@ -225,8 +241,9 @@ def _program_change(synth: Synth, channel: int, voice: Voice, program: int) -> N
             return
         except SoundfontError:
             continue
-    log.warning("program change to %d: not in %s; the part plays on in its current voice",
-                program, voice.soundfont.name)
+    if not quiet:
+        log.warning("program change to %d: not in %s; the part plays on in its current voice",
+                    program, voice.soundfont.name)
 
 
 class _StemWriters:

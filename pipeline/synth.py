@@ -87,6 +87,7 @@ class Synth:
         self.channels = channels
         self.settings = self.lib.new_fluid_settings()
         midi_channels = max(16, -(-channels // 16) * 16)
+        self.midi_channels = midi_channels
         for key, value in (("synth.audio-groups", channels), ("synth.audio-channels", channels),
                            ("synth.midi-channels", midi_channels), ("synth.polyphony", polyphony),
                            ("synth.reverb.active", 0), ("synth.chorus.active", 0),

@@ -137,3 +137,19 @@ def test_channel_sections_pads_and_refuses_too_many():
                                kernels.sos_filter(sos, x, np.zeros((1, 2, 2))), atol=1e-7)
     with pytest.raises(ValueError):
         kernels.channel_sections(np.tile(sos, (5, 1)))
+
+
+@pytest.mark.parametrize("bits", [16, 24])
+def test_to_pcm_is_requantize_without_dither(bits):
+    from pipeline.audio import requantize
+    x = _noise(2, 10_000, 0.5)
+    x[0, :4] = [1.5, -1.5, 1.0, -1.0]  # clipped at the format's ends
+    scale = np.float32(1 << (bits - 1))
+    x[1, :3] = np.array([0.5, 1.5, -2.5], dtype=np.float32) / scale  # halves round to even
+    want = (requantize(x, bits, dither=False) * scale).T
+    got = kernels.to_pcm(x, bits)
+    if bits == 24:
+        np.testing.assert_array_equal(got >> 8, want.astype(np.int32))
+    else:
+        assert got.dtype == np.int16
+        np.testing.assert_array_equal(got, want.astype(np.int16))
