@@ -351,3 +351,19 @@ def to_pcm24_bytes(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0] * x.shape[1] * 3, dtype=np.uint8)
     _to_pcm24_bytes(np.ascontiguousarray(x, dtype=np.float32), out)
     return out
+
+
+@numba.njit(**_JIT)
+def _any_sound(x):
+    channels, n = x.shape
+    for i in range(n):
+        for c in range(channels):
+            if x[c, i] != 0.0:
+                return True
+    return False
+
+
+def any_sound(x: np.ndarray) -> bool:
+    """True when ``x`` (channels, frames) has a sample that is not zero; stops at the first
+    (a playing block costs next to nothing, where ``ndarray.any`` reads it all)."""
+    return x.shape[1] > 0 and bool(_any_sound(x))

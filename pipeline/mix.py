@@ -22,7 +22,9 @@ only when asked for.
 """
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
@@ -128,7 +130,10 @@ class _Channel:
         # the room's pre-delay, shorter for back rows: they hear the room sooner after their
         # own sound than the front rows do
         self.predelay_ms = max(0.0, template.room.predelay_ms - d.predelay_ms * placement.depth)
-        self.delay = np.zeros((2, round(self.predelay_ms / 1000 * sr)), dtype=np.float32)
+        # the send's delay line: the pre-delay's frames, then a block's (see room_input)
+        self.delay = round(self.predelay_ms / 1000 * sr)
+        self.line = np.zeros((2, self.delay + BLOCK_FRAMES), dtype=np.float32)
+        self.line_filled = 0  # frames of the last block in the line, after the delay
         # its own reverb, for its mix stem only: the mix convolves the summed sends once
         self.reverb = reverb.stream() if reverb is not None else None
         self.carried = np.zeros((2, 0), dtype=np.float32)  # output past the last block
@@ -139,7 +144,7 @@ class _Channel:
         """The player's next block: ``(dry, send)``, its signal on the stage and what it sends
         into the room, each (2, n) float32, or None where silent."""
         n = block.shape[1]
-        if not block.any() and self._rung_out():
+        if not kernels.any_sound(block) and self._rung_out():
             self.meter.silence(n)
             self.post.silence(n)
             if self.compressor is not None:
@@ -169,7 +174,7 @@ class _Channel:
                      n: int) -> np.ndarray:
         """This player's part of the mix for the block: its dry signal plus its own reverb
         (with what rang over from earlier blocks), (2, n). For the mix stems only."""
-        wet = self.reverb.process(send)
+        wet = self.reverb.process(None if send is None else ROOM_FEED @ send)
         y = np.zeros((2, n), dtype=np.float32) if wet is None else wet[:, :n].copy()
         if wet is not None:
             self.carried = wet[:, n:]
@@ -178,17 +183,20 @@ class _Channel:
         return y
 
     def room_input(self, dry: np.ndarray | None, n: int) -> np.ndarray | None:
-        """What the player sends into the room for this block, after its pre-delay."""
-        x = None if dry is None else ROOM_FEED @ dry * self.send
-        if self.delay.shape[1] == 0:
-            return x
-        if x is None:
-            if not self.delay.any():
+        """What the player sends into the room for this block, after its pre-delay: a view
+        of the delay line, valid until the next call (None: silence)."""
+        d, line = self.delay, self.line
+        if d and self.line_filled:  # the frames that ran past the last block come first
+            line[:, :d] = line[:, self.line_filled:self.line_filled + d]
+        self.line_filled = n
+        if dry is None:
+            if not line[:, :d].any():
+                self.line_filled = 0
                 return None
-            x = np.zeros((2, n), dtype=np.float32)
-        joined = np.concatenate((self.delay, x), axis=1)
-        self.delay = joined[:, x.shape[1]:]
-        return joined[:, : x.shape[1]]
+            line[:, d:d + n] = 0.0
+        else:
+            np.multiply(dry, self.send, out=line[:, d:d + n])
+        return line[:, :n]
 
 
 def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
@@ -301,48 +309,76 @@ def _round(value: float) -> float | None:
 
 def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
                 progress) -> None:
-    """Play every block of the stems into ``out``: players on the pool, one room for all of
-    them (a block's room convolved while the next block's players play), each player's
-    contribution to ``writers`` when mix stems are asked for."""
-    def play(i: int, n: int):
-        return channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T)
+    """Play every block of the stems into ``out``: the players shared out among lanes on the
+    pool, each lane summing its own players (so the main thread only adds a sum per lane);
+    one room for all of them, convolved, added and metered on a thread of its own while the
+    next block's players play; each player's contribution to ``writers`` when mix stems
+    are asked for."""
+    lanes = max(1, min(pool._max_workers, len(channels)))
+    adding = threading.Lock()
+    room_in = np.zeros((2, BLOCK_FRAMES), dtype=np.float32)
+    fed = [False]  # whether any player sent anything into room_in this block
 
-    # the room of a block is convolved while the next block's players play
-    echo, echo_at, carried = None, (0, 0), np.zeros((2, 0), dtype=np.float32)
+    def lane(order, start: int, n: int):
+        dry_sum = send_sum = None
+        played = {}
+        while (i := next(order)) < len(channels):  # the next player nobody has taken
+            dry, send = channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T)
+            if writers:
+                played[i] = (dry, send)
+            if dry is not None:
+                if dry_sum is None:
+                    dry_sum = dry.copy() if writers else dry
+                else:
+                    dry_sum += dry
+            if send is not None:
+                if send_sum is None:
+                    send_sum = send.copy()
+                else:
+                    send_sum += send
+        with adding:  # the lane's sums go straight in: no lane waits on the main thread
+            if dry_sum is not None:
+                out[:, start:start + n] += dry_sum
+            if send_sum is not None:
+                if fed[0]:
+                    room_in[:, :n] += send_sum
+                else:
+                    room_in[:, :n] = send_sum
+                    fed[0] = True
+        return played
 
-    def hear_echo() -> None:
+    carried = np.zeros((2, 0), dtype=np.float32)
+
+    def room(room_in: np.ndarray | None, at: int, n: int) -> None:
+        """The room's share of a block whose players are in: added, then the block metered."""
         nonlocal carried
-        wet = echo.result()
-        at, n = echo_at
+        wet = hall.process(None if room_in is None else ROOM_FEED @ room_in)
         if wet is not None:
             out[:, at:at + n] += wet[:, :n]
             carried = wet[:, n:]
-        meter.feed(out[:, at:at + n])  # the block is finished: metered while players play
+        meter.feed(out[:, at:at + n])
 
-    for start in range(0, stems.frames, BLOCK_FRAMES):
-        n = min(BLOCK_FRAMES, stems.frames - start)
-        playing = [pool.submit(play, i, n) for i in range(len(channels))]
+    with ThreadPoolExecutor(1) as room_thread:
+        echo = None
+        for start in range(0, stems.frames, BLOCK_FRAMES):
+            n = min(BLOCK_FRAMES, stems.frames - start)
+            order = itertools.count()
+            fed[0] = False
+            sums = [f.result() for f in [pool.submit(lane, order, start, n)
+                                         for _ in range(lanes)]]
+            sends = room_in[:, :n].copy() if fed[0] else None
+            if echo is not None:
+                echo.result()  # at most one block's room waiting behind the one running
+            echo = room_thread.submit(room, sends, start, n)
+            if writers:
+                played = {i: p for lane_played in sums for i, p in lane_played.items()}
+                list(pool.map(lambda i: writers[i].write(
+                    channels[i].contribution(*played[i], n).T), range(len(channels))))
+            del sums
+            if progress:
+                progress((start + n) / stems.frames)
         if echo is not None:
-            hear_echo()
-        played = [f.result() for f in playing]
-        room_in = None
-        for dry, send in played:  # one room for everybody: the sends summed, convolved once
-            if dry is not None:
-                out[:, start:start + n] += dry
-            if send is not None:
-                if room_in is None:
-                    room_in = send.copy()
-                else:
-                    room_in += send
-        echo, echo_at = pool.submit(hall.process, room_in), (start, n)
-        if writers:
-            list(pool.map(lambda i: writers[i].write(
-                channels[i].contribution(*played[i], n).T), range(len(channels))))
-        del played
-        if progress:
-            progress((start + n) / stems.frames)
-    if echo is not None:
-        hear_echo()
+            echo.result()
     # the reverb still ringing after the last note
     out[:, stems.frames:] += hall.tail(carried, overhang)
     for w, ch in zip(writers, channels):
