@@ -9,6 +9,7 @@ import gc
 import logging
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -168,6 +169,9 @@ class _Piece:
     folder: PieceFolder
     soundfont: Path
     timings: dict[str, float]
+    #: mix.wav and performance.mid being written beside the master's first steps: they must
+    #: be done before the mix's memory is reused, and before the folder is committed
+    written: Future | None = None
 
 
 def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
@@ -283,9 +287,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
                           mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
                           progress=lambda f: progress("mix", f))
         with stage("export"):
-            write_midi(performance, folder.work / "performance.mid",
-                       [(v.bank, v.program) for v in voices])
-            write_mix(folder.work, the_mix)
+            written = _writer.submit(_write_mix_and_midi, folder.work, the_mix, performance,
+                                     voices)
     except BaseException as exc:
         failure = _write_failure(out_root, exc) if _is_write_failure(exc) else None
         folder.discard()  # after measuring the free space: it frees what was written
@@ -293,7 +296,27 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
             raise failure from exc
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
-                  template, folder, soundfont, timings)
+                  template, folder, soundfont, timings, written)
+
+
+#: one thread that writes a piece's mix and MIDI while its master is being made
+_writer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-writer")
+
+
+def _write_mix_and_midi(folder: Path, the_mix: Mix, performance, voices) -> None:
+    write_midi(performance, folder / "performance.mid", [(v.bank, v.program) for v in voices])
+    write_mix(folder, the_mix)
+
+
+def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
+    """Until the piece's mix and MIDI are on disk, raising what their writing raised unless
+    ``quietly`` (on the way out of a failure: the first one is the one reported)."""
+    if piece.written is not None:
+        written, piece.written = piece.written, None
+        if quietly:
+            written.exception()
+        else:
+            written.result()
 
 
 class _Score:
@@ -376,16 +399,21 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
-                           album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1)
+                           album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
+                           mix_in_use=lambda: _wait_written(piece))
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
-                files.append(write_master(folder.work, m, p, several=len(presets) > 1, tags=tags))
+                # the files are written while the master's picture is drawn
+                writing = _writer.submit(write_master, folder.work, m, p,
+                                         several=len(presets) > 1, tags=tags)
                 traces.append(trace(f"master ({p.name})", m.audio, m.sample_rate,
                                     m.measurements["integrated_lufs"], m.short_term_lufs,
                                     m.limiter_gain))
+                files.append(writing.result())
                 masters.append((p, m.measurements))  # the audio itself is on disk now
-                del m
+                del m, writing
                 progress("master", (i + 1) / len(presets))
+            _wait_written(piece)
         report = _report(piece, masters, files)
         with stage("report"):
             write_html(folder.work, report, mix_trace, traces)
@@ -396,6 +424,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
         final = folder.commit()
     except BaseException as exc:
         failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
+        _wait_written(piece, quietly=True)  # nothing may write into the folder it removes
         folder.discard()
         if failure:
             raise failure from exc
@@ -501,6 +530,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album", out_root
         return results
     except BaseException:
         for piece in pieces[len(results):]:
+            _wait_written(piece, quietly=True)
             piece.folder.discard()  # finished pieces are committed; _finish discards its own
         raise
 
@@ -520,6 +550,7 @@ def album_entries(piece: _Piece, presets: list[Preset],
         entries[p.name] = (piece.score_path.name, prep.summary(),
                            piece.template.mastering.relative_loudness_lu)
     piece.mix = replace(piece.mix, audio=np.zeros((2, 0), dtype=np.float32))
+    _wait_written(piece)  # the second pass reads the mix back from its file
     return entries
 
 

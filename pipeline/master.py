@@ -23,6 +23,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -130,11 +131,19 @@ def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 
 def prepare(mix: Mix, preset: Preset, mastering: Mastering,
-            reference: Reference | None = None, *, in_place: bool = False) -> Prepared:
+            reference: Reference | None = None, *, in_place: bool = False,
+            mix_in_use: Callable[[], None] | None = None) -> Prepared:
     """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs.
 
     ``in_place``: the chain may work in the mix's own audio (it is used up), so that a long
-    piece needs one whole stereo array rather than two."""
+    piece needs one whole stereo array rather than two; ``mix_in_use`` is then called just
+    before the chain first writes into it (e.g. to wait for the mix's file to be written)."""
+    def taking_the_mix() -> None:
+        nonlocal mix_in_use
+        if in_place and mix_in_use is not None:
+            mix_in_use()
+            mix_in_use = None
+
     # down-sampling comes first, so the limiter sees the delivered samples; up-sampling comes
     # last (finish), as the limiter's 4× oversampled detection already covers the new samples
     out_rate = preset.sample_rate or mix.sample_rate
@@ -161,6 +170,8 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
         tone = tone_settings(eq_sos, bands, sr, width=preset.width,
                              mono_bass_hz=preset.mono_bass_hz, high_shelf_hz=preset.high_shelf_hz,
                              high_shelf_db=preset.high_shelf_db)
+        if own and audio is mix.audio:
+            taking_the_mix()
         audio = apply_tone(audio, tone, in_place=own)
         own = own or audio is not mix.audio
         fitted = response_db(eq_sos, sr)
@@ -188,6 +199,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             "stereo": {"width": preset.width, "mono_bass_hz": preset.mono_bass_hz},
         })
     audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
+    taking_the_mix()  # finish() works in it
     guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
     # the K-weighting (one thread) runs beside the true-peak oversampling (two)
     with ThreadPoolExecutor(1) as side:
@@ -283,11 +295,12 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
 
 def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference | None = None, *,
            target_lufs: float | None = None, album: dict | None = None,
-           consume_mix: bool = False) -> Master:
+           consume_mix: bool = False, mix_in_use: Callable[[], None] | None = None) -> Master:
     """The whole chain on one piece (``target_lufs``: an album's level for it, see
     :func:`album_targets`). ``consume_mix``: the chain works in the mix's own audio, which is
-    used up (for the last master made from a mix: memory for one whole stereo array less)."""
-    prep = prepare(mix, preset, mastering, reference, in_place=consume_mix)
+    used up (for the last master made from a mix: memory for one whole stereo array less;
+    ``mix_in_use`` is called before the chain first writes into it)."""
+    prep = prepare(mix, preset, mastering, reference, in_place=consume_mix, mix_in_use=mix_in_use)
     # the prepared audio is this call's own unless it is still the mix itself, to be kept
     return finish(prep, target_lufs=target_lufs, album=album,
                   in_place=consume_mix or prep.audio is not mix.audio)

@@ -66,7 +66,7 @@ import soundfile as sf
 from . import __version__
 from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, without_timestamp
 from .config import load_preset
-from .core import _finish, _render_to_mix, album_entries, album_plan
+from .core import _finish, _render_to_mix, _wait_written, album_entries, album_plan
 from .errors import OutputError, PipelineError, ScoreError
 from .export import PieceFolder, read_mix
 from .load import MIDI_SUFFIXES, MUSICXML_SUFFIXES
@@ -319,6 +319,7 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
             tmp.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
         piece.folder.commit()
     except BaseException:
+        _wait_written(piece, quietly=True)
         piece.folder.discard()
         raise
     return piece.ensemble, entries
