@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from .errors import OutputError, PipelineError
+
+LITTLE_ENDIAN = sys.byteorder == "little"  # a float WAV's samples are little-endian
 
 #: Frames processed at once by the block-wise stages (about 1.4 s at 48 kHz).
 BLOCK_FRAMES = 1 << 16
@@ -151,3 +154,29 @@ def requantize(audio: np.ndarray, bits: int, *, dither: bool, seed: int = 2024,
     np.clip(x, -scale, scale - 1, out=x)
     x *= np.float32(1.0) / scale
     return x
+
+
+def write_raw(f, data: np.ndarray) -> None:
+    """Append to ``f`` (a :class:`soundfile.SoundFile` open for writing) bytes already in its
+    sample format (libsndfile's ``sf_write_raw``): for a float WAV, interleaved little-endian
+    float32 frames."""
+    import soundfile as sf
+
+    written = sf._snd.sf_write_raw(f._file, sf._ffi.from_buffer(data), data.nbytes)
+    if written != data.nbytes:
+        raise OSError(f"{f.name}: could not write the audio ({sf._snd.sf_strerror(f._file)})")
+
+
+def read_float_frames(f, frames: int) -> np.ndarray:
+    """The next ``frames`` frames of ``f`` (a float32 WAV open for reading, a
+    :class:`soundfile.SoundFile`) as (channels, frames) float32, read as the file's own
+    bytes (libsndfile's ``sf_read_raw``: no conversion, no second copy); fewer at its end."""
+    import soundfile as sf
+
+    if not LITTLE_ENDIAN or f.subtype != "FLOAT":
+        return f.read(frames, dtype="float32", always_2d=True).T
+    out = np.empty((frames, f.channels), dtype=np.float32)
+    got = sf._snd.sf_read_raw(f._file, sf._ffi.from_buffer(out), out.nbytes)
+    if got < 0:
+        raise OSError(f"{f.name}: could not read the audio ({sf._snd.sf_strerror(f._file)})")
+    return out[: got // (4 * f.channels)].T

@@ -17,7 +17,8 @@ import numpy as np
 import soundfile as sf
 
 from . import kernels
-from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask, without_timestamp
+from .audio import (BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask, without_timestamp,
+                    write_raw)
 from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
 from .loudness import integrated_lufs, true_peak_dbtp
@@ -44,18 +45,11 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
             block = audio[:, start:start + BLOCK_FRAMES]
             if packed:
-                _write_raw(f, kernels.to_pcm24_bytes(block))
+                write_raw(f, kernels.to_pcm24_bytes(block))
             elif integer:
                 f.write(kernels.to_pcm(block, bit_depth))
             else:
                 f.write(block.T)
-
-
-def _write_raw(f: sf.SoundFile, data: np.ndarray) -> None:
-    """Append bytes already in the file's sample format (libsndfile's ``sf_write_raw``)."""
-    written = sf._snd.sf_write_raw(f._file, sf._ffi.from_buffer(data), data.nbytes)
-    if written != data.nbytes:
-        raise OSError(f"{f.name}: could not write the audio ({sf._snd.sf_strerror(f._file)})")
 
 
 def _tag(f: sf.SoundFile, tags: dict | None) -> None:

@@ -38,7 +38,7 @@ from scipy.signal import butter
 
 from . import instruments, kernels
 from .audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_gain, gain_to_db,
-                    sample_peak, valid_audio, without_timestamp)
+                    read_float_frames, sample_peak, valid_audio, without_timestamp)
 from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import RUNG_OUT, Loudness, LoudnessMeter
@@ -323,7 +323,7 @@ def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhan
         dry_sum = send_sum = None
         played = {}
         while (i := next(order)) < len(channels):  # the next player nobody has taken
-            dry, send = channels[i].play(files[i].read(n, dtype="float32", always_2d=True).T)
+            dry, send = channels[i].play(read_float_frames(files[i], n))
             if writers:
                 played[i] = (dry, send)
             if dry is not None:

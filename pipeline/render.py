@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .audio import BLOCK_FRAMES, atomic_path, without_timestamp
+from . import kernels
+from .audio import BLOCK_FRAMES, LITTLE_ENDIAN, atomic_path, without_timestamp, write_raw
 from .errors import RenderError, SoundfontError
 from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
@@ -262,7 +263,12 @@ class _StemWriters:
 
     def write(self, block: np.ndarray) -> None:
         for c, f in enumerate(self.files):
-            f.write(block[2 * c:2 * c + 2].T)
+            # interleaved here and handed over as the file's bytes: libsndfile's own float
+            # write copies and converts what is already in its format
+            if LITTLE_ENDIAN:
+                write_raw(f, kernels.interleave(block[2 * c:2 * c + 2]))
+            else:
+                f.write(block[2 * c:2 * c + 2].T)
 
     def __exit__(self, *exc) -> None:
         for f in self.files:
