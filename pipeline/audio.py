@@ -163,8 +163,8 @@ def write_raw(f, data: np.ndarray) -> None:
     import soundfile as sf
 
     written = sf._snd.sf_write_raw(f._file, sf._ffi.from_buffer(data), data.nbytes)
-    if written != data.nbytes:
-        raise OSError(f"{f.name}: could not write the audio ({sf._snd.sf_strerror(f._file)})")
+    if written != data.nbytes:  # as soundfile's own write reports it (a full disk, a limit)
+        raise sf.LibsndfileError(sf._snd.sf_error(f._file), prefix=f"Error writing {f.name!r}: ")
 
 
 def read_float_frames(f, frames: int) -> np.ndarray:
@@ -178,5 +178,5 @@ def read_float_frames(f, frames: int) -> np.ndarray:
     out = np.empty((frames, f.channels), dtype=np.float32)
     got = sf._snd.sf_read_raw(f._file, sf._ffi.from_buffer(out), out.nbytes)
     if got < 0:
-        raise OSError(f"{f.name}: could not read the audio ({sf._snd.sf_strerror(f._file)})")
+        raise sf.LibsndfileError(sf._snd.sf_error(f._file), prefix=f"Error reading {f.name!r}: ")
     return out[: got // (4 * f.channels)].T

@@ -15,19 +15,25 @@ import numpy as np
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
+@numba.njit(inline="always")
+def _through(sos, zi, c, v):
+    """``v`` through every section of ``sos`` on channel ``c``'s state (transposed direct
+    form II, as scipy's sosfilt)."""
+    for s in range(sos.shape[0]):
+        out = sos[s, 0] * v + zi[s, c, 0]
+        zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * out + zi[s, c, 1]
+        zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * out
+        v = out
+    return v
+
+
 @numba.njit(**_JIT)
 def _biquads(sos, x, zi, y):
     """Transposed direct form II, as scipy's sosfilt: x, y (C, n); zi (S, C, 2) float64, updated."""
     channels, n = x.shape
-    sections = sos.shape[0]
     for i in range(n):
         for c in range(channels):
-            v = np.float64(x[c, i])
-            for s in range(sections):
-                out = sos[s, 0] * v + zi[s, c, 0]
-                zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * out + zi[s, c, 1]
-                zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * out
-                v = out
+            v = _through(sos, zi, c, np.float64(x[c, i]))
             y[c, i] = v
 
 
@@ -47,16 +53,10 @@ def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, *,
 def _k_power(sos, x, zi, power):
     """Channel-summed square of the filtered signal per frame into ``power`` (n,)."""
     channels, n = x.shape
-    sections = sos.shape[0]
     for i in range(n):
         p = 0.0
         for c in range(channels):
-            v = np.float64(x[c, i])
-            for s in range(sections):
-                out = sos[s, 0] * v + zi[s, c, 0]
-                zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * out + zi[s, c, 1]
-                zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * out
-                v = out
+            v = _through(sos, zi, c, np.float64(x[c, i]))
             p += v * v
         power[i] = p
 
@@ -75,16 +75,10 @@ def _step_sums(sos, x, zi, step, carry, sums):
     """Like _k_power, summed over consecutive runs of ``step`` frames; ``carry`` = [sum,
     frames] of the run left open by the previous call (updated). Returns the runs closed."""
     channels, n = x.shape
-    sections = sos.shape[0]
     acc, have, closed = carry[0], int(carry[1]), 0
     for i in range(n):
         for c in range(channels):
-            v = np.float64(x[c, i])
-            for s in range(sections):
-                out = sos[s, 0] * v + zi[s, c, 0]
-                zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * out + zi[s, c, 1]
-                zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * out
-                v = out
+            v = _through(sos, zi, c, np.float64(x[c, i]))
             acc += v * v
         have += 1
         if have == step:

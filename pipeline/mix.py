@@ -22,9 +22,7 @@ only when asked for.
 """
 from __future__ import annotations
 
-import itertools
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
@@ -309,43 +307,31 @@ def _round(value: float) -> float | None:
 
 def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
                 progress) -> None:
-    """Play every block of the stems into ``out``: the players shared out among lanes on the
-    pool, each lane summing its own players (so the main thread only adds a sum per lane);
-    one room for all of them, convolved, added and metered on a thread of its own while the
-    next block's players play; each player's contribution to ``writers`` when mix stems
-    are asked for."""
-    lanes = max(1, min(pool._max_workers, len(channels)))
-    adding = threading.Lock()
+    """Play every block of the stems into ``out``: the players on the pool, then their sums
+    (left and right side by side, each in the players' order, so the mix is the same bits
+    whatever thread played whom); one room for all of them, convolved, added and metered on
+    a thread of its own while the next block's players play; each player's contribution to
+    ``writers`` when mix stems are asked for."""
     room_in = np.zeros((2, BLOCK_FRAMES), dtype=np.float32)
-    fed = [False]  # whether any player sent anything into room_in this block
 
-    def lane(order, start: int, n: int):
-        dry_sum = send_sum = None
-        played = {}
-        while (i := next(order)) < len(channels):  # the next player nobody has taken
-            dry, send = channels[i].play(read_float_frames(files[i], n))
-            if writers:
-                played[i] = (dry, send)
+    def play(i: int, n: int):
+        return channels[i].play(read_float_frames(files[i], n))
+
+    def add_row(row: int, played, start: int, n: int) -> bool:
+        """One channel (row) of every player's dry signal and send summed into the mix and
+        the room's input, in the players' order (the same sums whatever thread played whom);
+        whether anything was sent."""
+        sent = False
+        for dry, send in played:
             if dry is not None:
-                if dry_sum is None:
-                    dry_sum = dry.copy() if writers else dry
-                else:
-                    dry_sum += dry
+                out[row, start:start + n] += dry[row]
             if send is not None:
-                if send_sum is None:
-                    send_sum = send.copy()
+                if sent:
+                    room_in[row, :n] += send[row]
                 else:
-                    send_sum += send
-        with adding:  # the lane's sums go straight in: no lane waits on the main thread
-            if dry_sum is not None:
-                out[:, start:start + n] += dry_sum
-            if send_sum is not None:
-                if fed[0]:
-                    room_in[:, :n] += send_sum
-                else:
-                    room_in[:, :n] = send_sum
-                    fed[0] = True
-        return played
+                    room_in[row, :n] = send[row]
+                    sent = True
+        return sent
 
     carried = np.zeros((2, 0), dtype=np.float32)
 
@@ -362,19 +348,17 @@ def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhan
         echo = None
         for start in range(0, stems.frames, BLOCK_FRAMES):
             n = min(BLOCK_FRAMES, stems.frames - start)
-            order = itertools.count()
-            fed[0] = False
-            sums = [f.result() for f in [pool.submit(lane, order, start, n)
-                                         for _ in range(lanes)]]
-            sends = room_in[:, :n].copy() if fed[0] else None
+            played = list(pool.map(play, range(len(channels)), [n] * len(channels)))
+            # the two channels are summed side by side
+            sent = any(list(pool.map(add_row, (0, 1), [played] * 2, [start] * 2, [n] * 2)))
+            sends = room_in[:, :n].copy() if sent else None
             if echo is not None:
                 echo.result()  # at most one block's room waiting behind the one running
             echo = room_thread.submit(room, sends, start, n)
             if writers:
-                played = {i: p for lane_played in sums for i, p in lane_played.items()}
                 list(pool.map(lambda i: writers[i].write(
                     channels[i].contribution(*played[i], n).T), range(len(channels))))
-            del sums
+            del played
             if progress:
                 progress((start + n) / stems.frames)
         if echo is not None:
