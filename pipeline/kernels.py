@@ -70,6 +70,17 @@ def filtered_power(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray
     return power
 
 
+@numba.njit(inline="always")
+def _count(acc, have, closed, step, sums):
+    """One more frame into the open step, whose power sum is ``acc``: when the step is
+    whole, its sum goes to ``sums[closed]`` and a new one opens. (acc, have, closed)."""
+    have += 1
+    if have == step:
+        sums[closed] = acc
+        return 0.0, 0, closed + 1
+    return acc, have, closed
+
+
 @numba.njit(**_JIT)
 def _step_sums(sos, x, zi, step, carry, sums):
     """Like _k_power, summed over consecutive runs of ``step`` frames; ``carry`` = [sum,
@@ -80,11 +91,7 @@ def _step_sums(sos, x, zi, step, carry, sums):
         for c in range(channels):
             v = _through(sos, zi, c, np.float64(x[c, i]))
             acc += v * v
-        have += 1
-        if have == step:
-            sums[closed] = acc
-            closed += 1
-            acc, have = 0.0, 0
+        acc, have, closed = _count(acc, have, closed, step, sums)
     carry[0], carry[1] = acc, have
     return closed
 
@@ -196,8 +203,8 @@ def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, matrix, 
     meter), the four filter sections ``sos``, then with ``post`` the 2×2 ``matrix`` and the
     K-weighted steps of the result (the player's meter in the mix) into y (2, n); without,
     y holds the filtered signal. Returns (stem steps closed, post steps closed, sample peak).
-    Every state is a local for the length of the block (in memory, each would wait on the
-    last store: half the speed)."""
+    Every state is a local for the length of the block, loaded and stored one by one (in an
+    array, each step would wait on the last store: half the speed)."""
     n = x.shape[1]
     k1, k2 = _coefficients(k_sos, 0), _coefficients(k_sos, 1)
     c1, c2 = _coefficients(sos, 0), _coefficients(sos, 1)
@@ -222,12 +229,8 @@ def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, matrix, 
         kl, m10, m11 = _bq(k2, kl, m10, m11)
         kr, n00, n01 = _bq(k1, right, n00, n01)
         kr, n10, n11 = _bq(k2, kr, n10, n11)
-        m_acc += kl * kl + kr * kr
-        m_have += 1
-        if m_have == step:
-            meter_sums[m_closed] = m_acc
-            m_closed += 1
-            m_acc, m_have = 0.0, 0
+        m_acc, m_have, m_closed = _count(m_acc + kl * kl + kr * kr, m_have, m_closed, step,
+                                         meter_sums)
         left, f00, f01 = _bq(c1, left, f00, f01)
         left, f10, f11 = _bq(c2, left, f10, f11)
         left, f20, f21 = _bq(c3, left, f20, f21)
@@ -247,12 +250,8 @@ def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, matrix, 
         kl, p10, p11 = _bq(k2, kl, p10, p11)
         kr, q00, q01 = _bq(k1, np.float64(orr), q00, q01)
         kr, q10, q11 = _bq(k2, kr, q10, q11)
-        p_acc += kl * kl + kr * kr
-        p_have += 1
-        if p_have == step:
-            post_sums[p_closed] = p_acc
-            p_closed += 1
-            p_acc, p_have = 0.0, 0
+        p_acc, p_have, p_closed = _count(p_acc + kl * kl + kr * kr, p_have, p_closed, step,
+                                         post_sums)
     meter_zi[0, 0, 0], meter_zi[0, 0, 1], meter_zi[1, 0, 0], meter_zi[1, 0, 1] = m00, m01, m10, m11
     meter_zi[0, 1, 0], meter_zi[0, 1, 1], meter_zi[1, 1, 0], meter_zi[1, 1, 1] = n00, n01, n10, n11
     post_zi[0, 0, 0], post_zi[0, 0, 1], post_zi[1, 0, 0], post_zi[1, 0, 1] = p00, p01, p10, p11

@@ -140,14 +140,12 @@ class LoudnessMeter:
             self._add_silence(frames)
 
     def _filter(self, block: np.ndarray) -> None:
-        step_sums = kernels.filtered_step_sums(self.sos, block, self.state, self.step,
-                                               self.open_step)
-        if step_sums.size:
-            self.steps.append(step_sums / self.step)
+        self.add_step_sums(kernels.filtered_step_sums(self.sos, block, self.state, self.step,
+                                                      self.open_step))
 
-    def add_step_sums(self, step_sums: np.ndarray, peak: float) -> None:
-        """Take what a kernel worked out on this meter's state (:func:`kernels.player`):
-        the step sums it closed, and the block's sample peak."""
+    def add_step_sums(self, step_sums: np.ndarray, peak: float = 0.0) -> None:
+        """Take what a kernel worked out on this meter's state (:attr:`k_state`): the power
+        sums of the steps it closed, and the block's sample peak."""
         self.peak = max(self.peak, peak)
         if step_sums.size:
             self.steps.append(step_sums / self.step)
@@ -329,12 +327,14 @@ def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
     which is exact for every use that only asks where the envelope exceeds ``floor``.
     """
     frames = audio.shape[1]
+    if floor <= 0:  # everywhere: the kernel takes the samples' own peaks too
+        out = np.zeros(frames, dtype=np.float32)
+        _true_peaks(audio, [(a, min(frames, a + _SPAN)) for a in range(0, frames, _SPAN)], out)
+        return out
     out = np.empty(frames, dtype=np.float32)
     for start in range(0, frames, _CHUNK):
         _frame_peaks(audio[:, start:start + _CHUNK], out[start:start + _CHUNK])
-    spans = _candidate_spans(_block_peaks(out), floor, frames) if floor > 0 else \
-        [(a, min(frames, a + _SPAN)) for a in range(0, frames, _SPAN)]
-    _true_peaks(audio, spans, out)
+    _true_peaks(audio, _candidate_spans(_block_peaks(out), floor, frames), out)
     return out
 
 

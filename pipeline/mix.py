@@ -153,7 +153,7 @@ class _Channel:
                 block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,
                 self.matrix, self.post.k_state)
             self.meter.add_step_sums(stem_steps, peak)
-            self.post.add_step_sums(post_steps, 0.0)
+            self.post.add_step_sums(post_steps)
         else:
             filtered, stem_steps, _, peak = kernels.player(
                 block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,

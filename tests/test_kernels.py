@@ -117,7 +117,7 @@ def test_player_is_meter_filter_pan_meter(pan):
             x[:, a:a + 6_500], k_sos, step, stem.k_state, sos, zi,
             matrix if pan else None, post.k_state if pan else None)
         stem.add_step_sums(stem_sums, peak)
-        post.add_step_sums(post_sums, 0.0)
+        post.add_step_sums(post_sums)
         out.append(y)
     np.testing.assert_allclose(np.concatenate(out, axis=1), panned if pan else filtered, atol=3e-7)
     np.testing.assert_allclose(stem.result().steps, stem_ref.result().steps, rtol=1e-6)
