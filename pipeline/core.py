@@ -22,8 +22,8 @@ from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
-from .errors import (OutputError, PipelineError, PresetError, ScoreError, SidecarError,
-                     TemplateError)
+from .errors import (OutputError, PipelineError, PresetError, RenderError, ScoreError,
+                     SidecarError, TemplateError)
 from .export import PieceFolder, read_mix, write_master, write_mix, write_report
 from .humanize import DEFAULT_SEED as humanize_seed
 from .humanize import check as check_humanize
@@ -32,10 +32,10 @@ from .load import MIDI_SUFFIXES, load
 from .master import Prepared, Reference, album_targets, load_reference, master, prepare
 from .mix import mix
 from .musicxml import release_parsed
-from .model import Mix, Performance
+from .model import Mix, Performance, Stem, Stems
 from .paths import slugify
 from .perform import perform, write_midi
-from .render import render
+from .render import StemFeed, max_stem_frames, render
 from .report import trace, write_html
 from .sidecar import PieceSettings, choose, read_sidecar
 from .soundfonts import find_soundfont
@@ -275,17 +275,19 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     folder = PieceFolder(out_root, slug or slugify(score_path.stem))
     try:
         _check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
-        with stage("render"):
-            stems = render(performance, voices, stems_dir=folder.work / "stems",
-                           sample_rate=sample_rate, progress=lambda f: progress("render", f))
+        # the mix follows the synths block by block (nothing read back from disk): the
+        # render's time runs until the synths finish, the mix's from there
+        progress("render", 0.0)
+        started = time.perf_counter()
+        the_mix, stems, synthesised = _render_and_mix(
+            performance, voices, template, folder, settings=settings, parts=parts,
+            sample_rate=sample_rate, mix_stems=mix_stems, progress=lambda f: progress("render", f))
+        _release_freed_memory()
+        timings["render"] = round(synthesised - started, 3)
+        timings["mix"] = round(time.perf_counter() - synthesised, 3)
+        progress("mix", 1.0)
         log.info("render: %d stems of %.1f s at %d Hz", len(stems.stems), stems.duration_s,
                  stems.sample_rate)
-        with stage("mix"):
-            balance = calibration_db(performance, voices, sample_rate=sample_rate)
-            the_mix = mix(stems, voices, template, calibration_db=balance,
-                          layout=settings.layout, parts=parts,
-                          mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
-                          progress=lambda f: progress("mix", f))
         with stage("export"):
             written = _writer.submit(_write_mix_and_midi, folder.work, the_mix, performance,
                                      voices)
@@ -297,6 +299,38 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
                   template, folder, soundfont, timings, written)
+
+
+def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
+                    settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
+                    progress: Callable[[float], None]) -> tuple[Mix, Stems, float]:
+    """Render the stems (on a thread of their own, the synths on theirs) and mix each block as
+    soon as every synth has made it; the balance calibration runs beside the synths' start.
+    Returns the mix, the stems and when (``time.perf_counter``) the synths finished."""
+    stems_dir = folder.work / "stems"
+    named = tuple(Stem(i, t.name, stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav")
+                  for i, t in enumerate(performance.tracks))
+    feed = StemFeed(named, sample_rate, max_stem_frames(performance, sample_rate))
+    with ThreadPoolExecutor(2, thread_name_prefix="score2audio-render") as side:
+        def synthesise() -> tuple[Stems, float]:
+            stems = render(performance, voices, stems_dir=stems_dir, sample_rate=sample_rate,
+                           progress=progress, feed=feed)
+            return stems, time.perf_counter()
+
+        rendering = side.submit(synthesise)
+        balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
+        try:
+            the_mix = mix(feed, voices, template, calibration_db=balance.result(),
+                          layout=settings.layout, parts=parts,
+                          mix_stems_dir=folder.work / "mix-stems" if mix_stems else None)
+        except BaseException:
+            feed.stop()  # the synths stop; the render's own error, if any, comes first
+            rendering.exception()
+            raise
+        stems, synthesised = rendering.result()
+    if stems.frames != feed.frames or stems.stems != named:
+        raise RenderError("render: the mixed stems differ from the files written")
+    return the_mix, stems, synthesised
 
 
 #: one thread that writes a piece's mix and MIDI while its master is being made

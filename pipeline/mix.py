@@ -41,6 +41,7 @@ from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import RUNG_OUT, Loudness, LoudnessMeter
 from .model import Mix, Stems, Voice
+from .render import StemFeed
 from .rooms import impulse_response
 from .seating import Placement, place
 from .sidecar import PartSettings
@@ -138,16 +139,18 @@ class _Channel:
         self.meter = LoudnessMeter(sr)  # the stem as rendered
         self.post = LoudnessMeter(sr)   # the player in the mix, before the room
 
-    def play(self, block: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The player's next block: ``(dry, send)``, its signal on the stage and what it sends
-        into the room, each (2, n) float32, or None where silent."""
-        n = block.shape[1]
-        if not kernels.any_sound(block) and self._rung_out():
+    def play(self, block: np.ndarray | None, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The player's next ``n`` frames (``block``: (2, n) float32, None where silent):
+        ``(dry, send)``, its signal on the stage and what it sends into the room, each (2, n)
+        float32, or None where silent."""
+        if (block is None or not kernels.any_sound(block)) and self._rung_out():
             self.meter.silence(n)
             self.post.silence(n)
             if self.compressor is not None:
                 self.compressor.rest(n)
             return None, self.room_input(None, n)
+        if block is None:
+            block = np.zeros((2, n), dtype=np.float32)
         if self.compressor is None:
             dry, stem_steps, post_steps, peak = kernels.player(
                 block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,
@@ -197,7 +200,7 @@ class _Channel:
         return line[:, :n]
 
 
-def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
+def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, *,
         calibration_db: tuple[float, ...] | None = None, layout: str | None = None,
         parts: tuple[PartSettings | None, ...] | None = None,
         mix_stems_dir: Path | None = None, progress: ProgressFn | None = None,
@@ -206,6 +209,8 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
 
     Parameters
     ----------
+    stems : the rendered stems, read from their files; or a :class:`~pipeline.render.StemFeed`
+        to mix while they are being rendered (its blocks are mixed as they come).
     calibration_db : gain per stem that brings its instrument's mf to a common loudness
         (:func:`pipeline.calibrate.calibration_db`); none when omitted.
     layout : one of the template's other seatings (e.g. ``antiphonal``); default its standard.
@@ -231,7 +236,10 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
                          level_db=_level_db(s))
                 for p, v, c, s in zip(seats, voices, calibration, parts)]
     overhang = reverb.ir_len - 1
-    total = stems.frames + overhang
+    live = isinstance(stems, StemFeed)
+    # a feed's length is known only at its end: room for the longest it can be (zeros are not
+    # given memory until written)
+    total = (stems.max_frames if live else stems.frames) + overhang
     # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
     out = np.zeros((2, total), dtype=np.float32)
     meter = LoudnessMeter(sr)  # the mix before its final gain
@@ -240,14 +248,19 @@ def mix(stems: Stems, voices: tuple[Voice, ...], template: Template, *,
         partial = [] if mix_stems_dir is None else [
             finished.enter_context(atomic_path(mix_stems_dir / s.path.name)) for s in stems.stems]
         with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
             writers = [files_open.enter_context(without_timestamp(sf.SoundFile(
                 str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
                 for p in partial]
-            _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
-                        progress)
-        out, peak = _trim_tail(out, stems.frames)
-        meter.feed(out[:, stems.frames:])  # the room's decay, as far as it is kept
+            if live:
+                blocks = ((start, n, parts.__getitem__) for start, n, parts in stems.blocks())
+            else:
+                blocks = _file_blocks(stems, files_open)
+            report = (lambda done: progress(done / stems.frames)) if progress and not live \
+                else None
+            frames = _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang,
+                                 report)
+        out, peak = _trim_tail(out, frames)
+        meter.feed(out[:, frames:])  # the room's decay, as far as it is kept
         gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
         gain = np.float32(db_to_gain(gain_db))
         out *= gain
@@ -305,17 +318,26 @@ def _round(value: float) -> float | None:
 
 
 
-def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhang,
-                progress) -> None:
-    """Play every block of the stems into ``out``: the players on the pool, then their sums
-    (left and right side by side, each in the players' order, so the mix is the same bits
-    whatever thread played whom); one room for all of them, convolved, added and metered on
-    a thread of its own while the next block's players play; each player's contribution to
-    ``writers`` when mix stems are asked for."""
+def _file_blocks(stems: Stems, files_open: ExitStack):
+    """The stems' blocks as read from their files: ``(start, n, fetch)``, ``fetch(i)``
+    reading stem ``i``'s next ``n`` frames (the players read side by side)."""
+    files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
+    for start in range(0, stems.frames, BLOCK_FRAMES):
+        n = min(BLOCK_FRAMES, stems.frames - start)
+        yield start, n, lambda i, n=n: read_float_frames(files[i], n)
+
+
+def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, progress) -> int:
+    """Play every block of the stems (``blocks``: ``(start, n, fetch)``, ``fetch(i)`` giving
+    player ``i``'s (2, n) block or None where silent) into ``out``: the players on the pool,
+    then their sums (left and right side by side, each in the players' order, so the mix is
+    the same bits whatever thread played whom); one room for all of them, convolved, added
+    and metered on a thread of its own while the next block's players play; each player's
+    contribution to ``writers`` when mix stems are asked for. Returns the stems' length."""
     room_in = np.zeros((2, BLOCK_FRAMES), dtype=np.float32)
 
-    def play(i: int, n: int):
-        return channels[i].play(read_float_frames(files[i], n))
+    def play(i: int, fetch, n: int):
+        return channels[i].play(fetch(i), n)
 
     def add_row(row: int, played, start: int, n: int) -> bool:
         """One channel (row) of every player's dry signal and send summed into the mix and
@@ -344,11 +366,12 @@ def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhan
             carried = wet[:, n:]
         meter.feed(out[:, at:at + n])
 
+    frames = 0
     with ThreadPoolExecutor(1) as room_thread:
         echo = None
-        for start in range(0, stems.frames, BLOCK_FRAMES):
-            n = min(BLOCK_FRAMES, stems.frames - start)
-            played = list(pool.map(play, range(len(channels)), [n] * len(channels)))
+        for start, n, fetch in blocks:
+            played = list(pool.map(play, range(len(channels)), [fetch] * len(channels),
+                                   [n] * len(channels)))
             # the two channels are summed side by side
             sent = any(list(pool.map(add_row, (0, 1), [played] * 2, [start] * 2, [n] * 2)))
             sends = room_in[:, :n].copy() if sent else None
@@ -359,14 +382,16 @@ def _mix_blocks(stems, channels, files, writers, out, meter, hall, pool, overhan
                 list(pool.map(lambda i: writers[i].write(
                     channels[i].contribution(*played[i], n).T), range(len(channels))))
             del played
+            frames = start + n
             if progress:
-                progress((start + n) / stems.frames)
+                progress(frames)
         if echo is not None:
             echo.result()
     # the reverb still ringing after the last note
-    out[:, stems.frames:] += hall.tail(carried, overhang)
+    out[:, frames:frames + overhang] += hall.tail(carried, overhang)
     for w, ch in zip(writers, channels):
         w.write(ch.reverb.tail(ch.carried, overhang).T)
+    return frames
 
 
 def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:

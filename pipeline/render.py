@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -42,6 +43,7 @@ PROGRAM, CONTROL, BEND, NOTE_OFF, NOTE_ON = range(5)
 _KINDS = {"program_change": PROGRAM, "control_change": CONTROL, "pitchwheel": BEND}
 
 ProgressFn = Callable[[float], None]
+_END = object()  # a synth's last item in a StemFeed
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class _Group:
 
 def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Path,
            sample_rate: int = 48000, workers: int | None = None,
-           progress: ProgressFn | None = None) -> Stems:
+           progress: ProgressFn | None = None, feed: StemFeed | None = None) -> Stems:
     """Synthesise every track to ``stems_dir/NN-<part>.wav`` (float32 stereo, equal length).
 
     Parameters
@@ -62,6 +64,7 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     sample_rate : Hz, 8000–96000.
     workers : threads (synths) to run at once; default one per core.
     progress : called with the fraction done, 0–1.
+    feed : also hand every block to a mixer as it is rendered (see :class:`StemFeed`).
     """
     if len(voices) != len(performance.tracks):
         raise RenderError("render: one voice per track is needed")
@@ -71,7 +74,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     workers = workers or os.cpu_count() or 1
     groups = _groups(performance.tracks, workers)
     paths = [stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav" for i, t in enumerate(performance.tracks)]
-    cancel = threading.Event()  # set when the caller is interrupted: the synths stop at once
+    # set when the caller is interrupted (or the feed's mixer fails): the synths stop at once
+    cancel = feed.cancelled if feed is not None else threading.Event()
     expected = max(1, int((performance.duration_s + 1.0) * sample_rate))
     done = np.zeros(len(groups), dtype=np.int64)
 
@@ -85,17 +89,21 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
         partial = [finished.enter_context(atomic_path(p)) for p in paths]
 
         def run(g: int) -> tuple[int, int]:
+            send = None if feed is None else lambda *item: feed.put(g, *item)
             return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
-                                 lambda f: report(g, f), cancel)
+                                 lambda f: report(g, f), cancel, send)
 
+        if feed is not None:
+            feed.start([g.tracks for g in groups])
         with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
             try:
                 results = list(pool.map(run, range(len(groups))))
-            except BaseException:
+            except BaseException as exc:
                 cancel.set()
+                if feed is not None:
+                    feed.fail(exc)
                 raise
-        last_audible = max(r[1] for r in results)
-        frames = last_audible + int(TAIL_MARGIN_S * sample_rate)
+        frames = stem_length(max(r[1] for r in results), sample_rate)
         for tmp in partial:
             _set_length(tmp, frames)
     if progress:
@@ -150,9 +158,12 @@ def _events(performance: Performance, track_indexes, sample_rate: int) -> np.nda
 
 
 def _render_group(performance: Performance, voices, track_indexes, paths, sample_rate: int,
-                  progress: ProgressFn, cancel: threading.Event) -> tuple[int, int]:
+                  progress: ProgressFn, cancel: threading.Event,
+                  send: Callable | None = None) -> tuple[int, int]:
     """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
-    (raising :class:`RenderError`) when ``cancel`` is set."""
+    (raising :class:`RenderError`) when ``cancel`` is set. ``send(block, frames, last)``:
+    each block (all the synth's channels, a full block's width; None: silent) is handed on
+    as well, then ``send(_END, written, last)``."""
     n = len(track_indexes)
     silence = 10.0 ** (SILENCE_DBFS / 20.0)
     max_tail = int(MAX_TAIL_S * sample_rate)
@@ -173,6 +184,8 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             if cancel.is_set():
                 raise RenderError("render cancelled")
             writers.write(block)
+            if send is not None and used:
+                send(buf.copy() if kernels.any_sound(block) else None, used, state["last"])
             state["written"] += used
             state["pos"] = 0
             buf[:, :used] = 0.0
@@ -212,7 +225,131 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             tail += TAIL_CHUNK_FRAMES
         advance(TAIL_CHUNK_FRAMES)  # one quiet chunk past the last voice, for the margin
         flush()
+        if send is not None:
+            send(_END, state["written"], state["last"])
         return state["written"], state["last"]
+
+
+def stem_length(last_audible: int, sample_rate: int) -> int:
+    """The stems' length: their last audible frame and a short margin."""
+    return last_audible + int(TAIL_MARGIN_S * sample_rate)
+
+
+class StemFeed:
+    """The stems' blocks handed from the synth threads to a mixer while they are rendered
+    (:func:`render` with ``feed=``, :func:`pipeline.mix.mix` given the feed instead of the
+    files), so that the mix runs beside the synthesis and nothing is read back from disk.
+
+    Each synth's queue holds a few blocks: a mixer that falls behind holds the synths back.
+    The stems' length is known only when every synth has finished; a block lying wholly past
+    the last frame heard so far waits until a later block is heard or the render ends. A
+    block of a synth's channels that is exactly silent travels as None."""
+
+    DEPTH = 3
+
+    def __init__(self, stems: tuple[Stem, ...], sample_rate: int, max_frames: int):
+        self.stems = stems
+        self.sample_rate = sample_rate
+        self.max_frames = max_frames  # the most frames the stems can have (see max_stem_frames)
+        self.frames: int | None = None  # the stems' length, once the render has ended
+        self.cancelled = threading.Event()
+        self._started = threading.Event()
+        self._groups: list[tuple[int, ...]] = []
+        self._queues: list[queue.Queue] = []
+        self._error: BaseException | None = None
+
+    def start(self, groups: list[tuple[int, ...]]) -> None:
+        self._groups = groups
+        self._queues = [queue.Queue(self.DEPTH) for _ in groups]
+        self._started.set()
+
+    def put(self, group: int, block, frames: int, last: int) -> None:
+        """A synth's next block (None: silent; ``_END``: no more), its frames and the last
+        audible frame so far (the synth thread's side)."""
+        q = self._queues[group]
+        while not self.cancelled.is_set():
+            try:
+                q.put((block, frames, last), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise RenderError("render cancelled")
+
+    def fail(self, exc: BaseException) -> None:
+        """The render has failed: the mixer stops with ``exc``."""
+        self._error = exc
+        self._started.set()
+
+    def stop(self) -> None:
+        """The mixer has failed or been interrupted: the synths stop."""
+        self.cancelled.set()
+
+    def _get(self, q: queue.Queue | None):
+        """The next item of ``q`` (None: wait for the render to start), raising the render's
+        error if it fails meanwhile."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            if q is None:
+                if self._started.wait(0.1) and self._error is None:
+                    return None
+                continue
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def blocks(self):
+        """Every block of the stems as cut to their length, in order: ``(start, n, parts)``
+        where ``parts[i]`` is stem ``i``'s (2, n) float32 view, or None where it is silent.
+        When the last has been given, :attr:`frames` is the stems' length."""
+        self._get(None)
+        ended = [False] * len(self._groups)
+        waiting: list[tuple[int, int, list]] = []  # rendered, not yet known to be in the stems
+        start = last = 0
+        margin = stem_length(0, self.sample_rate)
+        while not all(ended):
+            row, width = [], 0
+            for g, q in enumerate(self._queues):
+                block = None
+                if not ended[g]:
+                    block, frames, heard = self._get(q)
+                    last = max(last, heard)
+                    if block is _END:
+                        ended[g], block = True, None
+                    else:
+                        width = max(width, frames)
+                row.append(block)
+            if width:
+                waiting.append((start, width, row))
+                start += width
+            while waiting and waiting[0][0] + waiting[0][1] <= last + margin:
+                yield self._parts(*waiting.pop(0))
+        self.frames = stem_length(last, self.sample_rate)
+        for at, width, row in waiting:
+            if at < self.frames:
+                yield self._parts(at, min(width, self.frames - at), row)
+        while start < self.frames:  # past every synth's last block (a margin longer than it)
+            n = min(BLOCK_FRAMES, self.frames - start)
+            yield start, n, [None] * len(self.stems)
+            start += n
+
+    def _parts(self, start: int, n: int, row: list) -> tuple[int, int, list]:
+        parts: list = [None] * len(self.stems)
+        for tracks, block in zip(self._groups, row):
+            if block is not None:
+                for c, i in enumerate(tracks):
+                    parts[i] = block[2 * c:2 * c + 2, :n]
+        return start, n, parts
+
+
+def max_stem_frames(performance: Performance, sample_rate: int) -> int:
+    """The most frames :func:`render` can make of ``performance``: to its last event, the
+    longest release tail and the quiet chunk after it, in whole blocks."""
+    end = int(np.ceil(performance.duration_s * sample_rate)) + FLUID_BLOCK_FRAMES
+    frames = stem_length(end + int(MAX_TAIL_S * sample_rate) + 3 * TAIL_CHUNK_FRAMES,
+                         sample_rate)
+    return -(-frames // BLOCK_FRAMES) * BLOCK_FRAMES
 
 
 def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *,
