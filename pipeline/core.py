@@ -335,6 +335,8 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
 
 #: one thread that writes a piece's mix and MIDI while its master is being made
 _writer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-writer")
+#: one that takes the mix's picture for the report meanwhile
+_tracer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-tracer")
 
 
 def _write_mix_and_midi(folder: Path, the_mix: Mix, performance, voices) -> None:
@@ -423,18 +425,25 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     ``before_commit(working folder, report)`` adds files that must arrive with the rest."""
     stage = _stage_timer(progress, piece.timings)
     folder = piece.folder
+    tracing = None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
         with stage("master"):
-            # the mix's picture first: the last master uses the mix up
-            mix_trace = trace("mix", piece.mix.audio, piece.mix.sample_rate,
-                              piece.mix.loudness_lufs, piece.mix.short_term_lufs)
+            # the mix's picture is taken beside the master's first steps, before the last
+            # master uses the mix up
+            tracing = _tracer.submit(trace, "mix", piece.mix.audio, piece.mix.sample_rate,
+                                     piece.mix.loudness_lufs, piece.mix.short_term_lufs)
+
+            def mix_in_use() -> None:
+                _wait_written(piece)
+                tracing.result()
+
             for i, p in enumerate(presets):
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
                            album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
-                           mix_in_use=lambda: _wait_written(piece))
+                           mix_in_use=mix_in_use)
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
                 # the files are written while the master's picture is drawn
@@ -448,6 +457,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 del m, writing
                 progress("master", (i + 1) / len(presets))
             _wait_written(piece)
+            mix_trace = tracing.result()
         report = _report(piece, masters, files)
         with stage("report"):
             write_html(folder.work, report, mix_trace, traces)
@@ -459,6 +469,8 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     except BaseException as exc:
         failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
         _wait_written(piece, quietly=True)  # nothing may write into the folder it removes
+        if tracing is not None:
+            tracing.exception()  # nor read the mix after this
         folder.discard()
         if failure:
             raise failure from exc

@@ -52,7 +52,7 @@ def release(gain_db: np.ndarray, db_per_frame: float, *, initial: float = np.inf
 
 def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
                  lookahead_ms: float = LOOKAHEAD_MS, hold_ms: float = HOLD_MS,
-                 scale: np.float32 | None = None) -> np.ndarray:
+                 scale: np.float32 | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Gain per frame (linear, ≤ 1) that keeps a signal with this true-peak ``envelope``
     (from :func:`~pipeline.loudness.true_peak_envelope`, shape (frames,)) under the ceiling;
     ``scale``: the envelope is that of the signal times this (no scaled copy is made).
@@ -61,7 +61,8 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     ``hold_ms`` and then releases; the release is program-dependent: a brief peak is let go at
     ``RELEASE_DB_PER_S``, a reduction sustained over ``SUSTAIN_WINDOW_MS`` at the slower
     ``SUSTAIN_RELEASE_DB_PER_S``. Only the stretches around peaks over the ceiling are computed;
-    everywhere else the gain is exactly 1.
+    everywhere else the gain is exactly 1. ``out``: an earlier result to reuse (a search that
+    tries several gains makes no new whole-length array per try).
     """
     ceiling = np.float32(db_to_gain(ceiling_dbtp))
     frames = envelope.shape[0]
@@ -69,7 +70,11 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     def scaled(part: np.ndarray) -> np.ndarray:
         return part if scale is None else part * scale
 
-    gain = np.ones(frames, dtype=np.float32)
+    if out is None:
+        gain = np.ones(frames, dtype=np.float32)
+    else:
+        gain = out
+        gain.fill(1.0)
     over = np.concatenate([start + np.flatnonzero(scaled(envelope[start:start + SCAN_CHUNK]) > ceiling)
                            for start in range(0, frames, SCAN_CHUNK)] or [np.zeros(0, np.int64)])
     if over.size == 0:

@@ -197,10 +197,11 @@ CHANNEL_SECTIONS = 4
 
 
 @numba.njit(**_JIT)
-def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, matrix, post,
+def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, sections, matrix, post,
             post_zi, post_carry, post_sums, y):
     """One pass of a stereo mixer channel over x (2, n): the K-weighted steps of x (the stem's
-    meter), the four filter sections ``sos``, then with ``post`` the 2×2 ``matrix`` and the
+    meter), the first ``sections`` of the four filter sections ``sos`` (the others, the
+    padding's pass-throughs, are skipped), then with ``post`` the 2×2 ``matrix`` and the
     K-weighted steps of the result (the player's meter in the mix) into y (2, n); without,
     y holds the filtered signal. Returns (stem steps closed, post steps closed, sample peak).
     Every state is a local for the length of the block, loaded and stored one by one (in an
@@ -231,14 +232,18 @@ def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, matrix, 
         kr, n10, n11 = _bq(k2, kr, n10, n11)
         m_acc, m_have, m_closed = _count(m_acc + kl * kl + kr * kr, m_have, m_closed, step,
                                          meter_sums)
-        left, f00, f01 = _bq(c1, left, f00, f01)
-        left, f10, f11 = _bq(c2, left, f10, f11)
-        left, f20, f21 = _bq(c3, left, f20, f21)
-        left, f30, f31 = _bq(c4, left, f30, f31)
-        right, g00, g01 = _bq(c1, right, g00, g01)
-        right, g10, g11 = _bq(c2, right, g10, g11)
-        right, g20, g21 = _bq(c3, right, g20, g21)
-        right, g30, g31 = _bq(c4, right, g30, g31)
+        if sections > 0:
+            left, f00, f01 = _bq(c1, left, f00, f01)
+            right, g00, g01 = _bq(c1, right, g00, g01)
+        if sections > 1:
+            left, f10, f11 = _bq(c2, left, f10, f11)
+            right, g10, g11 = _bq(c2, right, g10, g11)
+        if sections > 2:
+            left, f20, f21 = _bq(c3, left, f20, f21)
+            right, g20, g21 = _bq(c3, right, g20, g21)
+        if sections > 3:
+            left, f30, f31 = _bq(c4, left, f30, f31)
+            right, g30, g31 = _bq(c4, right, g30, g31)
         if not post:
             y[0, i], y[1, i] = left, right
             continue
@@ -278,12 +283,14 @@ def channel_sections(sos: np.ndarray | None) -> np.ndarray:
 
 
 def player(x: np.ndarray, k_sos: np.ndarray, step: int, meter: tuple, sos: np.ndarray,
-           zi: np.ndarray, matrix: np.ndarray | None, post: tuple | None):
+           zi: np.ndarray, matrix: np.ndarray | None, post: tuple | None,
+           sections: int = CHANNEL_SECTIONS):
     """A stereo mixer channel in one pass over ``x`` (2, frames) float32.
 
     ``meter`` and ``post`` are K-weighting states ``(zi (2, 2, 2), carry [sum, frames])``
     (updated) for the stem as it comes and for the player in the mix; ``sos`` (4, 6) from
-    :func:`channel_sections` with ``zi`` (4, 2, 2) is the channel's filter cascade. With
+    :func:`channel_sections` with ``zi`` (4, 2, 2) is the channel's filter cascade, of which
+    the first ``sections`` are run (the others must be the padding's pass-throughs). With
     ``matrix`` (2, 2) and ``post`` the result is the panned, metered signal; without, the
     filtered one (for a processor that must come between the filter and the pan). Returns
     ``(y (2, frames) float32, stem step sums, post step sums, stem sample peak)``; the step
@@ -295,7 +302,7 @@ def player(x: np.ndarray, k_sos: np.ndarray, step: int, meter: tuple, sos: np.nd
     post_zi, post_carry = post if with_post else (np.zeros((2, 2, 2)), np.zeros(2))
     post_sums = np.empty((int(post_carry[1]) + n) // step if with_post else 0)
     m_closed, p_closed, peak = _player(
-        x, k_sos, step, meter[0], meter[1], meter_sums, sos, zi,
+        x, k_sos, step, meter[0], meter[1], meter_sums, sos, zi, sections,
         np.zeros((2, 2)) if matrix is None else matrix, with_post, post_zi, post_carry,
         post_sums, y)
     return y, meter_sums[:m_closed], post_sums[:p_closed], peak
@@ -376,3 +383,53 @@ def interleave(x: np.ndarray) -> np.ndarray:
     out = np.empty((x.shape[1], x.shape[0]), dtype=x.dtype)
     _interleave(x, out)
     return out
+
+
+@numba.njit(**_JIT)
+def _mid_segments(x, starts, window, out):
+    channels, n = x.shape[0], window.shape[0]
+    count = np.float32(channels)
+    for s in range(starts.shape[0]):
+        a = starts[s]
+        for i in range(n):
+            v = x[0, a + i]
+            for c in range(1, channels):
+                v += x[c, a + i]
+            out[s, i] = v / count * window[i]
+
+
+def mid_segments(x: np.ndarray, starts: np.ndarray, window: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """The channels' mean of ``x`` (channels, frames) float32 over ``len(window)`` frames from
+    each of ``starts``, times ``window``: (len(starts), len(window)) float32 (the windowed
+    segments of a Welch spectrum, gathered in one pass)."""
+    if out is None:
+        out = np.empty((len(starts), len(window)), dtype=np.float32)
+    _mid_segments(x, np.asarray(starts, dtype=np.int64), window.astype(np.float32, copy=False),
+                  out)
+    return out
+
+
+@numba.njit(**_JIT)
+def _column_range(x, per, lo, hi):
+    channels = x.shape[0]
+    for k in range(lo.shape[0]):
+        low, high = x[0, k * per], x[0, k * per]
+        for c in range(channels):
+            for i in range(k * per, (k + 1) * per):
+                v = x[c, i]
+                low = min(low, v)
+                high = max(high, v)
+        lo[k], hi[k] = low, high
+
+
+def column_range(x: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest sample of all channels of ``x`` (channels, frames) in each of
+    ``columns`` consecutive slices of ``frames // columns`` frames (fewer columns when there
+    are fewer frames; the frames past the last whole slice are left out)."""
+    per = max(1, x.shape[1] // columns)
+    count = x.shape[1] // per
+    lo, hi = np.empty(count, dtype=x.dtype), np.empty(count, dtype=x.dtype)
+    if count:
+        _column_range(x, per, lo, hi)
+    return lo, hi

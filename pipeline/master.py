@@ -324,11 +324,10 @@ def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, di
     and the limiter's gain per frame."""
     sr, bound = prep.sample_rate, prep.gain_bound_db
     gain_db = min(target - prep.lufs, bound)
-    ceiling = prep.ceiling
+    ceiling, gr = prep.ceiling, None
     for _ in range(8):
         gain = np.float32(db_to_gain(gain_db))
-        gr = None  # the last try's gain goes before the next is made
-        gr = limiter_gain(prep.envelope, sr, ceiling, scale=gain)
+        gr = limiter_gain(prep.envelope, sr, ceiling, scale=gain, out=gr)  # each try in the last's
         reached = gated_lufs(step_powers(prep.power, sr, gr, scale=gain))
         short = target - reached
         if abs(short) > LOUDNESS_TOLERANCE_LU and gain_db < bound - 1e-3:

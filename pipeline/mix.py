@@ -116,7 +116,9 @@ class _Channel:
         self.send_db = template.reverb_send_db + d.send_db * placement.depth
         self.send = np.float32(db_to_gain(self.send_db))
         self.damping_hz = damping_hz(placement.depth, d.damping_hz)
-        self.sos = kernels.channel_sections(_filter(voice, self.damping_hz, sr))
+        sections = _filter(voice, self.damping_hz, sr)
+        self.sections = 0 if sections is None else len(sections)
+        self.sos = kernels.channel_sections(sections)
         tone = load_stem_tone()
         self.eq = [b.as_dict() for b in tone.eq_bands(voice.family)]
         # the threshold sits above this instrument's mf as rendered: the calibration brings
@@ -154,13 +156,13 @@ class _Channel:
         if self.compressor is None:
             dry, stem_steps, post_steps, peak = kernels.player(
                 block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,
-                self.matrix, self.post.k_state)
+                self.matrix, self.post.k_state, self.sections)
             self.meter.add_step_sums(stem_steps, peak)
             self.post.add_step_sums(post_steps)
         else:
             filtered, stem_steps, _, peak = kernels.player(
                 block, self.meter.sos, self.meter.step, self.meter.k_state, self.sos, self.zi,
-                None, None)
+                None, None, self.sections)
             self.meter.add_step_sums(stem_steps, peak)
             dry = self.matrix @ self.compressor.process(filtered)
             self.post.feed(dry)

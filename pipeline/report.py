@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import kernels
 from .audio import atomic_path
 from .loudness import SHORT_TERM_STEPS, STEP_S
 from .tone import long_term_psd
@@ -95,11 +96,7 @@ def _png(fig) -> str:
 
 def _envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest sample of all channels in each of ``columns`` slices."""
-    frames = audio.shape[1]
-    per = max(1, frames // columns)
-    used = (frames // per) * per
-    block = audio[:, :used].reshape(audio.shape[0], -1, per)
-    return block.min(axis=(0, 2)), block.max(axis=(0, 2))
+    return kernels.column_range(audio, columns)
 
 
 def _waveforms(mix: Trace, masters: list[Trace]) -> str:

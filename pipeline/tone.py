@@ -47,8 +47,7 @@ def long_term_psd(audio: np.ndarray, sample_rate: int, *, segment: int = ANALYSI
     window = np.hanning(n).astype(np.float32)
     power = np.zeros(n // 2 + 1)
     for chunk in np.array_split(starts, max(1, count // 16)):
-        segs = x[:, chunk[:, None] + np.arange(n)[None, :]].mean(axis=0, dtype=np.float32)
-        segs *= window
+        segs = kernels.mid_segments(x, chunk, window)
         # single precision (its rounding is some 70 dB under any band this is used for)
         spectra = scipy.fft.rfft(segs, axis=1, workers=FFT_WORKERS)
         power += (spectra.real ** 2 + spectra.imag ** 2).sum(axis=0, dtype=np.float64)

@@ -128,6 +128,25 @@ def test_player_is_meter_filter_pan_meter(pan):
         assert post.result().steps.size == 0
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_player_skips_the_padding(count):
+    """Told how many sections are real, the channel skips the pass-throughs and gives the
+    same bits as running them."""
+    sr = 48000
+    real = np.vstack([butter(2, f, "highpass", fs=sr, output="sos") for f in (40, 80, 120)])
+    sos = kernels.channel_sections(real[:count])
+    x = _noise(2, 20_000)
+    runs = []
+    for sections in (kernels.CHANNEL_SECTIONS, count):
+        stem, post = LoudnessMeter(sr), LoudnessMeter(sr)
+        runs.append(kernels.player(x, k_weighting(sr), 4800, stem.k_state, sos,
+                                   np.zeros((kernels.CHANNEL_SECTIONS, 2, 2)),
+                                   np.eye(2, dtype=np.float32), post.k_state, sections))
+    (y4, stem4, post4, peak4), (y, stem_sums, post_sums, peak) = runs
+    assert np.array_equal(y, y4) and np.array_equal(post_sums, post4)
+    assert np.array_equal(stem_sums, stem4) and peak == peak4
+
+
 def test_channel_sections_pads_and_refuses_too_many():
     sos = butter(2, 100, "highpass", fs=48000, output="sos")
     padded = kernels.channel_sections(sos)
