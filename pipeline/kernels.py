@@ -28,13 +28,35 @@ def _through(sos, zi, c, v):
 
 
 @numba.njit(**_JIT)
-def _biquads(sos, x, zi, y):
-    """Transposed direct form II, as scipy's sosfilt: x, y (C, n); zi (S, C, 2) float64, updated."""
-    channels, n = x.shape
+def _four_sections(sos, first, count, x, zi, c, y):
+    """Sections ``first`` … ``first + count − 1`` (1 ≤ count ≤ 4) of ``sos`` over the row
+    ``x`` (n,) into ``y`` (n,), on channel ``c``'s state in ``zi`` (S, C, 2): transposed
+    direct form II in double precision, as scipy's sosfilt. The states are locals for the
+    length of the row (in the array, each step waits on the last store)."""
+    n = x.shape[0]
+    last = first + count - 1
+    c1, c2 = _coefficients(sos, first), _coefficients(sos, min(first + 1, last))
+    c3, c4 = _coefficients(sos, min(first + 2, last)), _coefficients(sos, last)
+    a0, a1 = zi[first, c, 0], zi[first, c, 1]
+    b0, b1 = zi[min(first + 1, last), c, 0], zi[min(first + 1, last), c, 1]
+    d0, d1 = zi[min(first + 2, last), c, 0], zi[min(first + 2, last), c, 1]
+    e0, e1 = zi[last, c, 0], zi[last, c, 1]
     for i in range(n):
-        for c in range(channels):
-            v = _through(sos, zi, c, np.float64(x[c, i]))
-            y[c, i] = v
+        v, a0, a1 = _bq(c1, np.float64(x[i]), a0, a1)
+        if count > 1:
+            v, b0, b1 = _bq(c2, v, b0, b1)
+        if count > 2:
+            v, d0, d1 = _bq(c3, v, d0, d1)
+        if count > 3:
+            v, e0, e1 = _bq(c4, v, e0, e1)
+        y[i] = v
+    zi[first, c, 0], zi[first, c, 1] = a0, a1
+    if count > 1:
+        zi[first + 1, c, 0], zi[first + 1, c, 1] = b0, b1
+    if count > 2:
+        zi[first + 2, c, 0], zi[first + 2, c, 1] = d0, d1
+    if count > 3:
+        zi[first + 3, c, 0], zi[first + 3, c, 1] = e0, e1
 
 
 def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, *,
@@ -42,10 +64,23 @@ def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, *,
     """Filter ``x`` (channels, frames) through the second-order sections ``sos`` (S, 6; a0 = 1)
     from state ``zi`` (S, channels, 2) float64, which is updated in place (scipy's layout for
     ``sosfilt(..., axis=1)``). Returns float32 (channels, frames), into ``out`` when given
-    (which may be ``x`` itself)."""
+    (which may be ``x`` itself). Four sections at a time, through a double-precision row
+    between them (the same samples as one pass through all)."""
     y = np.empty(x.shape, dtype=np.float32) if out is None else out
-    if x.shape[1]:
-        _biquads(np.ascontiguousarray(sos, dtype=np.float64), x, zi, y)
+    sections = np.ascontiguousarray(sos, dtype=np.float64)
+    count = sections.shape[0]
+    if x.shape[1] == 0:
+        return y
+    if count == 0:
+        y[...] = x
+        return y
+    row = np.empty(x.shape[1]) if count > 4 else None
+    for c in range(x.shape[0]):
+        source = x[c]
+        for first in range(0, count, 4):
+            target = y[c] if first + 4 >= count else row
+            _four_sections(sections, first, min(4, count - first), source, zi, c, target)
+            source = row
     return y
 
 
@@ -61,12 +96,46 @@ def _k_power(sos, x, zi, power):
         power[i] = p
 
 
+@numba.njit(**_JIT)
+def _stereo_power(sos, x, zi, power, step, carry, sums):
+    """_k_power (into ``power`` when it has a place per frame) and _step_sums (when ``step``
+    > 0) for two channels through two sections, the states in locals: the same sums in the
+    same order, at about half the time. Returns the runs closed."""
+    n = x.shape[1]
+    k1, k2 = _coefficients(sos, 0), _coefficients(sos, 1)
+    l00, l01, l10, l11 = zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1]
+    r00, r01, r10, r11 = zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1]
+    acc, have, closed = carry[0], int(carry[1]), 0
+    each = power.shape[0] == n
+    for i in range(n):
+        left, l00, l01 = _bq(k1, np.float64(x[0, i]), l00, l01)
+        left, l10, l11 = _bq(k2, left, l10, l11)
+        right, r00, r01 = _bq(k1, np.float64(x[1, i]), r00, r01)
+        right, r10, r11 = _bq(k2, right, r10, r11)
+        if each:
+            power[i] = left * left + right * right
+        if step > 0:
+            acc, have, closed = _count(acc + left * left + right * right, have, closed, step,
+                                       sums)
+    zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1] = l00, l01, l10, l11
+    zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1] = r00, r01, r10, r11
+    carry[0], carry[1] = acc, have
+    return closed
+
+
+def _stereo_pair(sos: np.ndarray, x: np.ndarray) -> bool:
+    return x.shape[0] == 2 and sos.shape[0] == 2
+
+
 def filtered_power(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
     """Channel-summed square of ``x`` (channels, frames) filtered by ``sos`` from ``zi``
     (S, channels, 2, updated), per frame: float32 (frames,)."""
     power = np.empty(x.shape[1], dtype=np.float32)
-    if x.shape[1]:
-        _k_power(np.ascontiguousarray(sos, dtype=np.float64), x, zi, power)
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    if x.shape[1] and _stereo_pair(sos, x):
+        _stereo_power(sos, x, zi, power, 0, np.zeros(2), np.zeros(0))
+    elif x.shape[1]:
+        _k_power(sos, x, zi, power)
     return power
 
 
@@ -102,9 +171,11 @@ def filtered_step_sums(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, step: int
     frames that closes in this block, float64; ``carry`` ([sum, frames], float64) holds the
     open run between calls, ``zi`` (S, channels, 2) the filter state; both are updated."""
     sums = np.empty((int(carry[1]) + x.shape[1]) // step, dtype=np.float64)
-    if x.shape[1]:
-        closed = _step_sums(np.ascontiguousarray(sos, dtype=np.float64), x, zi, step, carry, sums)
-        sums = sums[:closed]
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    if x.shape[1] and _stereo_pair(sos, x):
+        sums = sums[:_stereo_power(sos, x, zi, np.zeros(0, np.float32), step, carry, sums)]
+    elif x.shape[1]:
+        sums = sums[:_step_sums(sos, x, zi, step, carry, sums)]
     return sums
 
 
@@ -433,3 +504,26 @@ def column_range(x: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
     if count:
         _column_range(x, per, lo, hi)
     return lo, hi
+
+
+@numba.njit(**_JIT)
+def _partitions(history, spectra, newest, acc):
+    parts, channels, bins = spectra.shape
+    for k in range(parts):
+        h = history[(newest - k) % parts]
+        for c in range(channels):
+            for f in range(bins):
+                if k == 0:
+                    acc[c, f] = h[c, f] * spectra[0, c, f]
+                else:
+                    acc[c, f] += h[c, f] * spectra[k, c, f]
+
+
+def partitioned_spectrum(history: np.ndarray, spectra: np.ndarray, newest: int) -> np.ndarray:
+    """``Σ_k history[(newest − k) mod P] · spectra[k]`` over the P partitions of a uniformly
+    partitioned convolution (both (P, channels, bins) complex): the next output block's
+    spectrum, in one pass and no temporaries (the same products and sums, in the same order,
+    as numpy's)."""
+    acc = np.empty(spectra.shape[1:], dtype=np.result_type(history, spectra))
+    _partitions(history, spectra, newest, acc)
+    return acc

@@ -458,9 +458,7 @@ class _ReverbStream:
             window = np.concatenate((self.previous, current), axis=1)
             self.history[self.newest] = scipy.fft.rfft(window, axis=1, workers=FFT_WORKERS)
         self.previous = current
-        acc = self.history[self.newest] * r.spectra[0]
-        for k in range(1, r.partitions):
-            acc += self.history[(self.newest - k) % r.partitions] * r.spectra[k]
+        acc = kernels.partitioned_spectrum(self.history, r.spectra, self.newest)
         y = scipy.fft.irfft(acc, n=2 * r.block, axis=1, workers=FFT_WORKERS)
         return y[:, r.block:]
 
