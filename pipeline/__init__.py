@@ -4,3 +4,22 @@ Stages (one module each): load → perform → assign → render → mix → mas
 :func:`pipeline.core.render_score` runs them all.
 """
 __version__ = "0.1.0"
+
+
+def _no_huge_pages() -> None:
+    """Ask numpy not to back its large arrays with transparent huge pages. Where the kernel
+    compacts memory for them on demand (``defrag=madvise``, a common default) and the page
+    cache fills the memory (it does after gigabytes of stems), a fresh whole-length array
+    stalls: 0.5 s for 226 MB against 0.09 s in ordinary pages on the Große Fuge's master."""
+    import os
+
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")  # read when numpy is first imported
+    import numpy
+
+    try:  # numpy imported before us: its switch (numpy ≥ 1.20)
+        numpy._core.multiarray._set_madvise_hugepage(os.environ["NUMPY_MADVISE_HUGEPAGE"] != "0")
+    except AttributeError:
+        pass
+
+
+_no_huge_pages()

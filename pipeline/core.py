@@ -36,7 +36,7 @@ from .model import Mix, Performance, Stem, Stems
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import StemFeed, max_stem_frames, render
-from .report import trace, write_html
+from .report import report_pictures, stage_picture, trace, write_html
 from .sidecar import PieceSettings, choose, read_sidecar
 from .soundfonts import find_soundfont
 
@@ -169,9 +169,9 @@ class _Piece:
     folder: PieceFolder
     soundfont: Path
     timings: dict[str, float]
-    #: mix.wav and performance.mid being written beside the master's first steps: they must
-    #: be done before the mix's memory is reused, and before the folder is committed
-    written: Future | None = None
+    #: performance.mid and mix.wav being written beside the synths and the master's first
+    #: steps: done before the mix's memory is reused and before the folder is committed
+    written: tuple[Future, ...] = ()
 
 
 def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
@@ -273,8 +273,12 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
                  voice.bank, voice.program, voice.source)
     log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
     folder = PieceFolder(out_root, slug or slugify(score_path.stem))
+    midi = None
     try:
         _check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
+        # written beside the synths, whose work leaves the interpreter free
+        midi = _writer.submit(write_midi, performance, folder.work / "performance.mid",
+                              [(v.bank, v.program) for v in voices])
         # the mix follows the synths block by block (nothing read back from disk): the
         # render's time runs until the synths finish, the mix's from there
         progress("render", 0.0)
@@ -289,10 +293,11 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         log.info("render: %d stems of %.1f s at %d Hz", len(stems.stems), stems.duration_s,
                  stems.sample_rate)
         with stage("export"):
-            written = _writer.submit(_write_mix_and_midi, folder.work, the_mix, performance,
-                                     voices)
+            written = (midi, _writer.submit(write_mix, folder.work, the_mix))
     except BaseException as exc:
         failure = _write_failure(out_root, exc) if _is_write_failure(exc) else None
+        if midi is not None:
+            midi.exception()  # nothing may write into the folder it removes
         folder.discard()  # after measuring the free space: it frees what was written
         if failure:
             raise failure from exc
@@ -339,16 +344,19 @@ _writer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-writer")
 _tracer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-tracer")
 
 
-def _write_mix_and_midi(folder: Path, the_mix: Mix, performance, voices) -> None:
-    write_midi(performance, folder / "performance.mid", [(v.bank, v.program) for v in voices])
-    write_mix(folder, the_mix)
+def _mix_pictures(piece: _Piece):
+    """The mix's trace for the report and the stage's picture (matplotlib is loaded here,
+    beside the master, rather than when the report is drawn)."""
+    return (trace("mix", piece.mix.audio, piece.mix.sample_rate, piece.mix.loudness_lufs,
+                  piece.mix.short_term_lufs),
+            stage_picture(_parts_report(piece)))
 
 
 def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
-    """Until the piece's mix and MIDI are on disk, raising what their writing raised unless
+    """Until the piece's MIDI and mix are on disk, raising what their writing raised unless
     ``quietly`` (on the way out of a failure: the first one is the one reported)."""
-    if piece.written is not None:
-        written, piece.written = piece.written, None
+    while piece.written:
+        written, piece.written = piece.written[0], piece.written[1:]
         if quietly:
             written.exception()
         else:
@@ -425,42 +433,47 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     ``before_commit(working folder, report)`` adds files that must arrive with the rest."""
     stage = _stage_timer(progress, piece.timings)
     folder = piece.folder
-    tracing = None
+    tracing = writing = None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
         with stage("master"):
-            # the mix's picture is taken beside the master's first steps, before the last
+            # the mix's pictures are made beside the master's first steps, before the last
             # master uses the mix up
-            tracing = _tracer.submit(trace, "mix", piece.mix.audio, piece.mix.sample_rate,
-                                     piece.mix.loudness_lufs, piece.mix.short_term_lufs)
+            tracing = _tracer.submit(_mix_pictures, piece)
 
             def mix_in_use() -> None:
                 _wait_written(piece)
                 tracing.result()
 
             for i, p in enumerate(presets):
+                if writing is not None:  # one master's audio in memory at a time
+                    files.append(writing.result())
                 target = (targets or {}).get(p.name)
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
                            album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
                            mix_in_use=mix_in_use)
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
-                # the files are written while the master's picture is drawn
+                # the files are written while the master's picture is drawn (the last one's
+                # while the report's pictures are)
                 writing = _writer.submit(write_master, folder.work, m, p,
                                          several=len(presets) > 1, tags=tags)
                 traces.append(trace(f"master ({p.name})", m.audio, m.sample_rate,
                                     m.measurements["integrated_lufs"], m.short_term_lufs,
                                     m.limiter_gain))
-                files.append(writing.result())
-                masters.append((p, m.measurements))  # the audio itself is on disk now
-                del m, writing
+                masters.append((p, m.measurements))
+                del m
                 progress("master", (i + 1) / len(presets))
-            _wait_written(piece)
-            mix_trace = tracing.result()
-        report = _report(piece, masters, files)
+            mix_trace, stage_picture = tracing.result()
         with stage("report"):
-            write_html(folder.work, report, mix_trace, traces)
+            # the pictures need no file names
+            pictures = report_pictures(_report(piece, masters, [[] for _ in masters]), mix_trace,
+                                       traces, stage=stage_picture)
+            files.append(writing.result())
+            _wait_written(piece)
+            report = _report(piece, masters, files)
+            write_html(folder.work, report, pictures)
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
         if before_commit is not None:
@@ -469,8 +482,9 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     except BaseException as exc:
         failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
         _wait_written(piece, quietly=True)  # nothing may write into the folder it removes
-        if tracing is not None:
-            tracing.exception()  # nor read the mix after this
+        for job in (tracing, writing):
+            if job is not None:
+                job.exception()  # nor read the mix, nor write, after this
         folder.discard()
         if failure:
             raise failure from exc
@@ -629,9 +643,9 @@ def _settings_report(piece: _Piece) -> dict:
     return {k: {"value": v, "from": origins[k]} for k, v in values.items()}
 
 
-def _report(piece: _Piece, masters, files) -> dict:
-    performance, voices, stems, the_mix = piece.performance, piece.voices, piece.stems, piece.mix
-    mix_lufs = the_mix.loudness_lufs
+def _parts_report(piece: _Piece) -> list[dict]:
+    """The report's entry for each part: its voice, seat and levels in the mix."""
+    performance, voices, the_mix = piece.performance, piece.voices, piece.mix
     parts = []
     sidecar_parts = _part_settings(piece.settings, performance) or (None,) * len(voices)
     for track, voice, level, own in zip(performance.tracks, voices, the_mix.stem_levels,
@@ -648,6 +662,13 @@ def _report(piece: _Piece, masters, files) -> dict:
                                      "send_db", "predelay_ms", "damping_hz", "mix_lufs",
                                      "mix_stem", "level_db", "eq", "compressor")},
         })
+    return parts
+
+
+def _report(piece: _Piece, masters, files) -> dict:
+    performance, stems, the_mix = piece.performance, piece.stems, piece.mix
+    mix_lufs = the_mix.loudness_lufs
+    parts = _parts_report(piece)
     return {
         "title": performance.title,
         "composer": performance.composer,

@@ -527,3 +527,30 @@ def partitioned_spectrum(history: np.ndarray, spectra: np.ndarray, newest: int) 
     acc = np.empty(spectra.shape[1:], dtype=np.result_type(history, spectra))
     _partitions(history, spectra, newest, acc)
     return acc
+
+
+@numba.njit(**_JIT)
+def _half_sum(a, b, sign, out):
+    for i in range(out.shape[0]):
+        out[i] = (a[i] + sign * b[i]) * np.float32(0.5)
+
+
+def mid_or_side(left: np.ndarray, right: np.ndarray, side: bool, out: np.ndarray) -> np.ndarray:
+    """``(left ± right) · 0.5`` (float32 rows) into ``out``: the mid, or with ``side`` the side."""
+    _half_sum(left, right, np.float32(-1.0 if side else 1.0), out)
+    return out
+
+
+@numba.njit(**_JIT)
+def _left_right(mid, side, width, left, right):
+    for i in range(mid.shape[0]):
+        s = side[i] * width
+        left[i] = mid[i] + s
+        right[i] = mid[i] - s
+
+
+def left_right(mid: np.ndarray, side: np.ndarray, width: float, left: np.ndarray,
+               right: np.ndarray) -> None:
+    """Left and right (float32 rows, written) from ``mid`` and ``side`` with the side
+    scaled by ``width``."""
+    _left_right(mid, side, np.float32(width), left, right)

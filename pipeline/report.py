@@ -61,8 +61,10 @@ def trace(label: str, audio: np.ndarray, sample_rate: int, lufs: float | None,
                  10 * np.log10(power + 1e-20) + shift, np.asarray(short_term), reduction)
 
 
-def write_html(folder: Path, report: dict, mix: Trace, masters: list[Trace]) -> Path:
-    """Write ``folder/report.html`` for the piece described by ``report``."""
+def report_pictures(report: dict, mix: Trace, masters: list[Trace], *,
+                    stage: str | None = None) -> list[tuple[str, str]]:
+    """The report's pictures (title, PNG as base64) for the piece described by ``report``
+    (its file names are not needed); ``stage``: the stage's, drawn already."""
     pictures = [
         ("Waveform: mix and master", _waveforms(mix, masters)),
         ("Short-term loudness (3 s) against the target", _loudness(mix, masters, report)),
@@ -71,8 +73,21 @@ def write_html(folder: Path, report: dict, mix: Trace, masters: list[Trace]) -> 
     if any(t.reduction_db is not None for t in masters):
         pictures.append(("Limiter gain reduction", _reduction(masters)))
     if report.get("parts"):
-        pictures.insert(0, ("Stage layout: where each player sits (seen from the audience)",
-                            _stage(report["parts"])))
+        pictures.insert(0, (STAGE_TITLE, stage or stage_picture(report["parts"])))
+    return pictures
+
+
+STAGE_TITLE = "Stage layout: where each player sits (seen from the audience)"
+
+
+def stage_picture(parts: list[dict]) -> str | None:
+    """The stage's picture for the report's ``parts`` (None without parts)."""
+    return _stage(parts) if parts else None
+
+
+def write_html(folder: Path, report: dict, pictures: list[tuple[str, str]]) -> Path:
+    """Write ``folder/report.html`` for the piece described by ``report``, with the
+    :func:`report_pictures`."""
     path = folder / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(_page(report, pictures), encoding="utf-8")

@@ -191,23 +191,23 @@ def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = Fa
     if settings.identity or audio.shape[0] != 2:
         return audio
     out = audio if in_place else np.empty_like(audio)
-    state = {"mid": None, "side": None}
+    filters = {False: settings.mid_sos, True: settings.side_sos}
+    states = {side: np.zeros((len(sos), 1, 2)) for side, sos in filters.items()}
+    rows = {side: np.empty(TONE_CHUNK, dtype=np.float32) for side in filters}
 
-    def run(which: str, x: np.ndarray, sos: np.ndarray) -> np.ndarray:
-        if not len(sos):
-            return x
-        if state[which] is None:
-            state[which] = np.zeros((sos.shape[0], 1, 2))
-        return kernels.sos_filter(sos, x[None], state[which])[0]
+    def run(side: bool, start: int, n: int) -> np.ndarray:
+        """The mid (or side) of a chunk, filtered, in a row of its own (no interpreter work
+        on the main thread between chunks)."""
+        row = kernels.mid_or_side(audio[0, start:start + n], audio[1, start:start + n], side,
+                                  rows[side][:n])
+        if len(filters[side]):
+            kernels.sos_filter(filters[side], row[None], states[side], out=row[None])
+        return row
 
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, audio.shape[1], TONE_CHUNK):
-            left, right = audio[0, start:start + TONE_CHUNK], audio[1, start:start + TONE_CHUNK]
-            mid = (left + right) * np.float32(0.5)
-            side = (left - right) * np.float32(0.5)
-            mid_f, side_f = pool.map(run, ("mid", "side"), (mid, side),
-                                     (settings.mid_sos, settings.side_sos))
-            side_f *= np.float32(settings.width)
-            np.add(mid_f, side_f, out=out[0, start:start + TONE_CHUNK])
-            np.subtract(mid_f, side_f, out=out[1, start:start + TONE_CHUNK])
+            n = min(TONE_CHUNK, audio.shape[1] - start)
+            mid, side = pool.map(run, (False, True), (start, start), (n, n))
+            kernels.left_right(mid, side, settings.width, out[0, start:start + n],
+                               out[1, start:start + n])
     return out
