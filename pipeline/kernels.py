@@ -536,7 +536,8 @@ def _half_sum(a, b, sign, out):
 
 
 def mid_or_side(left: np.ndarray, right: np.ndarray, side: bool, out: np.ndarray) -> np.ndarray:
-    """``(left ± right) · 0.5`` (float32 rows) into ``out``: the mid, or with ``side`` the side."""
+    """``(left ± right) · 0.5`` (float32 rows) into ``out``: the mid, or with ``side`` the
+    side."""
     _half_sum(left, right, np.float32(-1.0 if side else 1.0), out)
     return out
 

@@ -139,3 +139,77 @@ def test_stage_labels_of_close_neighbours_take_turns_and_lone_players_stay_above
                                "Violin II -35.5"], 6.5)
     assert len(set(slots[:3])) == 3  # three crowded labels: above, below, higher above
     assert slots[3] == LABEL_SLOTS[0]
+
+
+def _mido_save(performance, path, programs):
+    """performance.mid as mido's MidiFile.save writes it: the reference for write_midi."""
+    import mido
+
+    from pipeline.model import OWN_PROGRAM
+    from pipeline.perform import _midi_text
+
+    def delta(timed):
+        out, last = [], 0
+        for t, msg in timed:
+            out.append(msg.copy(time=t - last))
+            last = t
+        return out
+
+    mid = mido.MidiFile(type=1, ticks_per_beat=performance.tempo_map.ticks_per_quarter)
+    conductor = mido.MidiTrack([mido.MetaMessage("track_name", name=_midi_text(performance.title))])
+    num, den = performance.time_signature
+    conductor.append(mido.MetaMessage("time_signature", numerator=num, denominator=den))
+    conductor.extend(delta([(t, mido.MetaMessage("set_tempo", tempo=us))
+                            for t, us in performance.tempo_map.changes]))
+    mid.tracks.append(conductor)
+    melodic = iter(c for c in range(16) if c != 9)
+    for track, (bank, program) in zip(performance.tracks, programs):
+        channel = 9 if track.is_percussion else next(melodic)
+        timed = [] if track.is_percussion else [
+            (0, 0, mido.Message("control_change", channel=channel, control=0, value=bank))]
+        timed.append((0, 1, mido.Message("program_change", channel=channel, program=program)))
+        for c in track.controls:
+            if c.kind == "control_change":
+                msg = mido.Message("control_change", channel=channel, control=c.number,
+                                   value=c.value)
+            elif c.kind == "program_change":
+                msg = mido.Message("program_change", channel=channel,
+                                   program=program if c.number == OWN_PROGRAM else c.number)
+            else:
+                msg = mido.Message("pitchwheel", channel=channel, pitch=c.value)
+            timed.append((c.tick, 2, msg))
+        for n in track.notes:
+            timed.append((n.off, 1, mido.Message("note_off", channel=channel, note=n.pitch,
+                                                 velocity=0)))
+            timed.append((n.on, 3, mido.Message("note_on", channel=channel, note=n.pitch,
+                                                velocity=n.velocity)))
+        timed.sort(key=lambda x: (x[0], x[1]))
+        mid.tracks.append(mido.MidiTrack(
+            [mido.MetaMessage("track_name", name=_midi_text(track.name)), *delta(
+                [(t, m) for t, _, m in timed])]))
+    mid.save(str(path))
+
+
+def test_write_midi_makes_mido_s_bytes(tmp_path):
+    """performance.mid's bytes are made directly: the same as mido's MidiFile.save of the
+    same messages (running status, variable-length deltas past 2¹⁴ ticks, bends both ways,
+    program changes back to the part's own, a drum track, names outside Latin-1)."""
+    from pipeline.model import OWN_PROGRAM, Control, Note, Performance, Track
+    from pipeline.perform import write_midi
+
+    violin = Track("Violin I", "violin", tuple(Note(i * 480, i * 480 + 400, 60 + i % 12, 30 + i)
+                                              for i in range(80)),
+                   (Control(0, "control_change", 11, 90), Control(960, "program_change", 45),
+                    Control(20000, "program_change", OWN_PROGRAM),
+                    Control(30000, "pitchwheel", 0, -8192), Control(30010, "pitchwheel", 0, 8191),
+                    Control(3_000_000, "control_change", 64, 0)))
+    drums = Track("Drum set", "drums", tuple(Note(i * 240, i * 240 + 10, 36 + i % 3, 100)
+                                            for i in range(50)), is_percussion=True)
+    horn = Track("Horn in F♯ ☃", "horn", (Note(0, 200_000, 55, 64), Note(0, 100, 55, 64)))
+    tempo = TempoMap(480, ((0, 500_000), (4800, 400_000), (2_000_000, 600_000)))
+    performance = Performance(title="Étude ♭", composer="", tracks=(violin, drums, horn),
+                              tempo_map=tempo, time_signature=(6, 8))
+    programs = [(17, 40), (128, 0), (0, 60)]
+    write_midi(performance, tmp_path / "ours.mid", programs)
+    _mido_save(performance, tmp_path / "mido.mid", programs)
+    assert (tmp_path / "ours.mid").read_bytes() == (tmp_path / "mido.mid").read_bytes()
