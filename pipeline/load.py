@@ -76,8 +76,8 @@ def _load_midi(path: Path):
 def _load_music21(path: Path, suffix: str):
     import music21
 
-    from .musicxml import (install_musicxml_grace_fix, install_musicxml_offset_fix,
-                           install_musicxml_time_fix)
+    from .musicxml import (install_measure_insert_fix, install_musicxml_grace_fix,
+                           install_musicxml_offset_fix, install_musicxml_time_fix)
 
     if suffix in MUSICXML_SUFFIXES:
         try:
@@ -88,6 +88,7 @@ def _load_music21(path: Path, suffix: str):
     install_musicxml_grace_fix()  # <grace/> is an appoggiatura
     install_musicxml_offset_fix()  # a direction sounds where it stands, whatever its <offset>
     install_musicxml_time_fix()  # a damaged <time> would hang music21
+    install_measure_insert_fix()  # a part's length worked out at every measure: quadratic
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
