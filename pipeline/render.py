@@ -176,19 +176,24 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
         state = {"pos": 0, "written": 0, "last": 0}
 
         def flush() -> None:
+            nonlocal buf
             used = state["pos"]
             block = buf[:, :used]
-            loud = np.flatnonzero(np.abs(block).max(axis=0) > silence)
-            if loud.size:
-                state["last"] = state["written"] + int(loud[-1]) + 1
+            loud = kernels.last_above(block, silence)
+            if loud >= 0:
+                state["last"] = state["written"] + loud + 1
             if cancel.is_set():
                 raise RenderError("render cancelled")
             writers.write(block)
-            if send is not None and used:
-                send(buf.copy() if kernels.any_sound(block) else None, used, state["last"])
             state["written"] += used
             state["pos"] = 0
-            buf[:, :used] = 0.0
+            if send is not None and used and kernels.any_sound(block):
+                send(buf, used, state["last"])  # the mixer's now: the synth gets a new one
+                buf = np.zeros_like(buf)
+            else:
+                if send is not None and used:
+                    send(None, used, state["last"])
+                buf[:, :used] = 0.0
             progress(state["written"])
 
         def advance(frames: int) -> None:

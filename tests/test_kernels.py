@@ -174,6 +174,16 @@ def test_to_pcm_is_requantize_without_dither(bits):
         np.testing.assert_array_equal(got, want.astype(np.int16))
 
 
+def test_last_above_finds_the_last_loud_frame():
+    x = np.zeros((4, 1000), dtype=np.float32)
+    assert kernels.last_above(x, 1e-4) == -1
+    x[2, 17], x[0, 600], x[3, 601] = 0.5, -2e-4, 1e-4  # the last is not above: equal
+    assert kernels.last_above(x, 1e-4) == 600
+    assert kernels.last_above(x[:, :0], 1e-4) == -1
+    want = np.flatnonzero(np.abs(x).max(axis=0) > 3.2e-5)[-1]
+    assert kernels.last_above(x, 3.2e-5) == want == 601
+
+
 def test_interleave():
     x = _noise(2, 1001)
     np.testing.assert_array_equal(kernels.interleave(x), x.T)
