@@ -243,31 +243,39 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         settings = _layout(chosen, settings)
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(chosen, swing)
-    score = _Score(score_path)
-    with stage("load"):
-        score.prepare(swing=feel)
-    with stage("perform"):
-        performance = score.performance(swing=feel)
-    check_duration(performance, max_duration_s)
-    performance = humanized(performance, amount=humanize, seed=seed)
-    log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
-             performance.note_count, performance.duration_s)
-    with stage("assign"):
-        parts = _part_settings(settings, performance)
-        voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate, parts=parts)
-        ensemble_name = ensemble or detect_ensemble(performance, voices)
-        template = load_template(ensemble_name)
-        settings = _layout(template, settings)
-    if not ensemble and _feel(template, swing) and not score.is_midi:
-        with stage("perform"):  # a detected jazz band swings: play it again, swung
-            performance = humanized(score.performance(swing=_feel(template, swing)),
-                                    amount=humanize, seed=seed)
-    if settings.sidecar is not None and settings.sidecar.copyright:
-        performance = replace(performance, copyright=settings.sidecar.copyright)
-    # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
-    del score
-    release_parsed()
-    gc.collect()
+    # music21 makes millions of objects that live until the performance is made: the cyclic
+    # collector, run as the heap grows, walked them all again and again (a second of the
+    # Große Fuge's parse); it runs once, beside the synths' start (see _render_and_mix)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        score = _Score(score_path)
+        with stage("load"):
+            score.prepare(swing=feel)
+        with stage("perform"):
+            performance = score.performance(swing=feel)
+        check_duration(performance, max_duration_s)
+        performance = humanized(performance, amount=humanize, seed=seed)
+        log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
+                 performance.note_count, performance.duration_s)
+        with stage("assign"):
+            parts = _part_settings(settings, performance)
+            voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate, parts=parts)
+            ensemble_name = ensemble or detect_ensemble(performance, voices)
+            template = load_template(ensemble_name)
+            settings = _layout(template, settings)
+        if not ensemble and _feel(template, swing) and not score.is_midi:
+            with stage("perform"):  # a detected jazz band swings: play it again, swung
+                performance = humanized(score.performance(swing=_feel(template, swing)),
+                                        amount=humanize, seed=seed)
+        if settings.sidecar is not None and settings.sidecar.copyright:
+            performance = replace(performance, copyright=settings.sidecar.copyright)
+        # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
+        del score
+        release_parsed()
+    finally:
+        if collecting:
+            gc.enable()
     for track, voice in zip(performance.tracks, voices):
         log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
                  voice.bank, voice.program, voice.source)
@@ -324,6 +332,7 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
 
         rendering = side.submit(synthesise)
         balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
+        gc.collect()  # the parsed score's objects, while the synths load their samples
         try:
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,
