@@ -245,7 +245,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     feel = _feel(chosen, swing)
     # music21 makes millions of objects that live until the performance is made: the cyclic
     # collector, run as the heap grows, walked them all again and again (a second of the
-    # Große Fuge's parse); it runs once, beside the synths' start (see _render_and_mix)
+    # Große Fuge's parse); it runs once, beside the synths' start, and is switched back on
+    # there (see _render_and_mix; at once on a failure)
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -273,14 +274,15 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
         del score
         release_parsed()
-    finally:
+        for track, voice in zip(performance.tracks, voices):
+            log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name,
+                     voice.preset_name, voice.bank, voice.program, voice.source)
+        log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
+        folder = PieceFolder(out_root, slug or slugify(score_path.stem))
+    except BaseException:
         if collecting:
             gc.enable()
-    for track, voice in zip(performance.tracks, voices):
-        log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name, voice.preset_name,
-                 voice.bank, voice.program, voice.source)
-    log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
-    folder = PieceFolder(out_root, slug or slugify(score_path.stem))
+        raise
     midi = None
     try:
         _check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
@@ -293,7 +295,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         started = time.perf_counter()
         the_mix, stems, synthesised = _render_and_mix(
             performance, voices, template, folder, settings=settings, parts=parts,
-            sample_rate=sample_rate, mix_stems=mix_stems, progress=lambda f: progress("render", f))
+            sample_rate=sample_rate, mix_stems=mix_stems, progress=lambda f: progress("render", f),
+            collecting=collecting)
         _release_freed_memory()
         timings["render"] = round(synthesised - started, 3)
         timings["mix"] = round(time.perf_counter() - synthesised, 3)
@@ -303,6 +306,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         with stage("export"):
             written = (midi, _writer.submit(write_mix, folder.work, the_mix))
     except BaseException as exc:
+        if collecting and not gc.isenabled():
+            gc.enable()
         failure = _write_failure(out_root, exc) if _is_write_failure(exc) else None
         if midi is not None:
             midi.exception()  # nothing may write into the folder it removes
@@ -316,10 +321,13 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
 
 def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
                     settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
-                    progress: Callable[[float], None]) -> tuple[Mix, Stems, float]:
+                    progress: Callable[[float], None],
+                    collecting: bool = True) -> tuple[Mix, Stems, float]:
     """Render the stems (on a thread of their own, the synths on theirs) and mix each block as
-    soon as every synth has made it; the balance calibration runs beside the synths' start.
-    Returns the mix, the stems and when (``time.perf_counter``) the synths finished."""
+    soon as every synth has made it; the balance calibration runs beside the synths' start,
+    and so does the collection of the parsed score's objects (``collecting``: the collector
+    is switched back on after it). Returns the mix, the stems and when
+    (``time.perf_counter``) the synths finished."""
     stems_dir = folder.work / "stems"
     named = tuple(Stem(i, t.name, stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav")
                   for i, t in enumerate(performance.tracks))
@@ -333,6 +341,8 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
         rendering = side.submit(synthesise)
         balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
         gc.collect()  # the parsed score's objects, while the synths load their samples
+        if collecting:
+            gc.enable()
         try:
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,
