@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import shutil
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -154,6 +155,31 @@ def overall_fraction(stage: str, fraction: float) -> float:
     return min(1.0, before + STAGE_WEIGHTS[stage] * fraction) / sum(STAGE_WEIGHTS.values())
 
 
+class _WriteProgress:
+    """How many frames a writer has read from its audio, for a thread that waits to change
+    them: ``run(write, …)`` calls ``write(…, progress=…)`` and counts to the end however the
+    writing ends (its error is raised by its own Future)."""
+
+    def __init__(self) -> None:
+        self.frames = 0.0
+        self.changed = threading.Condition()
+
+    def _advance(self, frames: float) -> None:
+        with self.changed:
+            self.frames = frames
+            self.changed.notify_all()
+
+    def run(self, write, *args):
+        try:
+            return write(*args, progress=self._advance)
+        finally:
+            self._advance(float("inf"))
+
+    def wait(self, frames: int) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.frames >= frames)
+
+
 @dataclass
 class _Piece:
     """A piece rendered as far as its mix, in its hidden working folder."""
@@ -172,6 +198,8 @@ class _Piece:
     #: performance.mid and mix.wav being written beside the synths and the master's first
     #: steps: done before the mix's memory is reused and before the folder is committed
     written: tuple[Future, ...] = ()
+    #: how far mix.wav's writer has read the mix (the master may change what is behind it)
+    mix_written: _WriteProgress | None = None
 
 
 def _stage_timer(progress: ProgressFn, timings: dict[str, float]):
@@ -304,7 +332,8 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         log.info("render: %d stems of %.1f s at %d Hz", len(stems.stems), stems.duration_s,
                  stems.sample_rate)
         with stage("export"):
-            written = (midi, _writer.submit(write_mix, folder.work, the_mix))
+            mix_written = _WriteProgress()
+            written = (midi, _writer.submit(mix_written.run, write_mix, folder.work, the_mix))
     except BaseException as exc:
         if collecting and not gc.isenabled():
             gc.enable()
@@ -316,7 +345,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
             raise failure from exc
         raise
     return _Piece(score_path, performance, voices, stems, the_mix, ensemble_name, settings,
-                  template, folder, soundfont, timings, written)
+                  template, folder, soundfont, timings, written, mix_written)
 
 
 def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
@@ -374,6 +403,7 @@ def _mix_pictures(piece: _Piece):
 def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
     """Until the piece's MIDI and mix are on disk, raising what their writing raised unless
     ``quietly`` (on the way out of a failure: the first one is the one reported)."""
+    piece.mix_written = None  # (a thread's lock: a piece that waited can be pickled)
     while piece.written:
         written, piece.written = piece.written[0], piece.written[1:]
         if quietly:
@@ -461,9 +491,13 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
             # master uses the mix up
             tracing = _tracer.submit(_mix_pictures, piece)
 
-            def mix_in_use() -> None:
-                _wait_written(piece)
+            def mix_in_use(frames: int | None) -> None:
+                """The master is about to change the mix's first ``frames`` (None: all)."""
                 tracing.result()
+                if frames is not None and piece.mix_written is not None:
+                    piece.mix_written.wait(frames)  # the tone trails mix.wav's writer
+                else:
+                    _wait_written(piece)
 
             for i, p in enumerate(presets):
                 if writing is not None:  # one master's audio in memory at a time

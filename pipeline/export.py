@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -30,10 +31,12 @@ LOSSY_RETRIES = 4
 
 
 def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: int = 24,
-                fmt: str = "wav", tags: dict | None = None) -> None:
+                fmt: str = "wav", tags: dict | None = None,
+                progress: Callable[[int], None] | None = None) -> None:
     """Write (channels, frames) float audio atomically. Integer formats get integers computed
     here (exact for a master already on the format's grid) rather than libsndfile's scaling,
-    block by block (no whole-length copies)."""
+    block by block (no whole-length copies); ``progress(frames)`` after each block: how far
+    ``audio`` has been read."""
     integer = fmt in ("wav", "flac") and bit_depth in (16, 24)
     # a 24-bit WAV's data are written as bytes packed here: libsndfile's own packing of
     # 32-bit integers costs several times the rest of the write
@@ -50,6 +53,8 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
                 f.write(kernels.to_pcm(block, bit_depth))
             else:
                 f.write(block.T)
+            if progress is not None:
+                progress(start + block.shape[1])
 
 
 def _tag(f: sf.SoundFile, tags: dict | None) -> None:
@@ -159,9 +164,9 @@ def read_mix(folder: Path) -> np.ndarray:
     return np.ascontiguousarray(audio.T)
 
 
-def write_mix(folder: Path, mix: Mix) -> Path:
+def write_mix(folder: Path, mix: Mix, progress: Callable[[int], None] | None = None) -> Path:
     path = folder / "mix.wav"
-    write_audio(path, mix.audio, mix.sample_rate, bit_depth=24)
+    write_audio(path, mix.audio, mix.sample_rate, bit_depth=24, progress=progress)
     return path
 
 

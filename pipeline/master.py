@@ -132,17 +132,19 @@ def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             reference: Reference | None = None, *, in_place: bool = False,
-            mix_in_use: Callable[[], None] | None = None) -> Prepared:
+            mix_in_use: Callable[[int | None], None] | None = None) -> Prepared:
     """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs.
 
     ``in_place``: the chain may work in the mix's own audio (it is used up), so that a long
-    piece needs one whole stereo array rather than two; ``mix_in_use`` is then called just
-    before the chain first writes into it (e.g. to wait for the mix's file to be written)."""
-    def taking_the_mix() -> None:
+    piece needs one whole stereo array rather than two; ``mix_in_use(frames)`` is then called
+    before the chain writes into the mix's first ``frames`` (None: all of it), e.g. to wait
+    until the mix's file is written that far: the tone stage follows a writer chunk by chunk."""
+    def taking_the_mix(frames: int | None = None) -> None:
         nonlocal mix_in_use
         if in_place and mix_in_use is not None:
-            mix_in_use()
-            mix_in_use = None
+            mix_in_use(frames)
+            if frames is None:
+                mix_in_use = None
 
     # down-sampling comes first, so the limiter sees the delivered samples; up-sampling comes
     # last (finish), as the limiter's 4× oversampled detection already covers the new samples
@@ -170,9 +172,11 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
         tone = tone_settings(eq_sos, bands, sr, width=preset.width,
                              mono_bass_hz=preset.mono_bass_hz, high_shelf_hz=preset.high_shelf_hz,
                              high_shelf_db=preset.high_shelf_db)
-        if own and audio is mix.audio:
-            taking_the_mix()
-        audio = apply_tone(audio, tone, in_place=own)
+        in_mix = own and audio is mix.audio
+        audio = apply_tone(audio, tone, in_place=own,
+                           before_write=taking_the_mix if in_mix else None)
+        if in_mix:
+            taking_the_mix()  # what follows works on the whole
         own = own or audio is not mix.audio
         fitted = response_db(eq_sos, sr)
         ratio = 1.0 + (preset.glue_ratio - 1.0) * mastering.glue_amount
@@ -295,11 +299,12 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
 
 def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference | None = None, *,
            target_lufs: float | None = None, album: dict | None = None,
-           consume_mix: bool = False, mix_in_use: Callable[[], None] | None = None) -> Master:
+           consume_mix: bool = False,
+           mix_in_use: Callable[[int | None], None] | None = None) -> Master:
     """The whole chain on one piece (``target_lufs``: an album's level for it, see
     :func:`album_targets`). ``consume_mix``: the chain works in the mix's own audio, which is
     used up (for the last master made from a mix: memory for one whole stereo array less;
-    ``mix_in_use`` is called before the chain first writes into it)."""
+    ``mix_in_use`` is called before the chain writes into it, see :func:`prepare`)."""
     prep = prepare(mix, preset, mastering, reference, in_place=consume_mix, mix_in_use=mix_in_use)
     # the prepared audio is this call's own unless it is still the mix itself, to be kept
     return finish(prep, target_lufs=target_lufs, album=album,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.fft
@@ -184,10 +185,12 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
     return ToneSettings(mid, np.array(side).reshape(-1, 6), width, tuple(eq_bands), mono_bass_hz)
 
 
-def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = False) -> np.ndarray:
+def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = False,
+               before_write: Callable[[int], None] | None = None) -> np.ndarray:
     """Filter mid and side (on two threads) and return left/right, float32; ``in_place``: into
     ``audio`` itself. Worked through in chunks, the filters' state carried over (the same
-    samples as filtering the whole at once, without whole-length temporaries)."""
+    samples as filtering the whole at once, without whole-length temporaries).
+    ``before_write(stop)``: called before the output's frames up to ``stop`` are written."""
     if settings.identity or audio.shape[0] != 2:
         return audio
     out = audio if in_place else np.empty_like(audio)
@@ -208,6 +211,8 @@ def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = Fa
         for start in range(0, audio.shape[1], TONE_CHUNK):
             n = min(TONE_CHUNK, audio.shape[1] - start)
             mid, side = pool.map(run, (False, True), (start, start), (n, n))
+            if before_write is not None:
+                before_write(start + n)  # the output's frames up to there are about to change
             kernels.left_right(mid, side, settings.width, out[0, start:start + n],
                                out[1, start:start + n])
     return out
