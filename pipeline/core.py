@@ -392,14 +392,6 @@ _writer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-writer")
 _tracer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-tracer")
 
 
-def _mix_pictures(piece: _Piece):
-    """The mix's trace for the report and the stage's picture (matplotlib is loaded here,
-    beside the master, rather than when the report is drawn)."""
-    return (trace("mix", piece.mix.audio, piece.mix.sample_rate, piece.mix.loudness_lufs,
-                  piece.mix.short_term_lufs),
-            stage_picture(_parts_report(piece)))
-
-
 def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
     """Until the piece's MIDI and mix are on disk, raising what their writing raised unless
     ``quietly`` (on the way out of a failure: the first one is the one reported)."""
@@ -482,14 +474,15 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     ``before_commit(working folder, report)`` adds files that must arrive with the rest."""
     stage = _stage_timer(progress, piece.timings)
     folder = piece.folder
-    tracing = writing = None
+    tracing = writing = staging = None
     try:
         masters, files, traces = [], [], []
         tags = _tags(piece, (album or {}).get("name"))
         with stage("master"):
-            # the mix's pictures are made beside the master's first steps, before the last
+            # the mix's trace is taken beside the master's first steps, before the last
             # master uses the mix up
-            tracing = _tracer.submit(_mix_pictures, piece)
+            tracing = _tracer.submit(trace, "mix", piece.mix.audio, piece.mix.sample_rate,
+                                     piece.mix.loudness_lufs, piece.mix.short_term_lufs)
 
             def mix_in_use(frames: int | None) -> None:
                 """The master is about to change the mix's first ``frames`` (None: all)."""
@@ -508,6 +501,10 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                            mix_in_use=mix_in_use)
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
+                if i == len(presets) - 1:
+                    # matplotlib is loaded (and the stage drawn) beside the master's picture
+                    # and files: after the master's peak of memory, which it would add to
+                    staging = _tracer.submit(stage_picture, _parts_report(piece))
                 # the files are written while the master's picture is drawn (the last one's
                 # while the report's pictures are)
                 writing = _writer.submit(write_master, folder.work, m, p,
@@ -518,11 +515,11 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 masters.append((p, m.measurements))
                 del m
                 progress("master", (i + 1) / len(presets))
-            mix_trace, stage_picture = tracing.result()
+            mix_trace = tracing.result()
         with stage("report"):
             # the pictures need no file names
             pictures = report_pictures(_report(piece, masters, [[] for _ in masters]), mix_trace,
-                                       traces, stage=stage_picture)
+                                       traces, stage=staging.result() if staging else None)
             files.append(writing.result())
             _wait_written(piece)
             report = _report(piece, masters, files)
@@ -535,7 +532,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     except BaseException as exc:
         failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
         _wait_written(piece, quietly=True)  # nothing may write into the folder it removes
-        for job in (tracing, writing):
+        for job in (tracing, writing, staging):
             if job is not None:
                 job.exception()  # nor read the mix, nor write, after this
         folder.discard()
