@@ -33,10 +33,10 @@ from .load import MIDI_SUFFIXES, load
 from .master import Prepared, Reference, album_targets, load_reference, master, prepare
 from .mix import mix
 from .musicxml import release_parsed
-from .model import Mix, Performance, Stem, Stems
+from .model import Mix, Performance, Stems
 from .paths import slugify
 from .perform import perform, write_midi
-from .render import StemFeed, max_stem_frames, render
+from .render import StemFeed, max_stem_frames, render, stem_files
 from .report import report_pictures, stage_picture, trace, write_html
 from .sidecar import PieceSettings, choose, read_sidecar
 from .soundfonts import find_soundfont
@@ -259,6 +259,25 @@ def _layout(template: Template, settings: PieceSettings) -> PieceSettings:
                         f"layout ({choices})")
 
 
+def _collector_paused(fn):
+    """``fn`` with Python's cyclic collector paused (and switched back on however it ends).
+    music21 makes millions of objects that live until the performance is made: run as the
+    heap grows, the collector walked them all again and again (a second of the Große Fuge's
+    parse); the render collects them once, beside the synths' start (see _render_and_mix),
+    and the audio stages make arrays, not cycles."""
+    @functools.wraps(fn)
+    def paused(*args, **kwargs):
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if collecting:
+                gc.enable()
+    return paused
+
+
+@_collector_paused
 def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
                    sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
                    seed: int = humanize_seed, max_duration_s: float = MAX_DURATION_S,
@@ -271,46 +290,35 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         settings = _layout(chosen, settings)
     # the swing is known now unless it comes from a template still to be detected
     feel = _feel(chosen, swing)
-    # music21 makes millions of objects that live until the performance is made: the cyclic
-    # collector, run as the heap grows, walked them all again and again (a second of the
-    # Große Fuge's parse); it runs once, beside the synths' start, and is switched back on
-    # there (see _render_and_mix; at once on a failure)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        score = _Score(score_path)
-        with stage("load"):
-            score.prepare(swing=feel)
-        with stage("perform"):
-            performance = score.performance(swing=feel)
-        check_duration(performance, max_duration_s)
-        performance = humanized(performance, amount=humanize, seed=seed)
-        log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
-                 performance.note_count, performance.duration_s)
-        with stage("assign"):
-            parts = _part_settings(settings, performance)
-            voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate, parts=parts)
-            ensemble_name = ensemble or detect_ensemble(performance, voices)
-            template = load_template(ensemble_name)
-            settings = _layout(template, settings)
-        if not ensemble and _feel(template, swing) and not score.is_midi:
-            with stage("perform"):  # a detected jazz band swings: play it again, swung
-                performance = humanized(score.performance(swing=_feel(template, swing)),
-                                        amount=humanize, seed=seed)
-        if settings.sidecar is not None and settings.sidecar.copyright:
-            performance = replace(performance, copyright=settings.sidecar.copyright)
-        # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
-        del score
-        release_parsed()
-        for track, voice in zip(performance.tracks, voices):
-            log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name,
-                     voice.preset_name, voice.bank, voice.program, voice.source)
-        log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
-        folder = PieceFolder(out_root, slug or slugify(score_path.stem))
-    except BaseException:
-        if collecting:
-            gc.enable()
-        raise
+    score = _Score(score_path)
+    with stage("load"):
+        score.prepare(swing=feel)
+    with stage("perform"):
+        performance = score.performance(swing=feel)
+    check_duration(performance, max_duration_s)
+    performance = humanized(performance, amount=humanize, seed=seed)
+    log.info("perform: %d tracks, %d notes, %.1f s", len(performance.tracks),
+             performance.note_count, performance.duration_s)
+    with stage("assign"):
+        parts = _part_settings(settings, performance)
+        voices = assign(performance, soundfont=soundfont, sample_rate=sample_rate, parts=parts)
+        ensemble_name = ensemble or detect_ensemble(performance, voices)
+        template = load_template(ensemble_name)
+        settings = _layout(template, settings)
+    if not ensemble and _feel(template, swing) and not score.is_midi:
+        with stage("perform"):  # a detected jazz band swings: play it again, swung
+            performance = humanized(score.performance(swing=_feel(template, swing)),
+                                    amount=humanize, seed=seed)
+    if settings.sidecar is not None and settings.sidecar.copyright:
+        performance = replace(performance, copyright=settings.sidecar.copyright)
+    # the parsed score is large (music21 objects, the MusicXML tree): gone before the audio
+    del score
+    release_parsed()
+    for track, voice in zip(performance.tracks, voices):
+        log.info("assign: %s → %s (bank %d, program %d, from %s)", track.name,
+                 voice.preset_name, voice.bank, voice.program, voice.source)
+    log.info("ensemble: %s (%s)", ensemble_name, _origin(settings, "ensemble"))
+    folder = PieceFolder(out_root, slug or slugify(score_path.stem))
     midi = None
     try:
         _check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
@@ -323,8 +331,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         started = time.perf_counter()
         the_mix, stems, synthesised = _render_and_mix(
             performance, voices, template, folder, settings=settings, parts=parts,
-            sample_rate=sample_rate, mix_stems=mix_stems, progress=lambda f: progress("render", f),
-            collecting=collecting)
+            sample_rate=sample_rate, mix_stems=mix_stems, progress=lambda f: progress("render", f))
         _release_freed_memory()
         timings["render"] = round(synthesised - started, 3)
         timings["mix"] = round(time.perf_counter() - synthesised, 3)
@@ -335,8 +342,6 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
             mix_written = _WriteProgress()
             written = (midi, _writer.submit(mix_written.run, write_mix, folder.work, the_mix))
     except BaseException as exc:
-        if collecting and not gc.isenabled():
-            gc.enable()
         failure = _write_failure(out_root, exc) if _is_write_failure(exc) else None
         if midi is not None:
             midi.exception()  # nothing may write into the folder it removes
@@ -350,17 +355,14 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
 
 def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
                     settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
-                    progress: Callable[[float], None],
-                    collecting: bool = True) -> tuple[Mix, Stems, float]:
+                    progress: Callable[[float], None]) -> tuple[Mix, Stems, float]:
     """Render the stems (on a thread of their own, the synths on theirs) and mix each block as
     soon as every synth has made it; the balance calibration runs beside the synths' start,
-    and so does the collection of the parsed score's objects (``collecting``: the collector
-    is switched back on after it). Returns the mix, the stems and when
-    (``time.perf_counter``) the synths finished."""
+    and so does the collection of the parsed score's objects. Returns the mix, the stems and
+    when (``time.perf_counter``) the synths finished."""
     stems_dir = folder.work / "stems"
-    named = tuple(Stem(i, t.name, stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav")
-                  for i, t in enumerate(performance.tracks))
-    feed = StemFeed(named, sample_rate, max_stem_frames(performance, sample_rate))
+    feed = StemFeed(stem_files(performance, stems_dir), sample_rate,
+                    max_stem_frames(performance, sample_rate))
     with ThreadPoolExecutor(2, thread_name_prefix="score2audio-render") as side:
         def synthesise() -> tuple[Stems, float]:
             stems = render(performance, voices, stems_dir=stems_dir, sample_rate=sample_rate,
@@ -370,8 +372,6 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
         rendering = side.submit(synthesise)
         balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
         gc.collect()  # the parsed score's objects, while the synths load their samples
-        if collecting:
-            gc.enable()
         try:
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,
@@ -381,7 +381,7 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
             rendering.exception()
             raise
         stems, synthesised = rendering.result()
-    if stems.frames != feed.frames or stems.stems != named:
+    if stems.frames != feed.frames:  # the feed works the length out on its own
         raise RenderError("render: the mixed stems differ from the files written")
     return the_mix, stems, synthesised
 
@@ -476,7 +476,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     folder = piece.folder
     tracing = writing = staging = None
     try:
-        masters, files, traces = [], [], []
+        masters, files, traces, parts = [], [], [], _parts_report(piece)
         tags = _tags(piece, (album or {}).get("name"))
         with stage("master"):
             # the mix's trace is taken beside the master's first steps, before the last
@@ -504,7 +504,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 if i == len(presets) - 1:
                     # matplotlib is loaded (and the stage drawn) beside the master's picture
                     # and files: after the master's peak of memory, which it would add to
-                    staging = _tracer.submit(stage_picture, _parts_report(piece))
+                    staging = _tracer.submit(stage_picture, parts)
                 # the files are written while the master's picture is drawn (the last one's
                 # while the report's pictures are)
                 writing = _writer.submit(write_master, folder.work, m, p,
@@ -517,12 +517,13 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 progress("master", (i + 1) / len(presets))
             mix_trace = tracing.result()
         with stage("report"):
-            # the pictures need no file names
-            pictures = report_pictures(_report(piece, masters, [[] for _ in masters]), mix_trace,
-                                       traces, stage=staging.result() if staging else None)
+            report = _report(piece, masters, parts)
+            # the pictures need no file names: drawn while the last master's are written
+            pictures = report_pictures(report, mix_trace, traces, stage=staging.result())
             files.append(writing.result())
+            for entry, written in zip(report["masters"], files):
+                entry["files"] = written
             _wait_written(piece)
-            report = _report(piece, masters, files)
             write_html(folder.work, report, pictures)
         report["timings_s"] = {**piece.timings, "total": round(sum(piece.timings.values()), 3)}
         write_report(folder.work, report)
@@ -715,10 +716,10 @@ def _parts_report(piece: _Piece) -> list[dict]:
     return parts
 
 
-def _report(piece: _Piece, masters, files) -> dict:
+def _report(piece: _Piece, masters, parts: list[dict]) -> dict:
+    """The piece's report; each master's ``files`` are filled in when written."""
     performance, stems, the_mix = piece.performance, piece.stems, piece.mix
     mix_lufs = the_mix.loudness_lufs
-    parts = _parts_report(piece)
     return {
         "title": performance.title,
         "composer": performance.composer,
@@ -744,8 +745,8 @@ def _report(piece: _Piece, masters, files) -> dict:
                 "loudness_lufs": round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
                 "duration_s": round(the_mix.audio.shape[1] / the_mix.sample_rate, 3),
                 **the_mix.settings},
-        "masters": [{"preset": p.name, "description": p.description, "files": f,
-                     "formats": list(p.formats), **m} for (p, m), f in zip(masters, files)],
+        "masters": [{"preset": p.name, "description": p.description, "files": [],
+                     "formats": list(p.formats), **m} for p, m in masters],
         "timings_s": {**piece.timings, "total": round(sum(piece.timings.values()), 3)},
         "pipeline_version": __version__,
     }

@@ -261,7 +261,7 @@ def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, 
                 else None
             frames = _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang,
                                  report)
-        out, peak = _trim_tail(out, frames)
+        out, peak = _trim_tail(out, frames, frames + overhang)
         meter.feed(out[:, frames:])  # the room's decay, as far as it is kept
         gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
         gain = np.float32(db_to_gain(gain_db))
@@ -396,13 +396,14 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
     return frames
 
 
-def _trim_tail(audio: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
-    """Drop the room's decay once it is below ``SILENCE_DBFS`` of the mix's peak; return the
-    audio and that peak (the trim keeps it)."""
-    peak = sample_peak(audio)
+def _trim_tail(audio: np.ndarray, keep: int, end: int) -> tuple[np.ndarray, float]:
+    """Drop the room's decay (frames ``keep`` to ``end``; nothing was written past it) once it
+    is below ``SILENCE_DBFS`` of the mix's peak; return the audio and that peak (the trim
+    keeps it)."""
+    peak = sample_peak(audio[:, :end])
     if peak == 0:
         return audio[:, :keep], 0.0
-    loud = np.flatnonzero(np.abs(audio[:, keep:]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
+    loud = np.flatnonzero(np.abs(audio[:, keep:end]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
     return crop_in_place(audio, 0, end), peak
 

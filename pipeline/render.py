@@ -73,7 +73,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     stems_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     groups = _groups(performance.tracks, workers)
-    paths = [stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav" for i, t in enumerate(performance.tracks)]
+    named = stem_files(performance, stems_dir)
+    paths = [stem.path for stem in named]
     # set when the caller is interrupted (or the feed's mixer fails): the synths stop at once
     cancel = feed.cancelled if feed is not None else threading.Event()
     expected = max(1, int((performance.duration_s + 1.0) * sample_rate))
@@ -108,8 +109,13 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
             _set_length(tmp, frames)
     if progress:
         progress(1.0)
-    return Stems(sample_rate, frames, tuple(Stem(i, t.name, p) for i, (t, p)
-                                            in enumerate(zip(performance.tracks, paths))))
+    return Stems(sample_rate, frames, named)
+
+
+def stem_files(performance: Performance, stems_dir: Path) -> tuple[Stem, ...]:
+    """Each track's stem and the file it is written to, ``NN-<part>.wav``."""
+    return tuple(Stem(i, t.name, stems_dir / f"{i + 1:02d}-{slugify(t.name)}.wav")
+                 for i, t in enumerate(performance.tracks))
 
 
 def _groups(tracks: tuple[Track, ...], workers: int) -> list[_Group]:
@@ -187,12 +193,12 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             writers.write(block)
             state["written"] += used
             state["pos"] = 0
-            if send is not None and used and kernels.any_sound(block):
-                send(buf, used, state["last"])  # the mixer's now: the synth gets a new one
-                buf = np.zeros_like(buf)
+            handed = send is not None and used and kernels.any_sound(block)
+            if send is not None and used:
+                send(buf if handed else None, used, state["last"])
+            if handed:
+                buf = np.zeros_like(buf)  # the block is the mixer's now
             else:
-                if send is not None and used:
-                    send(None, used, state["last"])
                 buf[:, :used] = 0.0
             progress(state["written"])
 

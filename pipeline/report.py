@@ -61,6 +61,9 @@ def trace(label: str, audio: np.ndarray, sample_rate: int, lufs: float | None,
                  10 * np.log10(power + 1e-20) + shift, np.asarray(short_term), reduction)
 
 
+STAGE_TITLE = "Stage layout: where each player sits (seen from the audience)"
+
+
 def report_pictures(report: dict, mix: Trace, masters: list[Trace], *,
                     stage: str | None = None) -> list[tuple[str, str]]:
     """The report's pictures (title, PNG as base64) for the piece described by ``report``
@@ -75,9 +78,6 @@ def report_pictures(report: dict, mix: Trace, masters: list[Trace], *,
     if report.get("parts"):
         pictures.insert(0, (STAGE_TITLE, stage or stage_picture(report["parts"])))
     return pictures
-
-
-STAGE_TITLE = "Stage layout: where each player sits (seen from the audience)"
 
 
 def stage_picture(parts: list[dict]) -> str | None:
