@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -339,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"score2audio: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # the reader stopped reading (`score2audio templates | head`)
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("score2audio: interrupted; no files were left half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -360,13 +367,33 @@ def main(argv: list[str] | None = None) -> int:
 def _catch_termination() -> dict:
     """Make SIGTERM and SIGHUP unwind like Ctrl-C; returns the handlers they had. A signal
     the caller ignores (``nohup`` ignores SIGHUP) stays ignored."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return {}
     return {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGHUP)
             if signal.getsignal(signum) is not signal.SIG_IGN}
 
 
+def run() -> None:
+    """The console command: :func:`main`, then a quick exit."""
+    _exit_quickly(main())
+
+
+def _exit_quickly(code: int) -> None:
+    """Leave without tearing the interpreter down: freeing a long score's objects one by one
+    (music21's, numba's) took 0.5 s after the Große Fuge. The exit handlers still run, and the
+    files are all closed by now; with any thread still at work, the usual exit waits for it."""
+    from . import core
+
+    core.finish_background_work()
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -37,7 +37,7 @@ from .model import Mix, Performance, Stems
 from .paths import slugify
 from .perform import perform, write_midi
 from .render import StemFeed, max_stem_frames, render, stem_files
-from .report import report_pictures, stage_picture, trace, write_html
+from .report import report_pictures, shape, stage_picture, trace, write_html
 from .sidecar import PieceSettings, choose, read_sidecar
 from .soundfonts import find_soundfont
 
@@ -392,6 +392,13 @@ _writer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-writer")
 _tracer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-tracer")
 
 
+def finish_background_work() -> None:
+    """Wait for the writer's and tracer's last work and stop their threads (at the process's
+    end: they cannot take more)."""
+    for pool in (_writer, _tracer):
+        pool.shutdown(wait=True)
+
+
 def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
     """Until the piece's MIDI and mix are on disk, raising what their writing raised unless
     ``quietly`` (on the way out of a failure: the first one is the one reported)."""
@@ -474,7 +481,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     ``before_commit(working folder, report)`` adds files that must arrive with the rest."""
     stage = _stage_timer(progress, piece.timings)
     folder = piece.folder
-    tracing = writing = staging = None
+    tracing = writing = staging = shaping = None
     try:
         masters, files, traces, parts = [], [], [], _parts_report(piece)
         tags = _tags(piece, (album or {}).get("name"))
@@ -496,20 +503,26 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
                 if writing is not None:  # one master's audio in memory at a time
                     files.append(writing.result())
                 target = (targets or {}).get(p.name)
+
+                def ready(audio: np.ndarray, sample_rate: int, p: Preset = p) -> None:
+                    """The master's audio is final: its files are written, and its picture's
+                    shape taken, while it is measured (the last one's files while the
+                    report's pictures are drawn)."""
+                    nonlocal writing, shaping, staging
+                    writing = _writer.submit(write_master, folder.work, audio, sample_rate, p,
+                                             several=len(presets) > 1, tags=tags)
+                    shaping = _tracer.submit(shape, audio, sample_rate)
+                    if p is presets[-1]:
+                        # matplotlib is loaded (and the stage drawn) past the master's peak of
+                        # memory (the gain search), which it would add to
+                        staging = _tracer.submit(stage_picture, parts)
+
                 m = master(piece.mix, p, piece.template.mastering, reference, target_lufs=target,
                            album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
-                           mix_in_use=mix_in_use)
+                           mix_in_use=mix_in_use, ready=ready)
                 log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                          m.measurements["true_peak_dbtp"])
-                if i == len(presets) - 1:
-                    # matplotlib is loaded (and the stage drawn) beside the master's picture
-                    # and files: after the master's peak of memory, which it would add to
-                    staging = _tracer.submit(stage_picture, parts)
-                # the files are written while the master's picture is drawn (the last one's
-                # while the report's pictures are)
-                writing = _writer.submit(write_master, folder.work, m, p,
-                                         several=len(presets) > 1, tags=tags)
-                traces.append(trace(f"master ({p.name})", m.audio, m.sample_rate,
+                traces.append(trace(f"master ({p.name})", shaping.result(), m.sample_rate,
                                     m.measurements["integrated_lufs"], m.short_term_lufs,
                                     m.limiter_gain))
                 masters.append((p, m.measurements))
@@ -533,7 +546,7 @@ def _finish(piece: _Piece, presets: list[Preset], *, reference: Reference | None
     except BaseException as exc:
         failure = _write_failure(folder.final.parent, exc) if _is_write_failure(exc) else None
         _wait_written(piece, quietly=True)  # nothing may write into the folder it removes
-        for job in (tracing, writing, staging):
+        for job in (tracing, writing, staging, shaping):
             if job is not None:
                 job.exception()  # nor read the mix, nor write, after this
         folder.discard()

@@ -23,7 +23,7 @@ from .audio import (BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask, wi
 from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
 from .loudness import integrated_lufs, true_peak_dbtp
-from .model import Master, Mix
+from .model import Mix
 
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
 MP3_QUALITY = 2  # LAME's -q 2: near-best encoding, about 60× real time here
@@ -170,17 +170,16 @@ def write_mix(folder: Path, mix: Mix, progress: Callable[[int], None] | None = N
     return path
 
 
-def write_master(folder: Path, master: Master, preset: Preset, *, several: bool = False,
-                 tags: dict | None = None) -> list[dict]:
-    """Every file the preset asks for; returns one entry per file (lossy ones with what was
-    measured on the decoded audio)."""
+def write_master(folder: Path, audio: np.ndarray, sample_rate: int, preset: Preset, *,
+                 several: bool = False, tags: dict | None = None) -> list[dict]:
+    """Every file the preset asks for of a master's ``audio``; returns one entry per file
+    (lossy ones with what was measured on the decoded audio)."""
     def one(fmt: str) -> dict:
         name = f"master-{preset.name}.{fmt}" if several else f"master.{fmt}"
         path = folder / name
         if fmt in LOSSY_FORMATS:
-            return write_lossy(path, master.audio, master.sample_rate, preset, tags)
-        write_audio(path, master.audio, master.sample_rate, bit_depth=preset.bit_depth,
-                    fmt=fmt, tags=tags)
+            return write_lossy(path, audio, sample_rate, preset, tags)
+        write_audio(path, audio, sample_rate, bit_depth=preset.bit_depth, fmt=fmt, tags=tags)
         return {"file": name, "codec": f"{fmt.upper()} {preset.bit_depth}-bit"}
 
     # the encoders run in C without the GIL: MP3 and OGG are made side by side

@@ -238,10 +238,11 @@ def _reduction_stats(gain: np.ndarray, *, over_db: float = 0.1) -> tuple[float, 
 
 
 def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None,
-           in_place: bool = False) -> Master:
+           in_place: bool = False, ready: Callable[[np.ndarray, int], None] | None = None) -> Master:
     """Gain, limiter, edges and word length (steps 5–8); ``target_lufs`` overrides the
     preset's (an album's level for this piece). ``in_place``: ``prep`` is used up (its audio
-    becomes the master's)."""
+    becomes the master's). ``ready(audio, sample_rate)`` is called with the master's final
+    audio before it is measured (its files can be written meanwhile; it must not change)."""
     preset, sr = prep.preset, prep.sample_rate
     target = prep.target_lufs if target_lufs is None else target_lufs
     frames = prep.audio.shape[1]
@@ -270,9 +271,11 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
     out, word = _word_length(out, preset, in_place=True)
+    out = valid_audio(out, name="master")
+    if ready is not None:
+        ready(out, sr)
     if not upsampled:
         loud, tp = _measure(out, sr)
-    out = valid_audio(out, name="master")
     max_reduction, mean_reduction, limiting = _reduction_stats(gr)
     integrated = loud.integrated_lufs()
     st = loud.short_term_lufs()
@@ -300,15 +303,17 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
 def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference | None = None, *,
            target_lufs: float | None = None, album: dict | None = None,
            consume_mix: bool = False,
-           mix_in_use: Callable[[int | None], None] | None = None) -> Master:
+           mix_in_use: Callable[[int | None], None] | None = None,
+           ready: Callable[[np.ndarray, int], None] | None = None) -> Master:
     """The whole chain on one piece (``target_lufs``: an album's level for it, see
     :func:`album_targets`). ``consume_mix``: the chain works in the mix's own audio, which is
     used up (for the last master made from a mix: memory for one whole stereo array less;
-    ``mix_in_use`` is called before the chain writes into it, see :func:`prepare`)."""
+    ``mix_in_use`` is called before the chain writes into it, see :func:`prepare`).
+    ``ready``: see :func:`finish`."""
     prep = prepare(mix, preset, mastering, reference, in_place=consume_mix, mix_in_use=mix_in_use)
     # the prepared audio is this call's own unless it is still the mix itself, to be kept
     return finish(prep, target_lufs=target_lufs, album=album,
-                  in_place=consume_mix or prep.audio is not mix.audio)
+                  in_place=consume_mix or prep.audio is not mix.audio, ready=ready)
 
 
 def _measure(audio: np.ndarray, sample_rate: int):

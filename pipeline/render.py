@@ -96,7 +96,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
 
         if feed is not None:
             feed.start([g.tracks for g in groups])
-        with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+        with _PresetHolder(performance, voices, sample_rate), \
+                ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
             try:
                 results = list(pool.map(run, range(len(groups))))
             except BaseException as exc:
@@ -214,7 +215,7 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
         cursor = 0
         programs = {ch: voices[ti] for ch, ti in enumerate(track_indexes)}
         events = _events(performance, track_indexes, sample_rate)
-        _hold_programs(synth, events, programs, first_spare=n)
+        held = False
         for frame, kind, channel, a, b in events.tolist():
             if frame > cursor:
                 advance(frame - cursor)
@@ -229,6 +230,9 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
             elif kind == BEND:
                 synth.pitch_bend(channel, b)
             elif kind == PROGRAM:
+                if not held:  # by now the holder has decoded them: no wait at the start
+                    _hold_programs(synth, events, programs, first_spare=n)
+                    held = True
                 _program_change(synth, channel, programs[channel], a)
         tail = 0
         while synth.active_voices() > 0 and tail < max_tail:
@@ -361,6 +365,50 @@ def max_stem_frames(performance: Performance, sample_rate: int) -> int:
     frames = stem_length(end + int(MAX_TAIL_S * sample_rate) + 3 * TAIL_CHUNK_FRAMES,
                          sample_rate)
     return -(-frames // BLOCK_FRAMES) * BLOCK_FRAMES
+
+
+class _PresetHolder:
+    """A silent synth that selects every preset the parts will change to (pizz., arco…), on a
+    thread of its own while the render runs, and keeps them until it ends. FluidSynth shares a
+    preset's decoded samples between the synths of a process while one of them has it
+    selected: the samples are decoded once, beside the synthesis, and the render's synths
+    find them ready (before, each synth decoded them itself before its first block)."""
+
+    def __init__(self, performance: Performance, voices: tuple[Voice, ...], sample_rate: int):
+        # the parts' first presets are the synths' own to load, at their start
+        first = {(v.soundfont, v.bank, v.is_percussion, v.program) for v in voices}
+        wanted = {}
+        for track, voice in zip(performance.tracks, voices):
+            for c in track.controls:
+                if c.kind == "program_change":
+                    program = voice.program if c.number == OWN_PROGRAM else c.number
+                    wanted.setdefault((voice.soundfont, voice.bank, voice.is_percussion,
+                                       program), (voice, program))
+        self.wanted = [w for key, w in wanted.items() if key not in first]
+        self.sample_rate = sample_rate
+        self.synth: Synth | None = None
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> "_PresetHolder":
+        if self.wanted:
+            self.synth = Synth(sample_rate=self.sample_rate, channels=len(self.wanted))
+            self.thread = threading.Thread(target=self._hold, name="score2audio-presets",
+                                           daemon=True)
+            self.thread.start()
+        return self
+
+    def _hold(self) -> None:
+        try:
+            for channel, (voice, program) in enumerate(self.wanted):
+                _program_change(self.synth, channel, voice, program, quiet=True)
+        except Exception as exc:  # the render's own selection reports what is wrong
+            log.debug("preloading presets: %s", exc)
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        if self.synth is not None:
+            self.synth.close()
 
 
 def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *,

@@ -46,19 +46,37 @@ class Trace:
     reduction_db: np.ndarray | None = None  # limiter gain reduction per column (masters)
 
 
-def trace(label: str, audio: np.ndarray, sample_rate: int, lufs: float | None,
-          short_term: np.ndarray, limiter_gain: np.ndarray | None = None) -> Trace:
+@dataclass(frozen=True)
+class Shape:
+    """What a picture needs of a signal's audio alone: its waveform's envelope and its
+    smoothed long-term spectrum (dB, not yet shifted to equal loudness)."""
+
+    duration_s: float
+    wave_lo: np.ndarray
+    wave_hi: np.ndarray
+    freqs: np.ndarray
+    spectrum_db: np.ndarray
+
+
+def shape(audio: np.ndarray, sample_rate: int) -> Shape:
     lo, hi = _envelope(audio, WAVEFORM_COLUMNS)
     freqs, power = long_term_psd(audio, sample_rate, segment=SPECTRUM_SEGMENT,
                                  segments=SPECTRUM_SEGMENTS)
     power = _octave_smooth(freqs, power, SPECTRUM_SMOOTHING_OCTAVES)
+    return Shape(audio.shape[1] / sample_rate, lo, hi, freqs, 10 * np.log10(power + 1e-20))
+
+
+def trace(label: str, audio: np.ndarray | Shape, sample_rate: int, lufs: float | None,
+          short_term: np.ndarray, limiter_gain: np.ndarray | None = None) -> Trace:
+    """``audio``, or its :func:`shape` taken already (beside the signal's measurement)."""
+    s = audio if isinstance(audio, Shape) else shape(audio, sample_rate)
     shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)
     reduction = None
     if limiter_gain is not None and limiter_gain.size and limiter_gain.min() < 1.0:
         low, _ = _envelope(limiter_gain[None, :], WAVEFORM_COLUMNS)
         reduction = -20 * np.log10(np.maximum(low, 1e-6))
-    return Trace(label, audio.shape[1] / sample_rate, lo, hi, freqs,
-                 10 * np.log10(power + 1e-20) + shift, np.asarray(short_term), reduction)
+    return Trace(label, s.duration_s, s.wave_lo, s.wave_hi, s.freqs, s.spectrum_db + shift,
+                 np.asarray(short_term), reduction)
 
 
 STAGE_TITLE = "Stage layout: where each player sits (seen from the audience)"

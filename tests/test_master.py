@@ -64,7 +64,7 @@ def test_every_preset_meets_loudness_and_ceiling_by_ffmpeg(preset, demo_mixes, t
     p = load_preset(preset)
     for name, (the_mix, ensemble) in demo_mixes.items():
         m = finish(prepare(the_mix, p, load_template(ensemble).mastering))
-        files = write_master(tmp_path, m, p, several=True, tags={"title": name})
+        files = write_master(tmp_path, m.audio, m.sample_rate, p, several=True, tags={"title": name})
         for f in files:
             lufs, tp = ffmpeg_ebur128(tmp_path / f["file"])
             if p.target_lufs is None:  # hand-off: sample peaks at or under the ceiling
@@ -89,7 +89,7 @@ def test_presets_have_the_formats_a_destination_needs(demo_mixes, tmp_path):
     the_mix, ensemble = demo_mixes["string-quartet.musicxml"]
     m = finish(prepare(the_mix, web, load_template(ensemble).mastering))
     tags = {"title": "Andante", "artist": "A. Composer", "comment": "quartet (strings)"}
-    write_master(tmp_path, m, web, tags=tags)
+    write_master(tmp_path, m.audio, m.sample_rate, web, tags=tags)
     for ext in ("mp3", "ogg"):
         probe = json.loads(subprocess.run(
             ["ffprobe", "-v", "quiet", "-print_format", "json", "-show_format", "-show_streams",
@@ -106,7 +106,7 @@ def test_cd_master_is_16_bit_44k1_with_tpdf_dither(demo_mixes, tmp_path):
     cd = load_preset("cd")
     the_mix, ensemble = demo_mixes["piano-nocturne.musicxml"]
     m = finish(prepare(the_mix, cd, load_template(ensemble).mastering))
-    write_master(tmp_path, m, cd)
+    write_master(tmp_path, m.audio, m.sample_rate, cd)
     info = sf.info(str(tmp_path / "master.wav"))
     assert (info.samplerate, info.subtype) == (44100, "PCM_16")
     assert "TPDF" in m.measurements["chain"]["word_length"]
@@ -278,7 +278,7 @@ def test_lossy_files_decoded_by_ffmpeg_meet_the_lossy_ceiling(demo_mixes, tmp_pa
     web = load_preset("web-demo")
     the_mix, _ = demo_mixes["loud-synthetic"]
     m = finish(prepare(the_mix, web, load_template("jazz-band").mastering))
-    for f in write_master(tmp_path, m, web):
+    for f in write_master(tmp_path, m.audio, m.sample_rate, web):
         _, tp = ffmpeg_ebur128(tmp_path / f["file"])
         assert tp <= web.ceiling_dbtp
 
