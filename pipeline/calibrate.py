@@ -28,12 +28,12 @@ from .audio import atomic_path
 from .errors import PipelineError
 from .loudness import integrated_lufs
 from .model import Performance, Track, Voice
+from .paths import CACHE_ENV, cache_folder  # noqa: F401 (CACHE_ENV: where the tests look)
 from .perform import DYNAMIC_VELOCITY
 from .synth import Synth
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "SCORE2AUDIO_CACHE"   # a folder; tests point it at a temporary one
 CACHE_VERSION = 3  # 2: the expression baseline is part of the key; 3: repeated crotchets
 REFERENCE_LUFS = -36.0            # mf on any instrument is set here (near where FluidSynth puts it)
 REFERENCE_VELOCITY = DYNAMIC_VELOCITY["mf"]
@@ -45,9 +45,7 @@ EXPRESSION_CC, FULL_EXPRESSION = 11, 127  # a track without expression plays at 
 
 
 def cache_file() -> Path:
-    root = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME")
-                                             or Path.home() / ".cache") / "score2audio"
-    return Path(root) / "calibration.json"
+    return cache_folder() / "calibration.json"
 
 
 def reference_pitches(track: Track, voice: Voice) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from . import __version__
-from .core import MAX_DURATION_S, overall_fraction
+from .progress import MAX_DURATION_S, overall_fraction
 from .errors import PipelineError
 
 EXIT_ERROR = 2
@@ -143,6 +143,10 @@ class _Progress:
 
 
 def _render(args) -> int:
+    from . import prefetch
+
+    # the scores are parsed in a helper process while the audio stages' modules load
+    prefetch.start(args.scores, ensemble=args.ensemble, swing=args.swing)
     from .core import render_album, render_score
 
     presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) if args.preset else None
@@ -360,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
+        if "pipeline.prefetch" in sys.modules:
+            sys.modules["pipeline.prefetch"].stop()
         for signum, old in previous.items():
             signal.signal(signum, old)
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import __version__, scorecache
+from . import __version__, prefetch, scorecache
 from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
@@ -36,23 +36,14 @@ from .musicxml import release_parsed
 from .model import Mix, Performance, Stems
 from .paths import slugify
 from .perform import perform, write_midi
+from .progress import MAX_DURATION_S, ProgressFn
 from .render import StemFeed, max_stem_frames, render, stem_files
 from .report import report_pictures, shape, stage_picture, trace, write_html
-from .sidecar import PieceSettings, choose, read_sidecar
+from .sidecar import PieceSettings, choose, read_sidecar, swing_feel
 from .soundfonts import find_soundfont
 
 log = logging.getLogger(__name__)
 
-#: Rough share of a render's wall time per stage, for one overall progress figure.
-STAGE_WEIGHTS = {"load": 0.15, "perform": 0.05, "assign": 0.01, "render": 0.5, "mix": 0.12,
-                 "export": 0.05, "master": 0.12, "report": 0.04}
-
-ProgressFn = Callable[[str, float], None]
-
-#: The longest performance rendered unless the caller allows more: hours of music almost always
-#: mean a broken file (a stray note far past the end, a tempo near zero), and its stems would
-#: fill the disk (30 parts × 3 hours is 120 GB).
-MAX_DURATION_S = 3 * 3600.0
 #: A write that failed with this little space left failed because the disk is full.
 NEARLY_FULL_BYTES = 64 << 20
 
@@ -74,7 +65,7 @@ def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
     seed = _seed(humanize, seed)
     kwargs = {} if fermata_hold is None else {"fermata_hold": fermata_hold}
     settings = choose(read_sidecar(Path(score_path)), soundfont=soundfont, swing=swing)
-    performance = perform(load(Path(score_path)), swing=_feel(None, settings.swing),
+    performance = perform(load(Path(score_path)), swing=swing_feel(None, settings.swing),
                           **kwargs)
     check_duration(performance, max_duration_s)
     performance = humanized(performance, amount=humanize, seed=seed)
@@ -146,13 +137,6 @@ def _is_write_failure(exc: BaseException | None) -> bool:
         return _is_write_failure(exc.__cause__)
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
                                                       errno.EROFS, errno.EIO)
-
-
-def overall_fraction(stage: str, fraction: float) -> float:
-    """Where ``fraction`` of ``stage`` puts the whole render, 0–1."""
-    names = list(STAGE_WEIGHTS)
-    before = sum(STAGE_WEIGHTS[n] for n in names[: names.index(stage)])
-    return min(1.0, before + STAGE_WEIGHTS[stage] * fraction) / sum(STAGE_WEIGHTS.values())
 
 
 class _WriteProgress:
@@ -289,7 +273,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     if chosen is not None:
         settings = _layout(chosen, settings)
     # the swing is known now unless it comes from a template still to be detected
-    feel = _feel(chosen, swing)
+    feel = swing_feel(chosen, swing)
     score = _Score(score_path)
     with stage("load"):
         score.prepare(swing=feel)
@@ -305,9 +289,9 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
         ensemble_name = ensemble or detect_ensemble(performance, voices)
         template = load_template(ensemble_name)
         settings = _layout(template, settings)
-    if not ensemble and _feel(template, swing) and not score.is_midi:
+    if not ensemble and swing_feel(template, swing) and not score.is_midi:
         with stage("perform"):  # a detected jazz band swings: play it again, swung
-            performance = humanized(score.performance(swing=_feel(template, swing)),
+            performance = humanized(score.performance(swing=swing_feel(template, swing)),
                                     amount=humanize, seed=seed)
     if settings.sidecar is not None and settings.sidecar.copyright:
         performance = replace(performance, copyright=settings.sidecar.copyright)
@@ -439,7 +423,10 @@ class _Score:
         return self.cached[swing]
 
     def prepare(self, *, swing: float | None) -> None:
-        """Find the performance in the cache, else parse the score."""
+        """Find the performance in the cache (where the command's helper process may be
+        putting it: see :mod:`pipeline.prefetch`), else parse the score."""
+        if self._look_up(swing) is None and prefetch.wait(self.path, swing):
+            del self.cached[swing]  # the helper has performed it meanwhile: look again
         if self._look_up(swing) is None and self.loaded is None:
             self.loaded = load(self.path)
 
@@ -459,11 +446,6 @@ def _origin(settings: PieceSettings, key: str) -> str:
     return "detected" if key == "ensemble" and origin == "default" else origin
 
 
-def _feel(template: Template | None, swing: float | None) -> float | None:
-    """The swing ratio to play: the option's (1 or less: straight), else the template's."""
-    if swing is not None:
-        return swing if swing > 1.0 else None
-    return template.swing if template is not None else None
 
 
 def _tags(piece: _Piece, album: str | None) -> dict:
@@ -700,7 +682,7 @@ def _settings_report(piece: _Piece) -> dict:
     s = piece.settings
     values = {"ensemble": piece.ensemble, "layout": s.layout or "standard",
               "preset": ",".join(s.presets), "soundfont": str(piece.soundfont),
-              "swing": _feel(piece.template, s.swing) or "straight"}
+              "swing": swing_feel(piece.template, s.swing) or "straight"}
     origins = {k: _origin(s, "presets" if k == "preset" else k) for k in values}
     if origins["swing"] == "default" and values["swing"] != "straight":
         origins["swing"] = "template"

@@ -263,3 +263,11 @@ def choose(sidecar: Sidecar | None, *, ensemble: str | None = None, layout: str 
         else:
             chosen[key], origin[key] = default, "default"
     return PieceSettings(sidecar=sidecar, origin=origin, **chosen)
+
+
+def swing_feel(template, swing: float | None) -> float | None:
+    """The swing ratio to play: the option's (1 or less: straight), else the ``template``'s
+    (a :class:`~pipeline.config.Template`, or None)."""
+    if swing is not None:
+        return swing if swing > 1.0 else None
+    return template.swing if template is not None else None

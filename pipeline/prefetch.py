@@ -1,0 +1,134 @@
+"""A head start for ``score2audio render``: the scores are parsed and performed in a helper
+process while the command itself loads.
+
+The command spends its first second importing what the audio stages need (numba's kernels,
+scipy, FluidSynth), on one core; parsing a long score with music21 and performing it then
+takes a few seconds more on that same core (the Große Fuge: about 2.3 s). The helper does the
+parse and the performance on the other core from the start, and leaves each performance in
+the performance cache (:mod:`pipeline.scorecache`), where the render finds it. The render's
+own process then never holds music21's objects.
+
+It is only a head start. Whatever the helper cannot do (a missing or broken file, a cache that
+cannot be written, a swing that only the detected ensemble decides) the render does itself, as
+it always did, and reports in its own words; the helper says nothing.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: the helper's line for a score it could not perform (the render will, or will say why)
+FAILED = "-"
+
+
+class Prefetch:
+    """The parent's side: the helper process and what it has reported so far."""
+
+    def __init__(self, scores: list[str], *, ensemble: str | None, swing: float | None):
+        self.scores = [Path(s) for s in scores]
+        self.done: dict[int, str] = {}  # score index → the swing performed, or FAILED
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
+        cmd = [sys.executable, "-m", "pipeline.prefetch",
+               "--ensemble", ensemble or "", "--swing", "" if swing is None else repr(swing),
+               "--", *map(str, self.scores)]
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, text=True)
+
+    def wait(self, path: Path, swing: float | None) -> bool:
+        """Wait until the helper is through with ``path``; whether it performed it with
+        ``swing`` (and so left that performance in the cache, if the cache can be written)."""
+        try:
+            index = next(i for i, s in enumerate(self.scores) if s == path)
+        except StopIteration:
+            return False
+        while index not in self.done:
+            line = self.process.stdout.readline() if self.process.stdout else ""
+            if not line:  # the helper has ended (or died): the render does the rest itself
+                self.stop()
+                return False
+            i, _, played = line.rstrip("\n").partition("\t")
+            self.done[int(i)] = played
+        return self.done[index] == _swing_text(swing)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+_running: Prefetch | None = None
+
+
+def start(scores: list[str], *, ensemble: str | None, swing: float | None) -> None:
+    """Start the helper on ``scores`` with the command's options (those that decide how they
+    are played); a helper that cannot start is no loss."""
+    global _running
+    stop()
+    try:
+        _running = Prefetch(scores, ensemble=ensemble, swing=swing)
+    except OSError:
+        _running = None
+
+
+def wait(path: Path, swing: float | None) -> bool:
+    """See :meth:`Prefetch.wait`; False when no helper was started."""
+    return _running is not None and _running.wait(path, swing)
+
+
+def stop() -> None:
+    """End the helper, done or not."""
+    global _running
+    if _running is not None:
+        _running.stop()
+        _running = None
+
+
+def _swing_text(swing: float | None) -> str:
+    return "" if swing is None else repr(float(swing))
+
+
+def _perform(path: Path, ensemble: str | None, swing: float | None) -> str:
+    """The helper's work on one score: its performance in the cache; the swing it was
+    played with, or FAILED."""
+    from . import scorecache
+    from .config import load_template
+    from .load import load
+    from .perform import perform
+    from .sidecar import choose, read_sidecar, swing_feel
+
+    try:
+        settings = choose(read_sidecar(path), ensemble=ensemble, swing=swing)
+        template = load_template(settings.ensemble) if settings.ensemble else None
+        feel = swing_feel(template, settings.swing)
+        key = scorecache.key(path, swing=feel, fermata_hold=None)
+        if scorecache.read(key) is None:
+            scorecache.write(key, perform(load(path), swing=feel))
+        return _swing_text(feel)
+    except Exception:  # the render meets the same problem and reports it
+        return FAILED
+
+
+def main(argv: list[str]) -> None:
+    gc.disable()  # a short-lived process: music21's objects are freed with it
+    options, scores = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    ensemble = options[options.index("--ensemble") + 1] or None
+    swing_text = options[options.index("--swing") + 1]
+    swing = float(swing_text) if swing_text else None
+    for i, score in enumerate(scores):
+        print(f"{i}\t{_perform(Path(score), ensemble, swing)}", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+        sys.stdout.flush()
+    except (BrokenPipeError, KeyboardInterrupt):  # the render has ended or stopped it
+        pass
+    os._exit(0)  # no teardown of music21's objects
