@@ -84,3 +84,17 @@ def test_templates_lists_each_templates_layouts():
     lines = {line.split()[0]: line for line in proc.stdout.splitlines()}
     assert "Layouts: standard, antiphonal." in lines["orchestra"]
     assert "Layouts: standard, blocks." in lines["choir"]
+
+
+def test_a_reader_that_stops_reading_is_no_internal_error():
+    """``score2audio templates | head -1``: the list's reader goes away; the command stops
+    quietly instead of reporting a broken pipe as a bug."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "templates"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the first line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr

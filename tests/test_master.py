@@ -296,3 +296,23 @@ def test_report_measurements_agree_with_ffmpeg(render_once):
     assert m["short_term_max_lufs"] >= m["integrated_lufs"]
     for key in ("limiter_max_reduction_db", "limiter_mean_reduction_db", "guard", "chain"):
         assert key in m
+
+
+def test_the_master_s_audio_is_handed_on_final_before_it_is_measured():
+    """``ready`` gets the master's audio as delivered (its files are written while it is
+    measured): what it sees then is what the master is, and what was measured."""
+    from pipeline.master import master
+
+    seen = []
+
+    def ready(audio, sample_rate):
+        seen.append((audio.copy(), sample_rate))
+
+    mix = as_mix(loud_synthetic(12.0, seed=3))
+    for name in ("streaming", "cd"):  # the CD master is resampled to 44.1 kHz first
+        seen.clear()
+        m = master(mix, load_preset(name), load_template("jazz-band").mastering, ready=ready)
+        (audio, sr), = seen
+        assert sr == m.sample_rate
+        assert np.array_equal(audio, m.audio)
+        assert m.measurements["true_peak_dbtp"] == round(true_peak_dbtp(audio), 2)

@@ -76,3 +76,53 @@ def test_a_read_only_cache_still_serves_its_performances(cache, monkeypatch):
     score.prepare(swing=None)
     assert score.loaded is None  # served from the cache
     assert score.performance(swing=None) == made
+
+
+# ---- the command's head start: a helper process parses and performs while it loads ----
+
+def test_the_helper_leaves_the_performance_the_render_would_make(cache, tmp_path, monkeypatch):
+    from pipeline import prefetch
+
+    missing = tmp_path / "missing.musicxml"
+    prefetch.start([str(SCORE), str(missing)], ensemble=None, swing=None)
+    try:
+        assert prefetch.wait(SCORE, None)
+        assert not prefetch.wait(SCORE, 2.0)      # it played it straight, not swung
+        assert not prefetch.wait(missing, None)   # the render reports that one itself
+        assert not prefetch.wait(tmp_path / "never-asked.musicxml", None)
+    finally:
+        prefetch.stop()
+
+    def no_parsing(path):
+        raise AssertionError(f"{path} was parsed in the render's own process")
+
+    monkeypatch.setattr(core, "load", no_parsing)
+    score = core._Score(SCORE)
+    score.prepare(swing=None)
+    assert score.performance(swing=None) == perform(load(SCORE))
+
+
+def test_the_helper_plays_the_swing_the_render_will(cache, tmp_path):
+    from pipeline import prefetch
+
+    side = tmp_path / "tune.musicxml"
+    shutil.copy(SCORE, side)
+    (tmp_path / "tune.toml").write_text('ensemble = "jazz-band"\n', encoding="utf-8")
+    prefetch.start([str(side)], ensemble=None, swing=None)
+    try:  # the sidecar's jazz band swings: so does the helper
+        assert prefetch.wait(side, 2.0)
+    finally:
+        prefetch.stop()
+    assert scorecache.read(scorecache.key(side, swing=2.0, fermata_hold=None)) is not None
+
+
+def test_without_its_helper_the_render_parses_the_score_itself(cache, monkeypatch):
+    from pipeline import prefetch
+
+    monkeypatch.setattr(prefetch.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(
+        OSError("no processes left")))
+    prefetch.start([str(SCORE)], ensemble=None, swing=None)
+    assert not prefetch.wait(SCORE, None)
+    score = core._Score(SCORE)
+    score.prepare(swing=None)
+    assert score.loaded is not None and score.performance(swing=None) == perform(load(SCORE))

@@ -155,3 +155,37 @@ def test_the_muted_trumpet_sounds_muted_again_after_the_dc(rendered):
     muted, open_, again = centroid_hz(0), centroid_hz(1), centroid_hz(3)
     assert muted > 1.2 * open_
     assert again == pytest.approx(muted, rel=0.02)
+
+
+def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, monkeypatch):
+    """A silent synth selects each preset the parts change to (once, however many parts
+    change to it), not the parts' own: the render's synths load those themselves at their
+    start. Whether it has them ready or not, the stems are the same, sample for sample."""
+    import pipeline.render as render_module
+
+    performance = perform(load(DATA / "techniques.musicxml"))
+    performance = replace(performance, tracks=performance.tracks[:2])
+    voices = assign(performance, soundfont=MUSESCORE, sample_rate=22050)
+    holder = render_module._PresetHolder(performance, voices, 22050)
+    assert sorted(program for _, program in holder.wanted) == [PIZZ, MUTED]
+
+    def stems(folder):
+        made = render(performance, voices, stems_dir=tmp_path / folder, sample_rate=22050,
+                      workers=2).stems
+        return [sf.read(stem.path)[0] for stem in made]
+
+    held = stems("held")
+
+    class NoHolder:
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(render_module, "_PresetHolder", NoHolder)
+    for a, b in zip(held, stems("unheld")):
+        assert np.array_equal(a, b)
