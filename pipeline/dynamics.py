@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+from . import kernels
 from .audio import db_to_gain
 from .loudness import gated_mean
 
@@ -75,8 +76,11 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     else:
         gain = out
         gain.fill(1.0)
-    over = np.concatenate([start + np.flatnonzero(scaled(envelope[start:start + SCAN_CHUNK]) > ceiling)
-                           for start in range(0, frames, SCAN_CHUNK)] or [np.zeros(0, np.int64)])
+    if envelope.dtype == np.float32:  # one pass, no whole-length temporaries
+        over = kernels.indices_above(envelope, ceiling, scale)
+    else:
+        over = np.concatenate([start + np.flatnonzero(scaled(envelope[start:start + SCAN_CHUNK]) > ceiling)
+                               for start in range(0, frames, SCAN_CHUNK)] or [np.zeros(0, np.int64)])
     if over.size == 0:
         return gain
     ahead = max(1, round(lookahead_ms / 1000 * sample_rate))

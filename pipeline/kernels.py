@@ -460,6 +460,50 @@ def _last_above(x, level):
     return -1
 
 
+@numba.njit(**_JIT)
+def _first_above(x, level):
+    channels, n = x.shape
+    for i in range(n):
+        for c in range(channels):
+            if abs(np.float64(x[c, i])) > level:
+                return i
+    return -1
+
+
+def first_above(x: np.ndarray, level: float) -> int:
+    """The first frame of ``x`` (channels, frames) where a channel's magnitude exceeds
+    ``level``, or −1: searched from the start."""
+    return int(_first_above(x, np.float64(level))) if x.shape[1] else -1
+
+
+@numba.njit(**_JIT)
+def _count_scaled_above(x, scale, level):
+    count = 0
+    for i in range(x.shape[0]):
+        if x[i] * scale > level:
+            count += 1
+    return count
+
+
+@numba.njit(**_JIT)
+def _scaled_above(x, scale, level, out):
+    k = 0
+    for i in range(x.shape[0]):
+        if x[i] * scale > level:
+            out[k] = i
+            k += 1
+
+
+def indices_above(x: np.ndarray, level: np.float32, scale: np.float32 | None = None) -> np.ndarray:
+    """``np.flatnonzero(x * scale > level)`` for a float32 row, in float32 as numpy does it,
+    without the whole-length product and mask."""
+    scale = np.float32(1.0) if scale is None else np.float32(scale)
+    level = np.float32(level)
+    out = np.empty(_count_scaled_above(x, scale, level), dtype=np.int64)
+    _scaled_above(x, scale, level, out)
+    return out
+
+
 def last_above(x: np.ndarray, level: float) -> int:
     """The last frame of ``x`` (channels, frames) where a channel's magnitude exceeds
     ``level``, or −1: searched from the end (a playing block costs next to nothing)."""

@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from . import kernels
 from .audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
 from .config import Mastering, Preset
 from .dynamics import glue_gain, limiter_gain
@@ -397,14 +398,11 @@ def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
 
 def _loud_span(audio: np.ndarray, floor: float) -> tuple[int, int] | None:
     """The first and last frame where any channel's magnitude exceeds ``floor`` (None when
-    none does), found chunk by chunk."""
-    first = last = None
-    for start in range(0, audio.shape[1], STATS_CHUNK):
-        loud = np.flatnonzero((np.abs(audio[:, start:start + STATS_CHUNK]) > floor).any(axis=0))
-        if loud.size:
-            first = start + int(loud[0]) if first is None else first
-            last = start + int(loud[-1])
-    return None if first is None else (first, last)
+    none does), searched for from either end (float32 ``audio`` is compared with ``floor`` in
+    float32)."""
+    level = float(np.float32(floor)) if audio.dtype == np.float32 else float(floor)
+    first = kernels.first_above(audio, level)
+    return None if first < 0 else (first, kernels.last_above(audio, level))
 
 
 def _cosine(n: int) -> np.ndarray:
