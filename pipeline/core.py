@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import __version__, prefetch, scorecache
+from . import __version__, kernels, prefetch, scorecache
 from .assign import assign
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
@@ -395,6 +395,16 @@ def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
             written.result()
 
 
+def _warm_up() -> None:
+    """Loading that the render's first moments and the report would otherwise wait for, done
+    while the helper process parses the score (this process has nothing else to do then):
+    numba's loader of compiled code (0.3 s at the first kernel called) and matplotlib (0.3 s at
+    the first picture)."""
+    kernels.any_sound(np.zeros((2, 1), dtype=np.float32))
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
 class _Score:
     """A score to perform: its performance comes from the cache (:mod:`pipeline.scorecache`)
     when this file's content was performed with the same options before; it is parsed only
@@ -425,7 +435,7 @@ class _Score:
     def prepare(self, *, swing: float | None) -> None:
         """Find the performance in the cache (where the command's helper process may be
         putting it: see :mod:`pipeline.prefetch`), else parse the score."""
-        if self._look_up(swing) is None and prefetch.wait(self.path, swing):
+        if self._look_up(swing) is None and prefetch.wait(self.path, swing, _warm_up):
             del self.cached[swing]  # the helper has performed it meanwhile: look again
         if self._look_up(swing) is None and self.loaded is None:
             self.loaded = load(self.path)

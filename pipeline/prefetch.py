@@ -39,13 +39,16 @@ class Prefetch:
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, env=env, text=True)
 
-    def wait(self, path: Path, swing: float | None) -> bool:
+    def wait(self, path: Path, swing: float | None, meanwhile=None) -> bool:
         """Wait until the helper is through with ``path``; whether it performed it with
-        ``swing`` (and so left that performance in the cache, if the cache can be written)."""
+        ``swing`` (and so left that performance in the cache, if the cache can be written).
+        ``meanwhile()`` is called first if the helper is not through yet."""
         try:
             index = next(i for i, s in enumerate(self.scores) if s == path)
         except StopIteration:
             return False
+        if index not in self.done and meanwhile is not None:
+            meanwhile()
         while index not in self.done:
             line = self.process.stdout.readline() if self.process.stdout else ""
             if not line:  # the helper has ended (or died): the render does the rest itself
@@ -77,9 +80,9 @@ def start(scores: list[str], *, ensemble: str | None, swing: float | None) -> No
         _running = None
 
 
-def wait(path: Path, swing: float | None) -> bool:
+def wait(path: Path, swing: float | None, meanwhile=None) -> bool:
     """See :meth:`Prefetch.wait`; False when no helper was started."""
-    return _running is not None and _running.wait(path, swing)
+    return _running is not None and _running.wait(path, swing, meanwhile)
 
 
 def stop() -> None:
