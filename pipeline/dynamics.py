@@ -40,14 +40,7 @@ def release(gain_db: np.ndarray, db_per_frame: float, *, initial: float = np.inf
     previous chunk's last value carried in (exact; bounded memory). ``initial``: the value
     before the first frame (a block-by-block caller carries its last one)."""
     out = np.empty(gain_db.size, dtype=dtype)
-    ramp = np.arange(min(chunk, gain_db.size) + 1, dtype=np.float64) * db_per_frame
-    last = initial
-    for start in range(0, gain_db.size, chunk):
-        g = gain_db[start:start + chunk]
-        r = ramp[1: g.size + 1]
-        local = np.minimum.accumulate(np.minimum(g - r, last)) + r
-        out[start:start + g.size] = local
-        last = float(local[-1])
+    kernels.release(np.asarray(gain_db).reshape(-1), db_per_frame, initial, chunk, out)
     return out
 
 

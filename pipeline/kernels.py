@@ -504,6 +504,25 @@ def indices_above(x: np.ndarray, level: np.float32, scale: np.float32 | None = N
     return out
 
 
+@numba.njit(**_JIT)
+def _release(g, rate, last, chunk, out):
+    n = g.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        low = np.inf
+        for i in range(start, stop):
+            r = np.float64(i - start + 1) * rate
+            low = min(low, min(np.float64(g[i]) - r, last))
+            out[i] = low + r
+        last = np.float64(low + np.float64(stop - start) * rate)
+
+
+def release(g: np.ndarray, rate: float, initial: float, chunk: int, out: np.ndarray) -> None:
+    """:func:`pipeline.dynamics.release` in one pass, with the same chunks, products and sums
+    (the same values)."""
+    _release(g, np.float64(rate), np.float64(initial), chunk, out)
+
+
 def last_above(x: np.ndarray, level: float) -> int:
     """The last frame of ``x`` (channels, frames) where a channel's magnitude exceeds
     ``level``, or −1: searched from the end (a playing block costs next to nothing)."""

@@ -205,3 +205,40 @@ def test_float_frames_read_and_written_raw(tmp_path):
         parts = [read_float_frames(f, 3000) for _ in range(4)]
     assert [p.shape[1] for p in parts] == [3000, 3000, 3000, 1000]
     np.testing.assert_array_equal(np.concatenate(parts, axis=1), x)
+
+
+def _release_numpy(gain_db, rate, initial, dtype, chunk):
+    """The limiter's release as it was written with numpy: a cumulative minimum per chunk."""
+    out = np.empty(gain_db.size, dtype=dtype)
+    ramp = np.arange(min(chunk, gain_db.size) + 1, dtype=np.float64) * rate
+    last = initial
+    for start in range(0, gain_db.size, chunk):
+        g = gain_db[start:start + chunk]
+        r = ramp[1: g.size + 1]
+        local = np.minimum.accumulate(np.minimum(g - r, last)) + r
+        out[start:start + g.size] = local
+        last = float(local[-1])
+    return out
+
+
+@pytest.mark.parametrize("frames, chunk", [(300_000, 1 << 16), (1000, 7), (5, 1 << 20), (0, 64)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_release_is_numpy_s_cumulative_minimum_exactly(frames, chunk, dtype):
+    from pipeline.dynamics import release
+    g = (-np.abs(np.random.default_rng(frames).standard_normal(frames)) * 6).astype(dtype)
+    for out_dtype, initial in ((np.float32, np.inf), (np.float64, -3.25)):
+        want = _release_numpy(g, 40 / 48000, initial, out_dtype, chunk)
+        got = release(g, 40 / 48000, initial=initial, dtype=out_dtype, chunk=chunk)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_first_above_and_indices_above():
+    x = np.zeros((2, 1000), dtype=np.float32)
+    x[1, 17], x[0, 900] = 0.5, -0.6
+    assert (kernels.first_above(x, 0.4), kernels.last_above(x, 0.4)) == (17, 900)
+    assert kernels.first_above(x, 0.7) == -1 and kernels.first_above(x[:, :0], 0.1) == -1
+    row = (np.random.default_rng(3).random(100_000) * 1.2).astype(np.float32)
+    for scale in (None, np.float32(1.0173), np.float32(0.93)):
+        want = np.flatnonzero((row if scale is None else row * scale) > np.float32(0.99))
+        np.testing.assert_array_equal(kernels.indices_above(row, np.float32(0.99), scale), want)
