@@ -388,9 +388,8 @@ def _exit_quickly(code: int) -> None:
     """Leave without tearing the interpreter down: freeing a long score's objects one by one
     (music21's, numba's) took 0.5 s after the Große Fuge. The exit handlers still run, and the
     files are all closed by now; with any thread still at work, the usual exit waits for it."""
-    from . import core
-
-    core.finish_background_work()
+    if "pipeline.core" in sys.modules:  # (a command that never loaded it has nothing running)
+        sys.modules["pipeline.core"].finish_background_work()
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)
