@@ -32,6 +32,43 @@ def assign(performance: Performance, *, soundfont: Path, sample_rate: int = 4800
                      for t, p in zip(performance.tracks, parts))
 
 
+def likely_presets(score_path: Path, soundfont: Path) -> list[tuple[Voice, int]]:
+    """A guess, from a MusicXML score's part list and words alone (no music21), at the presets
+    its render will select: each part's voice as :func:`assign` would choose it without a
+    sidecar, and the programs its technique words ask for (pizz., mutes). For decoding them
+    while the score is still being parsed (a wrong guess costs only that time); [] for a MIDI
+    file or one that cannot be read."""
+    from . import techniques
+    from .musicxml import part_list_preview
+
+    if score_path.suffix.lower() not in (".musicxml", ".xml", ".mxl"):
+        return []
+    parts, words = part_list_preview(score_path)
+    if not parts:
+        return []
+    asked = {s for text in words for s in techniques.switches(text)}
+    technique_programs = (("pizz", techniques.BOWED_STRINGS, techniques.PIZZICATO_STRINGS),
+                          ("arco", techniques.PLUCKED_DOUBLE_BASS, techniques.CONTRABASS),
+                          ("mute", techniques.TRUMPETS, techniques.MUTED_TRUMPET))
+    wanted = []
+    was_disabled, log.disabled = log.disabled, True  # a guess: its fallbacks are not news
+    try:
+        with Synth(sample_rate=48000, channels=1) as probe:
+            for part in parts:
+                track = Track(part["name"], (part["instruments"] or [""])[0], (),
+                              program=part["program"], bank=part["bank"],
+                              is_percussion=part["unpitched"])
+                voice = _voice(track, PartSettings(), soundfont, fallback_soundfont(soundfont),
+                               probe, choir=False)
+                wanted.append((voice, voice.program))
+                wanted += [(voice, program) for switch, before, program in technique_programs
+                           if switch in asked and voice.program in before
+                           and not voice.is_percussion]
+    finally:
+        log.disabled = was_disabled
+    return wanted
+
+
 def _looks_like_choir(tracks) -> bool:
     voiced = sum(1 for t in tracks if instruments.voice_for(t.name) or (
         (info := instruments.lookup(t.name)) and info.family == "voices"))

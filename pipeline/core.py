@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__, kernels, prefetch, scorecache
-from .assign import assign
+from .assign import assign, likely_presets
 from .calibrate import calibration_db
 from .config import Preset, Template, load_preset, load_template
 from .ensemble import detect_ensemble, instrumentation
@@ -37,7 +37,7 @@ from .model import Mix, Performance, Stems
 from .paths import slugify
 from .perform import perform, write_midi
 from .progress import MAX_DURATION_S, ProgressFn
-from .render import StemFeed, max_stem_frames, render, stem_files
+from .render import PresetHolder, StemFeed, max_stem_frames, render, stem_files
 from .report import report_pictures, shape, stage_picture, trace, write_html
 from .sidecar import PieceSettings, choose, read_sidecar, swing_feel
 from .soundfonts import find_soundfont
@@ -262,10 +262,19 @@ def _collector_paused(fn):
 
 
 @_collector_paused
-def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
-                   sample_rate: int, progress: ProgressFn, humanize: float = 0.0,
-                   seed: int = humanize_seed, max_duration_s: float = MAX_DURATION_S,
-                   slug: str | None = None, mix_stems: bool = True) -> _Piece:
+def _render_to_mix(score_path: Path, **options) -> _Piece:
+    """Load, perform, assign, render and mix a score (see :func:`_render_with`). The presets a
+    guess from the score's part list names are decoded while a helper process parses it, and
+    kept until the render is done."""
+    with PresetHolder(options["sample_rate"]) as preload:
+        return _render_with(score_path, preload=preload, **options)
+
+
+def _render_with(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
+                 sample_rate: int, progress: ProgressFn, preload: PresetHolder,
+                 humanize: float = 0.0, seed: int = humanize_seed,
+                 max_duration_s: float = MAX_DURATION_S, slug: str | None = None,
+                 mix_stems: bool = True) -> _Piece:
     timings: dict[str, float] = {}
     stage = _stage_timer(progress, timings)
     ensemble, swing = settings.ensemble, settings.swing
@@ -276,7 +285,7 @@ def _render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings,
     feel = swing_feel(chosen, swing)
     score = _Score(score_path)
     with stage("load"):
-        score.prepare(swing=feel)
+        score.prepare(swing=feel, meanwhile=lambda: _warm_up(preload, score_path, soundfont))
     with stage("perform"):
         performance = score.performance(swing=feel)
     check_duration(performance, max_duration_s)
@@ -395,11 +404,14 @@ def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
             written.result()
 
 
-def _warm_up() -> None:
+def _warm_up(preload: PresetHolder, score_path: Path, soundfont: Path) -> None:
     """Loading that the render's first moments and the report would otherwise wait for, done
-    while the helper process parses the score (this process has nothing else to do then):
-    numba's loader of compiled code (0.3 s at the first kernel called) and matplotlib (0.3 s at
-    the first picture)."""
+    while the helper process parses the score (this process has nothing else to do then): the
+    presets the score's part list suggests, decoded in the background (MuseScore General's
+    piano takes 1.1 s, its pizzicato strings 0.7 s, in the synths' way at the render's start
+    before), numba's loader of compiled code (0.3 s at the first kernel called) and matplotlib
+    (0.3 s at the first picture)."""
+    preload.hold(likely_presets(score_path, soundfont))
     kernels.any_sound(np.zeros((2, 1), dtype=np.float32))
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.figure  # noqa: F401
@@ -432,10 +444,11 @@ class _Score:
             self.cached[swing] = scorecache.read(key) if key else None
         return self.cached[swing]
 
-    def prepare(self, *, swing: float | None) -> None:
+    def prepare(self, *, swing: float | None, meanwhile: Callable[[], None] | None = None) -> None:
         """Find the performance in the cache (where the command's helper process may be
-        putting it: see :mod:`pipeline.prefetch`), else parse the score."""
-        if self._look_up(swing) is None and prefetch.wait(self.path, swing, _warm_up):
+        putting it: see :mod:`pipeline.prefetch`; ``meanwhile()`` is called while waiting for
+        it), else parse the score."""
+        if self._look_up(swing) is None and prefetch.wait(self.path, swing, meanwhile):
             del self.cached[swing]  # the helper has performed it meanwhile: look again
         if self._look_up(swing) is None and self.loaded is None:
             self.loaded = load(self.path)

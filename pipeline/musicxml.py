@@ -19,7 +19,7 @@ from typing import Iterator, TypeVar
 
 from .errors import ScoreError
 from .load import MUSICXML_SUFFIXES
-from .untrusted import check_musicxml
+from .untrusted import check_musicxml, musicxml_member
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +41,44 @@ def _text(path: str, mtime_ns: int) -> bytes:
 @functools.lru_cache(maxsize=2)
 def _root(path: str, mtime_ns: int) -> ET.Element:
     return ET.fromstring(_text(path, mtime_ns))
+
+
+_WORDS = re.compile(rb"<words\b[^>]*>([^<]*)</words>")
+
+
+def part_list_preview(path: Path) -> tuple[list[dict], list[str]]:
+    """What a MusicXML file's part list says of its players (``name``, ``instruments``,
+    ``program`` and ``bank`` 0-based or None, ``unpitched``) and the texts of its words over
+    the staves, read without music21: for a guess at the presets to load while the score is
+    still being parsed. ([], []) for a file it cannot read."""
+    try:
+        check_musicxml(path)
+        if path.suffix.lower() == ".mxl":
+            with zipfile.ZipFile(path) as archive:
+                member = musicxml_member(archive)
+                data = archive.read(member) if member else b""
+        else:
+            data = path.read_bytes()
+        start, end = data.find(b"<part-list"), data.find(b"</part-list>")
+        if start < 0 or end < 0:
+            return [], []
+        part_list = ET.fromstring(data[start:end + len(b"</part-list>")])
+    except (OSError, ET.ParseError, ValueError, KeyError, zipfile.BadZipFile, ScoreError):
+        return [], []
+
+    def number(el: ET.Element, tag: str) -> int | None:
+        text = el.findtext(f".//{tag}")
+        return int(text) - 1 if text and text.strip().isdigit() and int(text) > 0 else None
+
+    parts = [{"name": (sp.findtext("part-name") or "").strip(),
+              "instruments": [(t or "").strip() for t in
+                              (e.text for e in sp.iter("instrument-name"))],
+              "program": number(sp, "midi-program"), "bank": number(sp, "midi-bank"),
+              "unpitched": sp.find(".//midi-unpitched") is not None
+              or (sp.findtext(".//midi-channel") or "").strip() == "10"}
+             for sp in part_list.iter("score-part")]
+    words = [w.decode("utf-8", "replace") for w in _WORDS.findall(data)]
+    return parts, words
 
 
 def release_parsed() -> None:

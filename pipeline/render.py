@@ -96,8 +96,9 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
 
         if feed is not None:
             feed.start([g.tracks for g in groups])
-        with _PresetHolder(performance, voices, sample_rate), \
+        with PresetHolder(sample_rate) as changes, \
                 ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+            changes.hold(preset_changes(performance, voices))
             try:
                 results = list(pool.map(run, range(len(groups))))
             except BaseException as exc:
@@ -367,48 +368,69 @@ def max_stem_frames(performance: Performance, sample_rate: int) -> int:
     return -(-frames // BLOCK_FRAMES) * BLOCK_FRAMES
 
 
-class _PresetHolder:
-    """A silent synth that selects every preset the parts will change to (pizz., arco…), on a
-    thread of its own while the render runs, and keeps them until it ends. FluidSynth shares a
-    preset's decoded samples between the synths of a process while one of them has it
-    selected: the samples are decoded once, beside the synthesis, and the render's synths
-    find them ready (before, each synth decoded them itself before its first block)."""
+class PresetHolder:
+    """A silent synth that selects presets on a thread of its own and keeps them until it is
+    closed. FluidSynth shares a preset's decoded samples between the synths of a process while
+    one of them has it selected, so the render's synths find them decoded (a lock per preset
+    keeps two synths from decoding one at once). Used for the presets the parts change to
+    (pizz., mutes: :func:`preset_changes`), during the render, and for a guess at all of a
+    score's presets while it is still being parsed."""
 
-    def __init__(self, performance: Performance, voices: tuple[Voice, ...], sample_rate: int):
-        # the parts' first presets are the synths' own to load, at their start
-        first = {(v.soundfont, v.bank, v.is_percussion, v.program) for v in voices}
-        wanted = {}
-        for track, voice in zip(performance.tracks, voices):
-            for c in track.controls:
-                if c.kind == "program_change":
-                    program = voice.program if c.number == OWN_PROGRAM else c.number
-                    wanted.setdefault((voice.soundfont, voice.bank, voice.is_percussion,
-                                       program), (voice, program))
-        self.wanted = [w for key, w in wanted.items() if key not in first]
+    def __init__(self, sample_rate: int):
         self.sample_rate = sample_rate
+        self.held: dict[tuple, tuple[Voice, int]] = {}
         self.synth: Synth | None = None
-        self.thread: threading.Thread | None = None
+        self.threads: list[threading.Thread] = []
 
-    def __enter__(self) -> "_PresetHolder":
-        if self.wanted:
-            self.synth = Synth(sample_rate=self.sample_rate, channels=len(self.wanted))
-            self.thread = threading.Thread(target=self._hold, name="score2audio-presets",
-                                           daemon=True)
-            self.thread.start()
-        return self
+    def hold(self, wanted: list[tuple[Voice, int]]) -> None:
+        """Select each ``(voice, program)`` not held yet, in the background."""
+        new = {}
+        for voice, program in wanted:
+            key = (voice.soundfont, voice.bank, voice.is_percussion, program)
+            if key not in self.held and key not in new:
+                new[key] = (voice, program)
+        if not new:
+            return
+        first = len(self.held)
+        self.held.update(new)
+        if self.synth is None:  # room for every channel it may be asked to hold
+            self.synth = Synth(sample_rate=self.sample_rate, channels=64)
+        channels = range(first, min(first + len(new), self.synth.midi_channels))
+        thread = threading.Thread(target=self._select, args=(list(zip(channels, new.values())),),
+                                  name="score2audio-presets", daemon=True)
+        self.threads.append(thread)
+        thread.start()
 
-    def _hold(self) -> None:
+    def _select(self, jobs) -> None:
         try:
-            for channel, (voice, program) in enumerate(self.wanted):
+            for channel, (voice, program) in jobs:
                 _program_change(self.synth, channel, voice, program, quiet=True)
         except Exception as exc:  # the render's own selection reports what is wrong
             log.debug("preloading presets: %s", exc)
 
+    def __enter__(self) -> "PresetHolder":
+        return self
+
     def __exit__(self, *exc) -> None:
-        if self.thread is not None:
-            self.thread.join()
+        for thread in self.threads:
+            thread.join()
         if self.synth is not None:
             self.synth.close()
+            self.synth = None
+
+
+def preset_changes(performance: Performance, voices: tuple[Voice, ...]) -> list[tuple[Voice, int]]:
+    """The presets the parts change to (pizz., arco…) other than the parts' first ones, which
+    the render's synths load themselves at their start."""
+    first = {(v.soundfont, v.bank, v.is_percussion, v.program) for v in voices}
+    wanted = []
+    for track, voice in zip(performance.tracks, voices):
+        for c in track.controls:
+            if c.kind == "program_change":
+                program = voice.program if c.number == OWN_PROGRAM else c.number
+                if (voice.soundfont, voice.bank, voice.is_percussion, program) not in first:
+                    wanted.append((voice, program))
+    return wanted
 
 
 def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *,

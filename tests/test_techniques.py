@@ -166,8 +166,8 @@ def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, mon
     performance = perform(load(DATA / "techniques.musicxml"))
     performance = replace(performance, tracks=performance.tracks[:2])
     voices = assign(performance, soundfont=MUSESCORE, sample_rate=22050)
-    holder = render_module._PresetHolder(performance, voices, 22050)
-    assert sorted(program for _, program in holder.wanted) == [PIZZ, MUTED]
+    changes = render_module.preset_changes(performance, voices)
+    assert sorted({program for _, program in changes}) == [PIZZ, MUTED]
 
     def stems(folder):
         made = render(performance, voices, stems_dir=tmp_path / folder, sample_rate=22050,
@@ -176,16 +176,6 @@ def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, mon
 
     held = stems("held")
 
-    class NoHolder:
-        def __init__(self, *args):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-    monkeypatch.setattr(render_module, "_PresetHolder", NoHolder)
+    monkeypatch.setattr(render_module, "preset_changes", lambda performance, voices: [])
     for a, b in zip(held, stems("unheld")):
         assert np.array_equal(a, b)
