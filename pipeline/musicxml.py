@@ -70,12 +70,20 @@ def part_list_preview(path: Path) -> tuple[list[dict], list[str]]:
         text = el.findtext(f".//{tag}")
         return int(text) - 1 if text and text.strip().isdigit() and int(text) > 0 else None
 
+    def unpitched(sp: ET.Element) -> bool:
+        """A drum part: MIDI channel 10, or unpitched notes or a percussion clef in its
+        music."""
+        if (sp.findtext(".//midi-channel") or "").strip() == "10":
+            return True
+        at = data.find(b'<part id="%s"' % (sp.get("id") or "").encode())
+        music = data[at:data.find(b"</part>", at)] if at >= 0 else b""
+        return b"<unpitched" in music or b"<sign>percussion</sign>" in music
+
     parts = [{"name": (sp.findtext("part-name") or "").strip(),
               "instruments": [(t or "").strip() for t in
                               (e.text for e in sp.iter("instrument-name"))],
               "program": number(sp, "midi-program"), "bank": number(sp, "midi-bank"),
-              "unpitched": sp.find(".//midi-unpitched") is not None
-              or (sp.findtext(".//midi-channel") or "").strip() == "10"}
+              "unpitched": unpitched(sp)}
              for sp in part_list.iter("score-part")]
     words = [w.decode("utf-8", "replace") for w in _WORDS.findall(data)]
     return parts, words

@@ -179,3 +179,28 @@ def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, mon
     monkeypatch.setattr(render_module, "preset_changes", lambda performance, voices: [])
     for a, b in zip(held, stems("unheld")):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("score", [DATA / "techniques.musicxml",
+                                   DATA.parent.parent / "scores" / "string-quartet.musicxml",
+                                   DATA.parent.parent / "scores" / "piano-nocturne.musicxml"])
+def test_the_guess_from_the_part_list_names_the_presets_the_render_uses(score):
+    """Read from the part list and the words alone (no music21), the guess holds every
+    preset the render then selects: each part's voice and the technique programs."""
+    from pipeline.assign import likely_presets
+    from pipeline.render import preset_changes
+
+    performance = perform(load(score))
+    voices = assign(performance, soundfont=MUSESCORE)
+    used = {(v.soundfont, v.bank, v.program) for v in voices} | {
+        (v.soundfont, v.bank, program) for v, program in preset_changes(performance, voices)}
+    guessed = {(v.soundfont, v.bank, program) for v, program in likely_presets(score, MUSESCORE)}
+    assert used <= guessed
+
+
+def test_no_guess_for_midi_or_a_broken_file(tmp_path):
+    from pipeline.assign import likely_presets
+    broken = tmp_path / "broken.musicxml"
+    broken.write_text("<score-partwise><part-list><score-part", encoding="utf-8")
+    assert likely_presets(broken, MUSESCORE) == []
+    assert likely_presets(DATA.parent.parent / "scores" / "clarinet-and-bass.mid", MUSESCORE) == []
