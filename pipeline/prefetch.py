@@ -111,8 +111,9 @@ def _perform(path: Path, ensemble: str | None, swing: float | None) -> str:
         template = load_template(settings.ensemble) if settings.ensemble else None
         feel = swing_feel(template, settings.swing)
         key = scorecache.key(path, swing=feel, fermata_hold=None)
-        if scorecache.read(key) is None:
-            scorecache.write(key, perform(load(path), swing=feel))
+        if scorecache.read(key) is None and not scorecache.write(key, perform(load(path),
+                                                                               swing=feel)):
+            return FAILED  # not in the cache: the render performs it itself
         return _swing_text(feel)
     except Exception:  # the render meets the same problem and reports it
         return FAILED

@@ -81,8 +81,9 @@ def read(cache_key: str) -> Performance | None:
     return performance
 
 
-def write(cache_key: str, performance: Performance) -> None:
-    """Store ``performance``; drop the least recently used entries beyond ``KEEP``."""
+def write(cache_key: str, performance: Performance) -> bool:
+    """Store ``performance``; drop the least recently used entries beyond ``KEEP``. Whether it
+    was stored."""
     where = folder()
     try:
         with atomic_path(where / f"{cache_key}.pickle") as tmp:
@@ -92,3 +93,5 @@ def write(cache_key: str, performance: Performance) -> None:
             old.unlink(missing_ok=True)
     except (PipelineError, OSError) as exc:  # an unwritable cache only costs time next time
         log.warning("performance cache %s not written: %s", where, exc)
+        return False
+    return True

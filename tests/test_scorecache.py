@@ -126,3 +126,16 @@ def test_without_its_helper_the_render_parses_the_score_itself(cache, monkeypatc
     score = core._Score(SCORE)
     score.prepare(swing=None)
     assert score.loaded is not None and score.performance(swing=None) == perform(load(SCORE))
+
+
+def test_a_helper_that_cannot_store_its_performance_leaves_the_render_to_it(tmp_path, monkeypatch):
+    from pipeline import prefetch
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    monkeypatch.setenv("SCORE2AUDIO_CACHE", str(blocker / "cache"))
+    prefetch.start([str(SCORE)], ensemble=None, swing=None)
+    try:  # the render is not sent to read a cache that has nothing for it
+        assert not prefetch.wait(SCORE, None)
+    finally:
+        prefetch.stop()
