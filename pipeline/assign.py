@@ -50,7 +50,7 @@ def likely_presets(score_path: Path, soundfont: Path) -> list[tuple[Voice, int]]
     technique_programs = (("pizz", techniques.BOWED_STRINGS, techniques.PIZZICATO_STRINGS),
                           ("arco", techniques.PLUCKED_DOUBLE_BASS, techniques.CONTRABASS),
                           ("mute", techniques.TRUMPETS, techniques.MUTED_TRUMPET))
-    wanted = []
+    wanted, fallback = [], fallback_soundfont(soundfont)
     was_disabled, log.disabled = log.disabled, True  # a guess: its fallbacks are not news
     try:
         with Synth(sample_rate=48000, channels=1) as probe:
@@ -58,8 +58,7 @@ def likely_presets(score_path: Path, soundfont: Path) -> list[tuple[Voice, int]]
                 track = Track(part["name"], (part["instruments"] or [""])[0], (),
                               program=part["program"], bank=part["bank"],
                               is_percussion=part["unpitched"])
-                voice = _voice(track, PartSettings(), soundfont, fallback_soundfont(soundfont),
-                               probe, choir=False)
+                voice = _voice(track, PartSettings(), soundfont, fallback, probe, choir=False)
                 wanted.append((voice, voice.program))
                 wanted += [(voice, program) for switch, before, program in technique_programs
                            if switch in asked and voice.program in before

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .audio import atomic_path
 from .errors import PipelineError
 from .loudness import integrated_lufs
 from .model import Performance, Track, Voice
-from .paths import CACHE_ENV, cache_folder  # noqa: F401 (CACHE_ENV: where the tests look)
+from .paths import cache_folder
 from .perform import DYNAMIC_VELOCITY
 from .synth import Synth
 

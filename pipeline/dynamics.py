@@ -18,7 +18,6 @@ RELEASE_DB_PER_S = 40.0    # after a brief peak
 SUSTAIN_WINDOW_MS = 400.0  # a reduction lasting about this long counts as sustained …
 SUSTAIN_RELEASE_DB_PER_S = 8.0  # … and is let go slowly, so dense passages do not pump
 INTERP_CHUNK = 1 << 20
-SCAN_CHUNK = 1 << 20
 
 
 def _window_min(x: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -69,11 +68,7 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     else:
         gain = out
         gain.fill(1.0)
-    if envelope.dtype == np.float32:  # one pass, no whole-length temporaries
-        over = kernels.indices_above(envelope, ceiling, scale)
-    else:
-        over = np.concatenate([start + np.flatnonzero(scaled(envelope[start:start + SCAN_CHUNK]) > ceiling)
-                               for start in range(0, frames, SCAN_CHUNK)] or [np.zeros(0, np.int64)])
+    over = kernels.indices_above(envelope, ceiling, scale)
     if over.size == 0:
         return gain
     ahead = max(1, round(lookahead_ms / 1000 * sample_rate))

@@ -12,9 +12,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: 'contract' lets a multiply and an add become one fused multiply-add (one rounding, not two):
-#: the filter recursions' critical path is shorter (the mixer channel 15 → 13 ns a frame)
-_JIT = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+#: exact: every product and sum rounded as numpy rounds it (the kernels that replace numpy
+#: code give the same values)
+_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+#: for the filter recursions only: 'contract' lets a multiply and an add become one fused
+#: multiply-add (one rounding, not two), which shortens their critical path (the mixer channel
+#: 15 → 13 ns a frame); checked against scipy within float32's rounding
+_FUSED = dict(_JIT, fastmath={"contract"})
 
 
 @numba.njit(inline="always")
@@ -29,7 +33,7 @@ def _through(sos, zi, c, v):
     return v
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_FUSED)
 def _four_sections(sos, first, count, x, zi, c, y):
     """Sections ``first`` … ``first + count − 1`` (1 ≤ count ≤ 4) of ``sos`` over the row
     ``x`` (n,) into ``y`` (n,), on channel ``c``'s state in ``zi`` (S, C, 2): transposed
@@ -86,7 +90,7 @@ def sos_filter(sos: np.ndarray, x: np.ndarray, zi: np.ndarray, *,
     return y
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_FUSED)
 def _k_power(sos, x, zi, power):
     """Channel-summed square of the filtered signal per frame into ``power`` (n,)."""
     channels, n = x.shape
@@ -98,7 +102,7 @@ def _k_power(sos, x, zi, power):
         power[i] = p
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_FUSED)
 def _stereo_power(sos, x, zi, power, step, carry, sums):
     """_k_power (into ``power`` when it has a place per frame) and _step_sums (when ``step``
     > 0) for two channels through two sections, the states in locals: the same sums in the
@@ -152,7 +156,7 @@ def _count(acc, have, closed, step, sums):
     return acc, have, closed
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_FUSED)
 def _step_sums(sos, x, zi, step, carry, sums):
     """Like _k_power, summed over consecutive runs of ``step`` frames; ``carry`` = [sum,
     frames] of the run left open by the previous call (updated). Returns the runs closed."""
@@ -269,7 +273,7 @@ def _coefficients(sos, s):
 CHANNEL_SECTIONS = 4
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_FUSED)
 def _player(x, k_sos, step, meter_zi, meter_carry, meter_sums, sos, zi, sections, matrix, post,
             post_zi, post_carry, post_sums, y):
     """One pass of a stereo mixer channel over x (2, n): the K-weighted steps of x (the stem's
@@ -497,8 +501,8 @@ def _scaled_above(x, scale, level, out):
 
 
 def indices_above(x: np.ndarray, level: np.float32, scale: np.float32 | None = None) -> np.ndarray:
-    """``np.flatnonzero(x * scale > level)`` for a float32 row, in float32 as numpy does it,
-    without the whole-length product and mask."""
+    """``np.flatnonzero(x * scale > level)`` for a row (``level`` and ``scale`` float32, as
+    numpy promotes them), without the whole-length product and mask."""
     scale = np.float32(1.0) if scale is None else np.float32(scale)
     level = np.float32(level)
     out = np.empty(_count_scaled_above(x, scale, level), dtype=np.int64)

@@ -329,7 +329,6 @@ def install_musicxml_time_fix() -> None:
     parser.xmlToTimeSignature = xmlToTimeSignature
 
 
-
 def install_measure_insert_fix() -> None:
     """Let music21 add each measure to its part without working out the part's length first.
 

@@ -49,21 +49,20 @@ class Prefetch:
             return False
         if index not in self.done and meanwhile is not None:
             meanwhile()
-        while index not in self.done:
-            line = self.process.stdout.readline() if self.process.stdout else ""
+        while index not in self.done and not self.process.stdout.closed:
+            line = self.process.stdout.readline()
             if not line:  # the helper has ended (or died): the render does the rest itself
                 self.stop()
-                return False
+                break
             i, _, played = line.rstrip("\n").partition("\t")
             self.done[int(i)] = played
-        return self.done[index] == _swing_text(swing)
+        return self.done.get(index) == _swing_text(swing)
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        if self.process.stdout:
-            self.process.stdout.close()
+        self.process.stdout.close()
 
 
 _running: Prefetch | None = None

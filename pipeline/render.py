@@ -382,22 +382,25 @@ class PresetHolder:
         self.synth: Synth | None = None
         self.threads: list[threading.Thread] = []
 
+    CHANNELS = 64  # presets held at most (a guess beyond that is let go)
+
     def hold(self, wanted: list[tuple[Voice, int]]) -> None:
         """Select each ``(voice, program)`` not held yet, in the background."""
         new = {}
         for voice, program in wanted:
-            key = (voice.soundfont, voice.bank, voice.is_percussion, program)
+            key = _preset(voice, program)
             if key not in self.held and key not in new:
                 new[key] = (voice, program)
+        new = dict(list(new.items())[:self.CHANNELS - len(self.held)])
         if not new:
             return
         first = len(self.held)
         self.held.update(new)
-        if self.synth is None:  # room for every channel it may be asked to hold
-            self.synth = Synth(sample_rate=self.sample_rate, channels=64)
-        channels = range(first, min(first + len(new), self.synth.midi_channels))
-        thread = threading.Thread(target=self._select, args=(list(zip(channels, new.values())),),
-                                  name="score2audio-presets", daemon=True)
+        if self.synth is None:
+            self.synth = Synth(sample_rate=self.sample_rate, channels=self.CHANNELS)
+        jobs = list(enumerate(new.values(), start=first))
+        thread = threading.Thread(target=self._select, args=(jobs,), name="score2audio-presets",
+                                  daemon=True)
         self.threads.append(thread)
         thread.start()
 
@@ -422,15 +425,20 @@ class PresetHolder:
 def preset_changes(performance: Performance, voices: tuple[Voice, ...]) -> list[tuple[Voice, int]]:
     """The presets the parts change to (pizz., arco…) other than the parts' first ones, which
     the render's synths load themselves at their start."""
-    first = {(v.soundfont, v.bank, v.is_percussion, v.program) for v in voices}
+    first = {_preset(v, v.program) for v in voices}
     wanted = []
     for track, voice in zip(performance.tracks, voices):
         for c in track.controls:
             if c.kind == "program_change":
                 program = voice.program if c.number == OWN_PROGRAM else c.number
-                if (voice.soundfont, voice.bank, voice.is_percussion, program) not in first:
+                if _preset(voice, program) not in first:
                     wanted.append((voice, program))
     return wanted
+
+
+def _preset(voice: Voice, program: int) -> tuple:
+    """Which preset ``program`` is in ``voice``'s soundfont and bank (drum kit or not)."""
+    return voice.soundfont, voice.bank, voice.is_percussion, program
 
 
 def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *,

@@ -239,6 +239,8 @@ def test_first_above_and_indices_above():
     assert (kernels.first_above(x, 0.4), kernels.last_above(x, 0.4)) == (17, 900)
     assert kernels.first_above(x, 0.7) == -1 and kernels.first_above(x[:, :0], 0.1) == -1
     row = (np.random.default_rng(3).random(100_000) * 1.2).astype(np.float32)
-    for scale in (None, np.float32(1.0173), np.float32(0.93)):
-        want = np.flatnonzero((row if scale is None else row * scale) > np.float32(0.99))
-        np.testing.assert_array_equal(kernels.indices_above(row, np.float32(0.99), scale), want)
+    for values in (row, row.astype(np.float64)):  # float64: promoted as numpy promotes
+        for scale in (None, np.float32(1.0173), np.float32(0.93)):
+            want = np.flatnonzero((values if scale is None else values * scale) > np.float32(0.99))
+            np.testing.assert_array_equal(kernels.indices_above(values, np.float32(0.99), scale),
+                                          want)

@@ -139,3 +139,19 @@ def test_a_helper_that_cannot_store_its_performance_leaves_the_render_to_it(tmp_
         assert not prefetch.wait(SCORE, None)
     finally:
         prefetch.stop()
+
+
+def test_a_helper_that_died_leaves_every_score_to_the_render(cache, tmp_path):
+    """An album's helper killed midway: each piece asked for afterwards is the render's own
+    (no error reading from a helper that has gone)."""
+    from pipeline import prefetch
+
+    other = tmp_path / "other.musicxml"
+    shutil.copy(SCORE, other)
+    prefetch.start([str(SCORE), str(other)], ensemble=None, swing=None)
+    try:
+        prefetch._running.process.kill()
+        assert not prefetch.wait(SCORE, None)
+        assert not prefetch.wait(other, None)
+    finally:
+        prefetch.stop()
