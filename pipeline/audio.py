@@ -87,16 +87,30 @@ def gain_to_db(gain: float | np.ndarray, *, floor_db: float = -200.0) -> float |
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 
 
-def without_timestamp(f):
-    """``f`` (a :class:`soundfile.SoundFile` just opened for writing) without libsndfile's PEAK
-    chunk, which a float WAV gets by default and which holds the time of writing: the same
-    audio must give the same file, byte for byte, for caching and comparing renders."""
+def for_output(f):
+    """``f`` (a :class:`soundfile.SoundFile` just opened for writing) as the pipeline writes
+    its files:
+
+    - without libsndfile's PEAK chunk, which a float WAV gets by default and which holds the
+      time of writing: the same audio must give the same file, byte for byte, for caching and
+      comparing renders;
+    - closed without an fsync. soundfile's ``close`` calls ``sf_write_sync``, which in
+      libsndfile is nothing but an fsync: each stem, the mix and the master then waited until
+      their data were on the disk (2.5 GB for the Große Fuge), the master's at the very end
+      of the render. A piece's folder is swapped into place only when complete, so an
+      interrupted render still leaves no finished-looking file; like every other program's
+      output, the files reach the disk when the system writes them back."""
     import soundfile as sf
 
-    if f.subtype in ("FLOAT", "DOUBLE"):
+    if f.subtype in ("FLOAT", "DOUBLE") and f.mode == "w":
         # soundfile has no public call for sf_command; its cffi handles are stable since 0.9
         sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    f.flush = _no_sync  # an attribute of this file only (close calls self.flush())
     return f
+
+
+def _no_sync() -> None:
+    """What soundfile's ``flush`` does, less the fsync: nothing (libsndfile buffers nothing)."""
 
 
 def umask() -> int:

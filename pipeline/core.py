@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import shutil
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -364,7 +365,8 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, *,
 
         rendering = side.submit(synthesise)
         balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
-        gc.collect()  # the parsed score's objects, while the synths load their samples
+        if "music21" in sys.modules:  # a score parsed here, not by the helper (0.1 s if not)
+            gc.collect()  # the parsed score's objects, while the synths load their samples
         try:
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,

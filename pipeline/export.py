@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from . import kernels
-from .audio import (BLOCK_FRAMES, atomic_path, db_to_gain, requantize, umask, without_timestamp,
+from .audio import (BLOCK_FRAMES, atomic_path, db_to_gain, for_output, requantize, umask,
                     write_raw)
 from .config import LOSSY_FORMATS, Preset
 from .errors import OutputError
@@ -43,7 +43,7 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
     packed = fmt == "wav" and bit_depth == 24
     with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],
                                                  subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
-        without_timestamp(f)
+        for_output(f)
         _tag(f, tags)
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
             block = audio[:, start:start + BLOCK_FRAMES]

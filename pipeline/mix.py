@@ -35,8 +35,8 @@ import soundfile as sf
 from scipy.signal import butter
 
 from . import instruments, kernels
-from .audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_gain, gain_to_db,
-                    read_float_frames, sample_peak, valid_audio, without_timestamp)
+from .audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_gain, for_output,
+                    gain_to_db, read_float_frames, sample_peak, valid_audio)
 from .config import Template
 from .calibrate import REFERENCE_LUFS
 from .loudness import RUNG_OUT, Loudness, LoudnessMeter
@@ -239,18 +239,18 @@ def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, 
                 for p, v, c, s in zip(seats, voices, calibration, parts)]
     overhang = reverb.ir_len - 1
     live = isinstance(stems, StemFeed)
-    # a feed's length is known only at its end: room for the longest it can be (zeros are not
-    # given memory until written)
+    # a feed's length is known only at its end: room for the longest it can be (pages are
+    # not given memory until written; every frame is written before it is read)
     total = (stems.max_frames if live else stems.frames) + overhang
     # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
-    out = np.zeros((2, total), dtype=np.float32)
+    out = _unwritten((2, total))
     meter = LoudnessMeter(sr)  # the mix before its final gain
     # a mix stem appears under its own name only once scaled (removed if the mix fails)
     with ExitStack() as finished:
         partial = [] if mix_stems_dir is None else [
             finished.enter_context(atomic_path(mix_stems_dir / s.path.name)) for s in stems.stems]
         with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            writers = [files_open.enter_context(without_timestamp(sf.SoundFile(
+            writers = [files_open.enter_context(for_output(sf.SoundFile(
                 str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
                 for p in partial]
             if live:
@@ -305,7 +305,7 @@ def _level_db(part: PartSettings | None) -> float:
 def _scale_file(path: Path, gain: np.float32, frames: int) -> None:
     """Apply the mix's final gain to a mix stem in place, block by block, and cut it to
     the mix's length."""
-    with sf.SoundFile(str(path), "r+") as f:
+    with for_output(sf.SoundFile(str(path), "r+")) as f:
         if f.frames > frames:
             f.truncate(frames)
         for start in range(0, f.frames, BLOCK_FRAMES):
@@ -318,6 +318,13 @@ def _scale_file(path: Path, gain: np.float32, frames: int) -> None:
 def _round(value: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
+
+
+def _unwritten(shape: tuple[int, int]) -> np.ndarray:
+    """The whole mix's array, not filled: every frame is written before it is read (a fresh
+    page read first is mapped to the zero page and copied on the write that follows, with
+    the other cores' address caches flushed each time: a second of the Große Fuge's render)."""
+    return np.empty(shape, dtype=np.float32)
 
 
 def _file_blocks(stems: Stems, files_open: ExitStack):
@@ -345,16 +352,22 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
         """One channel (row) of every player's dry signal and send summed into the mix and
         the room's input, in the players' order (the same sums whatever thread played whom);
         whether anything was sent."""
-        sent = False
+        sent = written = False
         for dry, send in played:
             if dry is not None:
-                out[row, start:start + n] += dry[row]
+                if written:
+                    out[row, start:start + n] += dry[row]
+                else:  # written, not added (see _unwritten)
+                    out[row, start:start + n] = dry[row]
+                    written = True
             if send is not None:
                 if sent:
                     room_in[row, :n] += send[row]
                 else:
                     room_in[row, :n] = send[row]
                     sent = True
+        if not written:
+            out[row, start:start + n] = 0.0
         return sent
 
     carried = np.zeros((2, 0), dtype=np.float32)
@@ -390,7 +403,7 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
         if echo is not None:
             echo.result()
     # the reverb still ringing after the last note
-    out[:, frames:frames + overhang] += hall.tail(carried, overhang)
+    out[:, frames:frames + overhang] = hall.tail(carried, overhang)  # nothing there yet
     for w, ch in zip(writers, channels):
         w.write(ch.reverb.tail(ch.carried, overhang).T)
     return frames

@@ -64,7 +64,7 @@ import numpy as np
 import soundfile as sf
 
 from . import __version__
-from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, requantize, without_timestamp
+from .audio import BLOCK_FRAMES, atomic_path, db_to_gain, for_output, requantize
 from .config import load_preset
 from .core import _finish, _render_to_mix, _wait_written, album_entries, album_plan
 from .errors import OutputError, PipelineError, ScoreError
@@ -449,7 +449,7 @@ def _to_pcm24(src: Path, dst: Path, gain: float) -> tuple[int, int]:
     scale = np.float32(1 << 23)
     with sf.SoundFile(str(src)) as f, sf.SoundFile(str(dst), "w", f.samplerate, f.channels,
                                                     subtype="PCM_24", format="WAV") as out:
-        without_timestamp(out)
+        for_output(out)
         for block in f.blocks(BLOCK_FRAMES, dtype="float32"):
             if gain != 1.0:
                 block *= np.float32(gain)

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from . import kernels
-from .audio import BLOCK_FRAMES, LITTLE_ENDIAN, atomic_path, without_timestamp, write_raw
+from .audio import BLOCK_FRAMES, LITTLE_ENDIAN, atomic_path, for_output, write_raw
 from .errors import RenderError, SoundfontError
 from .model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from .paths import slugify
@@ -482,7 +482,7 @@ class _StemWriters:
         self.sample_rate = sample_rate
 
     def __enter__(self) -> "_StemWriters":
-        self.files = [without_timestamp(sf.SoundFile(str(p), "w", samplerate=self.sample_rate,
+        self.files = [for_output(sf.SoundFile(str(p), "w", samplerate=self.sample_rate,
                                                      channels=2, subtype="FLOAT", format="WAV"))
                       for p in self.paths]
         return self
@@ -503,7 +503,7 @@ class _StemWriters:
 
 def _set_length(path: Path, frames: int) -> None:
     """Cut or zero-pad a stem to exactly ``frames`` frames."""
-    with sf.SoundFile(str(path), "r+") as f:
+    with for_output(sf.SoundFile(str(path), "r+")) as f:
         if f.frames > frames:
             f.truncate(frames)
         elif f.frames < frames:

@@ -268,6 +268,35 @@ def test_a_resting_player_changes_nothing_in_the_mix(tmp_path):
             (b["loudness_lufs"], b["mix_lufs"], b["peak_dbfs"])
 
 
+def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path, monkeypatch):
+    # the mix's array is not zeroed first (see mix._unwritten): filled with NaN instead, the
+    # mix must come out the same, through blocks where every player rests and the room's tail
+    import soundfile as sf
+
+    from pipeline import mix as mixing
+
+    seconds = 10.0
+    frames = int(seconds * SR)
+    names = ["Violin I", "Violoncello"]
+    voices = (_voice("strings", "Violin"), _voice("strings", "Cello"))
+    t = np.arange(frames) / SR
+    paths = []
+    for i, hz in enumerate((440.0, 110.0)):
+        x = 0.2 * np.sin(2 * np.pi * hz * t)
+        x[BLOCK_FRAMES: 5 * BLOCK_FRAMES] = 0.0  # both rest for four whole blocks
+        paths.append(tmp_path / f"{i + 1:02d}.wav")
+        sf.write(str(paths[-1]), np.stack([x, x]).T.astype(np.float32), SR, subtype="FLOAT")
+    stems = Stems(SR, frames, tuple(Stem(i, n, p) for i, (n, p) in enumerate(zip(names, paths))))
+
+    def mixed(fill: float) -> np.ndarray:
+        monkeypatch.setattr(mixing, "_unwritten", lambda shape: np.full(shape, fill, np.float32))
+        return mix(stems, voices, load_template("quartet")).audio
+
+    zeroed, poisoned = mixed(0.0), mixed(np.nan)
+    assert zeroed.shape[1] > frames  # the room's decay is kept
+    np.testing.assert_array_equal(poisoned, zeroed)
+
+
 def test_partitioned_reverb_is_the_plain_convolution():
     from scipy.signal import fftconvolve
 
