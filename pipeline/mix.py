@@ -52,7 +52,6 @@ SILENCE_DBFS = -90.0
 #: Each side's room input hears some of the other side: a room's reverb is diffuse.
 ROOM_FEED = np.array([[0.7, 0.3], [0.3, 0.7]], dtype=np.float32)
 FRONT_HZ = 20000.0      # no damping in the front row
-FFT_WORKERS = 2         # the two channels of a block transform side by side
 HIGH_PASS_RATIO = 0.7   # high-pass corner this far under the lowest note's fundamental
 
 ProgressFn = Callable[[float], None]
@@ -426,6 +425,8 @@ class _Reverb:
     streams (:meth:`stream`) convolve with it block by block."""
 
     def __init__(self, ir: np.ndarray, block: int):
+        if block % 2:
+            raise ValueError(f"the reverb's block must have an even length, not {block}")
         self.block = block
         self.ir_len = ir.shape[1]
         self.partitions = max(1, -(-self.ir_len // block))
@@ -434,7 +435,8 @@ class _Reverb:
         pieces = padded.reshape(ir.shape[0], self.partitions, block).transpose(1, 0, 2)
         # single precision: its error (about −130 dB) is far below the −60 dB the mix stems
         # must sum to, and it halves the time of the transforms
-        self.spectra = scipy.fft.rfft(pieces, n=2 * block, axis=2, workers=FFT_WORKERS)
+        self.spectra = scipy.fft.rfft(pieces, n=2 * block, axis=2)
+        self.twiddles = kernels.half_twiddles(block)
 
     def stream(self) -> _ReverbStream:
         return _ReverbStream(self)
@@ -450,7 +452,9 @@ class _ReverbStream:
         self.reverb = reverb
         self.history = np.zeros_like(reverb.spectra)  # input spectra, newest at self.newest
         self.newest = 0
-        self.previous = np.zeros((reverb.spectra.shape[1], reverb.block), dtype=np.float32)
+        # the input window, [last block | this block], its even and its odd samples apart
+        # (see kernels.join_halves)
+        self.window = np.zeros((reverb.spectra.shape[1], 2, reverb.block), dtype=np.float32)
         self.silent_blocks = reverb.partitions + 1  # nothing in the delay line yet
 
     def process(self, block: np.ndarray | None) -> np.ndarray | None:
@@ -462,19 +466,22 @@ class _ReverbStream:
         self.silent_blocks = self.silent_blocks + 1 if block is None else 0
         if self.silent_blocks > r.partitions:
             return None  # every partition has seen only silence
-        current = np.zeros_like(self.previous)
-        if block is not None:
-            current[:, : block.shape[1]] = block
+        half = r.block // 2
+        window = self.window
+        window[:, :, :half] = window[:, :, half:]  # this block becomes the last one
+        if block is None:
+            window[:, :, half:] = 0.0
+        else:
+            kernels.deinterleave(block, window[:, :, half:])
         self.newest = (self.newest + 1) % r.partitions
         if self.silent_blocks >= 2:  # the window holds no signal: its spectrum is zero
             self.history[self.newest] = 0
         else:
-            window = np.concatenate((self.previous, current), axis=1)
-            self.history[self.newest] = scipy.fft.rfft(window, axis=1, workers=FFT_WORKERS)
-        self.previous = current
+            kernels.join_halves(scipy.fft.rfft(window, axis=2), r.twiddles,
+                                self.history[self.newest])
         acc = kernels.partitioned_spectrum(self.history, r.spectra, self.newest)
-        y = scipy.fft.irfft(acc, n=2 * r.block, axis=1, workers=FFT_WORKERS)
-        return y[:, r.block:]
+        halves = scipy.fft.irfft(kernels.split_halves(acc, r.twiddles), n=r.block, axis=2)
+        return kernels.interleave_halves(halves, half, r.block)  # the window's second half
 
     def tail(self, carried: np.ndarray, frames: int) -> np.ndarray:
         """The ``frames`` frames after the last block: ``carried`` (what the last, shorter

@@ -244,3 +244,33 @@ def test_first_above_and_indices_above():
             want = np.flatnonzero((values if scale is None else values * scale) > np.float32(0.99))
             np.testing.assert_array_equal(kernels.indices_above(values, np.float32(0.99), scale),
                                           want)
+
+
+@pytest.mark.parametrize("block", [8, 1024])
+def test_real_fft_through_its_even_and_odd_halves(block):
+    import scipy.fft
+
+    rng = np.random.default_rng(block)
+    x = rng.standard_normal((2, 2 * block)).astype(np.float32)
+    whole = scipy.fft.rfft(x, axis=1)
+    twiddles = kernels.half_twiddles(block)
+    halves = np.empty((2, 2, block), dtype=np.float32)
+    kernels.deinterleave(x, halves)
+    np.testing.assert_array_equal(halves[:, 0], x[:, 0::2])
+    joined = np.empty_like(whole)
+    kernels.join_halves(scipy.fft.rfft(halves, axis=2), twiddles, joined)
+    np.testing.assert_allclose(joined, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
+    # and back: the second half of the inverse, from the inverses of the two halves
+    back = scipy.fft.irfft(kernels.split_halves(whole, twiddles), n=block, axis=2)
+    np.testing.assert_allclose(kernels.interleave_halves(back, block // 2, block),
+                               x[:, block:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(kernels.interleave_halves(back, 0, block), x[:, :block],
+                               rtol=0, atol=1e-5)
+
+
+def test_deinterleave_pads_a_short_block_with_zeros():
+    x = np.arange(1, 12, dtype=np.float32).reshape(1, 11)  # odd: its last odd sample is missing
+    out = np.full((1, 2, 8), np.nan, dtype=np.float32)
+    kernels.deinterleave(x, out)
+    np.testing.assert_array_equal(out[0, 0], [1, 3, 5, 7, 9, 11, 0, 0])
+    np.testing.assert_array_equal(out[0, 1], [2, 4, 6, 8, 10, 0, 0, 0])
