@@ -131,6 +131,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}",
                                    dir=final.parent)
         os.close(fd)
+        # the writer makes the file anew: one that exists is opened with O_TRUNC, and ext4
+        # then writes a truncated file's data out when it is closed (0.8 s for the Große
+        # Fuge's stems, at the end of the render)
+        os.unlink(tmp)
     except OSError as exc:
         raise OutputError(f"{final.parent}: cannot write here ({exc.strerror})") from exc
     tmp_path = Path(tmp)

@@ -251,3 +251,15 @@ def test_output_files_are_closed_without_an_fsync(tmp_path, monkeypatch):
     assert sf.info(str(stems[0])).frames == 6000
     scaled, _ = sf.read(str(stems[1]), dtype="float32")
     np.testing.assert_array_equal(scaled.T, audio[:, :4000] * np.float32(0.5))
+
+
+def test_atomic_path_leaves_the_file_to_its_writer(tmp_path):
+    """The temporary path does not exist yet: the writer makes the file rather than truncating
+    one (ext4 writes a truncated file's data out on close, which the render waited for)."""
+    from pipeline.audio import atomic_path
+
+    with atomic_path(tmp_path / "master.wav") as tmp:
+        assert tmp.parent == tmp_path and not tmp.exists()
+        tmp.write_bytes(b"whole")
+    assert (tmp_path / "master.wav").read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["master.wav"]
