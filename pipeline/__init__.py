@@ -14,6 +14,9 @@ def _no_huge_pages() -> None:
     import os
 
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")  # read when numpy is first imported
+    # and no BLAS worker threads: the pipeline's matrix products are 2×2 by a block, and
+    # OpenBLAS's workers spin after each call on cores the synths and the helper need
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import numpy
 
     try:  # numpy imported before us: its switch (numpy ≥ 1.20)
