@@ -719,3 +719,24 @@ def interleave_halves(halves: np.ndarray, start: int, n: int) -> np.ndarray:
     out = np.empty((halves.shape[0], n), dtype=np.float32)
     _interleave_halves(halves, start, out)
     return out
+
+
+@numba.njit(**_JIT)
+def _reduction_sums(gain, over):
+    low, total, count = np.float32(1.0), 0.0, 0
+    for i in range(gain.shape[0]):
+        g = gain[i]
+        if g < np.float32(1.0):
+            low = min(low, g)
+            db = np.float32(-20.0) * np.log10(max(g, np.float32(1e-6)))
+            total += np.float64(db)
+            count += db > over
+    return low, total, count
+
+
+def reduction_sums(gain: np.ndarray, over_db: float) -> tuple[float, float, int]:
+    """Of a per-frame linear ``gain`` (float32, ≤ 1 where reduced): its smallest value, the
+    sum of the reductions in dB (frames at 1 add nothing) and how many exceed ``over_db``;
+    the logarithms are taken only where the gain is below 1."""
+    low, total, count = _reduction_sums(gain, np.float32(over_db))
+    return float(low), float(total), int(count)

@@ -224,17 +224,14 @@ def _reduction_db(gain: np.ndarray) -> np.ndarray:
 
 def _reduction_stats(gain: np.ndarray, *, over_db: float = 0.1) -> tuple[float, float, float]:
     """The largest and the mean gain reduction (dB) of a per-frame ``gain``, and the fraction
-    of frames reduced by more than ``over_db``; all 0 when nothing is reduced. Worked out in
-    chunks (the mean is summed in double precision: it may differ from a float32 mean of the
-    whole in its last reported decimal)."""
-    low = float(gain.min()) if gain.size else 1.0
+    of frames reduced by more than ``over_db``; all 0 when nothing is reduced. In one pass that
+    takes logarithms only where the limiter worked (the mean is summed in double precision: it
+    may differ from a float32 mean of the whole in its last reported decimal)."""
+    if gain.size == 0:
+        return 0.0, 0.0, 0.0
+    low, total, over = kernels.reduction_sums(gain, over_db)
     if low >= 1.0:
         return 0.0, 0.0, 0.0
-    total, over = 0.0, 0
-    for start in range(0, gain.size, STATS_CHUNK):
-        reduction = _reduction_db(gain[start:start + STATS_CHUNK])
-        total += float(reduction.sum(dtype=np.float64))
-        over += int(np.count_nonzero(reduction > over_db))
     return float(_reduction_db(np.float32(low))), total / gain.size, over / gain.size
 
 

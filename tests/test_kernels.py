@@ -274,3 +274,16 @@ def test_deinterleave_pads_a_short_block_with_zeros():
     kernels.deinterleave(x, out)
     np.testing.assert_array_equal(out[0, 0], [1, 3, 5, 7, 9, 11, 0, 0])
     np.testing.assert_array_equal(out[0, 1], [2, 4, 6, 8, 10, 0, 0, 0])
+
+
+def test_reduction_sums_take_only_the_reduced_frames():
+    gain = np.ones(1000, dtype=np.float32)
+    gain[10:20] = np.float32(0.5)      # 6.02 dB
+    gain[30] = np.float32(0.995)       # 0.04 dB: under 0.1
+    gain[40] = np.float32(0.0)         # clipped at 1e-6: 120 dB
+    low, total, over = kernels.reduction_sums(gain, 0.1)
+    reduction = np.float32(-20) * np.log10(np.clip(gain, np.float32(1e-6), np.float32(1)))
+    assert low == 0.0 and over == 11
+    # (numba's float32 logarithm and numpy's may differ in their last bit)
+    assert total == pytest.approx(float(reduction.sum(dtype=np.float64)), rel=1e-6)
+    assert kernels.reduction_sums(np.ones(5, np.float32), 0.1) == (1.0, 0.0, 0)
