@@ -286,7 +286,8 @@ def _render_with(score_path: Path, *, out_root: Path, settings: PieceSettings, s
     feel = swing_feel(chosen, swing)
     score = _Score(score_path)
     with stage("load"):
-        score.prepare(swing=feel, meanwhile=lambda: _warm_up(preload, score_path, soundfont))
+        score.prepare(swing=feel,
+                      meanwhile=lambda busy: _warm_up(preload, score_path, soundfont, busy))
     with stage("perform"):
         performance = score.performance(swing=feel)
     check_duration(performance, max_duration_s)
@@ -406,17 +407,23 @@ def _wait_written(piece: _Piece, *, quietly: bool = False) -> None:
             written.result()
 
 
-def _warm_up(preload: PresetHolder, score_path: Path, soundfont: Path) -> None:
+def _warm_up(preload: PresetHolder, score_path: Path, soundfont: Path,
+             helper_busy: Callable[[], bool]) -> None:
     """Loading that the render's first moments and the report would otherwise wait for, done
-    while the helper process parses the score (this process has nothing else to do then): the
-    presets the score's part list suggests, decoded in the background (MuseScore General's
-    piano takes 1.1 s, its pizzicato strings 0.7 s, in the synths' way at the render's start
-    before), numba's loader of compiled code (0.3 s at the first kernel called) and matplotlib
-    (0.3 s at the first picture)."""
+    while the helper process parses the score (``helper_busy()``: whether it still is): the
+    presets the score's part list suggests (MuseScore General's piano takes 1.1 s to decode,
+    its pizzicato strings 0.7 s, in the synths' way at the render's start), then numba's
+    loader of compiled code (0.3 s at the first kernel called) and matplotlib (0.3 s at the
+    first picture). One thing at a time, and only while the helper works: the two cores are
+    full then, and a third busy thread would slow the parse, which the render waits for."""
     preload.hold(likely_presets(score_path, soundfont))
-    kernels.any_sound(np.zeros((2, 1), dtype=np.float32))
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
+    while helper_busy() and not preload.decoded(timeout=0.02):
+        pass  # (the presets the helper outlasts go on decoding beside the render)
+    if helper_busy():
+        kernels.any_sound(np.zeros((2, 1), dtype=np.float32))
+    if helper_busy():
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
 
 
 class _Score:
@@ -446,9 +453,10 @@ class _Score:
             self.cached[swing] = scorecache.read(key) if key else None
         return self.cached[swing]
 
-    def prepare(self, *, swing: float | None, meanwhile: Callable[[], None] | None = None) -> None:
+    def prepare(self, *, swing: float | None,
+                meanwhile: Callable[[Callable[[], bool]], None] | None = None) -> None:
         """Find the performance in the cache (where the command's helper process may be
-        putting it: see :mod:`pipeline.prefetch`; ``meanwhile()`` is called while waiting for
+        putting it: see :mod:`pipeline.prefetch`; ``meanwhile(busy)`` is called while waiting for
         it), else parse the score."""
         if self._look_up(swing) is None and prefetch.wait(self.path, swing, meanwhile):
             del self.cached[swing]  # the helper has performed it meanwhile: look again

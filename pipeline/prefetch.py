@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -42,13 +43,14 @@ class Prefetch:
     def wait(self, path: Path, swing: float | None, meanwhile=None) -> bool:
         """Wait until the helper is through with ``path``; whether it performed it with
         ``swing`` (and so left that performance in the cache, if the cache can be written).
-        ``meanwhile()`` is called first if the helper is not through yet."""
+        ``meanwhile(busy)`` is called first if the helper is not through yet; ``busy()`` tells
+        it, without waiting, whether the helper may still be at work on it."""
         try:
             index = next(i for i, s in enumerate(self.scores) if s == path)
         except StopIteration:
             return False
         if index not in self.done and meanwhile is not None:
-            meanwhile()
+            meanwhile(lambda: self._busy(index))
         while index not in self.done and not self.process.stdout.closed:
             line = self.process.stdout.readline()
             if not line:  # the helper has ended (or died): the render does the rest itself
@@ -57,6 +59,14 @@ class Prefetch:
             i, _, played = line.rstrip("\n").partition("\t")
             self.done[int(i)] = played
         return self.done.get(index) == _swing_text(swing)
+
+    def _busy(self, index: int) -> bool:
+        """Whether the helper may still be at work on score ``index``: it has not reported on
+        it, nor written anything since (a line, or its end, waiting in the pipe)."""
+        if index in self.done or self.process.stdout.closed:
+            return False
+        readable, _, _ = select.select([self.process.stdout], [], [], 0)
+        return not readable
 
     def stop(self) -> None:
         if self.process.poll() is None:

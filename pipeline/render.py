@@ -411,6 +411,13 @@ class PresetHolder:
         except Exception as exc:  # the render's own selection reports what is wrong
             log.debug("preloading presets: %s", exc)
 
+    def decoded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the presets asked for so far; whether they are
+        all selected."""
+        for thread in self.threads:
+            thread.join(timeout)
+        return not any(thread.is_alive() for thread in self.threads)
+
     def __enter__(self) -> "PresetHolder":
         return self
 

@@ -80,6 +80,29 @@ def test_a_read_only_cache_still_serves_its_performances(cache, monkeypatch):
 
 # ---- the command's head start: a helper process parses and performs while it loads ----
 
+def test_while_waiting_the_render_can_tell_when_the_helper_is_through(cache):
+    # the warm-up works only while the helper does (a third busy thread slows the parse)
+    import time
+
+    from pipeline import prefetch
+
+    seen = []
+
+    def meanwhile(busy):
+        seen.append(busy())
+        deadline = time.monotonic() + 60
+        while busy() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(busy())
+
+    prefetch.start([str(SCORE)], ensemble=None, swing=None)
+    try:
+        assert prefetch.wait(SCORE, None, meanwhile)
+    finally:
+        prefetch.stop()
+    assert seen == [True, False]  # at work when the wait began, through before it ended
+
+
 def test_the_helper_leaves_the_performance_the_render_would_make(cache, tmp_path, monkeypatch):
     from pipeline import prefetch
 
