@@ -121,8 +121,8 @@ def _encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int, tags
 
 def _encode_vorbis(path: Path, audio: np.ndarray, sample_rate: int, quality: float,
                    tags: dict | None) -> None:
-    with sf.SoundFile(str(path), "w", sample_rate, audio.shape[0], format="OGG", subtype="VORBIS",
-                      compression_level=1.0 - quality) as f:
+    with for_output(sf.SoundFile(str(path), "w", sample_rate, audio.shape[0], format="OGG",
+                                 subtype="VORBIS", compression_level=1.0 - quality)) as f:
         _tag(f, tags)
         # libsndfile's Vorbis encoder crashes on very large writes: feed it in blocks
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
