@@ -318,11 +318,11 @@ def _round(value: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
 
-
 def _unwritten(shape: tuple[int, int]) -> np.ndarray:
     """The whole mix's array, not filled: every frame is written before it is read (a fresh
     page read first is mapped to the zero page and copied on the write that follows, with
-    the other cores' address caches flushed each time: a second of the Große Fuge's render)."""
+    the other cores' address caches flushed each time: 1.4 s of CPU in the Große Fuge's
+    render)."""
     return np.empty(shape, dtype=np.float32)
 
 
