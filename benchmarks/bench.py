@@ -70,7 +70,10 @@ class Row:
 
 
 def timed(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None) -> Run:
-    """Run ``cmd`` to the end; its wall time and peak RSS (children included)."""
+    """Run ``cmd`` to the end; its wall time and peak RSS (children included). What earlier
+    runs left for the system to write out is written first, untimed: no program here forces
+    its files to the disk, and none should be timed writing back another's."""
+    os.sync()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
