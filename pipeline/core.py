@@ -264,9 +264,9 @@ def _collector_paused(fn):
 
 @_collector_paused
 def _render_to_mix(score_path: Path, **options) -> _Piece:
-    """Load, perform, assign, render and mix a score (see :func:`_render_with`). The presets a
-    guess from the score's part list names are decoded while a helper process parses it, and
-    kept until the render is done."""
+    """Load, perform, assign, render and mix a score (see :func:`_render_with`). The presets
+    guessed from the score's part list are decoded while a helper process parses it, and kept
+    until the mix is done."""
     with PresetHolder(options["sample_rate"]) as preload:
         return _render_with(score_path, preload=preload, **options)
 
@@ -477,8 +477,6 @@ def _origin(settings: PieceSettings, key: str) -> str:
     """Where a setting came from: option, sidecar, or (ensemble) detected / (others) default."""
     origin = settings.origin.get(key, "default")
     return "detected" if key == "ensemble" and origin == "default" else origin
-
-
 
 
 def _tags(piece: _Piece, album: str | None) -> dict:

@@ -482,6 +482,12 @@ def first_above(x: np.ndarray, level: float) -> int:
     return int(_first_above(x, np.float64(level))) if x.shape[1] else -1
 
 
+def last_above(x: np.ndarray, level: float) -> int:
+    """The last frame of ``x`` (channels, frames) where a channel's magnitude exceeds
+    ``level``, or −1: searched from the end (a playing block costs next to nothing)."""
+    return int(_last_above(x, np.float64(level))) if x.shape[1] else -1
+
+
 @numba.njit(**_JIT)
 def _count_scaled_above(x, scale, level):
     count = 0
@@ -527,12 +533,6 @@ def release(g: np.ndarray, rate: float, initial: float, chunk: int, out: np.ndar
     """:func:`pipeline.dynamics.release` in one pass, with the same chunks, products and sums
     (the same values)."""
     _release(g, np.float64(rate), np.float64(initial), chunk, out)
-
-
-def last_above(x: np.ndarray, level: float) -> int:
-    """The last frame of ``x`` (channels, frames) where a channel's magnitude exceeds
-    ``level``, or −1: searched from the end (a playing block costs next to nothing)."""
-    return int(_last_above(x, np.float64(level))) if x.shape[1] else -1
 
 
 @numba.njit(**_JIT)

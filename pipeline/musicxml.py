@@ -27,14 +27,16 @@ T = TypeVar("T")
 
 @functools.lru_cache(maxsize=2)
 def _text(path: str, mtime_ns: int) -> bytes:
+    """A MusicXML file's bytes; of a ``.mxl``, those of the member music21 reads (undecoded,
+    as a plain file's: the XML declaration names their encoding), without loading music21."""
     check_musicxml(Path(path))  # as load does: this reader must not expand a bomb either
     if path.lower().endswith(".mxl"):
-        from music21.converter import ArchiveManager
-
-        data = ArchiveManager(Path(path)).getData()
+        with zipfile.ZipFile(path) as archive:
+            member = musicxml_member(archive)
+            data = archive.read(member) if member else b""
         if not data:
             raise ValueError("no MusicXML file in the archive")
-        return data.encode("utf-8") if isinstance(data, str) else data
+        return data
     return Path(path).read_bytes()
 
 
@@ -52,13 +54,7 @@ def part_list_preview(path: Path) -> tuple[list[dict], list[str]]:
     the staves, read without music21: for a guess at the presets to load while the score is
     still being parsed. ([], []) for a file it cannot read."""
     try:
-        check_musicxml(path)
-        if path.suffix.lower() == ".mxl":
-            with zipfile.ZipFile(path) as archive:
-                member = musicxml_member(archive)
-                data = archive.read(member) if member else b""
-        else:
-            data = path.read_bytes()
+        data = _text(str(path), path.stat().st_mtime_ns)
         start, end = data.find(b"<part-list"), data.find(b"</part-list>")
         if start < 0 or end < 0:
             return [], []
