@@ -17,9 +17,9 @@ from scipy.signal import lfilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's pipeline
 
-from pipeline.config import load_preset, load_template, preset_names
-from pipeline.loudness import measure
-from pipeline.master import finish, prepare
+from pipeline.settings.config import load_preset, load_template, preset_names
+from pipeline.dsp.loudness import measure
+from pipeline.master.mastering import finish, prepare
 from pipeline.model import Mix
 
 SR = 48000
@@ -60,8 +60,8 @@ def bench_master(audio: np.ndarray, sr: int, ensemble: str) -> None:
 def bench_perform() -> None:
     from music21 import corpus
 
-    from pipeline.load import load
-    from pipeline.perform import perform
+    from pipeline.score.load import load
+    from pipeline.score.perform import perform
 
     path = corpus.getWork("beethoven/opus133")
     t0 = time.perf_counter()

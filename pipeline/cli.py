@@ -11,9 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
-from . import __version__
-from .progress import MAX_DURATION_S, overall_fraction
-from .errors import PipelineError
+from pipeline import __version__
+from pipeline.progress import MAX_DURATION_S, overall_fraction
+from pipeline.errors import PipelineError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -143,11 +143,11 @@ class _Progress:
 
 
 def _render(args) -> int:
-    from . import prefetch
+    from pipeline.run.speed import prefetch
 
     # the scores are parsed in a helper process while the audio stages' modules load
     prefetch.start(args.scores, ensemble=args.ensemble, swing=args.swing)
-    from .core import render_album, render_score
+    from pipeline.run.recipe import render_album, render_score
 
     presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) if args.preset else None
     common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
@@ -254,7 +254,7 @@ def _log_above(bar: bool):
 def _portfolio(args) -> int:
     import time
 
-    from .portfolio import build_portfolio
+    from pipeline.portfolio.build import build_portfolio
 
     bar = _PortfolioProgress(not args.quiet and sys.stderr.isatty())
     t0 = time.perf_counter()
@@ -284,7 +284,7 @@ def _portfolio(args) -> int:
 
 
 def _perform(args) -> int:
-    from .core import perform_to_midi
+    from pipeline.run.recipe import perform_to_midi
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
                                   swing=args.swing, fermata_hold=args.fermata_hold,
@@ -297,7 +297,7 @@ def _perform(args) -> int:
 
 
 def _list(args) -> int:
-    from .config import load_preset, load_template, preset_names, template_names
+    from pipeline.settings.config import load_preset, load_template, preset_names, template_names
 
     if args.command == "templates":
         for name in template_names():
@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
-        if "pipeline.prefetch" in sys.modules:
-            sys.modules["pipeline.prefetch"].stop()
+        if "pipeline.run.speed.prefetch" in sys.modules:
+            sys.modules["pipeline.run.speed.prefetch"].stop()
         for signum, old in previous.items():
             signal.signal(signum, old)
 
@@ -388,8 +388,8 @@ def _exit_quickly(code: int) -> None:
     """Leave without tearing the interpreter down: freeing a long score's objects one by one
     (music21's, numba's) took 0.5 s after the Große Fuge. The exit handlers still run, and the
     files are all closed by now; with any thread still at work, the usual exit waits for it."""
-    if "pipeline.core" in sys.modules:  # (a command that never loaded it has nothing running)
-        sys.modules["pipeline.core"].finish_background_work()
+    if "pipeline.run.recipe" in sys.modules:  # (a command that never loaded it has nothing running)
+        sys.modules["pipeline.run.recipe"].finish_background_work()
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)

@@ -15,7 +15,7 @@ TICKS_PER_QUARTER = 960
 DEFAULT_TEMPO_BPM = 120.0
 #: A program change to this number returns the track to its own voice, whatever the assign
 #: stage chose (the score's program, the instrument map's or a sidecar's): after "arco" or
-#: "senza sord." (:mod:`pipeline.techniques`).
+#: "senza sord." (:mod:`pipeline.score.techniques`).
 OWN_PROGRAM = -1
 
 
@@ -89,7 +89,7 @@ class Track:
     ``program`` is the General MIDI program (0–127) the score asks for, when it says;
     ``family`` and ``instrument`` come from the instrument map or the score. ``expression`` is
     the CC11 value a steady dynamic is played at when the track's level is shaped by expression
-    (sustaining instruments, :mod:`pipeline.expression`); None when velocities alone carry it.
+    (sustaining instruments, :mod:`pipeline.score.expression`); None when velocities alone carry it.
     """
 
     name: str

@@ -148,9 +148,10 @@ def our_midi(score: Path, out: Path, form_spec: str | None = None, tempo_words: 
     """Our performance of ``score`` (fermatas unheld), optionally in the bar order ``form_spec``
     and without reading tempo words; returns a function that names the bar and beat we play at
     a time in seconds."""
-    from pipeline import form, timing
-    from pipeline import perform as perform_module
-    from pipeline.core import perform_to_midi
+    from pipeline.score import form
+    from pipeline.score import timing
+    from pipeline.score import perform as perform_module
+    from pipeline.run.recipe import perform_to_midi
 
     real_timeline = form.timeline
     timelines = []

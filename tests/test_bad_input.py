@@ -15,9 +15,10 @@ import mido
 import pytest
 
 from conftest import DATA, MUSESCORE
-from pipeline import config, soundfonts
+from pipeline.settings import config
+from pipeline.settings import soundfonts
 from pipeline.cli import main
-from pipeline.core import perform_to_midi
+from pipeline.run.recipe import perform_to_midi
 
 FLUTE = ('<score-part id="P1"><part-name>{name}</part-name>{program}</score-part>')
 WHOLE_A4 = '<note><pitch><step>A</step><octave>4</octave></pitch><duration>4</duration><type>whole</type></note>'
@@ -394,9 +395,9 @@ def test_output_folder_that_is_a_file(capsys, tmp_path):
 
 
 def test_the_raw_musicxml_reader_refuses_entities_too(tmp_path, caplog):
-    """pipeline.musicxml reads <sound>, <swing> and drum keys itself, after load: it applies
+    """pipeline.score.musicxml reads <sound>, <swing> and drum keys itself, after load: it applies
     the same check, so a bomb never reaches its parser even when called on its own."""
-    from pipeline import musicxml as raw
+    from pipeline.score import musicxml as raw
 
     score = write(tmp_path, "swing.musicxml", musicxml(doctype=LAUGHS).replace(
         "<attributes>", "<attributes><swing/>", 1))

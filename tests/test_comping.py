@@ -10,10 +10,10 @@ import music21
 import pytest
 from music21 import harmony
 
-from pipeline import comping
-from pipeline.load import load
+from pipeline.score import comping
+from pipeline.score.load import load
 from pipeline.model import TICKS_PER_QUARTER
-from pipeline.perform import DYNAMIC_VELOCITY, perform
+from pipeline.score.perform import DYNAMIC_VELOCITY, perform
 
 DATA = Path(__file__).resolve().parent / "data"
 Q = TICKS_PER_QUARTER

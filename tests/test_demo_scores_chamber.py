@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import SCORES, read
-from pipeline import form
-from pipeline.assign import assign
-from pipeline.ensemble import detect_ensemble
-from pipeline.load import load
+from pipeline.score import form
+from pipeline.voices.assign import assign
+from pipeline.voices.ensemble import detect_ensemble
+from pipeline.score.load import load
 from pipeline.model import TICKS_PER_QUARTER
-from pipeline.perform import perform
-from pipeline.soundfonts import find_soundfont
+from pipeline.score.perform import perform
+from pipeline.settings.soundfonts import find_soundfont
 
 # score → (ensemble, the part measured, a bar marked pp, a bar marked ff in that part)
 DEMOS = {

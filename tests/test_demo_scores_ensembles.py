@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import SCORES, read
-from pipeline.assign import assign
-from pipeline.config import load_template
-from pipeline.ensemble import detect_ensemble
-from pipeline.load import load
+from pipeline.voices.assign import assign
+from pipeline.settings.config import load_template
+from pipeline.voices.ensemble import detect_ensemble
+from pipeline.score.load import load
 from pipeline.model import TICKS_PER_QUARTER
-from pipeline.perform import perform
-from pipeline.seating import place
-from pipeline.soundfonts import find_soundfont
+from pipeline.score.perform import perform
+from pipeline.settings.seating import place
+from pipeline.settings.soundfonts import find_soundfont
 
 PIECES = {
     "jazz-band": "jazz-band-lantern-street-blues.musicxml",

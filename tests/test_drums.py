@@ -10,9 +10,9 @@ import mido
 import music21
 import pytest
 
-from pipeline.load import LoadedScore, load
+from pipeline.score.load import LoadedScore, load
 from pipeline.model import TICKS_PER_QUARTER as Q
-from pipeline.perform import perform, write_midi
+from pipeline.score.perform import perform, write_midi
 
 DATA = Path(__file__).resolve().parent / "data"
 LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"

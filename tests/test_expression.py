@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 
 from conftest import DATA, MUSESCORE, read
-from pipeline import expression
-from pipeline.assign import assign
-from pipeline.calibrate import calibration_db
-from pipeline.expression import EXPRESSION_BASELINE, LevelCurve, shape, sustains
-from pipeline.load import LoadedScore, load
-from pipeline.loudness import integrated_lufs
+from pipeline.score import expression
+from pipeline.voices.assign import assign
+from pipeline.render.calibration import calibration_db
+from pipeline.score.expression import EXPRESSION_BASELINE, LevelCurve, shape, sustains
+from pipeline.score.load import LoadedScore, load
+from pipeline.dsp.loudness import integrated_lufs
 from pipeline.model import TICKS_PER_QUARTER as Q
 from pipeline.model import Note, Performance, Track
-from pipeline.perform import DYNAMIC_VELOCITY, perform, write_midi
-from pipeline.render import render
-from pipeline.synth import Synth
+from pipeline.score.perform import DYNAMIC_VELOCITY, perform, write_midi
+from pipeline.render.stems import render
+from pipeline.render.fluidsynth import Synth
 
 LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"
 BAR = 4 * Q

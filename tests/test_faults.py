@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from conftest import DATA, run_cli
-from pipeline.export import PieceFolder
+from pipeline.output.export import PieceFolder
 
 SCORE = DATA / "single-a4.musicxml"
 AUDIO = {".wav", ".flac", ".mp3", ".ogg"}

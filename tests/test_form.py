@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.form import Jump, _Bar, _classify, _with_marks, play_order
-from pipeline.load import load
-from pipeline.perform import perform
+from pipeline.score.form import Jump, _Bar, _classify, _with_marks, play_order
+from pipeline.score.load import load
+from pipeline.score.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -138,19 +138,19 @@ def test_beethoven_minore_once_more_the_trio_then_the_minore_again():
 
 
 def test_dal_segno_without_segno_plays_on(caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.form"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.score.form"):
         assert jumped("a b@Fine c@D.S._al_Fine d") == [1, 2, 3, 4]
     assert "no segno" in caplog.text
 
 
 def test_to_coda_without_coda_plays_on(caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.form"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.score.form"):
         assert jumped("a b@To_Coda c@D.C._al_Coda d") == [1, 2, 3, 1, 2, 3, 4]
     assert "no coda" in caplog.text
 
 
 def test_al_fine_without_fine_plays_on_to_the_end(caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.form"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.score.form"):
         assert jumped("a b@D.C._al_Fine c") == [1, 2, 1, 2, 3]
     assert "no Fine" in caplog.text
 
@@ -223,7 +223,7 @@ def test_a_pickup_bar_is_not_padded_and_the_repeat_returns_to_it():
 def test_beethoven_op59_2_iii_is_played_scherzo_trio_scherzo_trio_scherzo():
     from music21 import corpus
 
-    from pipeline.form import _bars
+    from pipeline.score.form import _bars
 
     work = corpus.getWork("beethoven/opus59no2/movement3")
     bars_ = _bars(corpus.parse("beethoven/opus59no2/movement3"), work)

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import humanize as hz
-from pipeline.core import perform_to_midi
+from pipeline.score import humanize as hz
+from pipeline.run.recipe import perform_to_midi
 from pipeline.errors import PipelineError
-from pipeline.load import load
+from pipeline.score.load import load
 from pipeline.model import TICKS_PER_QUARTER, Control, Note, Performance, TempoMap, Track
-from pipeline.perform import perform
+from pipeline.score.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
 Q = TICKS_PER_QUARTER

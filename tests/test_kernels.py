@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt, upfirdn
 
-from pipeline import kernels
-from pipeline.loudness import (LoudnessMeter, _interpolator, k_weighted_power, k_weighting,
+from pipeline.dsp import kernels
+from pipeline.dsp.loudness import (LoudnessMeter, _interpolator, k_weighted_power, k_weighting,
                                measure, true_peak_dbtp, true_peak_envelope)
 
 RNG = np.random.default_rng(7)
@@ -160,7 +160,7 @@ def test_channel_sections_pads_and_refuses_too_many():
 
 @pytest.mark.parametrize("bits", [16, 24])
 def test_to_pcm_is_requantize_without_dither(bits):
-    from pipeline.audio import requantize
+    from pipeline.dsp.audio import requantize
     x = _noise(2, 10_000, 0.5)
     x[0, :4] = [1.5, -1.5, 1.0, -1.0]  # clipped at the format's ends
     scale = np.float32(1 << (bits - 1))
@@ -193,7 +193,7 @@ def test_interleave():
 def test_float_frames_read_and_written_raw(tmp_path):
     """Stems written as raw bytes read back, raw or through libsndfile, as written."""
     import soundfile as sf
-    from pipeline.audio import read_float_frames, write_raw
+    from pipeline.dsp.audio import read_float_frames, write_raw
     x = _noise(2, 10_000)
     path = tmp_path / "stem.wav"
     with sf.SoundFile(str(path), "w", 48000, 2, subtype="FLOAT", format="WAV") as f:
@@ -224,7 +224,7 @@ def _release_numpy(gain_db, rate, initial, dtype, chunk):
 @pytest.mark.parametrize("frames, chunk", [(300_000, 1 << 16), (1000, 7), (5, 1 << 20), (0, 64)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_release_is_numpy_s_cumulative_minimum_exactly(frames, chunk, dtype):
-    from pipeline.dynamics import release
+    from pipeline.master.limiter import release
     g = (-np.abs(np.random.default_rng(frames).standard_normal(frames)) * 6).astype(dtype)
     for out_dtype, initial in ((np.float32, np.inf), (np.float64, -3.25)):
         want = _release_numpy(g, 40 / 48000, initial, out_dtype, chunk)

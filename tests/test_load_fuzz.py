@@ -16,7 +16,7 @@ import pytest
 
 from conftest import DATA, SCORES
 from pipeline.errors import ScoreError
-from pipeline.load import load
+from pipeline.score.load import load
 
 hypothesis = pytest.importorskip("hypothesis", reason="a test dependency: make test-deps")
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402

@@ -12,13 +12,13 @@ import soundfile as sf
 from scipy.signal import lfilter
 
 from conftest import SCORES, ffmpeg_ebur128, ffmpeg_loudness_range, read, run_cli
-from pipeline.config import load_preset, load_template, preset_names
-from pipeline.dynamics import limiter_gain
-from pipeline.export import write_master
-from pipeline.loudness import integrated_lufs, measure, true_peak_dbtp, true_peak_envelope
-from pipeline.master import (_word_length, album_targets, finish, load_reference, prepare)
+from pipeline.settings.config import load_preset, load_template, preset_names
+from pipeline.master.limiter import limiter_gain
+from pipeline.output.export import write_master
+from pipeline.dsp.loudness import integrated_lufs, measure, true_peak_dbtp, true_peak_envelope
+from pipeline.master.mastering import (_word_length, album_targets, finish, load_reference, prepare)
 from pipeline.model import Mix
-from pipeline.tone import band_levels
+from pipeline.master.tone import band_levels
 
 SR = 48000
 PRESETS = preset_names()
@@ -301,7 +301,7 @@ def test_report_measurements_agree_with_ffmpeg(render_once):
 def test_the_master_s_audio_is_handed_on_final_before_it_is_measured():
     """``ready`` gets the master's audio as delivered (its files are written while it is
     measured): what it sees then is what the master is, and what was measured."""
-    from pipeline.master import master
+    from pipeline.master.mastering import master
 
     seen = []
 

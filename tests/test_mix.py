@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 
 from conftest import FLUIDR3, MUSESCORE, SCORES, read
-from pipeline import instruments
-from pipeline.assign import assign
-from pipeline.calibrate import calibration_db, cache_file
-from pipeline.config import _rules, _seats, load_template
-from pipeline.core import render_score
+from pipeline.settings import instruments
+from pipeline.voices.assign import assign
+from pipeline.render.calibration import calibration_db, cache_file
+from pipeline.settings.config import _rules, _seats, load_template
+from pipeline.run.recipe import render_score
 from pipeline.errors import TemplateError
-from pipeline.loudness import integrated_lufs
-from pipeline.audio import BLOCK_FRAMES
-from pipeline.mix import mix, placements
+from pipeline.dsp.loudness import integrated_lufs
+from pipeline.dsp.audio import BLOCK_FRAMES
+from pipeline.mix.mixer import mix, placements
 from pipeline.model import Note, Performance, Stem, Stems, Track, Voice
-from pipeline.render import render
-from pipeline.seating import place
+from pipeline.render.stems import render
+from pipeline.settings.seating import place
 
 SR = 48000
 TPQ = 960
@@ -152,7 +152,7 @@ def test_brass_band_solo_cornet_leads_its_row():
 
 
 def test_singers_and_instruments_named_alike():
-    from pipeline.instruments import voice_for
+    from pipeline.settings.instruments import voice_for
     assert voice_for("Alto").name == "Alto" and voice_for("Bass").name == "Bass Voice"
     assert voice_for("Contralto").name == "Alto"
     for instrument in ("Alto Sax", "Bass Clarinet", "Tenor Horn", "Bass Trombone",
@@ -273,7 +273,7 @@ def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path, monkeypat
     # mix must come out the same, through blocks where every player rests and the room's tail
     import soundfile as sf
 
-    from pipeline import mix as mixing
+    from pipeline.mix import mixer as mixing
 
     seconds = 10.0
     frames = int(seconds * SR)
@@ -300,7 +300,7 @@ def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path, monkeypat
 def test_partitioned_reverb_is_the_plain_convolution():
     from scipy.signal import fftconvolve
 
-    from pipeline.mix import _Reverb
+    from pipeline.mix.mixer import _Reverb
 
     rng = np.random.default_rng(11)
     block = 1024
@@ -383,7 +383,7 @@ def test_calibration_evens_out_mixed_instruments(soundfont, tmp_path):
 
 
 def _detect(parts: list[tuple[str, str, int]]) -> str:
-    from pipeline.ensemble import detect_ensemble
+    from pipeline.voices.ensemble import detect_ensemble
 
     tracks = tuple(Track(n, n, ()) for n, _, _ in parts)
     voices = tuple(Voice(FLUIDR3, 128 if f == "drums" else 0, p, n,
@@ -463,7 +463,7 @@ def _reference_reduction(block: np.ndarray, comp) -> np.ndarray:
 
 
 def test_compressor_matches_a_plain_reference_across_blocks():
-    from pipeline.stemtone import Compressor, load_stem_tone
+    from pipeline.mix.stem_tone import Compressor, load_stem_tone
 
     rng = np.random.default_rng(7)
     t = np.arange(SR) / SR

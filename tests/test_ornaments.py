@@ -8,9 +8,9 @@ import music21
 import pytest
 
 from pipeline.errors import ScoreError
-from pipeline.load import LoadedScore, load
+from pipeline.score.load import LoadedScore, load
 from pipeline.model import TICKS_PER_QUARTER as Q
-from pipeline.perform import perform
+from pipeline.score.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
 LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"

@@ -27,8 +27,8 @@ import pytest
 import soundfile as sf
 
 from conftest import DATA, run_cli
-from pipeline import portfolio
-from pipeline.portfolio import CACHE, PIECES, build_portfolio
+from pipeline.portfolio import build as portfolio
+from pipeline.portfolio.build import CACHE, PIECES, build_portfolio
 
 RIGHTS = "© 2024 A. Composer, all rights reserved"
 SIDECAR_RIGHTS = "CC BY 4.0 — Duo Sidecar"
@@ -285,7 +285,7 @@ def test_a_published_folder_holds_what_the_page_links_to(cold):
 
 
 def test_the_stems_zip_holds_the_dry_stems_of_the_render_as_24_bit_wav(cold, tmp_path):
-    from pipeline.core import render_score
+    from pipeline.run.recipe import render_score
 
     scores, site, _, _ = cold
     with zipfile.ZipFile(site / PIECES / "little-trio" / "stems.zip") as z:
@@ -440,7 +440,7 @@ def test_a_killed_run_resumes_where_it_stopped_and_renders_nothing_twice(cold, t
 
 def _load_score(path: Path) -> None:
     """A job for a pool process (top-level: it is sent by name)."""
-    from pipeline.load import load
+    from pipeline.score.load import load
 
     load(path)
 
@@ -456,7 +456,7 @@ def test_music21s_warnings_in_a_worker_reach_the_log_not_the_terminal(tmp_path, 
             assert list(runner.run(_load_score, {"drums": score})) == [("drums", None, None)]
     finally:
         runner.close()
-    assert [r.getMessage() for r in caplog.records if r.name == "pipeline.load"] == \
+    assert [r.getMessage() for r in caplog.records if r.name == "pipeline.score.load"] == \
         [f"{score}: 51 does not map to a valid instrument!"]
     assert "does not map" not in capfd.readouterr().err  # nothing printed past the logging
 
@@ -547,7 +547,7 @@ def test_the_page_in_a_browser_plays_every_piece_for_its_duration(cold, tmp_path
 
 def test_a_sidecar_copyright_that_is_not_text_is_one_line(tmp_path):
     from pipeline.errors import SidecarError
-    from pipeline.sidecar import load_sidecar
+    from pipeline.settings.sidecar import load_sidecar
 
     path = tmp_path / "piece.toml"
     path.write_text("copyright = 2025\n", "utf-8")

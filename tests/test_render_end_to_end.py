@@ -160,8 +160,8 @@ def test_release_tail_is_kept_but_not_padded(render_once):
 
 
 def test_untitled_score_is_named_after_its_file(tmp_path):
-    from pipeline.load import load
-    from pipeline.perform import perform
+    from pipeline.score.load import load
+    from pipeline.score.perform import perform
 
     untitled = tmp_path / "little-study.musicxml"
     text = (DATA / "single-a4.musicxml").read_text()

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, FLUIDR3, MUSESCORE, SCORES, run_cli
-from pipeline.assign import assign
-from pipeline.core import render_score
+from pipeline.voices.assign import assign
+from pipeline.run.recipe import render_score
 from pipeline.errors import SidecarError
-from pipeline.instruments import by_name
+from pipeline.settings.instruments import by_name
 from pipeline.model import Note, Performance, Track
-from pipeline.sidecar import PartSettings, choose, find_sidecar, load_sidecar, read_sidecar
+from pipeline.settings.sidecar import PartSettings, choose, find_sidecar, load_sidecar, read_sidecar
 
 QUARTET = ["Violin I", "Violin II", "Viola", "Violoncello"]
 

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.assign import assign
-from pipeline.load import load
+from pipeline.voices.assign import assign
+from pipeline.score.load import load
 from pipeline.model import OWN_PROGRAM
 from pipeline.model import TICKS_PER_QUARTER as Q
-from pipeline.perform import perform, write_midi
-from pipeline.render import render
-from pipeline.techniques import switches
+from pipeline.score.perform import perform, write_midi
+from pipeline.render.stems import render
+from pipeline.score.techniques import switches
 
 DATA = Path(__file__).resolve().parent / "data"
 MUSESCORE = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
@@ -161,7 +161,7 @@ def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, mon
     """A silent synth selects each preset the parts change to (once, however many parts
     change to it), not the parts' own: the render's synths load those themselves at their
     start. Whether it has them ready or not, the stems are the same, sample for sample."""
-    import pipeline.render as render_module
+    import pipeline.render.stems as render_module
 
     performance = perform(load(DATA / "techniques.musicxml"))
     performance = replace(performance, tracks=performance.tracks[:2])
@@ -187,8 +187,8 @@ def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, mon
 def test_the_guess_from_the_part_list_names_the_presets_the_render_uses(score):
     """Read from the part list and the words alone (no music21), the guess holds every
     preset the render then selects: each part's voice and the technique programs."""
-    from pipeline.assign import likely_presets
-    from pipeline.render import preset_changes
+    from pipeline.voices.assign import likely_presets
+    from pipeline.render.stems import preset_changes
 
     performance = perform(load(score))
     voices = assign(performance, soundfont=MUSESCORE)
@@ -199,7 +199,7 @@ def test_the_guess_from_the_part_list_names_the_presets_the_render_uses(score):
 
 
 def test_no_guess_for_midi_or_a_broken_file(tmp_path):
-    from pipeline.assign import likely_presets
+    from pipeline.voices.assign import likely_presets
     broken = tmp_path / "broken.musicxml"
     broken.write_text("<score-partwise><part-list><score-part", encoding="utf-8")
     assert likely_presets(broken, MUSESCORE) == []

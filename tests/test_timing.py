@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import timing
+from pipeline.score import timing
 from pipeline.errors import ScoreError
-from pipeline.load import load
+from pipeline.score.load import load
 from pipeline.model import TICKS_PER_QUARTER
-from pipeline.ornaments import NORMAL_GATE
-from pipeline.perform import perform
+from pipeline.score.ornaments import NORMAL_GATE
+from pipeline.score.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
 Q = TICKS_PER_QUARTER
@@ -228,7 +228,7 @@ def test_every_lilypond_suite_file_performs():
 def test_a_jazz_band_swings_by_default_and_the_option_straightens_it(tmp_path):
     import mido
 
-    from pipeline.core import render_score
+    from pipeline.run.recipe import render_score
 
     def off_beats(result) -> np.ndarray:
         mid = mido.MidiFile(str(result.folder / "performance.mid"))
@@ -268,7 +268,7 @@ def test_swing_is_read_from_a_timewise_musicxml_file_too():
 
 
 def test_part_measures_reads_partwise_and_timewise_alike(caplog):
-    from pipeline import musicxml
+    from pipeline.score import musicxml
 
     timewise = musicxml.part_measures(DATA / "swing-timewise.musicxml", rb"<swing\b", "<swing>")
     assert [len(p) for p in timewise] == [3, 3]

@@ -7,8 +7,8 @@ from pathlib import Path
 import music21
 import pytest
 
-from pipeline.load import load
-from pipeline.perform import perform
+from pipeline.score.load import load
+from pipeline.score.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
 LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"

@@ -5,17 +5,17 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from pipeline.audio import crop_in_place, requantize
-from pipeline.config import load_template
+from pipeline.dsp.audio import crop_in_place, requantize
+from pipeline.settings.config import load_template
 from pipeline.errors import TemplateError
-from pipeline.loudness import LoudnessMeter, integrated_lufs, measure, true_peak_dbtp
-from pipeline.dynamics import limiter_gain
-from pipeline.loudness import true_peak_envelope
-from pipeline.mix import pan_matrix
-from pipeline.seating import score_order as stage_positions
+from pipeline.dsp.loudness import LoudnessMeter, integrated_lufs, measure, true_peak_dbtp
+from pipeline.master.limiter import limiter_gain
+from pipeline.dsp.loudness import true_peak_envelope
+from pipeline.mix.mixer import pan_matrix
+from pipeline.settings.seating import score_order as stage_positions
 from pipeline.model import TempoMap
 from pipeline.paths import slugify
-from pipeline.rooms import Room, impulse_response, measured_rt60
+from pipeline.dsp.rooms import Room, impulse_response, measured_rt60
 
 SR = 48000
 
@@ -133,7 +133,7 @@ def test_unknown_template_names_the_choices():
 
 
 def test_stage_labels_of_close_neighbours_take_turns_and_lone_players_stay_above():
-    from pipeline.report import LABEL_SLOTS, _label_slots
+    from pipeline.output.report import LABEL_SLOTS, _label_slots
     row = [{"pan": x, "depth": 0.8} for x in (0.0, 0.05, 0.1)] + [{"pan": -0.8, "depth": 0.25}]
     slots = _label_slots(row, ["Trombone 1 -33.7", "Trombone 2 -33.6", "Bass Trombone -33.8",
                                "Violin II -35.5"], 6.5)
@@ -146,7 +146,7 @@ def _mido_save(performance, path, programs):
     import mido
 
     from pipeline.model import OWN_PROGRAM
-    from pipeline.perform import _midi_text
+    from pipeline.score.perform import _midi_text
 
     def delta(timed):
         out, last = [], 0
@@ -195,7 +195,7 @@ def test_write_midi_makes_mido_s_bytes(tmp_path):
     same messages (running status, variable-length deltas past 2¹⁴ ticks, bends both ways,
     program changes back to the part's own, a drum track, names outside Latin-1)."""
     from pipeline.model import OWN_PROGRAM, Control, Note, Performance, Track
-    from pipeline.perform import write_midi
+    from pipeline.score.perform import write_midi
 
     violin = Track("Violin I", "violin", tuple(Note(i * 480, i * 480 + 400, 60 + i % 12, 30 + i)
                                               for i in range(80)),
@@ -232,9 +232,9 @@ def test_output_files_are_closed_without_an_fsync(tmp_path, monkeypatch):
     waited on 2.5 GB of it), and is still whole and readable when closed."""
     import soundfile as sf
 
-    from pipeline.export import write_audio
-    from pipeline.mix import _scale_file
-    from pipeline.render import _set_length, _StemWriters
+    from pipeline.output.export import write_audio
+    from pipeline.mix.mixer import _scale_file
+    from pipeline.render.stems import _set_length, _StemWriters
 
     counter = _SyncCounter(sf._snd)
     monkeypatch.setattr(sf, "_snd", counter)
@@ -256,7 +256,7 @@ def test_output_files_are_closed_without_an_fsync(tmp_path, monkeypatch):
 def test_atomic_path_leaves_the_file_to_its_writer(tmp_path):
     """The temporary path does not exist yet: the writer makes the file rather than truncating
     one (ext4 writes a truncated file's data out on close, which the render waited for)."""
-    from pipeline.audio import atomic_path
+    from pipeline.dsp.audio import atomic_path
 
     with atomic_path(tmp_path / "master.wav") as tmp:
         assert tmp.parent == tmp_path and not tmp.exists()

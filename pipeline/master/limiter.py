@@ -1,0 +1,141 @@
+"""Gain computers for mastering: a look-ahead true-peak limiter and a slow glue compressor.
+
+Both return a gain per frame and never delay the signal: the master lines up sample for sample
+with the mix. Everything is vectorised (scipy filters, cumulative minima); no per-sample loops.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+from pipeline.dsp import kernels
+from pipeline.dsp.audio import db_to_gain
+from pipeline.dsp.loudness import gated_mean
+
+LOOKAHEAD_MS = 1.5
+HOLD_MS = 12.0             # longer than half a period of 42 Hz: a steady low tone does not ripple
+RELEASE_DB_PER_S = 40.0    # after a brief peak
+SUSTAIN_WINDOW_MS = 400.0  # a reduction lasting about this long counts as sustained …
+SUSTAIN_RELEASE_DB_PER_S = 8.0  # … and is let go slowly, so dense passages do not pump
+INTERP_CHUNK = 1 << 20
+
+
+def _window_min(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[n] = min(x[n - before : n + after + 1])`` (edges repeat the end values)."""
+    size = before + after + 1
+    return minimum_filter1d(x, size=size, origin=before - size // 2, mode="nearest")
+
+
+def _window_mean(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[n] = mean(x[n - before : n + after + 1])``."""
+    size = before + after + 1
+    return uniform_filter1d(x, size=size, origin=before - size // 2, mode="nearest")
+
+
+def release(gain_db: np.ndarray, db_per_frame: float, *, initial: float = np.inf,
+            dtype=np.float32, chunk: int = 1 << 20) -> np.ndarray:
+    """Follow ``gain_db`` down at once and back up no faster than ``db_per_frame``:
+    ``out[n] = min_k≤n(gain_db[k] + (n − k)·rate)``, a cumulative minimum per chunk, with the
+    previous chunk's last value carried in (exact; bounded memory). ``initial``: the value
+    before the first frame (a block-by-block caller carries its last one)."""
+    out = np.empty(gain_db.size, dtype=dtype)
+    kernels.release(np.asarray(gain_db).reshape(-1), db_per_frame, initial, chunk, out)
+    return out
+
+
+def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
+                 lookahead_ms: float = LOOKAHEAD_MS, hold_ms: float = HOLD_MS,
+                 scale: np.float32 | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Gain per frame (linear, ≤ 1) that keeps a signal with this true-peak ``envelope``
+    (from :func:`~pipeline.dsp.loudness.true_peak_envelope`, shape (frames,)) under the ceiling;
+    ``scale``: the envelope is that of the signal times this (no scaled copy is made).
+
+    The gain reaches what a peak needs by the peak (a ramp over the look-ahead), holds it for
+    ``hold_ms`` and then releases; the release is program-dependent: a brief peak is let go at
+    ``RELEASE_DB_PER_S``, a reduction sustained over ``SUSTAIN_WINDOW_MS`` at the slower
+    ``SUSTAIN_RELEASE_DB_PER_S``. Only the stretches around peaks over the ceiling are computed;
+    everywhere else the gain is exactly 1. ``out``: an earlier result to reuse (a search that
+    tries several gains makes no new whole-length array per try).
+    """
+    ceiling = np.float32(db_to_gain(ceiling_dbtp))
+    frames = envelope.shape[0]
+
+    def scaled(part: np.ndarray) -> np.ndarray:
+        return part if scale is None else part * scale
+
+    if out is None:
+        gain = np.ones(frames, dtype=np.float32)
+    else:
+        gain = out
+        gain.fill(1.0)
+    over = kernels.indices_above(envelope, ceiling, scale)
+    if over.size == 0:
+        return gain
+    ahead = max(1, round(lookahead_ms / 1000 * sample_rate))
+    hold = round(hold_ms / 1000 * sample_rate)
+    window = round(SUSTAIN_WINDOW_MS / 1000 * sample_rate)
+    # a stretch ends where even the slowest release is back at 0 dB
+    deepest = 20 * np.log10(scaled(envelope[over]).max() / ceiling) + 1.0
+    tail = hold + window + int(deepest / SUSTAIN_RELEASE_DB_PER_S * sample_rate)
+    breaks = np.flatnonzero(np.diff(over) > tail + ahead + 1)
+    for first, last in zip(over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]):
+        a, b = max(0, first - ahead - 1), min(frames, last + tail + 1)
+        gain[a:b] = _limit(scaled(envelope[a:b]), sample_rate, ceiling, ahead, hold, window)
+    return gain
+
+
+def _limit(envelope: np.ndarray, sample_rate: int, ceiling: np.float32, ahead: int, hold: int,
+           window: int) -> np.ndarray:
+    need = np.minimum(np.float32(1.0), ceiling / np.maximum(envelope, np.float32(1e-12)))
+    held = _window_min(need, hold, ahead)             # looks ahead, then holds
+    # a ramp over the look-ahead that ends at each peak: every value averaged at a peak already
+    # covers that peak, so the mean is at or below what it needs
+    smooth = _window_mean(held, ahead, 0)
+    smooth_db = np.float32(20) * np.log10(smooth)
+    fast = release(smooth_db, RELEASE_DB_PER_S / sample_rate)
+    # the mean reduction over the past window: slows the release after dense limiting
+    sustained = release(_window_mean(smooth_db, window, 0), SUSTAIN_RELEASE_DB_PER_S / sample_rate)
+    out_db = np.minimum(np.minimum(fast, sustained), np.float32(0.0))
+    return np.minimum(np.float32(10) ** (out_db / np.float32(20)), smooth)
+
+
+def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_above_programme_db: float,
+              attack_ms: float, release_ms: float, knee_db: float = 6.0,
+              block_ms: float = 5.0) -> np.ndarray:
+    """A slow, low-ratio bus compressor's gain per frame (linear), from the RMS of both
+    channels over the attack time, computed on a 5 ms grid and interpolated to every frame.
+
+    The threshold sits ``threshold_above_programme_db`` above the programme's own level (the
+    gated mean power, as loudness gating does), so the same settings suit any mix level.
+    """
+    frames = audio.shape[1]
+    if ratio <= 1.0 or frames == 0:
+        return np.ones(frames, dtype=np.float32)
+    block = max(1, int(block_ms / 1000 * sample_rate))
+    whole = frames // block
+    if whole == 0:
+        return np.ones(frames, dtype=np.float32)
+    blocks = audio[:, : whole * block].reshape(audio.shape[0], whole, block)
+    # mean square per block, channels summed, without a squared copy of the audio
+    power = np.einsum("ckb,ckb->k", blocks, blocks, dtype=np.float64) / block
+    programme = gated_mean(power)  # the programme's own level, gated as loudness is
+    if programme <= 0:
+        return np.ones(frames, dtype=np.float32)
+    attack = max(1, round(attack_ms / block_ms))
+    level = 10 * np.log10(np.maximum(_window_mean(power, attack, 0), 1e-12))
+    over = level - (10 * np.log10(programme) + threshold_above_programme_db)
+    slope = 1.0 - 1.0 / ratio
+    # soft knee: quadratic across ±knee/2, straight line above
+    gr = np.where(over <= -knee_db / 2, 0.0,
+                  np.where(over >= knee_db / 2, slope * over,
+                           slope * (over + knee_db / 2) ** 2 / (2 * knee_db)))
+    gain_db = release(-gr, (6.0 / release_ms) * block_ms)  # 6 dB per release time
+    gain_db = _window_mean(gain_db.astype(np.float64), attack, 0)  # attack: a ramp, not a step
+    centres = (np.arange(whole) + 0.5) * block
+    levels = 10 ** (gain_db / 20)
+    gain = np.empty(frames, dtype=np.float32)
+    for start in range(0, frames, INTERP_CHUNK):  # no whole-length float64 temporaries
+        stop = min(frames, start + INTERP_CHUNK)
+        at = np.arange(start, stop, dtype=np.float64).astype(np.float32)  # as a float32 arange
+        gain[start:stop] = np.interp(at, centres, levels)
+    return gain

@@ -1,0 +1,439 @@
+"""Master stage: the summed mix finished for its destination (a delivery preset).
+
+The chain, in order:
+
+1. sample-rate conversion to the preset's rate — first, so that everything after it, the
+   true-peak limiter above all, acts on the samples that are delivered (converting after the
+   limiter lets the converter's filter ring over the ceiling);
+2. tonal balance: a gentle minimum-phase EQ fitted toward the ensemble's target curve, or toward a
+   reference track's spectrum (``--reference``), plus the preset's high shelf;
+3. glue compression: slow, low ratio, scaled by the ensemble (none for classical ensembles);
+4. stereo image: side level and mono bass below the preset's frequency;
+5. loudness gain toward the target, capped by the dynamic-range guard: the limiter may take at
+   most ``min(preset, ensemble)`` dB; when the target needs more, the master stops lower and says so;
+6. true-peak limiter: look-ahead without delay, program-dependent release, detection on the 4×
+   oversampled signal (see :mod:`pipeline.master.limiter`);
+7. silence trimming and fades at the head and tail — before the word length is reduced, so the
+   dither is never faded;
+8. word length: TPDF dither when the format has fewer bits than the float master (16-bit), plain
+   rounding to the 24-bit grid otherwise.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from pipeline.dsp import kernels
+from pipeline.dsp.audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
+from pipeline.settings.config import Mastering, Preset
+from pipeline.master.limiter import glue_gain, limiter_gain
+from pipeline.errors import ReferenceTrackError
+from pipeline.dsp.loudness import (gated_lufs, integrated_lufs, k_weighted_power, measure, step_powers,
+                       true_peak_dbtp, true_peak_envelope)
+from pipeline.model import Master, Mix
+from pipeline.master.tone import (apply_tone, band_levels, correction, fit_eq, response_db, tilt_target,
+                   tone_settings)
+
+#: The limiter aims this far under the ceiling, so reconstruction between samples stays under it.
+CEILING_MARGIN_DB = 0.15
+#: Lossy coding adds overshoot of its own; aiming lower spares a second encode.
+LOSSY_CEILING_MARGIN_DB = 0.5
+LOUDNESS_TOLERANCE_LU = 0.05
+REFERENCE_AMOUNT = 0.8      # how far toward a reference track's spectrum
+REFERENCE_MAX_DB = 6.0
+SILENCE_BELOW_PEAK_DB = 65.0  # quieter than this under the master's peak counts as silence
+DITHER_SEED = 2024          # dither is noise, but the same piece always masters to the same file
+MIN_REFERENCE_S = 3.0
+STATS_CHUNK = 1 << 20  # frames at a time where the whole would need a whole-length temporary
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A finished recording whose tonal balance and loudness a master should match."""
+
+    path: Path
+    band_db: np.ndarray
+    lufs: float
+
+
+def load_reference(path: str | Path) -> Reference:
+    """Read a reference track (WAV, FLAC, OGG, MP3…) and measure its spectrum and loudness."""
+    path = Path(path)
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise ReferenceTrackError(f"{path}: cannot read the reference track "
+                                  f"({str(exc).splitlines()[0]})") from exc
+    audio = audio.T
+    if audio.shape[0] == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    if audio.shape[1] < MIN_REFERENCE_S * sr:
+        raise ReferenceTrackError(f"{path}: the reference track is shorter than "
+                                  f"{MIN_REFERENCE_S:g} s; give a whole piece")
+    lufs = integrated_lufs(audio[:2], sr)
+    if not np.isfinite(lufs):
+        raise ReferenceTrackError(f"{path}: the reference track is silent")
+    return Reference(path, band_levels(audio[:2], sr), lufs)
+
+
+@dataclass
+class Prepared:
+    """A mix through the chain up to the loudness gain, with what the gain stage needs."""
+
+    preset: Preset
+    audio: np.ndarray           # (2, frames) float32 at ``sample_rate``
+    sample_rate: int            # where the chain runs
+    out_rate: int               # what is delivered (higher only when up-sampling)
+    power: np.ndarray | None    # K-weighted power per frame, for fast loudness iteration
+    envelope: np.ndarray | None  # true-peak envelope (exact wherever the limiter can act)
+    steps: np.ndarray           # K-weighted power per 100 ms step (what an album measures)
+    lufs: float                 # integrated loudness before the gain
+    true_peak_dbtp: float       # before the gain
+    target_lufs: float | None
+    target_source: str
+    guard_db: float
+    mix_lufs: float
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def ceiling(self) -> float:
+        margin = LOSSY_CEILING_MARGIN_DB if self.preset.lossy else CEILING_MARGIN_DB
+        return self.preset.ceiling_dbtp - margin
+
+    @property
+    def gain_bound_db(self) -> float:
+        """The most gain the guard allows: the limiter would then take exactly ``guard_db``."""
+        return self.ceiling + self.guard_db - self.true_peak_dbtp
+
+    def summary(self) -> Prepared:
+        """A copy without the audio: what an album needs to know of the piece."""
+        return replace(self, audio=None, power=None, envelope=None)
+
+
+def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if src == dst:
+        return audio
+    g = np.gcd(src, dst)
+    frames = -(-audio.shape[1] * (dst // g) // (src // g))
+    out = np.empty((audio.shape[0], frames), dtype=np.float32)
+
+    def one(k: int) -> None:
+        out[k] = resample_poly(audio[k], dst // g, src // g)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, range(audio.shape[0])))
+    return out
+
+
+def prepare(mix: Mix, preset: Preset, mastering: Mastering,
+            reference: Reference | None = None, *, in_place: bool = False,
+            mix_in_use: Callable[[int | None], None] | None = None) -> Prepared:
+    """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs.
+
+    ``in_place``: the chain may work in the mix's own audio (it is used up), so that a long
+    piece needs one whole stereo array rather than two; ``mix_in_use(frames)`` is then called
+    before the chain writes into the mix's first ``frames`` (None: all of it), e.g. to wait
+    until the mix's file is written that far: the tone stage follows a writer chunk by chunk."""
+    def taking_the_mix(frames: int | None = None) -> None:
+        nonlocal mix_in_use
+        if in_place and mix_in_use is not None:
+            mix_in_use(frames)
+            if frames is None:
+                mix_in_use = None
+
+    # down-sampling comes first, so the limiter sees the delivered samples; up-sampling comes
+    # last (finish), as the limiter's 4× oversampled detection already covers the new samples
+    out_rate = preset.sample_rate or mix.sample_rate
+    sr = min(out_rate, mix.sample_rate)
+    audio = _resample(mix.audio, mix.sample_rate, sr)
+    own = in_place or audio is not mix.audio  # audio the chain may change in place
+    settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {out_rate} Hz"
+                      if out_rate != mix.sample_rate else "none"}
+    target, source = preset.target_lufs, "preset"
+    if preset.processing:
+        measured = band_levels(audio, sr)
+        if reference is not None:
+            wanted = correction(measured, reference.band_db, amount=REFERENCE_AMOUNT,
+                                max_db=REFERENCE_MAX_DB, sample_rate=sr)
+            eq_max, curve = REFERENCE_MAX_DB, f"reference {reference.path.name}"
+            if preset.follow_reference_loudness and reference.lufs < target:
+                target, source = reference.lufs, f"reference {reference.path.name}"
+        else:
+            wanted = correction(measured, tilt_target(mastering.tilt_db_per_octave),
+                                amount=preset.eq_amount, max_db=preset.eq_max_db, sample_rate=sr)
+            eq_max = preset.eq_max_db
+            curve = f"tilt {mastering.tilt_db_per_octave:g} dB/octave"
+        eq_sos, bands = fit_eq(wanted, sr, max_db=eq_max)
+        tone = tone_settings(eq_sos, bands, sr, width=preset.width,
+                             mono_bass_hz=preset.mono_bass_hz, high_shelf_hz=preset.high_shelf_hz,
+                             high_shelf_db=preset.high_shelf_db)
+        in_mix = own and audio is mix.audio
+        audio = apply_tone(audio, tone, in_place=own,
+                           before_write=taking_the_mix if in_mix else None)
+        if in_mix:
+            taking_the_mix()  # what follows works on the whole
+        own = own or audio is not mix.audio
+        fitted = response_db(eq_sos, sr)
+        ratio = 1.0 + (preset.glue_ratio - 1.0) * mastering.glue_amount
+        glue_db = (0.0, 0.0)
+        if ratio > 1.0:
+            glue = glue_gain(audio, sr, ratio=ratio,
+                             threshold_above_programme_db=preset.glue_threshold_lu,
+                             attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
+            glue_db = _reduction_stats(glue)[:2]
+            if own:
+                audio *= glue
+            else:
+                audio = audio * glue  # audio is still the mix itself, to be kept
+            del glue
+        settings.update({
+            "eq": {"target": curve, "bands": list(tone.eq_bands),
+                   "largest_correction_db": round(float(np.abs(wanted).max()), 2),
+                   "fit_error_db": round(float(np.abs(fitted - wanted)[wanted != 0].max()), 2)
+                   if np.any(wanted) else 0.0},
+            "glue": {"ratio": round(ratio, 2), "threshold_above_programme_db": preset.glue_threshold_lu,
+                     "attack_ms": preset.glue_attack_ms, "release_ms": preset.glue_release_ms,
+                     "max_reduction_db": round(glue_db[0], 2),
+                     "mean_reduction_db": round(glue_db[1], 3)},
+            "stereo": {"width": preset.width, "mono_bass_hz": preset.mono_bass_hz},
+        })
+    audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
+    taking_the_mix()  # finish() works in it
+    guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
+    # the K-weighting (one thread) runs beside the true-peak oversampling (two)
+    with ThreadPoolExecutor(1) as side:
+        power_job = side.submit(k_weighted_power, audio, sr)
+        envelope = true_peak_envelope(audio, sample_peak(audio) * db_to_gain(-guard - 1.0))
+        power = power_job.result()
+    steps = step_powers(power, sr)
+    return Prepared(preset, audio, sr, out_rate, power, envelope, steps, gated_lufs(steps),
+                    gain_to_db(float(envelope.max()) if envelope.size else 0.0),
+                    target, source, guard, mix.loudness_lufs, settings)
+
+
+def _reduction_db(gain: np.ndarray) -> np.ndarray:
+    """Gain reduction in dB (≥ 0) per frame, float32."""
+    return np.float32(-20) * np.log10(np.clip(gain, np.float32(1e-6), np.float32(1.0)))
+
+
+def _reduction_stats(gain: np.ndarray, *, over_db: float = 0.1) -> tuple[float, float, float]:
+    """The largest and the mean gain reduction (dB) of a per-frame ``gain``, and the fraction
+    of frames reduced by more than ``over_db``; all 0 when nothing is reduced. In one pass that
+    takes logarithms only where the limiter worked (the mean is summed in double precision: it
+    may differ from a float32 mean of the whole in its last reported decimal)."""
+    if gain.size == 0:
+        return 0.0, 0.0, 0.0
+    low, total, over = kernels.reduction_sums(gain, over_db)
+    if low >= 1.0:
+        return 0.0, 0.0, 0.0
+    return float(_reduction_db(np.float32(low))), total / gain.size, over / gain.size
+
+
+def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None,
+           in_place: bool = False, ready: Callable[[np.ndarray, int], None] | None = None) -> Master:
+    """Gain, limiter, edges and word length (steps 5–8); ``target_lufs`` overrides the
+    preset's (an album's level for this piece). ``in_place``: ``prep`` is used up (its audio
+    becomes the master's). ``ready(audio, sample_rate)`` is called with the master's final
+    audio before it is measured (its files can be written meanwhile; it must not change)."""
+    preset, sr = prep.preset, prep.sample_rate
+    target = prep.target_lufs if target_lufs is None else target_lufs
+    frames = prep.audio.shape[1]
+    guard = {"max_limiting_db": prep.guard_db, "engaged": False}
+    if not preset.processing or not np.isfinite(prep.lufs):
+        peak = gain_to_db(sample_peak(prep.audio))
+        gain_db = 0.0 if preset.processing else min(0.0, preset.ceiling_dbtp - peak)
+        out = prep.audio if in_place else prep.audio.copy()
+        out *= np.float32(db_to_gain(gain_db))
+        gr = np.ones(frames, dtype=np.float32)
+        edges: dict = {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+    else:
+        gain_db, gr, guard = _loudness_gain(prep, target)
+        out = prep.audio if in_place else np.empty_like(prep.audio)
+        if in_place:  # what only the gain search needed
+            prep.power = prep.envelope = None
+        gain = np.float32(db_to_gain(gain_db))
+        for start in range(0, frames, STATS_CHUNK):
+            chunk = slice(start, start + STATS_CHUNK)
+            np.multiply(prep.audio[:, chunk], gr[chunk] * gain, out=out[:, chunk])
+        out, gr, edges = _edges(out, gr, sr, preset)
+    upsampled = prep.out_rate != sr
+    if upsampled:
+        # measured before the up-sampling, which adds no content (and would double the cost)
+        loud, tp = _measure(out, sr)
+        out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
+        sr = prep.out_rate
+    out, word = _word_length(out, preset, in_place=True)
+    out = valid_audio(out, name="master")
+    if ready is not None:
+        ready(out, sr)
+    if not upsampled:
+        loud, tp = _measure(out, sr)
+    max_reduction, mean_reduction, limiting = _reduction_stats(gr)
+    integrated = loud.integrated_lufs()
+    st = loud.short_term_lufs()
+    measurements = {
+        "target_lufs": target, "target_source": prep.target_source if target_lufs is None
+        else "album", "ceiling_dbtp": preset.ceiling_dbtp,
+        "integrated_lufs": _r(integrated), "loudness_range_lu": round(loud.range_lu(), 2),
+        "short_term_max_lufs": _r(float(st.max())) if st.size else None,
+        "true_peak_dbtp": round(tp, 2),
+        "sample_peak_dbfs": round(gain_to_db(sample_peak(out)), 2),
+        "peak_to_loudness_db": _r(tp - integrated),
+        "mix_lufs": _r(prep.mix_lufs), "gain_db": round(float(gain_db), 2),
+        "limiter_max_reduction_db": round(max_reduction, 2),
+        "limiter_mean_reduction_db": round(mean_reduction, 3),
+        "limiting_time_percent": round(100 * limiting, 2),
+        "guard": guard, "sample_rate": sr, "bit_depth": preset.bit_depth,
+        "duration_s": round(out.shape[1] / sr, 3),
+        "chain": {**prep.settings, "edges": edges, "word_length": word},
+    }
+    if album:
+        measurements["album"] = album
+    return Master(out, sr, preset.name, measurements, st, gr)
+
+
+def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference | None = None, *,
+           target_lufs: float | None = None, album: dict | None = None,
+           consume_mix: bool = False,
+           mix_in_use: Callable[[int | None], None] | None = None,
+           ready: Callable[[np.ndarray, int], None] | None = None) -> Master:
+    """The whole chain on one piece (``target_lufs``: an album's level for it, see
+    :func:`album_targets`). ``consume_mix``: the chain works in the mix's own audio, which is
+    used up (for the last master made from a mix: memory for one whole stereo array less;
+    ``mix_in_use`` is called before the chain writes into it, see :func:`prepare`).
+    ``ready``: see :func:`finish`."""
+    prep = prepare(mix, preset, mastering, reference, in_place=consume_mix, mix_in_use=mix_in_use)
+    # the prepared audio is this call's own unless it is still the mix itself, to be kept
+    return finish(prep, target_lufs=target_lufs, album=album,
+                  in_place=consume_mix or prep.audio is not mix.audio, ready=ready)
+
+
+def _measure(audio: np.ndarray, sample_rate: int):
+    """Loudness and true peak (dBTP) of ``audio``: the meter (one thread) runs beside the
+    true-peak oversampling (two)."""
+    with ThreadPoolExecutor(1) as side:
+        loud = side.submit(measure, audio, sample_rate)
+        tp = true_peak_dbtp(audio)
+        return loud.result(), tp
+
+
+def _r(value: float) -> float | None:
+    return round(float(value), 2) if np.isfinite(value) else None
+
+
+def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, dict]:
+    """The gain toward ``target`` (compensating what the limiter takes), capped by the guard,
+    and the limiter's gain per frame."""
+    sr, bound = prep.sample_rate, prep.gain_bound_db
+    gain_db = min(target - prep.lufs, bound)
+    ceiling, gr = prep.ceiling, None
+    for _ in range(8):
+        gain = np.float32(db_to_gain(gain_db))
+        gr = limiter_gain(prep.envelope, sr, ceiling, scale=gain, out=gr)  # each try in the last's
+        reached = gated_lufs(step_powers(prep.power, sr, gr, scale=gain))
+        short = target - reached
+        if abs(short) > LOUDNESS_TOLERANCE_LU and gain_db < bound - 1e-3:
+            gain_db = min(gain_db + short, bound)  # limiting took some loudness: give it back
+            continue
+        tp = gain_to_db(_scaled_peak(prep.envelope, gain, gr))
+        if tp <= prep.preset.ceiling_dbtp - 0.02:
+            break
+        ceiling -= tp - prep.preset.ceiling_dbtp + 0.05  # gain ripple between samples: aim lower
+    engaged = target - reached > LOUDNESS_TOLERANCE_LU * 2 and gain_db >= bound - 1e-3
+    guard = {"max_limiting_db": prep.guard_db, "engaged": bool(engaged)}
+    if engaged:
+        guard.update({
+            "reached_lufs": round(reached, 2), "shortfall_lu": round(target - reached, 2),
+            "why": (f"reaching {target:g} LUFS would need more than {prep.guard_db:g} dB of "
+                    f"limiting on the loudest peaks; the master stops at {reached:.1f} LUFS to "
+                    f"keep the dynamics" if prep.guard_db > 0 else
+                    f"no brickwall limiting in this preset: the level stops where the peaks "
+                    f"reach {prep.preset.ceiling_dbtp:g} dBTP, at {reached:.1f} LUFS")})
+    return gain_db, gr, guard
+
+
+def _scaled_peak(envelope: np.ndarray, gain: np.float32, gr: np.ndarray) -> float:
+    """``max(envelope · gain · gr)``, chunk by chunk."""
+    peak = 0.0
+    for start in range(0, envelope.size, STATS_CHUNK):
+        chunk = slice(start, start + STATS_CHUNK)
+        peak = max(peak, float((envelope[chunk] * gain * gr[chunk]).max()))
+    return peak
+
+
+def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
+    """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades."""
+    frames = out.shape[1]
+    if not preset.trim_silence or frames == 0:
+        return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+    loud = _loud_span(out, sample_peak(out) * db_to_gain(-SILENCE_BELOW_PEAK_DB))
+    if loud is None:
+        return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+    first, last = loud
+    start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
+    fade_out = int(preset.fade_out_ms / 1000 * sr)
+    stop = min(frames, last + fade_out)
+    if start or stop < frames:
+        out, gr = crop_in_place(out, start, stop), gr[start:stop]
+    fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)  # only over the lead-in
+    if fade_in > 0:
+        out[:, first - start - fade_in: first - start] *= _cosine(fade_in)
+        out[:, : first - start - fade_in] = 0.0
+    n = min(fade_out, out.shape[1])
+    if n > 0:
+        out[:, -n:] *= _cosine(n)[::-1]
+    return out, gr, {"head_trim_s": round(start / sr, 3), "tail_trim_s": round((frames - stop) / sr, 3),
+                     "lead_in_ms": preset.lead_in_ms, "fade_in_ms": preset.fade_in_ms,
+                     "fade_out_ms": preset.fade_out_ms}
+
+
+def _loud_span(audio: np.ndarray, floor: float) -> tuple[int, int] | None:
+    """The first and last frame where any channel's magnitude exceeds ``floor`` (None when
+    none does), searched for from either end (float32 ``audio`` is compared with ``floor`` in
+    float32)."""
+    level = float(np.float32(floor)) if audio.dtype == np.float32 else float(floor)
+    first = kernels.first_above(audio, level)
+    return None if first < 0 else (first, kernels.last_above(audio, level))
+
+
+def _cosine(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+
+
+def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False) -> tuple[np.ndarray, str]:
+    """Put the samples on the format's grid: TPDF dither (±1 LSB) then rounding for 16-bit,
+    rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither)."""
+    if preset.bit_depth == 32:
+        return out.astype(np.float32, copy=not in_place), "32-bit float, untouched"
+    x = requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED, in_place=in_place)
+    if preset.dither:
+        return x, f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
+    return x, f"{preset.bit_depth}-bit, rounded"
+
+
+def album_targets(pieces: list[tuple[str, Prepared, float]], target: float) -> tuple[list[float], dict]:
+    """Per-piece loudness targets for an album of ``pieces`` (name, prepared, the ensemble's
+    relative loudness in LU) so that it measures ``target`` as one programme.
+
+    Pieces of one ensemble get the same level; ensembles keep their relative loudness; when a
+    piece's guard cannot reach its level, the whole album comes down with it so none sticks out.
+    """
+    levels = [target + rel for _, _, rel in pieces]
+    gains = [lv - p.lufs for lv, (_, p, _) in zip(levels, pieces)]
+    combined = np.concatenate([p.steps * db_to_gain(2 * g) for g, (_, p, _) in zip(gains, pieces)])
+    shift = target - gated_lufs(combined)
+    over = [g + shift - p.gain_bound_db for g, (_, p, _) in zip(gains, pieces)]
+    worst = int(np.argmax(over))
+    note = {"target_lufs": target, "pieces": len(pieces), "limited_by": None}
+    if over[worst] > 0:
+        shift -= over[worst]
+        note["limited_by"] = (f"{pieces[worst][0]}: its dynamic-range guard "
+                              f"({pieces[worst][1].guard_db:g} dB of limiting) sets the album's level")
+    note["album_shift_lu"] = round(shift, 2)
+    return [lv + shift for lv in levels], note

@@ -1,0 +1,114 @@
+"""Load stage: a path becomes a parsed score.
+
+MusicXML and everything else music21 reads go through music21; MIDI files are read with mido,
+which keeps every controller, program change and the exact tick timing (music21's MIDI import
+quantises and drops controllers).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ScoreError
+from pipeline.score.untrusted import check_musicxml
+
+log = logging.getLogger(__name__)
+
+MUSICXML_SUFFIXES = {".musicxml", ".xml", ".mxl"}
+MIDI_SUFFIXES = {".mid", ".midi"}
+#: Other formats music21 parses (a bonus: humdrum, ABC, MEI, Capella, Noteworthy…).
+OTHER_SUFFIXES = {".krn", ".abc", ".mei", ".capx", ".nwctxt", ".rntxt", ".tntxt"}
+SUPPORTED_SUFFIXES = MUSICXML_SUFFIXES | MIDI_SUFFIXES | OTHER_SUFFIXES
+
+
+@dataclass(frozen=True)
+class LoadedScore:
+    """A parsed score: ``kind`` is ``"music21"`` (``data`` a music21 Score) or ``"midi"``
+    (``data`` a mido MidiFile)."""
+
+    path: Path
+    kind: str
+    data: Any
+
+
+def load(path: str | Path) -> LoadedScore:
+    """Read a score file.
+
+    Raises
+    ------
+    ScoreError
+        With the file name and the problem, for a missing, unreadable, unsupported or broken file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ScoreError(f"{path}: no such file")
+    if path.is_dir():
+        raise ScoreError(f"{path}: is a folder, not a score file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise ScoreError(f"{path}: unsupported file type '{suffix or '(none)'}' (use one of {allowed})")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ScoreError(f"{path}: cannot be read ({exc.strerror})") from exc
+    if size == 0:
+        raise ScoreError(f"{path}: the file is empty")
+    if suffix in MIDI_SUFFIXES:
+        return LoadedScore(path, "midi", _load_midi(path))
+    return LoadedScore(path, "music21", _load_music21(path, suffix))
+
+
+def _load_midi(path: Path):
+    import mido
+
+    try:
+        return mido.MidiFile(str(path), clip=True)
+    except Exception as exc:  # mido raises its own types too (KeySignatureError, …)
+        reason = str(exc) or ("it ends too early" if isinstance(exc, EOFError) else
+                              type(exc).__name__)
+        raise ScoreError(f"{path}: not a readable MIDI file ({reason})") from exc
+
+
+def _load_music21(path: Path, suffix: str):
+    import music21
+
+    from pipeline.score.musicxml import (install_measure_insert_fix, install_musicxml_grace_fix,
+                           install_musicxml_offset_fix, install_musicxml_time_fix)
+
+    if suffix in MUSICXML_SUFFIXES:
+        try:
+            check_musicxml(path)  # zip bombs, entity declarations, bytes that are not XML
+        except OSError as exc:
+            raise ScoreError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+    install_musicxml_grace_fix()  # <grace/> is an appoggiatura
+    install_musicxml_offset_fix()  # a direction sounds where it stands, whatever its <offset>
+    install_musicxml_time_fix()  # a damaged <time> would hang music21
+    install_measure_insert_fix()  # a part's length worked out at every measure: quadratic
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parsed = music21.converter.parse(str(path), forceSource=True)
+        for warning in caught:  # music21 warns about what it skips: say which file, in one line
+            log.warning("%s: %s", path, str(warning.message).strip().splitlines()[0][:200])
+    except ScoreError:
+        raise
+    except Exception as exc:  # music21 raises many unrelated types for broken input
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScoreError(f"{path}: cannot be read as a score ({reason[:200]})") from exc
+    if isinstance(parsed, music21.stream.Opus):
+        if not parsed.scores:
+            raise ScoreError(f"{path}: the file holds no score")
+        log.warning("%s holds %d scores; rendering the first", path, len(parsed.scores))
+        parsed = parsed.scores[0]
+    if not isinstance(parsed, music21.stream.Score):
+        score = music21.stream.Score()
+        score.insert(0, parsed if isinstance(parsed, music21.stream.Part) else music21.stream.Part(parsed))
+        parsed = score
+    if not parsed.parts:
+        raise ScoreError(f"{path}: the score has no parts")
+    return parsed
