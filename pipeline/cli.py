@@ -143,7 +143,7 @@ class _Progress:
 
 
 def _render(args) -> int:
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     # the scores are parsed in a helper process while the audio stages' modules load
     prefetch.start(args.scores, ensemble=args.ensemble, swing=args.swing)
@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
-        if "pipeline.run.speed.prefetch" in sys.modules:
-            sys.modules["pipeline.run.speed.prefetch"].stop()
+        if "pipeline.speed.prefetch" in sys.modules:
+            sys.modules["pipeline.speed.prefetch"].stop()
         for signum, old in previous.items():
             signal.signal(signum, old)
 

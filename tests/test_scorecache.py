@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import pipeline.run.recipe as core
-from pipeline.run.speed import performance_cache as scorecache
+from pipeline.speed import performance_cache as scorecache
 from pipeline.score.load import load
 from pipeline.score.perform import perform
 
@@ -84,7 +84,7 @@ def test_while_waiting_the_render_can_tell_when_the_helper_is_through(cache):
     # the warm-up works only while the helper does (a third busy thread slows the parse)
     import time
 
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     seen = []
 
@@ -104,7 +104,7 @@ def test_while_waiting_the_render_can_tell_when_the_helper_is_through(cache):
 
 
 def test_the_helper_leaves_the_performance_the_render_would_make(cache, tmp_path, monkeypatch):
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     missing = tmp_path / "missing.musicxml"
     prefetch.start([str(SCORE), str(missing)], ensemble=None, swing=None)
@@ -126,7 +126,7 @@ def test_the_helper_leaves_the_performance_the_render_would_make(cache, tmp_path
 
 
 def test_the_helper_plays_the_swing_the_render_will(cache, tmp_path):
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     side = tmp_path / "tune.musicxml"
     shutil.copy(SCORE, side)
@@ -140,7 +140,7 @@ def test_the_helper_plays_the_swing_the_render_will(cache, tmp_path):
 
 
 def test_without_its_helper_the_render_parses_the_score_itself(cache, monkeypatch):
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     monkeypatch.setattr(prefetch.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(
         OSError("no processes left")))
@@ -152,7 +152,7 @@ def test_without_its_helper_the_render_parses_the_score_itself(cache, monkeypatc
 
 
 def test_a_helper_that_cannot_store_its_performance_leaves_the_render_to_it(tmp_path, monkeypatch):
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")
@@ -167,7 +167,7 @@ def test_a_helper_that_cannot_store_its_performance_leaves_the_render_to_it(tmp_
 def test_a_helper_that_died_leaves_every_score_to_the_render(cache, tmp_path):
     """An album's helper killed midway: each piece asked for afterwards is the render's own
     (no error reading from a helper that has gone)."""
-    from pipeline.run.speed import prefetch
+    from pipeline.speed import prefetch
 
     other = tmp_path / "other.musicxml"
     shutil.copy(SCORE, other)

@@ -23,9 +23,9 @@ from pipeline import __version__
 
 from pipeline.dsp import kernels
 
-from pipeline.run.speed import prefetch
+from pipeline.speed import prefetch
 
-from pipeline.run.speed import performance_cache as scorecache
+from pipeline.speed import performance_cache as scorecache
 from pipeline.voices.assign import assign, likely_presets
 from pipeline.render.calibration import calibration_db
 from pipeline.settings.config import Preset, Template, load_preset, load_template
@@ -433,7 +433,7 @@ def _warm_up(preload: PresetHolder, score_path: Path, soundfont: Path,
 
 
 class _Score:
-    """A score to perform: its performance comes from the cache (:mod:`pipeline.run.speed.performance_cache`)
+    """A score to perform: its performance comes from the cache (:mod:`pipeline.speed.performance_cache`)
     when this file's content was performed with the same options before; it is parsed only
     when a performance has to be made."""
 
@@ -462,7 +462,7 @@ class _Score:
     def prepare(self, *, swing: float | None,
                 meanwhile: Callable[[Callable[[], bool]], None] | None = None) -> None:
         """Find the performance in the cache (where the command's helper process may be
-        putting it: see :mod:`pipeline.run.speed.prefetch`; ``meanwhile(busy)`` is called while waiting for
+        putting it: see :mod:`pipeline.speed.prefetch`; ``meanwhile(busy)`` is called while waiting for
         it), else parse the score."""
         if self._look_up(swing) is None and prefetch.wait(self.path, swing, meanwhile):
             del self.cached[swing]  # the helper has performed it meanwhile: look again

@@ -5,7 +5,7 @@ The command spends its first second importing what the audio stages need (numba'
 scipy, FluidSynth), on one core; parsing a long score with music21 and performing it then
 takes a few seconds more on that same core (the Große Fuge: about 2.3 s). The helper does the
 parse and the performance on the other core from the start, and leaves each performance in
-the performance cache (:mod:`pipeline.run.speed.performance_cache`), where the render finds it. The render's
+the performance cache (:mod:`pipeline.speed.performance_cache`), where the render finds it. The render's
 own process then never holds music21's objects.
 
 It is only a head start. Whatever the helper cannot do (a missing or broken file, a cache that
@@ -31,10 +31,10 @@ class Prefetch:
     def __init__(self, scores: list[str], *, ensemble: str | None, swing: float | None):
         self.scores = [Path(s) for s in scores]
         self.done: dict[int, str] = {}  # score index → the swing performed, or FAILED
-        package_root = str(Path(__file__).resolve().parents[3])
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
-        cmd = [sys.executable, "-m", "pipeline.run.speed.prefetch",
+        cmd = [sys.executable, "-m", "pipeline.speed.prefetch",
                "--ensemble", ensemble or "", "--swing", "" if swing is None else repr(swing),
                "--", *map(str, self.scores)]
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -109,7 +109,7 @@ def _swing_text(swing: float | None) -> str:
 def _perform(path: Path, ensemble: str | None, swing: float | None) -> str:
     """The helper's work on one score: its performance in the cache; the swing it was
     played with, or FAILED."""
-    from pipeline.run.speed import performance_cache as scorecache
+    from pipeline.speed import performance_cache as scorecache
     from pipeline.settings.config import load_template
     from pipeline.score.load import load
     from pipeline.score.perform import perform
