@@ -143,75 +143,80 @@ class _Progress:
 
 
 def _render(args) -> int:
-    from pipeline.speed import prefetch
+    from pipeline.speed.accelerator import Accelerator
 
-    # the scores are parsed in a helper process while the audio stages' modules load
-    prefetch.start(args.scores, ensemble=args.ensemble, swing=args.swing)
-    from pipeline.run.recipe import render_album, render_score
+    # the helper process starts parsing the scores first: importing the render (below) is the
+    # second of work it runs beside
+    with Accelerator.with_head_start(args.scores, ensemble=args.ensemble,
+                                     swing=args.swing) as accelerator:
+        from pipeline.run import render_album, render_score
 
-    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) if args.preset else None
-    common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
-                  soundfont=args.soundfont, sample_rate=args.sample_rate, reference=args.reference,
-                  swing=args.swing, layout=args.layout, humanize=args.humanize,
-                  seed=args.seed, max_duration_s=args.max_duration, mix_stems=args.mix_stems)
-    interactive = not args.quiet and sys.stderr.isatty()
-    if args.album:
-        bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
-        try:
-            results = render_album(args.scores, name=args.album,
-                                   progress=lambda piece, stage, f: bar(stage, f, piece), **common)
-        finally:
-            bar.close()
-        for result in results:
+        presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) \
+            if args.preset else None
+        common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
+                      soundfont=args.soundfont, sample_rate=args.sample_rate,
+                      reference=args.reference, swing=args.swing, layout=args.layout,
+                      humanize=args.humanize, seed=args.seed, max_duration_s=args.max_duration,
+                      mix_stems=args.mix_stems, accelerator=accelerator)
+        interactive = not args.quiet and sys.stderr.isatty()
+        if args.album:
+            bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
+            try:
+                results = render_album(args.scores, name=args.album,
+                                       progress=lambda piece, stage, f: bar(stage, f, piece),
+                                       **common)
+            finally:
+                bar.close()
+            for result in results:
+                _summary(result, args.quiet)
+            return 0
+        failed = 0
+        for score in args.scores:
+            bar = _Progress(interactive, Path(score).name)
+            try:
+                result = render_score(score, progress=bar, **common)
+            except PipelineError as exc:
+                if len(args.scores) == 1 or args.debug:
+                    raise
+                print(f"score2audio: error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            finally:
+                bar.close()
             _summary(result, args.quiet)
-        return 0
-    failed = 0
-    for score in args.scores:
-        bar = _Progress(interactive, Path(score).name)
-        try:
-            result = render_score(score, progress=bar, **common)
-        except PipelineError as exc:
-            if len(args.scores) == 1 or args.debug:
-                raise
-            print(f"score2audio: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        finally:
-            bar.close()
-        _summary(result, args.quiet)
-    return EXIT_ERROR if failed else 0
+        return EXIT_ERROR if failed else 0
 
 
 def _summary(result, quiet: bool) -> None:
     if quiet:
         return
     rep = result.report
-    print(f"{rep['title']} — {rep['instrumentation']} ({rep['ensemble']}, {rep['duration_s']:.1f} s)")
+    print(f"{rep.title} — {rep.instrumentation} ({rep.ensemble}, {rep.duration_s:.1f} s)")
     print(f"  files: {result.folder}/")
-    print(f"  settings: {_settings_line(rep['settings'])}")
-    if rep["sidecar"]:
-        changed = [f"{p['part']} ({', '.join(p['set_by_sidecar'])})" for p in rep["parts"]
-                   if p["set_by_sidecar"]]
-        print(f"  sidecar: {rep['sidecar']}" + (f"; parts: {'; '.join(changed)}" if changed else ""))
-    for m in rep["masters"]:
-        names = ", ".join(f["file"] for f in m["files"])
-        target = "" if m["target_lufs"] is None else f" (target {m['target_lufs']:g} LUFS)"
-        print(f"  {names}: {m['integrated_lufs']} LUFS{target}, {m['true_peak_dbtp']} dBTP "
-              f"(ceiling {m['ceiling_dbtp']:g})")
-        if m["guard"].get("engaged"):
-            print(f"    guard: {m['guard']['why']}")
+    print(f"  settings: {_settings_line(rep.settings)}")
+    if rep.sidecar:
+        changed = [f"{p.part} ({', '.join(p.set_by_sidecar)})" for p in rep.parts
+                   if p.set_by_sidecar]
+        print(f"  sidecar: {rep.sidecar}" + (f"; parts: {'; '.join(changed)}" if changed else ""))
+    for m in rep.masters:
+        names = ", ".join(f.file for f in m.files)
+        target = "" if m.target_lufs is None else f" (target {m.target_lufs:g} LUFS)"
+        print(f"  {names}: {m.integrated_lufs} LUFS{target}, {m.true_peak_dbtp} dBTP "
+              f"(ceiling {m.ceiling_dbtp:g})")
+        if m.guard.engaged:
+            print(f"    guard: {m.guard.why}")
 
 
-def _settings_line(settings: dict) -> str:
+def _settings_line(settings) -> str:
     """'ensemble orchestra (sidecar), layout standard (default), …': each value and its origin."""
     shown = []
-    for key, entry in settings.items():
-        value = entry["value"]
+    for key, entry in settings:
+        value = entry.value
         if value in (None, ""):
             continue
         if key == "soundfont":
             value = Path(value).name
-        shown.append(f"{key} {value} ({entry['from']})")
+        shown.append(f"{key} {value} ({entry.source})")
     return ", ".join(shown)
 
 
@@ -284,7 +289,7 @@ def _portfolio(args) -> int:
 
 
 def _perform(args) -> int:
-    from pipeline.run.recipe import perform_to_midi
+    from pipeline.run import perform_to_midi
 
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
                                   swing=args.swing, fermata_hold=args.fermata_hold,
@@ -364,8 +369,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(run again with --debug for the traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
-        if "pipeline.speed.prefetch" in sys.modules:
-            sys.modules["pipeline.speed.prefetch"].stop()
         for signum, old in previous.items():
             signal.signal(signum, old)
 
@@ -387,9 +390,8 @@ def run() -> None:
 def _exit_quickly(code: int) -> None:
     """Leave without tearing the interpreter down: freeing a long score's objects one by one
     (music21's, numba's) took 0.5 s after the Große Fuge. The exit handlers still run, and the
-    files are all closed by now; with any thread still at work, the usual exit waits for it."""
-    if "pipeline.run.recipe" in sys.modules:  # (a command that never loaded it has nothing running)
-        sys.modules["pipeline.run.recipe"].finish_background_work()
+    files are all closed by now (the render's accelerator has finished its background work);
+    with any thread still at work, the usual exit waits for it."""
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if any(t.is_alive() and not t.daemon for t in others):
         sys.exit(code)

@@ -172,12 +172,38 @@ class Stems:
 
 
 @dataclass(frozen=True)
+class StemLevel:
+    """One player's place and levels in the mix (made by the mix stage)."""
+
+    part: str
+    file: str                      # the dry stem, relative to the piece's folder
+    pan: float                     # −1 left … +1 right
+    depth: float                   # 0 front … 1 back
+    seat: str | None
+    bus: str | None
+    peak_dbfs: float               # of the dry stem
+    loudness_lufs: float | None    # of the dry stem
+    calibration_db: float
+    gain_db: float                 # fader, balance and the mix's gain staging
+    send_db: float                 # to the room
+    predelay_ms: float
+    damping_hz: float
+    mix_lufs: float | None         # the player's loudness in the mix
+    mix_stem: str | None           # its post-fader file, when written
+    instrument: str
+    family: str
+    eq: tuple[Mapping, ...]        # the family's bands (kind, freq_hz, gain_db, q)
+    compressor: Mapping | None
+    level_db: float                # the sidecar's level
+
+
+@dataclass(frozen=True)
 class Mix:
     """The stereo mix, whole in memory, with per-stem figures."""
 
     audio: np.ndarray  # (2, frames) float32
     sample_rate: int
-    stem_levels: tuple[dict, ...]
+    stem_levels: tuple[StemLevel, ...]
     settings: dict
     loudness_lufs: float          # integrated, measured once by the mix stage
     short_term_lufs: np.ndarray   # 3 s loudness every 100 ms

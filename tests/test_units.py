@@ -134,7 +134,7 @@ def test_unknown_template_names_the_choices():
 
 def test_stage_labels_of_close_neighbours_take_turns_and_lone_players_stay_above():
     from pipeline.output.report import LABEL_SLOTS, _label_slots
-    row = [{"pan": x, "depth": 0.8} for x in (0.0, 0.05, 0.1)] + [{"pan": -0.8, "depth": 0.25}]
+    row = [(x, 0.8) for x in (0.0, 0.05, 0.1)] + [(-0.8, 0.25)]  # (pan, depth)
     slots = _label_slots(row, ["Trombone 1 -33.7", "Trombone 2 -33.6", "Bass Trombone -33.8",
                                "Violin II -35.5"], 6.5)
     assert len(set(slots[:3])) == 3  # three crowded labels: above, below, higher above

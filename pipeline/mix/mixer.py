@@ -42,7 +42,7 @@ from pipeline.dsp.audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_
 from pipeline.settings.config import Template
 from pipeline.render.calibration import REFERENCE_LUFS
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter
-from pipeline.model import Mix, Stems, Voice
+from pipeline.model import Mix, StemLevel, Stems, Voice
 from pipeline.render.stems import StemFeed
 from pipeline.dsp.rooms import impulse_response
 from pipeline.settings.seating import Placement, place
@@ -269,18 +269,18 @@ def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, 
         out *= gain
         for tmp in partial:
             _scale_file(tmp, gain, out.shape[1])
-    levels = tuple({"part": s.name, "file": f"stems/{s.path.name}", "pan": round(p.pan, 3),
-                    "depth": round(p.depth, 3), "seat": p.seat, "bus": p.bus,
-                    "peak_dbfs": round(gain_to_db(ch.meter.peak), 2),
-                    "loudness_lufs": _round(ch.meter.integrated_lufs()),
-                    "calibration_db": round(c, 2), "gain_db": round(ch.gain_db + gain_db, 2),
-                    "send_db": round(ch.send_db, 2), "predelay_ms": round(ch.predelay_ms, 1),
-                    "damping_hz": round(ch.damping_hz),
-                    "mix_lufs": _round(ch.post.integrated_lufs() + gain_db),
-                    "mix_stem": f"mix-stems/{s.path.name}" if partial else None,
-                    "instrument": v.instrument, "family": v.family, "eq": ch.eq,
-                    "compressor": ch.compressor.summary() if ch.compressor else None,
-                    "level_db": _level_db(o)}
+    levels = tuple(StemLevel(part=s.name, file=f"stems/{s.path.name}", pan=round(p.pan, 3),
+                              depth=round(p.depth, 3), seat=p.seat, bus=p.bus,
+                              peak_dbfs=round(gain_to_db(ch.meter.peak), 2),
+                              loudness_lufs=_round(ch.meter.integrated_lufs()),
+                              calibration_db=round(c, 2), gain_db=round(ch.gain_db + gain_db, 2),
+                              send_db=round(ch.send_db, 2), predelay_ms=round(ch.predelay_ms, 1),
+                              damping_hz=round(ch.damping_hz),
+                              mix_lufs=_round(ch.post.integrated_lufs() + gain_db),
+                              mix_stem=f"mix-stems/{s.path.name}" if partial else None,
+                              instrument=v.instrument, family=v.family, eq=tuple(ch.eq),
+                              compressor=ch.compressor.summary() if ch.compressor else None,
+                              level_db=_level_db(o))
                    for s, p, v, c, ch, o in zip(stems.stems, seats, voices, calibration, channels,
                                                 parts))
     settings = {"template": template.name, "layout": layout or "standard",

@@ -15,6 +15,8 @@ from pipeline.dsp import kernels
 from pipeline.dsp.audio import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
 from pipeline.master.tone import long_term_psd
+from pipeline.model import StemLevel
+from pipeline.output.piece_report import Guard, MasterReport, PartReport, PieceReport
 
 WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
@@ -82,7 +84,7 @@ def trace(label: str, audio: np.ndarray | Shape, sample_rate: int, lufs: float |
 STAGE_TITLE = "Stage layout: where each player sits (seen from the audience)"
 
 
-def report_pictures(report: dict, mix: Trace, masters: list[Trace], *,
+def report_pictures(report: PieceReport, mix: Trace, masters: list[Trace], *,
                     stage: str | None = None) -> list[tuple[str, str]]:
     """The report's pictures (title, PNG as base64) for the piece described by ``report``
     (its file names are not needed); ``stage``: the stage's, drawn already."""
@@ -93,17 +95,17 @@ def report_pictures(report: dict, mix: Trace, masters: list[Trace], *,
     ]
     if any(t.reduction_db is not None for t in masters):
         pictures.append(("Limiter gain reduction", _reduction(masters)))
-    if report.get("parts"):
-        pictures.insert(0, (STAGE_TITLE, stage or stage_picture(report["parts"])))
+    if report.parts:
+        pictures.insert(0, (STAGE_TITLE, stage or stage_picture(report.parts)))
     return pictures
 
 
-def stage_picture(parts: list[dict]) -> str | None:
+def stage_picture(parts: tuple[PartReport, ...]) -> str | None:
     """The stage's picture for the report's ``parts`` (None without parts)."""
     return _stage(parts) if parts else None
 
 
-def write_html(folder: Path, report: dict, pictures: list[tuple[str, str]]) -> Path:
+def write_html(folder: Path, report: PieceReport, pictures: list[tuple[str, str]]) -> Path:
     """Write ``folder/report.html`` for the piece described by ``report``, with the
     :func:`report_pictures`."""
     path = folder / "report.html"
@@ -150,7 +152,7 @@ def _waveforms(mix: Trace, masters: list[Trace]) -> str:
     return _png(fig)
 
 
-def _loudness(mix: Trace, masters: list[Trace], report: dict) -> str:
+def _loudness(mix: Trace, masters: list[Trace], report: PieceReport) -> str:
     fig, ax = _figure()
     offset = STEP_S * SHORT_TERM_STEPS  # a 3 s window ends 3 s after the start
     # earlier masters are drawn wider, so a master that lies on top of another still shows
@@ -160,9 +162,9 @@ def _loudness(mix: Trace, masters: list[Trace], report: dict) -> str:
         t = offset + STEP_S * np.arange(len(tr.short_term))
         ax.plot(t, np.maximum(tr.short_term, -70), color=colour, linewidth=width, label=tr.label)
     targets: dict[float, list[str]] = {}  # one line per target, naming every preset that has it
-    for m in report["masters"]:
-        if m["target_lufs"] is not None:
-            targets.setdefault(m["target_lufs"], []).append(m["preset"])
+    for m in report.masters:
+        if m.target_lufs is not None:
+            targets.setdefault(m.target_lufs, []).append(m.preset)
     for target, names in targets.items():
         ax.axhline(target, color="#222", linestyle="--", linewidth=1,
                    label=f"target {target:g} LUFS ({', '.join(names)})")
@@ -202,7 +204,7 @@ CHAR_PAN = 0.015      # about how much pan one character of a label covers at 7 
 CROWDED = 12          # more players than this: one-line labels, on a taller picture
 
 
-def _stage(parts: list[dict]) -> str:
+def _stage(parts: tuple[PartReport, ...]) -> str:
     """Players on the stage: pan across, depth up (front row at the bottom, nearest the
     listener); the dot's size and shade fall with depth, its colour is the section bus. Labels
     of neighbours in a row take turns above and below their dots, so a full orchestra's stay
@@ -214,23 +216,23 @@ def _stage(parts: list[dict]) -> str:
     ax = fig.add_subplot()
     ax.add_patch(_stage_outline())
     for p in parts:
-        depth = p["depth"]
-        colour = SECTION_COLOURS.get(p.get("bus"), "#444444")
-        ax.scatter([p["pan"]], [depth], s=260 * (1.0 - 0.6 * depth), color=colour,
+        depth = p.level.depth
+        colour = SECTION_COLOURS.get(p.level.bus, "#444444")
+        ax.scatter([p.level.pan], [depth], s=260 * (1.0 - 0.6 * depth), color=colour,
                    alpha=1.0 - 0.5 * depth, edgecolors="#222", linewidths=0.6, zorder=3)
     labels = []
     for p in parts:
-        level = p.get("mix_lufs")
+        level = p.level.mix_lufs
         # the transposition says nothing about where a player sits: "Horn in F 2" → "Horn 2"
-        name = re.sub(r"\s+in\s+[A-G][b#♭♯]?(?=\s|$)", "", p["part"])
+        name = re.sub(r"\s+in\s+[A-G][b#♭♯]?(?=\s|$)", "", p.part)
         labels.append(name + ("" if level is None else f" {level:.1f}" if crowded else
                               f"\n{level:.1f} LUFS"))
     size = 6.5 if crowded else 7
-    for p, label, (dy, va) in zip(parts, labels, _label_slots(parts, labels, size)):
-        ax.annotate(label, (p["pan"], p["depth"]), textcoords="offset points", xytext=(0, dy),
+    for p, label, (dy, va) in zip(parts, labels, _label_slots([(p.level.pan, p.level.depth) for p in parts], labels, size)):
+        ax.annotate(label, (p.level.pan, p.level.depth), textcoords="offset points", xytext=(0, dy),
                     ha="center", va=va, fontsize=size, zorder=4)
     for bus, colour in SECTION_COLOURS.items():
-        if any(p.get("bus") == bus for p in parts):
+        if any(p.level.bus == bus for p in parts):
             ax.scatter([], [], color=colour, label=bus)
     ax.set_xlim(-1.15, 1.15)
     ax.set_ylim(-0.16, 1.22)
@@ -242,21 +244,24 @@ def _stage(parts: list[dict]) -> str:
     return _png(fig)
 
 
-def _label_slots(parts: list[dict], labels: list[str], size: float) -> list[tuple[int, str]]:
-    """Each label's offset, row by row from the left: above its dot unless it would run into
-    the label before it there, then below, else wherever it overlaps least."""
-    slots: list[tuple[int, str]] = [LABEL_SLOTS[0]] * len(parts)
-    order = sorted(range(len(parts)), key=lambda i: (parts[i]["depth"], parts[i]["pan"]))
+def _label_slots(seats: list[tuple[float, float]], labels: list[str],
+                 size: float) -> list[tuple[int, str]]:
+    """Each label's offset, row by row from the left (``seats``: each dot's pan and depth):
+    above its dot unless it would run into the label before it there, then below, else
+    wherever it overlaps least."""
+    slots: list[tuple[int, str]] = [LABEL_SLOTS[0]] * len(seats)
+    order = sorted(range(len(seats)), key=lambda i: (seats[i][1], seats[i][0]))
     row_depth, right_edges = None, []
     for i in order:
-        if row_depth is None or parts[i]["depth"] - row_depth >= ROW_DEPTH:
-            row_depth, right_edges = parts[i]["depth"], [-np.inf] * len(LABEL_SLOTS)
+        pan, depth = seats[i]
+        if row_depth is None or depth - row_depth >= ROW_DEPTH:
+            row_depth, right_edges = depth, [-np.inf] * len(LABEL_SLOTS)
         half = max(len(line) for line in labels[i].splitlines()) * CHAR_PAN * size / 7 / 2
-        left = parts[i]["pan"] - half
+        left = pan - half
         free = [k for k, edge in enumerate(right_edges) if edge <= left]
         k = free[0] if free else int(np.argmin(right_edges))
         slots[i] = LABEL_SLOTS[k]
-        right_edges[k] = parts[i]["pan"] + half
+        right_edges[k] = pan + half
     return slots
 
 
@@ -297,15 +302,15 @@ def _row(cells) -> str:
     return "<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells) + "</tr>"
 
 
-def _guard(guard: dict) -> str:
-    if guard.get("engaged"):
-        return f"stopped {guard['shortfall_lu']} LU short: {guard['why']}"
-    return f"not needed (allows {guard['max_limiting_db']:g} dB)"
+def _guard(guard: Guard) -> str:
+    if guard.engaged:
+        return f"stopped {guard.shortfall_lu} LU short: {guard.why}"
+    return f"not needed (allows {guard.max_limiting_db:g} dB)"
 
 
-def _chain(m: dict) -> str:
+def _chain(m: MasterReport) -> str:
     e = html.escape
-    c = m["chain"]
+    c = m.chain
     items = [f"sample-rate conversion: {c['sample_rate_conversion']}"]
     if "eq" in c:
         bands = ", ".join(f"{b['type']} {b['hz']:g} Hz {b['gain_db']:+.1f} dB" for b in c["eq"]["bands"])
@@ -316,58 +321,57 @@ def _chain(m: dict) -> str:
         s = c["stereo"]
         items.append(f"stereo: width {s['width']:g}, mono bass below {s['mono_bass_hz']:g} Hz"
                      if s["mono_bass_hz"] else f"stereo: width {s['width']:g}")
-    items.append(f"gain {m['gain_db']:+.2f} dB; limiter at {m['ceiling_dbtp']:g} dBTP took up to "
-                 f"{m['limiter_max_reduction_db']} dB ({m['limiting_time_percent']} % of the time)")
+    items.append(f"gain {m.gain_db:+.2f} dB; limiter at {m.ceiling_dbtp:g} dBTP took up to "
+                 f"{m.limiter_max_reduction_db} dB ({m.limiting_time_percent} % of the time)")
     ed = c["edges"]
     items.append(f"head trimmed {ed['head_trim_s']} s, tail trimmed {ed['tail_trim_s']} s")
     items.append(f"word length: {c['word_length']}")
-    if m.get("album"):
-        a = m["album"]
+    if m.album:
+        a = m.album
         items.append(f"album: {a['pieces']} pieces measured as one programme at {a['target_lufs']:g} "
                      f"LUFS" + (f"; {a['limited_by']}" if a.get("limited_by") else ""))
-    for f in m["files"]:
-        if "decoded_true_peak_dbtp" in f:
-            items.append(f"{f['file']} ({f['codec']}): decoded true peak {f['decoded_true_peak_dbtp']} "
-                         f"dBTP, {f['decoded_lufs']} LUFS")
+    for f in m.files:
+        if f.decoded_true_peak_dbtp is not None:
+            items.append(f"{f.file} ({f.codec}): decoded true peak {f.decoded_true_peak_dbtp} "
+                         f"dBTP, {f.decoded_lufs} LUFS")
     return "".join(f"<li>{e(i)}</li>" for i in items)
 
 
-def _stem_tone(part: dict) -> str:
+def _stem_tone(level: StemLevel) -> str:
     """'3200 Hz −2 dB; 2:1 over −32 LUFS, at most 2.1 dB' for a stem's EQ and compressor."""
-    items = [f"{b['hz']:g} Hz {b['gain_db']:+g} dB" for b in part.get("eq") or []]
-    c = part.get("compressor")
+    items = [f"{b['hz']:g} Hz {b['gain_db']:+g} dB" for b in level.eq]
+    c = level.compressor
     if c:
         items.append(f"{c['ratio']:g}:1 over {c['threshold_lufs']:g} LUFS, at most "
                      f"{c['max_reduction_db']:g} dB")
     return "; ".join(items) or "—"
 
 
-def _page(report: dict, pictures) -> str:
+def _page(report: PieceReport, pictures) -> str:
     e = html.escape
-    parts = "\n".join(_row((p["part"], p["instrument"], p["program"], p.get("seat"), p["pan"],
-                            p.get("depth"), p.get("bus"), p["peak_dbfs"], p["loudness_lufs"],
-                            p.get("calibration_db"), p.get("gain_db"), p.get("send_db"),
-                            p.get("mix_lufs"), _stem_tone(p), ", ".join(p.get("set_by_sidecar", [])),
-                            p["stem"], p.get("mix_stem")))
-                      for p in report["parts"])
-    settings = " · ".join(f"{k} {v['value']} ({v['from']})"
-                          for k, v in report.get("settings", {}).items() if v["value"])
-    masters = "\n".join(_row((m["preset"], ", ".join(f["file"] for f in m["files"]),
-                              m["integrated_lufs"], m["target_lufs"], m["loudness_range_lu"],
-                              m["short_term_max_lufs"], m["true_peak_dbtp"], m["ceiling_dbtp"],
-                              m["peak_to_loudness_db"], m["limiter_max_reduction_db"],
-                              m["limiter_mean_reduction_db"], _guard(m["guard"])))
-                        for m in report["masters"])
-    chains = "\n".join(f"<h3>{e(m['preset'])}: {e(m['description'])}</h3>\n<ul>{_chain(m)}</ul>"
-                       for m in report["masters"])
-    timings = ", ".join(f"{k} {v:.2f} s" for k, v in report["timings_s"].items())
+    parts = "\n".join(_row((p.part, p.instrument, p.program, p.level.seat, p.level.pan,
+                            p.level.depth, p.level.bus, p.level.peak_dbfs, p.level.loudness_lufs,
+                            p.level.calibration_db, p.level.gain_db, p.level.send_db,
+                            p.level.mix_lufs, _stem_tone(p.level), ", ".join(p.set_by_sidecar),
+                            p.stem, p.level.mix_stem))
+                      for p in report.parts)
+    settings = " · ".join(f"{k} {v.value} ({v.source})" for k, v in report.settings if v.value)
+    masters = "\n".join(_row((m.preset, ", ".join(f.file for f in m.files),
+                              m.integrated_lufs, m.target_lufs, m.loudness_range_lu,
+                              m.short_term_max_lufs, m.true_peak_dbtp, m.ceiling_dbtp,
+                              m.peak_to_loudness_db, m.limiter_max_reduction_db,
+                              m.limiter_mean_reduction_db, _guard(m.guard)))
+                        for m in report.masters)
+    chains = "\n".join(f"<h3>{e(m.preset)}: {e(m.description)}</h3>\n<ul>{_chain(m)}</ul>"
+                       for m in report.masters)
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.as_dict().items())
     images = "\n".join(f'<h2>{e(title)}</h2>\n<img alt="{e(title)}" src="data:image/png;base64,{png}">'
                        for title, png in pictures)
-    mix = report["mix"]
+    mix = {"loudness_lufs": report.mix.loudness_lufs, **report.mix.settings}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(report['title'])} — score2audio report</title>
+<title>{e(report.title)} — score2audio report</title>
 <style>
 body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
@@ -375,11 +379,11 @@ td, th {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left
 img {{ max-width: 100%; }}
 .meta {{ color: #555; }}
 </style></head><body>
-<h1>{e(report['title'])}</h1>
-<p class="meta">{e(report['composer'] or 'composer unknown')} · {e(report['instrumentation'])} ·
-ensemble <b>{e(report['ensemble'])}</b> ({e(report['ensemble_chosen_by'])}) ·
-{report['duration_s']:.1f} s · {report['sample_rate']} Hz</p>
-<p class="meta">Settings: {e(settings)}{e(' · sidecar ' + report['sidecar'] if report.get('sidecar') else '')}</p>
+<h1>{e(report.title)}</h1>
+<p class="meta">{e(report.composer or 'composer unknown')} · {e(report.instrumentation)} ·
+ensemble <b>{e(report.ensemble)}</b> ({e(report.ensemble_chosen_by)}) ·
+{report.duration_s:.1f} s · {report.sample_rate} Hz</p>
+<p class="meta">Settings: {e(settings)}{e(' · sidecar ' + report.sidecar if report.sidecar else '')}</p>
 <h2>Masters</h2>
 <table><tr><th>preset</th><th>files</th><th>integrated LUFS</th><th>target</th><th>LRA LU</th>
 <th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>
@@ -401,7 +405,7 @@ reduction it applied); what the piece's sidecar set.</p>
 <th>send dB</th><th>in mix LUFS</th><th>EQ / compressor</th><th>sidecar</th><th>stem</th>
 <th>mix stem</th></tr>
 {parts}</table>
-<p class="meta">Soundfont {e(report['soundfont'])}. Time per stage: {e(timings)}.
-score2audio {e(report['pipeline_version'])}.</p>
+<p class="meta">Soundfont {e(report.soundfont)}. Time per stage: {e(timings)}.
+score2audio {e(report.pipeline_version)}.</p>
 </body></html>
 """

@@ -66,9 +66,11 @@ import soundfile as sf
 from pipeline import __version__
 from pipeline.dsp.audio import BLOCK_FRAMES, atomic_path, db_to_gain, for_output, requantize
 from pipeline.settings.config import load_preset
-from pipeline.run.recipe import _finish, _render_to_mix, _wait_written, album_entries, album_plan
+from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, read_record,
+                          render_to_mix, write_record)
 from pipeline.errors import OutputError, PipelineError, ScoreError
 from pipeline.output.export import PieceFolder, read_mix
+from pipeline.output.piece_report import PieceReport
 from pipeline.score.load import MIDI_SUFFIXES, MUSICXML_SUFFIXES
 from pipeline.paths import slugify
 from pipeline.settings.sidecar import Sidecar, choose, find_sidecar, read_sidecar
@@ -91,7 +93,7 @@ ALBUM_TOLERANCE_LU = 0.1
 #: Written by this module into a piece's folder beside what the render wrote.
 STEMS_ZIP, WAVEFORM, SCORE_FOLDER = "stems.zip", "waveform.svg", "score"
 #: In a piece's cache folder: its state, its album measurements and what it was rendered for.
-CACHED_PIECE, CACHED_ALBUM, CACHE_STAMP = "piece.pickle", "album.pickle", "render.json"
+CACHED_PIECE, CACHED_ALBUM, CACHE_STAMP = "piece.json", "album.pickle", "render.json"
 #: Where a stem too loud for a fixed-point file is brought to (all stems of the piece together).
 STEMS_CEILING_DBFS = -1.0
 #: A fixed date for the zip's entries: the same stems give the same zip, byte for byte.
@@ -300,29 +302,30 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
                  ", ".join(PRESETS))
         sidecar = replace(sidecar, presets=())
     settings = choose(sidecar, soundfont=job.soundfont, default_presets=PRESETS)
-    piece = _render_to_mix(job.source, out_root=job.out_dir / CACHE, settings=settings,
-                           soundfont=find_soundfont(settings.soundfont),
-                           sample_rate=job.sample_rate, progress=lambda stage, fraction: None,
-                           slug=job.slug, mix_stems=False)  # the site publishes the dry stems
+    piece = render_to_mix(job.source, out_root=job.out_dir / CACHE, settings=settings,
+                          soundfont=find_soundfont(settings.soundfont),
+                          sample_rate=job.sample_rate, slug=job.slug,
+                          mix_stems=False)  # the site publishes the dry stems
     work = piece.folder.work
     try:
         entries = album_entries(piece, presets)
-        _zip_stems(work, job.slug, piece.performance.title,
-                   peaks_dbfs=[level["peak_dbfs"] for level in piece.mix.stem_levels])
+        _zip_stems(work, job.slug, piece.record.report.title,
+                   peaks_dbfs=[level.peak_dbfs for level in piece.mix.stem_levels])
         # mastering needs only the mix; the stems live on in the zip
         shutil.rmtree(work / "stems")
-        _dump(work / CACHED_PIECE, piece)
+        write_record(work / CACHED_PIECE, piece.record)
         _dump(work / CACHED_ALBUM, entries)
-        stamp = {"fingerprint": _fingerprint(job.base_fingerprint, piece.ensemble),
-                 "category": piece.ensemble}
+        ensemble = piece.record.report.ensemble
+        stamp = {"fingerprint": _fingerprint(job.base_fingerprint, ensemble),
+                 "category": ensemble}
         with atomic_path(work / CACHE_STAMP) as tmp:
             tmp.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
         piece.folder.commit()
     except BaseException:
-        _wait_written(piece, quietly=True)
+        piece.wait_written(quietly=True)
         piece.folder.discard()
         raise
-    return piece.ensemble, entries
+    return ensemble, entries
 
 
 def _master_piece(job: _MasterJob) -> dict:
@@ -331,44 +334,41 @@ def _master_piece(job: _MasterJob) -> dict:
     presets = [load_preset(n) for n in PRESETS]
     cache = _cache_dir(job.out_dir, job.slug)
     try:
-        piece = pickle.loads((cache / CACHED_PIECE).read_bytes())
+        record = read_record(cache / CACHED_PIECE)
         mix = read_mix(cache)
         (cache / STEMS_ZIP).stat()
-    except (OSError, sf.LibsndfileError, pickle.UnpicklingError, EOFError, AttributeError,
-            TypeError) as exc:
+    except (OSError, sf.LibsndfileError, ValueError, KeyError, TypeError) as exc:
         raise OutputError(f"{cache}: the cached render cannot be read ({exc}); delete the "
                           f"folder to render the piece again") from exc
-    piece.folder = PieceFolder(job.out_dir / PIECES, job.slug)
-    piece.mix = replace(piece.mix, audio=mix)
+    piece = MixedPiece(record, record.mix(mix), PieceFolder(job.out_dir / PIECES, job.slug))
     entry: dict = {}
 
-    def publish(work: Path, report: dict) -> None:
+    def publish(work: Path, report: PieceReport) -> None:
         # in the working folder, before it replaces the published one: all of it or nothing
         _link(cache / STEMS_ZIP, work / STEMS_ZIP)
         with atomic_path(work / SCORE_FOLDER / job.source.name) as tmp:
             shutil.copyfile(job.source, tmp)
         entry.update(_site_entry(work, report, job.source.name))
 
-    _finish(piece, presets, reference=None, progress=lambda stage, fraction: None,
-            targets=job.targets, album=job.album, before_commit=publish)
+    master_mix(piece, presets, targets=job.targets, album=job.album, before_commit=publish)
     return entry
 
 
-def _site_entry(folder: Path, report: dict, score_name: str) -> dict:
+def _site_entry(folder: Path, report: PieceReport, score_name: str) -> dict:
     """The page's entry for a piece mastered into ``folder``; draws its waveform there."""
-    masters = {m["preset"]: m for m in report["masters"]}
-    files = {m["preset"]: [f["file"] for f in m["files"]] for m in report["masters"]}
+    masters = {m.preset: m for m in report.masters}
+    files = {m.preset: [f.file for f in m.files] for m in report.masters}
     wav = files[WAV_PRESET][0]
     audio, rate = sf.read(str(folder / wav), dtype="float32", always_2d=True)
     with atomic_path(folder / WAVEFORM) as tmp:
         tmp.write_text(waveform_svg(audio.T, WAVEFORM_COLUMNS), encoding="utf-8")
     player = masters[PLAYER_PRESET]
     return {
-        "title": report["title"], "composer": report["composer"],
-        "copyright": report.get("copyright", ""), "instrumentation": report["instrumentation"],
-        "category": report["ensemble"], "duration_s": player["duration_s"],
-        "lufs": {p: m["integrated_lufs"] for p, m in masters.items()},
-        "true_peak_dbtp": {p: m["true_peak_dbtp"] for p, m in masters.items()},
+        "title": report.title, "composer": report.composer,
+        "copyright": report.copyright, "instrumentation": report.instrumentation,
+        "category": report.ensemble, "duration_s": player.duration_s,
+        "lufs": {p: m.integrated_lufs for p, m in masters.items()},
+        "true_peak_dbtp": {p: m.true_peak_dbtp for p, m in masters.items()},
         "player": files[PLAYER_PRESET], "wav": wav,
         "stems_zip": STEMS_ZIP, "score": f"{SCORE_FOLDER}/{score_name}",
         "waveform": WAVEFORM, "report": "report.html",

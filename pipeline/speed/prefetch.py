@@ -69,37 +69,22 @@ class Prefetch:
         return not readable
 
     def stop(self) -> None:
+        """End the helper, done or not (again: nothing more to do)."""
+        if self.process.stdout.closed:
+            return
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
         self.process.stdout.close()
 
 
-_running: Prefetch | None = None
-
-
-def start(scores: list[str], *, ensemble: str | None, swing: float | None) -> None:
-    """Start the helper on ``scores`` with the command's options (those that decide how they
-    are played); a helper that cannot start is no loss."""
-    global _running
-    stop()
+def start(scores: list[str], *, ensemble: str | None, swing: float | None) -> Prefetch | None:
+    """Start a helper on ``scores`` with the command's options (those that decide how they
+    are played); None when it cannot start (no loss: the render parses them itself)."""
     try:
-        _running = Prefetch(scores, ensemble=ensemble, swing=swing)
+        return Prefetch(scores, ensemble=ensemble, swing=swing)
     except OSError:
-        _running = None
-
-
-def wait(path: Path, swing: float | None, meanwhile=None) -> bool:
-    """See :meth:`Prefetch.wait`; False when no helper was started."""
-    return _running is not None and _running.wait(path, swing, meanwhile)
-
-
-def stop() -> None:
-    """End the helper, done or not."""
-    global _running
-    if _running is not None:
-        _running.stop()
-        _running = None
+        return None
 
 
 def _swing_text(swing: float | None) -> str:

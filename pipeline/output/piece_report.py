@@ -1,0 +1,234 @@
+"""What a piece's report holds, typed: built by the orchestrator from what each stage made,
+turned into ``report.json`` (:func:`as_json`) and ``report.html`` only when they are written.
+
+Figures are rounded as they are reported (the stages measure at full precision)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from pipeline.model import StemLevel
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A piece-wide setting's value and where it came from (option, sidecar, template,
+    detected, default)."""
+
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class PartReport:
+    """A part: the voice that played it and its levels in the mix."""
+
+    part: str
+    instrument: str
+    instrument_map: str | None
+    set_by_sidecar: tuple[str, ...]
+    soundfont: str
+    bank: int
+    program: int
+    voice_source: str
+    family: str
+    percussion: bool
+    notes: int
+    level: StemLevel
+
+    @property
+    def stem(self) -> str:
+        return self.level.file
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The master's dynamic-range guard: whether it stopped the loudness short, and why."""
+
+    max_limiting_db: float
+    engaged: bool
+    reached_lufs: float | None = None
+    shortfall_lu: float | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True)
+class MasterFile:
+    """A file of a master; a lossy one as decoded again and checked against the ceiling."""
+
+    file: str
+    codec: str
+    decoded_true_peak_dbtp: float | None = None
+    decoded_lufs: float | None = None
+    codec_trim_db: float | None = None
+
+
+@dataclass(frozen=True)
+class MasterReport:
+    """One delivery preset's master: what was aimed at, measured and done."""
+
+    preset: str
+    description: str
+    formats: tuple[str, ...]
+    target_lufs: float | None
+    target_source: str
+    ceiling_dbtp: float
+    integrated_lufs: float | None
+    loudness_range_lu: float
+    short_term_max_lufs: float | None
+    true_peak_dbtp: float
+    sample_peak_dbfs: float
+    peak_to_loudness_db: float | None
+    mix_lufs: float | None
+    gain_db: float
+    limiter_max_reduction_db: float
+    limiter_mean_reduction_db: float
+    limiting_time_percent: float
+    guard: Guard
+    sample_rate: int
+    bit_depth: int
+    duration_s: float
+    chain: Mapping                 # each step's settings, as the master stage reports them
+    album: Mapping | None = None   # the album's note, when mastered as one
+    files: tuple[MasterFile, ...] = ()
+
+    @classmethod
+    def from_measurements(cls, preset, measurements: Mapping) -> "MasterReport":
+        """From a :class:`pipeline.model.Master`'s measurements for ``preset``."""
+        m = dict(measurements)
+        guard = Guard(**m.pop("guard"))
+        return cls(preset=preset.name, description=preset.description,
+                   formats=tuple(preset.formats), guard=guard, album=m.pop("album", None), **m)
+
+
+@dataclass(frozen=True)
+class PerformanceSummary:
+    file: str
+    notes: int
+    played_s: float
+    tempo_bpm_start: float
+    tempo_changes: int
+
+
+@dataclass(frozen=True)
+class StemsSummary:
+    folder: str
+    frames: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class MixSummary:
+    file: str
+    loudness_lufs: float | None
+    duration_s: float
+    settings: Mapping              # the template's figures and the mix's gain staging
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds per stage, in the order the stages ran."""
+
+    seconds: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def total(self) -> float:
+        return round(sum(s for _, s in self.seconds), 3)
+
+    def as_dict(self) -> dict[str, float]:
+        return {**dict(self.seconds), "total": self.total}
+
+
+@dataclass(frozen=True)
+class PieceReport:
+    """Everything a piece's report says."""
+
+    title: str
+    composer: str
+    copyright: str
+    source: str
+    ensemble: str
+    ensemble_chosen_by: str
+    sidecar: str | None
+    settings: tuple[tuple[str, Setting], ...]
+    instrumentation: str
+    sample_rate: int
+    duration_s: float              # the mix's, with the room's tail
+    performance: PerformanceSummary
+    soundfont: str
+    parts: tuple[PartReport, ...]
+    stems: StemsSummary
+    mix: MixSummary
+    masters: tuple[MasterReport, ...]
+    timings: Timings
+    pipeline_version: str
+
+    def setting(self, name: str) -> Setting:
+        return dict(self.settings)[name]
+
+    def with_files(self, files: list[list[Mapping]]) -> "PieceReport":
+        """The report with each master's written files (as the writer lists them)."""
+        masters = tuple(replace(m, files=tuple(MasterFile(**f) for f in written))
+                        for m, written in zip(self.masters, files))
+        return replace(self, masters=masters)
+
+
+def as_json(report: PieceReport) -> dict:
+    """``report.json``'s content: plain values, in the order a reader meets them."""
+    return {
+        "title": report.title,
+        "composer": report.composer,
+        "copyright": report.copyright,
+        "source": report.source,
+        "ensemble": report.ensemble,
+        "ensemble_chosen_by": report.ensemble_chosen_by,
+        "sidecar": report.sidecar,
+        "settings": {k: {"value": s.value, "from": s.source} for k, s in report.settings},
+        "instrumentation": report.instrumentation,
+        "sample_rate": report.sample_rate,
+        "duration_s": report.duration_s,
+        "performance": vars(report.performance).copy(),
+        "soundfont": report.soundfont,
+        "parts": [_part_json(p) for p in report.parts],
+        "stems": vars(report.stems).copy(),
+        "mix": {"file": report.mix.file, "loudness_lufs": report.mix.loudness_lufs,
+                "duration_s": report.mix.duration_s, **report.mix.settings},
+        "masters": [_master_json(m) for m in report.masters],
+        "timings_s": report.timings.as_dict(),
+        "pipeline_version": report.pipeline_version,
+    }
+
+
+def _part_json(p: PartReport) -> dict:
+    level = p.level
+    return {
+        "part": p.part, "instrument": p.instrument, "instrument_map": p.instrument_map,
+        "set_by_sidecar": list(p.set_by_sidecar), "soundfont": p.soundfont, "bank": p.bank,
+        "program": p.program, "voice_source": p.voice_source, "family": p.family,
+        "percussion": p.percussion, "notes": p.notes, "stem": level.file, "pan": level.pan,
+        "peak_dbfs": level.peak_dbfs, "loudness_lufs": level.loudness_lufs,
+        "depth": level.depth, "seat": level.seat, "bus": level.bus,
+        "calibration_db": level.calibration_db, "gain_db": level.gain_db,
+        "send_db": level.send_db, "predelay_ms": level.predelay_ms,
+        "damping_hz": level.damping_hz, "mix_lufs": level.mix_lufs, "mix_stem": level.mix_stem,
+        "level_db": level.level_db, "eq": [dict(b) for b in level.eq],
+        "compressor": dict(level.compressor) if level.compressor is not None else None,
+    }
+
+
+def _master_json(m: MasterReport) -> dict:
+    out = {"preset": m.preset, "description": m.description,
+           "files": [{k: v for k, v in vars(f).items() if v is not None} for f in m.files],
+           "formats": list(m.formats)}
+    for name in ("target_lufs", "target_source", "ceiling_dbtp", "integrated_lufs",
+                 "loudness_range_lu", "short_term_max_lufs", "true_peak_dbtp", "sample_peak_dbfs",
+                 "peak_to_loudness_db", "mix_lufs", "gain_db", "limiter_max_reduction_db",
+                 "limiter_mean_reduction_db", "limiting_time_percent"):
+        out[name] = getattr(m, name)
+    out["guard"] = {k: v for k, v in vars(m.guard).items()
+                    if v is not None or k in ("max_limiting_db", "engaged")}
+    out.update({"sample_rate": m.sample_rate, "bit_depth": m.bit_depth,
+                "duration_s": m.duration_s, "chain": m.chain})
+    if m.album:
+        out["album"] = m.album
+    return out

@@ -1,0 +1,160 @@
+"""A piece rendered as far as its mix, as a small explicit record: its report so far (parts,
+levels, settings, timings) and what its master needs besides the mix's audio. The portfolio
+keeps it as JSON beside ``mix.wav`` between rendering and mastering."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import __version__
+from pipeline.model import Mix, Performance, StemLevel, Stems, Voice
+from pipeline.output.piece_report import (MixSummary, PartReport, PerformanceSummary,
+                                          PieceReport, Setting, StemsSummary, Timings)
+from pipeline.run.checks import origin, part_settings
+from pipeline.settings.config import Template
+from pipeline.settings.sidecar import PieceSettings, swing_feel
+from pipeline.voices.ensemble import instrumentation
+
+FORMAT = 1  # bumped when what is stored changes shape
+
+
+@dataclass(frozen=True)
+class PieceRecord:
+    """What mastering a piece needs besides its mix's audio, and its report so far
+    (no masters yet)."""
+
+    report: PieceReport
+    template: str                  # the ensemble template, whose [master] table applies
+    mix_sample_rate: int
+    mix_loudness_lufs: float       # as measured by the mix stage, unrounded
+    mix_short_term_lufs: tuple[float, ...]
+
+    def mix(self, audio: np.ndarray) -> Mix:
+        """The piece's mix, with ``audio`` (read back from mix.wav)."""
+        return Mix(audio, self.mix_sample_rate, tuple(p.level for p in self.report.parts),
+                   dict(self.report.mix.settings), self.mix_loudness_lufs,
+                   np.asarray(self.mix_short_term_lufs))
+
+    def tags(self, album: str | None) -> dict:
+        """The audio files' tags."""
+        r = self.report
+        return {"title": r.title, "artist": r.composer, "album": album, "copyright": r.copyright,
+                "comment": f"{r.ensemble} ({r.instrumentation}), rendered by score2audio",
+                "software": f"score2audio {__version__}"}
+
+
+def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice, ...],
+                 stems: Stems, the_mix: Mix, *, ensemble: str, settings: PieceSettings,
+                 template: Template, soundfont: Path, timings: dict[str, float]) -> PieceRecord:
+    """The record of a piece just mixed."""
+    mix_lufs = the_mix.loudness_lufs
+    mix_s = round(the_mix.audio.shape[1] / the_mix.sample_rate, 3)
+    report = PieceReport(
+        title=performance.title, composer=performance.composer,
+        copyright=performance.copyright, source=str(score_path), ensemble=ensemble,
+        ensemble_chosen_by=origin(settings, "ensemble"),
+        sidecar=str(settings.sidecar.path) if settings.sidecar else None,
+        settings=_settings(settings, ensemble, template, soundfont),
+        instrumentation=instrumentation(performance), sample_rate=stems.sample_rate,
+        duration_s=mix_s,  # with the room's tail
+        performance=PerformanceSummary(
+            file="performance.mid", notes=performance.note_count,
+            played_s=round(performance.duration_s, 3),
+            tempo_bpm_start=round(performance.tempo_map.bpm_at(0), 2),
+            tempo_changes=len(performance.tempo_map.changes)),
+        soundfont=str(soundfont),
+        parts=_parts(performance, voices, the_mix, settings),
+        stems=StemsSummary(folder="stems", frames=stems.frames,
+                           duration_s=round(stems.duration_s, 3)),
+        mix=MixSummary(file="mix.wav",
+                       loudness_lufs=round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
+                       duration_s=mix_s, settings=dict(the_mix.settings)),
+        masters=(), timings=Timings(tuple(timings.items())), pipeline_version=__version__)
+    return PieceRecord(report, template.name, the_mix.sample_rate, float(mix_lufs),
+                       tuple(float(x) for x in the_mix.short_term_lufs))
+
+
+def _settings(s: PieceSettings, ensemble: str, template: Template,
+              soundfont: Path) -> tuple[tuple[str, Setting], ...]:
+    """Each piece-wide setting's value and where it came from."""
+    values = {"ensemble": ensemble, "layout": s.layout or "standard",
+              "preset": ",".join(s.presets), "soundfont": str(soundfont),
+              "swing": swing_feel(template, s.swing) or "straight"}
+    origins = {k: origin(s, "presets" if k == "preset" else k) for k in values}
+    if origins["swing"] == "default" and values["swing"] != "straight":
+        origins["swing"] = "template"
+    return tuple((k, Setting(v, origins[k])) for k, v in values.items())
+
+
+def _parts(performance: Performance, voices: tuple[Voice, ...], the_mix: Mix,
+           settings: PieceSettings) -> tuple[PartReport, ...]:
+    """Each part's voice, seat and levels in the mix."""
+    sidecar_parts = part_settings(settings, performance) or (None,) * len(voices)
+    return tuple(
+        PartReport(part=track.name, instrument=voice.preset_name or track.instrument,
+                   instrument_map=voice.instrument or None,
+                   set_by_sidecar=tuple(own.keys) if own is not None else (),
+                   soundfont=str(voice.soundfont), bank=voice.bank, program=voice.program,
+                   voice_source=voice.source, family=voice.family,
+                   percussion=voice.is_percussion, notes=len(track.notes), level=level)
+        for track, voice, level, own in zip(performance.tracks, voices, the_mix.stem_levels,
+                                            sidecar_parts))
+
+
+# ---- the record as JSON (the portfolio's cache) ----
+
+def write_record(path: Path, record: PieceRecord) -> None:
+    """``record`` as JSON at ``path`` (written whole or not at all)."""
+    from pipeline.dsp.audio import atomic_path
+    from pipeline.output.piece_report import as_json
+
+    data = {"format": FORMAT, "report": as_json(record.report), "template": record.template,
+            "mix_sample_rate": record.mix_sample_rate,
+            "mix_loudness_lufs": record.mix_loudness_lufs,
+            "mix_short_term_lufs": list(record.mix_short_term_lufs)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+
+
+def read_record(path: Path) -> PieceRecord:
+    """The record written by :func:`write_record`. Raises ValueError (or KeyError, TypeError)
+    for a file of another format or shape, OSError for one that cannot be read."""
+    data = json.loads(path.read_text("utf-8"))
+    if data.get("format") != FORMAT:
+        raise ValueError(f"format {data.get('format')!r}, not {FORMAT}")
+    r = data["report"]
+    mix = dict(r["mix"])
+    mix_summary = MixSummary(file=mix.pop("file"), loudness_lufs=mix.pop("loudness_lufs"),
+                             duration_s=mix.pop("duration_s"), settings=mix)
+    report = PieceReport(
+        title=r["title"], composer=r["composer"], copyright=r["copyright"], source=r["source"],
+        ensemble=r["ensemble"], ensemble_chosen_by=r["ensemble_chosen_by"], sidecar=r["sidecar"],
+        settings=tuple((k, Setting(s["value"], s["from"])) for k, s in r["settings"].items()),
+        instrumentation=r["instrumentation"], sample_rate=r["sample_rate"],
+        duration_s=r["duration_s"], performance=PerformanceSummary(**r["performance"]),
+        soundfont=r["soundfont"], parts=tuple(_part(p) for p in r["parts"]),
+        stems=StemsSummary(**r["stems"]), mix=mix_summary, masters=(),
+        timings=Timings(tuple((k, v) for k, v in r["timings_s"].items() if k != "total")),
+        pipeline_version=r["pipeline_version"])
+    return PieceRecord(report, data["template"], data["mix_sample_rate"],
+                       data["mix_loudness_lufs"], tuple(data["mix_short_term_lufs"]))
+
+
+def _part(p: dict) -> PartReport:
+    level = StemLevel(part=p["part"], file=p["stem"], pan=p["pan"], depth=p["depth"],
+                      seat=p["seat"], bus=p["bus"], peak_dbfs=p["peak_dbfs"],
+                      loudness_lufs=p["loudness_lufs"], calibration_db=p["calibration_db"],
+                      gain_db=p["gain_db"], send_db=p["send_db"], predelay_ms=p["predelay_ms"],
+                      damping_hz=p["damping_hz"], mix_lufs=p["mix_lufs"],
+                      mix_stem=p["mix_stem"], instrument=p["instrument_map"] or "",
+                      family=p["family"], eq=tuple(p["eq"]), compressor=p["compressor"],
+                      level_db=p["level_db"])
+    return PartReport(part=p["part"], instrument=p["instrument"],
+                      instrument_map=p["instrument_map"],
+                      set_by_sidecar=tuple(p["set_by_sidecar"]), soundfont=p["soundfont"],
+                      bank=p["bank"], program=p["program"], voice_source=p["voice_source"],
+                      family=p["family"], percussion=p["percussion"], notes=p["notes"],
+                      level=level)
