@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.run.recipe as core
+from pipeline.speed import score_source
+from pipeline.speed.score_source import ScoreSource
 from pipeline.speed import performance_cache as scorecache
 from pipeline.score.load import load
 from pipeline.score.perform import perform
@@ -23,7 +24,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_a_score_performed_before_is_not_parsed_again(cache, tmp_path, monkeypatch):
-    first = core._Score(SCORE)
+    first = ScoreSource(SCORE)
     first.prepare(swing=None)
     made = first.performance(swing=None)
     assert first.loaded is not None  # nothing cached yet: parsed and performed
@@ -36,8 +37,8 @@ def test_a_score_performed_before_is_not_parsed_again(cache, tmp_path, monkeypat
     def no_parsing(path):
         raise AssertionError(f"{path} was parsed again")
 
-    monkeypatch.setattr(core, "load", no_parsing)
-    again = core._Score(moved)
+    monkeypatch.setattr(score_source, "load", no_parsing)
+    again = ScoreSource(moved)
     again.prepare(swing=None)
     assert again.performance(swing=None) == made
     assert again.loaded is None
@@ -51,28 +52,28 @@ def test_other_content_or_options_are_other_performances(cache, tmp_path):
             scorecache.key(SCORE, swing=None, fermata_hold=1.0),
             scorecache.key(edited, swing=None, fermata_hold=None)}
     assert len(keys) == 4
-    played = core._Score(edited).performance(swing=None)
-    assert played != core._Score(SCORE).performance(swing=None)  # the edit is heard
+    played = ScoreSource(edited).performance(swing=None)
+    assert played != ScoreSource(SCORE).performance(swing=None)  # the edit is heard
 
 
 def test_a_damaged_entry_is_made_again(cache):
-    made = core._Score(SCORE).performance(swing=None)
+    made = ScoreSource(SCORE).performance(swing=None)
     for entry in (cache / "performances").glob("*.pickle"):
         entry.write_bytes(b"not a pickle")
-    score = core._Score(SCORE)
+    score = ScoreSource(SCORE)
     score.prepare(swing=None)
     assert score.loaded is not None  # parsed again
     assert score.performance(swing=None) == made
 
 
 def test_a_read_only_cache_still_serves_its_performances(cache, monkeypatch):
-    made = core._Score(SCORE).performance(swing=None)
+    made = ScoreSource(SCORE).performance(swing=None)
 
     def read_only(*_args, **_kwargs):
         raise PermissionError(13, "Read-only file system")
 
     monkeypatch.setattr(scorecache.os, "utime", read_only)
-    score = core._Score(SCORE)
+    score = ScoreSource(SCORE)
     score.prepare(swing=None)
     assert score.loaded is None  # served from the cache
     assert score.performance(swing=None) == made
@@ -95,11 +96,11 @@ def test_while_waiting_the_render_can_tell_when_the_helper_is_through(cache):
             time.sleep(0.01)
         seen.append(busy())
 
-    prefetch.start([str(SCORE)], ensemble=None, swing=None)
+    helper = prefetch.start([str(SCORE)], ensemble=None, swing=None)
     try:
-        assert prefetch.wait(SCORE, None, meanwhile)
+        assert helper.wait(SCORE, None, meanwhile)
     finally:
-        prefetch.stop()
+        helper.stop()
     assert seen == [True, False]  # at work when the wait began, through before it ended
 
 
@@ -107,20 +108,20 @@ def test_the_helper_leaves_the_performance_the_render_would_make(cache, tmp_path
     from pipeline.speed import prefetch
 
     missing = tmp_path / "missing.musicxml"
-    prefetch.start([str(SCORE), str(missing)], ensemble=None, swing=None)
+    helper = prefetch.start([str(SCORE), str(missing)], ensemble=None, swing=None)
     try:
-        assert prefetch.wait(SCORE, None)
-        assert not prefetch.wait(SCORE, 2.0)      # it played it straight, not swung
-        assert not prefetch.wait(missing, None)   # the render reports that one itself
-        assert not prefetch.wait(tmp_path / "never-asked.musicxml", None)
+        assert helper.wait(SCORE, None)
+        assert not helper.wait(SCORE, 2.0)      # it played it straight, not swung
+        assert not helper.wait(missing, None)   # the render reports that one itself
+        assert not helper.wait(tmp_path / "never-asked.musicxml", None)
     finally:
-        prefetch.stop()
+        helper.stop()
 
     def no_parsing(path):
         raise AssertionError(f"{path} was parsed in the render's own process")
 
-    monkeypatch.setattr(core, "load", no_parsing)
-    score = core._Score(SCORE)
+    monkeypatch.setattr(score_source, "load", no_parsing)
+    score = ScoreSource(SCORE)
     score.prepare(swing=None)
     assert score.performance(swing=None) == perform(load(SCORE))
 
@@ -131,11 +132,11 @@ def test_the_helper_plays_the_swing_the_render_will(cache, tmp_path):
     side = tmp_path / "tune.musicxml"
     shutil.copy(SCORE, side)
     (tmp_path / "tune.toml").write_text('ensemble = "jazz-band"\n', encoding="utf-8")
-    prefetch.start([str(side)], ensemble=None, swing=None)
+    helper = prefetch.start([str(side)], ensemble=None, swing=None)
     try:  # the sidecar's jazz band swings: so does the helper
-        assert prefetch.wait(side, 2.0)
+        assert helper.wait(side, 2.0)
     finally:
-        prefetch.stop()
+        helper.stop()
     assert scorecache.read(scorecache.key(side, swing=2.0, fermata_hold=None)) is not None
 
 
@@ -144,9 +145,9 @@ def test_without_its_helper_the_render_parses_the_score_itself(cache, monkeypatc
 
     monkeypatch.setattr(prefetch.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(
         OSError("no processes left")))
-    prefetch.start([str(SCORE)], ensemble=None, swing=None)
-    assert not prefetch.wait(SCORE, None)
-    score = core._Score(SCORE)
+    helper = prefetch.start([str(SCORE)], ensemble=None, swing=None)
+    assert helper is None  # no helper: nothing to wait for
+    score = ScoreSource(SCORE, helper)
     score.prepare(swing=None)
     assert score.loaded is not None and score.performance(swing=None) == perform(load(SCORE))
 
@@ -157,11 +158,11 @@ def test_a_helper_that_cannot_store_its_performance_leaves_the_render_to_it(tmp_
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")
     monkeypatch.setenv("SCORE2AUDIO_CACHE", str(blocker / "cache"))
-    prefetch.start([str(SCORE)], ensemble=None, swing=None)
+    helper = prefetch.start([str(SCORE)], ensemble=None, swing=None)
     try:  # the render is not sent to read a cache that has nothing for it
-        assert not prefetch.wait(SCORE, None)
+        assert not helper.wait(SCORE, None)
     finally:
-        prefetch.stop()
+        helper.stop()
 
 
 def test_a_helper_that_died_leaves_every_score_to_the_render(cache, tmp_path):
@@ -171,10 +172,10 @@ def test_a_helper_that_died_leaves_every_score_to_the_render(cache, tmp_path):
 
     other = tmp_path / "other.musicxml"
     shutil.copy(SCORE, other)
-    prefetch.start([str(SCORE), str(other)], ensemble=None, swing=None)
+    helper = prefetch.start([str(SCORE), str(other)], ensemble=None, swing=None)
     try:
-        prefetch._running.process.kill()
-        assert not prefetch.wait(SCORE, None)
-        assert not prefetch.wait(other, None)
+        helper.process.kill()
+        assert not helper.wait(SCORE, None)
+        assert not helper.wait(other, None)
     finally:
-        prefetch.stop()
+        helper.stop()

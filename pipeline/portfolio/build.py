@@ -48,7 +48,6 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -66,8 +65,9 @@ import soundfile as sf
 from pipeline import __version__
 from pipeline.dsp.audio import BLOCK_FRAMES, atomic_path, db_to_gain, for_output, requantize
 from pipeline.settings.config import load_preset
-from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, read_record,
-                          render_to_mix, write_record)
+from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, read_album_entries,
+                          read_record, render_to_mix, write_album_entries, write_record)
+from pipeline.speed.accelerator import Accelerator
 from pipeline.errors import OutputError, PipelineError, ScoreError
 from pipeline.output.export import PieceFolder, read_mix
 from pipeline.output.piece_report import PieceReport
@@ -93,7 +93,7 @@ ALBUM_TOLERANCE_LU = 0.1
 #: Written by this module into a piece's folder beside what the render wrote.
 STEMS_ZIP, WAVEFORM, SCORE_FOLDER = "stems.zip", "waveform.svg", "score"
 #: In a piece's cache folder: its state, its album measurements and what it was rendered for.
-CACHED_PIECE, CACHED_ALBUM, CACHE_STAMP = "piece.json", "album.pickle", "render.json"
+CACHED_PIECE, CACHED_ALBUM, CACHE_STAMP = "piece.json", "album.json", "render.json"
 #: Where a stem too loud for a fixed-point file is brought to (all stems of the piece together).
 STEMS_CEILING_DBFS = -1.0
 #: A fixed date for the zip's entries: the same stems give the same zip, byte for byte.
@@ -286,15 +286,15 @@ def _cache_dir(out_dir: Path, slug: str) -> Path:
     return out_dir / CACHE / slug
 
 
-def _dump(path: Path, value) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-
-
 def _render_piece(job: _RenderJob) -> tuple[str, dict]:
     """Render a piece to its mix, measure it for the album and zip its stems, all in a working
     folder that becomes ``.cache/<slug>/`` only when complete; returns (category, measurements
     per preset)."""
+    with Accelerator() as speed:  # its writers: the mix is written while it is measured
+        return _render_piece_with(job, speed)
+
+
+def _render_piece_with(job: _RenderJob, speed: Accelerator) -> tuple[str, dict]:
     presets = [load_preset(n) for n in PRESETS]
     sidecar = read_sidecar(job.source)
     if sidecar is not None and sidecar.presets:
@@ -304,7 +304,7 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
     settings = choose(sidecar, soundfont=job.soundfont, default_presets=PRESETS)
     piece = render_to_mix(job.source, out_root=job.out_dir / CACHE, settings=settings,
                           soundfont=find_soundfont(settings.soundfont),
-                          sample_rate=job.sample_rate, slug=job.slug,
+                          sample_rate=job.sample_rate, slug=job.slug, accelerator=speed,
                           mix_stems=False)  # the site publishes the dry stems
     work = piece.folder.work
     try:
@@ -314,7 +314,7 @@ def _render_piece(job: _RenderJob) -> tuple[str, dict]:
         # mastering needs only the mix; the stems live on in the zip
         shutil.rmtree(work / "stems")
         write_record(work / CACHED_PIECE, piece.record)
-        _dump(work / CACHED_ALBUM, entries)
+        write_album_entries(work / CACHED_ALBUM, entries)
         ensemble = piece.record.report.ensemble
         stamp = {"fingerprint": _fingerprint(job.base_fingerprint, ensemble),
                  "category": ensemble}
@@ -350,7 +350,9 @@ def _master_piece(job: _MasterJob) -> dict:
             shutil.copyfile(job.source, tmp)
         entry.update(_site_entry(work, report, job.source.name))
 
-    master_mix(piece, presets, targets=job.targets, album=job.album, before_commit=publish)
+    with Accelerator() as speed:
+        master_mix(piece, presets, targets=job.targets, album=job.album,
+                   before_commit=publish, accelerator=speed)
     return entry
 
 
@@ -766,9 +768,8 @@ def _cached_render(piece: _Piece, out_dir: Path) -> bool:
         fingerprint = _fingerprint(piece.base_fingerprint, stamp["category"])
         if stamp["fingerprint"] != fingerprint:
             return False
-        entries = pickle.loads((cache / CACHED_ALBUM).read_bytes())
-    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError,
-            AttributeError):
+        entries = read_album_entries(cache / CACHED_ALBUM)
+    except (OSError, ValueError, KeyError, TypeError, PipelineError):
         return False  # not rendered, written by another version, or lost: render again
     piece.category, piece.fingerprint, piece.entries = stamp["category"], fingerprint, entries
     return True
@@ -827,7 +828,7 @@ def _read_manifest(out_dir: Path) -> dict:
         log.warning("%s: unreadable (%s); rendering every piece again", path, exc)
         return empty
     if data.get("format") != MANIFEST_FORMAT:
-        # the first format's caches: the published folders are replaced as they are mastered
+        # an earlier format's caches: the published folders are replaced as they are mastered
         for old in (out_dir / CACHE).glob("*.pickle"):
             old.unlink(missing_ok=True)
         return empty

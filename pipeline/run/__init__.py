@@ -10,10 +10,11 @@ call. Each function runs the stages in order (see :mod:`pipeline.run.recipe`).
 Pass an :class:`~pipeline.speed.accelerator.Accelerator` to share its background threads and
 helper process between calls; without one each call makes its own.
 """
-from pipeline.run.piece_record import PieceRecord, read_record, write_record
+from pipeline.run.piece_record import (PieceRecord, read_album_entries, read_record,
+                                       write_album_entries, write_record)
 from pipeline.run.recipe import (MixedPiece, RenderResult, album_entries, album_plan, master_mix,
                                  perform_to_midi, render_album, render_score, render_to_mix)
 
 __all__ = ["MixedPiece", "PieceRecord", "RenderResult", "album_entries", "album_plan",
-           "master_mix", "perform_to_midi", "read_record", "render_album", "render_score",
-           "render_to_mix", "write_record"]
+           "master_mix", "perform_to_midi", "read_album_entries", "read_record", "render_album",
+           "render_score", "render_to_mix", "write_album_entries", "write_record"]

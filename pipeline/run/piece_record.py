@@ -158,3 +158,41 @@ def _part(p: dict) -> PartReport:
                       bank=p["bank"], program=p["program"], voice_source=p["voice_source"],
                       family=p["family"], percussion=p["percussion"], notes=p["notes"],
                       level=level)
+
+
+# ---- an album's measurements of the piece, per preset (the portfolio's cache) ----
+
+def write_album_entries(path: Path, entries: dict) -> None:
+    """What :func:`pipeline.run.recipe.album_entries` measured, as JSON at ``path``: per
+    preset the piece's name, its prepared summary (the preset by name, the 100 ms loudness
+    steps as numbers) and the ensemble's relative loudness."""
+    from pipeline.dsp.audio import atomic_path
+
+    data = {"format": FORMAT, "presets": {
+        name: {"piece": piece, "relative_loudness_lu": relative,
+               "summary": {**{k: v for k, v in vars(prep).items()
+                              if k not in ("preset", "audio", "power", "envelope", "steps")},
+                           "preset": prep.preset.name, "steps_dtype": str(prep.steps.dtype),
+                           "steps": [float(x) for x in prep.steps]}}
+        for name, (piece, prep, relative) in entries.items()}}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+
+
+def read_album_entries(path: Path) -> dict:
+    """The entries written by :func:`write_album_entries` (ValueError, KeyError or TypeError
+    for another format or shape, OSError for a file that cannot be read)."""
+    from pipeline.master.mastering import Prepared
+    from pipeline.settings.config import load_preset
+
+    data = json.loads(path.read_text("utf-8"))
+    if data.get("format") != FORMAT:
+        raise ValueError(f"format {data.get('format')!r}, not {FORMAT}")
+    entries = {}
+    for name, e in data["presets"].items():
+        s = dict(e["summary"])
+        steps = np.asarray(s.pop("steps"), dtype=s.pop("steps_dtype"))
+        prep = Prepared(preset=load_preset(s.pop("preset")), audio=None, power=None,
+                        envelope=None, steps=steps, **s)
+        entries[name] = (e["piece"], prep, e["relative_loudness_lu"])
+    return entries
