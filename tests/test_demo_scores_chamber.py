@@ -69,17 +69,17 @@ def rendered(render_once):
 
 
 def _pans(result) -> dict[str, float]:
-    return {p["part"]: p["pan"] for p in result.report["parts"]}
+    return {p.part: p.level.pan for p in result.report.parts}
 
 
 def _depths(result) -> dict[str, float]:
-    return {p["part"]: p["depth"] for p in result.report["parts"]}
+    return {p.part: p.level.depth for p in result.report.parts}
 
 
 def test_each_demo_renders_with_its_detected_template(rendered):
     for name, result in rendered.items():
-        assert result.report["ensemble"] == DEMOS[name][0], name
-        assert result.report["ensemble_chosen_by"] == "detected"
+        assert result.report.ensemble == DEMOS[name][0], name
+        assert result.report.ensemble_chosen_by == "detected"
 
 
 def test_performance_mid_names_a_b_flat_clarinet_in_latin_1(rendered):
@@ -138,7 +138,7 @@ def _rms_db(audio: np.ndarray, sr: int, start_s: float, end_s: float) -> float:
 def test_a_pp_bar_measures_quieter_than_an_ff_bar_of_the_same_stem(name, rendered):
     _, part, pp_bar, ff_bar = DEMOS[name]
     result = rendered[name]
-    stem = next(p["stem"] for p in result.report["parts"] if p["part"] == part)
+    stem = next(p.stem for p in result.report.parts if p.part == part)
     audio, sr = read(result.folder / stem)
     pp_start, pp_end = _bar_seconds(name, pp_bar)
     ff_start, ff_end = _bar_seconds(name, ff_bar)

@@ -165,7 +165,7 @@ def _rms_db(audio: np.ndarray) -> float:
 
 def test_brass_band_renders_with_headroom_and_its_dynamics(render_once):
     result = render_once(SCORES / PIECES["brass-band"])
-    assert result.report["ensemble"] == "brass-band"
+    assert result.report.ensemble == "brass-band"
     mix, sr = read(result.folder / "mix.wav")
     peak_dbfs = 20 * np.log10(np.abs(mix).max())
     assert -6.0 <= peak_dbfs <= -3.0
@@ -174,8 +174,8 @@ def test_brass_band_renders_with_headroom_and_its_dynamics(render_once):
     # the flugelhorn opens pp (bars 1–3) and plays ff in the second verse (bars 13–18)
     performance, _ = performed("brass-band")
     seconds = performance.tempo_map.seconds
-    part = next(p for p in result.report["parts"] if p["part"] == "Flugelhorn")
-    stem, sr = read(result.folder / part["stem"])
+    part = next(p for p in result.report.parts if p.part == "Flugelhorn")
+    stem, sr = read(result.folder / part.stem)
 
     def window(first_bar: int, last_bar: int) -> np.ndarray:
         start, end = seconds(np.array([(first_bar - 1) * 4, last_bar * 4]) * TICKS_PER_QUARTER)

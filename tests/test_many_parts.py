@@ -28,9 +28,9 @@ def _many_track_midi(path):
 
 def test_twenty_tracks_give_twenty_aligned_stems(tmp_path, render_once):
     result = render_once(_many_track_midi(tmp_path / "twenty.mid"))
-    parts = result.report["parts"]
+    parts = result.report.parts
     assert len(parts) == TRACKS
-    stems = [read(result.folder / p["stem"]) for p in parts]
+    stems = [read(result.folder / p.stem) for p in parts]
     assert len({a.shape[1] for a, _ in stems}) == 1
     for i, (audio, sr) in enumerate(stems):
         expected = 440.0 * 2 ** ((48 + 2 * i - 69) / 12)

@@ -285,17 +285,17 @@ def test_lossy_files_decoded_by_ffmpeg_meet_the_lossy_ceiling(demo_mixes, tmp_pa
 
 def test_report_measurements_agree_with_ffmpeg(render_once):
     result = render_once(SCORES / "string-quartet.musicxml")
-    m = result.report["masters"][0]
-    path = result.folder / m["files"][0]["file"]
+    m = result.report.masters[0]
+    path = result.folder / m.files[0].file
     lufs, tp = ffmpeg_ebur128(path)
-    assert m["integrated_lufs"] == pytest.approx(lufs, abs=0.1)
-    assert m["true_peak_dbtp"] == pytest.approx(tp, abs=0.2)
-    assert m["loudness_range_lu"] == pytest.approx(ffmpeg_loudness_range(path), abs=0.5)
-    assert m["peak_to_loudness_db"] == pytest.approx(m["true_peak_dbtp"] - m["integrated_lufs"],
-                                                     abs=0.02)
-    assert m["short_term_max_lufs"] >= m["integrated_lufs"]
+    assert m.integrated_lufs == pytest.approx(lufs, abs=0.1)
+    assert m.true_peak_dbtp == pytest.approx(tp, abs=0.2)
+    assert m.loudness_range_lu == pytest.approx(ffmpeg_loudness_range(path), abs=0.5)
+    assert m.peak_to_loudness_db == pytest.approx(m.true_peak_dbtp - m.integrated_lufs,
+                                                  abs=0.02)
+    assert m.short_term_max_lufs >= m.integrated_lufs
     for key in ("limiter_max_reduction_db", "limiter_mean_reduction_db", "guard", "chain"):
-        assert key in m
+        assert hasattr(m, key)
 
 
 def test_the_master_s_audio_is_handed_on_final_before_it_is_measured():

@@ -264,8 +264,8 @@ def test_a_resting_player_changes_nothing_in_the_mix(tmp_path):
     assert skipped.audio.shape == filtered.audio.shape
     np.testing.assert_allclose(skipped.audio, filtered.audio, rtol=0, atol=1e-7)
     for a, b in zip(skipped.stem_levels, filtered.stem_levels):
-        assert (a["loudness_lufs"], a["mix_lufs"], a["peak_dbfs"]) == \
-            (b["loudness_lufs"], b["mix_lufs"], b["peak_dbfs"])
+        assert (a.loudness_lufs, a.mix_lufs, a.peak_dbfs) == \
+            (b.loudness_lufs, b.mix_lufs, b.peak_dbfs)
 
 
 def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path, monkeypatch):
@@ -333,12 +333,12 @@ def test_back_row_is_quieter_wetter_and_duller(tmp_path):
     voices = (_voice("strings", "Violin"), _voice("percussion", "Timpani"))
     result = mix(stems, voices, load_template("orchestra"), mix_stems_dir=tmp_path / "ms")
     front, back = result.stem_levels
-    assert back["depth"] > front["depth"]
-    assert back["gain_db"] < front["gain_db"]          # quieter
-    assert back["send_db"] > front["send_db"]          # more of it in the room
-    assert back["predelay_ms"] < front["predelay_ms"]  # the room follows sooner
-    assert back["damping_hz"] < front["damping_hz"]    # the highs go first
-    assert back["mix_lufs"] < front["mix_lufs"]
+    assert back.depth > front.depth
+    assert back.gain_db < front.gain_db          # quieter
+    assert back.send_db > front.send_db          # more of it in the room
+    assert back.predelay_ms < front.predelay_ms  # the room follows sooner
+    assert back.damping_hz < front.damping_hz    # the highs go first
+    assert back.mix_lufs < front.mix_lufs
 
 
 def test_placements_use_the_voices_instrument_when_the_part_name_is_unknown(tmp_path):
@@ -350,21 +350,21 @@ def test_placements_use_the_voices_instrument_when_the_part_name_is_unknown(tmp_
 
 def test_rendered_quartet_has_mix_stems_and_seating(render_once, tmp_path):
     result = render_once(SCORES / "string-quartet.musicxml")  # mix stems by default
-    parts = {p["part"]: p for p in result.report["parts"]}
-    assert parts["Violin I"]["pan"] < parts["Violoncello"]["pan"]
+    parts = {p.part: p for p in result.report.parts}
+    assert parts["Violin I"].level.pan < parts["Violoncello"].level.pan
     for p in parts.values():
-        assert (result.folder / p["mix_stem"]).exists()
-        assert p["calibration_db"] is not None
+        assert (result.folder / p.level.mix_stem).exists()
+        assert p.level.calibration_db is not None
     # the mix stems sum to mix.wav: within its 24-bit rounding and the single-precision room
     # convolutions (one per player for the stems, one of the summed sends for the mix): −100 dB
-    total = sum(read(result.folder / p["mix_stem"])[0] for p in parts.values())
+    total = sum(read(result.folder / p.level.mix_stem)[0] for p in parts.values())
     mixed, _ = read(result.folder / "mix.wav")
     assert total.shape == mixed.shape
     assert np.abs(total - mixed).max() < 1e-5
     # asked not to, there are none: they cost a room convolution per player
     plain = render_score(SCORES / "string-quartet.musicxml", out_root=tmp_path, mix_stems=False)
     assert not (plain.folder / "mix-stems").exists()
-    assert all(p["mix_stem"] is None for p in plain.report["parts"])
+    assert all(p.level.mix_stem is None for p in plain.report.parts)
 
 
 @pytest.mark.parametrize("soundfont", [FLUIDR3, MUSESCORE], ids=["FluidR3", "MuseScore"])
@@ -439,11 +439,11 @@ def test_family_eq_takes_the_edge_off_strings_only(tmp_path):
     low = _two_stem_mix(tmp_path, 660.0, voices).stem_levels
     # the same tone through a violin's and a flute's channel: 2 dB less at 3.2 kHz on the
     # violin (data/stem-tone.toml), nothing an octave and more below (0.5 dB: the peak's skirt)
-    cut = (harsh[0]["mix_lufs"] - harsh[1]["mix_lufs"]) - (low[0]["mix_lufs"] - low[1]["mix_lufs"])
+    cut = (harsh[0].mix_lufs - harsh[1].mix_lufs) - (low[0].mix_lufs - low[1].mix_lufs)
     assert cut == pytest.approx(-2.0, abs=0.4)
-    assert abs(low[0]["mix_lufs"] - low[1]["mix_lufs"]) < 0.5
-    assert harsh[0]["eq"] == [{"type": "peak", "hz": 3200.0, "gain_db": -2.0, "q": 0.9}]
-    assert harsh[1]["eq"] == [] and harsh[0]["compressor"] is None
+    assert abs(low[0].mix_lufs - low[1].mix_lufs) < 0.5
+    assert list(harsh[0].eq) == [{"type": "peak", "hz": 3200.0, "gain_db": -2.0, "q": 0.9}]
+    assert list(harsh[1].eq) == [] and harsh[0].compressor is None
 
 
 def _reference_reduction(block: np.ndarray, comp) -> np.ndarray:
@@ -496,10 +496,10 @@ def test_rhythm_section_is_compressed_lightly_and_its_dynamics_survive(tmp_path)
     band = load_template("jazz-band")
     result = mix(stems, voices, band, calibration_db=balance, mix_stems_dir=tmp_path / "ms")
     bass, trumpet = result.stem_levels
-    assert trumpet["compressor"] is None and bass["compressor"]["ratio"] <= 2.0
+    assert trumpet.compressor is None and bass.compressor["ratio"] <= 2.0
     # light: a few dB at most, and only where it plays loud
-    assert 0.5 < bass["compressor"]["max_reduction_db"] <= 4.0
-    assert bass["compressor"]["compressed_pct"] < 60
+    assert 0.5 < bass.compressor["max_reduction_db"] <= 4.0
+    assert bass.compressor["compressed_pct"] < 60
     mix(stems, voices, replace(band, compress=()), calibration_db=balance,
         mix_stems_dir=tmp_path / "plain")
 

@@ -17,7 +17,7 @@ PITCH_TOLERANCE = 2 ** (10 / 1200) - 1
 
 
 def _stem_audio(result, index=0):
-    return read(result.folder / result.report["parts"][index]["stem"])
+    return read(result.folder / result.report.parts[index].stem)
 
 
 def _sounding(audio, sr, start_s=0.3, stop_s=1.2):
@@ -33,21 +33,21 @@ def test_written_a4_sounds_at_440_hz(render_once):
 def test_b_flat_clarinet_written_d_sounds_c(render_once):
     result = render_once(DATA / "clarinet-written-d.musicxml")
     audio, sr = _stem_audio(result)
-    assert result.report["parts"][0]["program"] == 71  # GM clarinet
+    assert result.report.parts[0].program == 71  # GM clarinet
     assert fundamental_hz(_sounding(audio, sr), sr) == pytest.approx(C5_HZ, rel=PITCH_TOLERANCE)
 
 
 def test_a_repeat_plays_twice_as_long(render_once):
-    once = render_once(DATA / "two-bars.musicxml").report["performance"]
-    twice = render_once(DATA / "two-bars-repeated.musicxml").report["performance"]
-    assert twice["notes"] == 2 * once["notes"]
+    once = render_once(DATA / "two-bars.musicxml").report.performance
+    twice = render_once(DATA / "two-bars-repeated.musicxml").report.performance
+    assert twice.notes == 2 * once.notes
     # 2 bars of 4/4 at 120 bpm = 4 s; the last note's gate trims the end a little either way
-    assert twice["played_s"] - once["played_s"] == pytest.approx(4.0, abs=1e-6)
+    assert twice.played_s - once.played_s == pytest.approx(4.0, abs=1e-6)
 
 
 def test_stems_are_sample_aligned_and_equal_length(render_once):
     result = render_once(DATA / "two-players-together.musicxml")
-    stems = [read(result.folder / p["stem"]) for p in result.report["parts"]]
+    stems = [read(result.folder / p.stem) for p in result.report.parts]
     lengths = {a.shape[1] for a, _ in stems}
     assert len(lengths) == 1
     sr = stems[0][1]
@@ -68,9 +68,9 @@ def test_master_meets_streaming_target_by_independent_meter(render_once):
     lufs, true_peak = ffmpeg_ebur128(result.folder / "master.wav")
     # the quartet's pp…ff would need more than its 3 dB of limiting to reach −14 LUFS: the
     # master stops where the guard says, and says why
-    guard = result.report["masters"][0]["guard"]
-    expected = guard["reached_lufs"] if guard["engaged"] else -14.0
-    assert expected == -14.0 or (expected < -14.0 and guard["why"])
+    guard = result.report.masters[0].guard
+    expected = guard.reached_lufs if guard.engaged else -14.0
+    assert expected == -14.0 or (expected < -14.0 and guard.why)
     assert lufs == pytest.approx(expected, abs=0.5)
     assert true_peak <= -1.0
     mix, _ = read(result.folder / "mix.wav")
@@ -80,9 +80,9 @@ def test_master_meets_streaming_target_by_independent_meter(render_once):
 
 def test_piano_piece_gives_one_stem(render_once):
     result = render_once(SCORES / "piano-nocturne.musicxml")
-    assert [p["part"] for p in result.report["parts"]] == ["Piano"]
+    assert [p.part for p in result.report.parts] == ["Piano"]
     assert sorted(p.name for p in (result.folder / "stems").iterdir()) == ["01-piano.wav"]
-    assert result.report["ensemble"] == "solo"
+    assert result.report.ensemble == "solo"
 
 
 def test_corpus_string_quartet_gives_four_stems(render_once):
@@ -90,11 +90,11 @@ def test_corpus_string_quartet_gives_four_stems(render_once):
 
     score = corpus.getWork("haydn/opus74no1/movement3")
     result = render_once(score)
-    parts = result.report["parts"]
+    parts = result.report.parts
     assert len(parts) == 4
-    assert [p["program"] for p in parts] == [40, 40, 41, 42]
+    assert [p.program for p in parts] == [40, 40, 41, 42]
     assert len(list((result.folder / "stems").glob("*.wav"))) == 4
-    assert result.report["ensemble"] == "quartet"
+    assert result.report.ensemble == "quartet"
 
 
 def test_report_has_what_was_done_and_measured(render_once):
@@ -131,15 +131,15 @@ def test_performance_mid_holds_the_rendered_notes(render_once):
     names = [next(m.name for m in t if m.type == "track_name") for t in mid.tracks[1:]]
     assert names == ["Violin I", "Violin II", "Viola", "Violoncello"]
     note_ons = [sum(1 for m in t if m.type == "note_on" and m.velocity > 0) for t in mid.tracks[1:]]
-    assert sum(note_ons) == result.report["performance"]["notes"]
+    assert sum(note_ons) == result.report.performance.notes
 
 
 def test_midi_input_keeps_tracks_programs_and_controllers(render_once):
     result = render_once(SCORES / "clarinet-and-bass.mid")
-    parts = result.report["parts"]
-    assert [p["part"] for p in parts] == ["Clarinet", "Acoustic Bass", "Drums"]
-    assert [p["program"] for p in parts[:2]] == [71, 32]
-    assert parts[2]["percussion"] and parts[2]["bank"] == 128
+    parts = result.report.parts
+    assert [p.part for p in parts] == ["Clarinet", "Acoustic Bass", "Drums"]
+    assert [p.program for p in parts[:2]] == [71, 32]
+    assert parts[2].percussion and parts[2].bank == 128
     mid = mido.MidiFile(str(result.folder / "performance.mid"))
     clarinet = mid.tracks[1]
     assert sum(1 for m in clarinet if m.type == "control_change" and m.control == 11) > 3
@@ -150,7 +150,7 @@ def test_midi_input_keeps_tracks_programs_and_controllers(render_once):
 def test_release_tail_is_kept_but_not_padded(render_once):
     result = render_once(DATA / "single-a4.musicxml")
     audio, sr = _stem_audio(result)
-    played = result.report["performance"]["played_s"]
+    played = result.report.performance.played_s
     # the note's release rings past its note-off…
     tail = audio[:, int((played + 0.02) * sr):]
     assert np.abs(tail).max() > 1e-3

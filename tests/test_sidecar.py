@@ -11,6 +11,7 @@ from conftest import DATA, FLUIDR3, MUSESCORE, SCORES, run_cli
 from pipeline.voices.assign import assign
 from pipeline.run.recipe import render_score
 from pipeline.errors import SidecarError
+from pipeline.output.piece_report import Setting
 from pipeline.settings.instruments import by_name
 from pipeline.model import Note, Performance, Track
 from pipeline.settings.sidecar import PartSettings, choose, find_sidecar, load_sidecar, read_sidecar
@@ -128,30 +129,30 @@ def quartet_with_sidecar(tmp_path_factory):
 
 def test_render_follows_the_sidecar(quartet_with_sidecar, tmp_path):
     report = render_score(quartet_with_sidecar, out_root=tmp_path).report
-    assert report["sidecar"] == str(quartet_with_sidecar.parent / "piece.toml")
-    assert report["settings"]["ensemble"] == {"value": "orchestra", "from": "sidecar"}
-    assert report["settings"]["layout"] == {"value": "antiphonal", "from": "sidecar"}
-    assert report["settings"]["preset"] == {"value": "handoff", "from": "sidecar"}
-    assert [m["preset"] for m in report["masters"]] == ["handoff"]
-    parts = {p["part"]: p for p in report["parts"]}
-    assert parts["Violin I"]["pan"] < 0 < parts["Violin II"]["pan"]  # antiphonal seating
-    assert parts["Violin I"]["level_db"] == -3.0 and parts["Violin I"]["set_by_sidecar"] == ["level"]
+    assert report.sidecar == str(quartet_with_sidecar.parent / "piece.toml")
+    assert report.setting("ensemble") == Setting("orchestra", "sidecar")
+    assert report.setting("layout") == Setting("antiphonal", "sidecar")
+    assert report.setting("preset") == Setting("handoff", "sidecar")
+    assert [m.preset for m in report.masters] == ["handoff"]
+    parts = {p.part: p for p in report.parts}
+    assert parts["Violin I"].level.pan < 0 < parts["Violin II"].level.pan  # antiphonal seating
+    assert parts["Violin I"].level.level_db == -3.0 and parts["Violin I"].set_by_sidecar == ("level",)
     cello = parts["Violoncello"]
-    assert (cello["pan"], cello["program"], cello["soundfont"]) == (-0.2, 42, str(FLUIDR3))
-    assert cello["set_by_sidecar"] == ["soundfont", "program", "pan"]
-    assert parts["Viola"]["set_by_sidecar"] == [] and parts["Viola"]["soundfont"] != str(FLUIDR3)
+    assert (cello.level.pan, cello.program, cello.soundfont) == (-0.2, 42, str(FLUIDR3))
+    assert cello.set_by_sidecar == ("soundfont", "program", "pan")
+    assert parts["Viola"].set_by_sidecar == () and parts["Viola"].soundfont != str(FLUIDR3)
 
 
 def test_command_line_overrides_the_sidecar(quartet_with_sidecar, tmp_path):
     report = render_score(quartet_with_sidecar, out_root=tmp_path, ensemble="quartet",
                           presets=("handoff",)).report
-    assert report["settings"]["ensemble"] == {"value": "quartet", "from": "option"}
+    assert report.setting("ensemble") == Setting("quartet", "option")
     # the sidecar's layout belongs to its orchestra: with another ensemble it is dropped
-    assert report["settings"]["layout"] == {"value": "standard", "from": "default"}
-    assert report["settings"]["preset"]["from"] == "option"
-    parts = {p["part"]: p for p in report["parts"]}
-    assert parts["Violoncello"]["pan"] == -0.2  # the parts still come from the sidecar
-    assert parts["Violin I"]["pan"] < parts["Violin II"]["pan"] < 0  # quartet seating
+    assert report.setting("layout") == Setting("standard", "default")
+    assert report.setting("preset").source == "option"
+    parts = {p.part: p for p in report.parts}
+    assert parts["Violoncello"].level.pan == -0.2  # the parts still come from the sidecar
+    assert parts["Violin I"].level.pan < parts["Violin II"].level.pan < 0  # quartet seating
 
 
 def test_cli_reports_where_settings_came_from(tmp_path):
