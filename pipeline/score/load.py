@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ScoreError
+from pipeline.score.formats import MIDI_SUFFIXES, MUSICXML_SUFFIXES, SUPPORTED_SUFFIXES
+from pipeline.score.musicxml import check_time_signatures
+from pipeline.score.music21_patches import patched_reader
 from pipeline.score.untrusted import check_musicxml
 
 log = logging.getLogger(__name__)
-
-MUSICXML_SUFFIXES = {".musicxml", ".xml", ".mxl"}
-MIDI_SUFFIXES = {".mid", ".midi"}
-#: Other formats music21 parses (a bonus: humdrum, ABC, MEI, Capella, Noteworthy…).
-OTHER_SUFFIXES = {".krn", ".abc", ".mei", ".capx", ".nwctxt", ".rntxt", ".tntxt"}
-SUPPORTED_SUFFIXES = MUSICXML_SUFFIXES | MIDI_SUFFIXES | OTHER_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -76,21 +73,16 @@ def _load_midi(path: Path):
 def _load_music21(path: Path, suffix: str):
     import music21
 
-    from pipeline.score.musicxml import (install_measure_insert_fix, install_musicxml_grace_fix,
-                           install_musicxml_offset_fix, install_musicxml_time_fix)
-
     if suffix in MUSICXML_SUFFIXES:
         try:
             check_musicxml(path)  # zip bombs, entity declarations, bytes that are not XML
         except OSError as exc:
             raise ScoreError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
 
-    install_musicxml_grace_fix()  # <grace/> is an appoggiatura
-    install_musicxml_offset_fix()  # a direction sounds where it stands, whatever its <offset>
-    install_musicxml_time_fix()  # a damaged <time> would hang music21
-    install_measure_insert_fix()  # a part's length worked out at every measure: quadratic
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        if suffix in MUSICXML_SUFFIXES:
+            check_time_signatures(path)  # a damaged <time> would hang music21
+        with patched_reader(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             parsed = music21.converter.parse(str(path), forceSource=True)
         for warning in caught:  # music21 warns about what it skips: say which file, in one line

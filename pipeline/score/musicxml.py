@@ -1,6 +1,6 @@
 """The raw MusicXML of a score, for the few things music21 does not keep (``<sound>`` jump
-attributes, ``<swing>``, the drum each note of a drum kit plays), and two fixes to music21's
-MusicXML reader: :func:`install_musicxml_grace_fix` and :func:`install_musicxml_offset_fix`.
+attributes, ``<swing>``, the drum each note of a drum kit plays), and the time signatures
+music21 could not build (:func:`check_time_signatures`, before it parses).
 
 :func:`part_measures` reads a file's text once and parses it only when it holds what is looked
 for: parsing a long score takes about a second, and most scores have none of these. Both the
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator, TypeVar
 
 from pipeline.errors import ScoreError
-from pipeline.score.load import MUSICXML_SUFFIXES
+from pipeline.score.formats import MUSICXML_SUFFIXES
 from pipeline.score.untrusted import check_musicxml, musicxml_member
 
 log = logging.getLogger(__name__)
@@ -248,101 +248,67 @@ def _placed_keys(measures: list[ET.Element], keys: dict[str, int]) -> dict[NoteP
     return placed
 
 
-def install_musicxml_grace_fix() -> None:
-    """music21 reads ``<grace/>`` without ``slash`` as slashed (an acciaccatura); MusicXML and
-    every notation program mean an appoggiatura. Fix the reader once, for every score."""
-    from music21.musicxml import xmlToM21
-
-    parser = xmlToM21.MeasureParser
-    if getattr(parser.xmlGraceToGrace, "_score2audio", False):
-        return
-    original = parser.xmlGraceToGrace
-
-    def xmlGraceToGrace(self, mxGrace, noteOrChord):
-        post = original(self, mxGrace, noteOrChord)
-        post.duration.slash = mxGrace.get("slash") == "yes"
-        return post
-
-    xmlGraceToGrace._score2audio = True
-    parser.xmlGraceToGrace = xmlGraceToGrace
-
-
-def install_musicxml_offset_fix() -> None:
-    """music21 moves a direction (tempo, dynamics, words) or chord symbol by its ``<offset>``;
-    MusicXML says the offset only moves what is printed unless it says ``sound="yes"``: what is
-    heard takes effect where the direction stands. (Weber's Clarinet Concertino in music21's
-    corpus prints its ♩ = 60 three beats to the right of the first beat, where it is meant.)
-    Fix the reader once, for every score."""
-    from music21.musicxml import xmlToM21
-
-    parser = xmlToM21.MeasureParser
-    if getattr(parser.xmlToOffset, "_score2audio", False):
-        return
-    original = parser.xmlToOffset
-
-    def xmlToOffset(self, mxObj):
-        found = mxObj.find("offset")
-        if found is not None and found.get("sound") != "yes":
-            return 0.0
-        return original(self, mxObj)
-
-    xmlToOffset._score2audio = True
-    parser.xmlToOffset = xmlToOffset
-
-
 #: The most beats a time signature may have (real scores: up to about 30, e.g. 27/16) and the
 #: shortest beat unit: music21 builds a beat hierarchy element by element, so a damaged
 #: ``<beats>1e308</beats>`` would hang the reader and fill the memory.
 MAX_BEATS = 256
 BEAT_TYPES = {1, 2, 4, 8, 16, 32, 64, 128}
+_TIME_TAG = re.compile(rb"<(?:beats|beat-type)\b")
+_TIME_VALUE = re.compile(rb"<(beats|beat-type)\b[^>]*>([^<]*)</\1>")
 
 
-def install_musicxml_time_fix() -> None:
+def check_time_signatures(path: Path) -> None:
     """Refuse a ``<time>`` music21 cannot build in reasonable time and memory: beats that are
     not whole numbers (or sums of them, 3+2) up to :data:`MAX_BEATS`, or a beat type that is not
-    a power of two up to 128. The error becomes the loader's one-line ScoreError."""
-    from music21.musicxml import xmlToM21
+    a power of two up to 128. The first such ``<time>`` music21 would read (a part's measures'
+    ``<attributes>``, parts in the part list) is named, as its reader would have met it.
 
-    parser = xmlToM21.MeasureParser
-    if getattr(parser.xmlToTimeSignature, "_score2audio", False):
+    The file's text is searched first and parsed only when a value there is not plainly a good
+    one (or the text is not ASCII-based, e.g. UTF-16), so a usual score costs a regular
+    expression. A file that cannot be parsed is left to music21, which says why.
+
+    Raises
+    ------
+    ValueError
+        Saying which value cannot be played (the loader makes it a one-line ScoreError).
+    """
+    mtime = path.stat().st_mtime_ns
+    data = _text(str(path), mtime)
+    values = _TIME_VALUE.findall(data)
+    if b"\x00" not in data and len(values) == len(_TIME_TAG.findall(data)) and all(
+            value.isascii() and _time_value_problem(tag.decode(), value.decode()) is None
+            for tag, value in values):
         return
-    original = parser.xmlToTimeSignature
-
-    def xmlToTimeSignature(self, mxTime):
-        for beats in mxTime.findall("beats"):
-            text = (beats.text or "").strip()
-            numbers = text.split("+")
-            if not all(n.strip().isdigit() for n in numbers) or \
-                    sum(int(n) for n in numbers) > MAX_BEATS:
-                raise ValueError(f"a time signature with '{text[:20]}' beats cannot be played")
-        for beat_type in mxTime.findall("beat-type"):
-            text = (beat_type.text or "").strip()
-            if not text.isdigit() or int(text) not in BEAT_TYPES:
-                raise ValueError(f"a time signature's beat type '{text[:20]}' is not a note value")
-        return original(self, mxTime)
-
-    xmlToTimeSignature._score2audio = True
-    parser.xmlToTimeSignature = xmlToTimeSignature
-
-
-def install_measure_insert_fix() -> None:
-    """Let music21 add each measure to its part without working out the part's length first.
-
-    A part that is sorted measures its whole length (every element's offset and duration) at
-    each insertion, to keep knowing whether it is still sorted: quadratic in the measures
-    (about 1.1 million offset look-ups, a third of the Große Fuge's parse). Marked unsorted
-    while a measure goes in, the part is sorted once when it is next read (music21 sorts an
-    unsorted stream on access), into the same order."""
-    from music21.musicxml import xmlToM21
-
-    parser = xmlToM21.PartParser
-    if getattr(parser.xmlMeasureToMeasure, "_score2audio", False):
+    try:
+        root = _root(str(path), mtime)
+    except ET.ParseError:
         return
-    original = parser.xmlMeasureToMeasure
+    if root.tag != "score-partwise":  # music21 refuses it, saying so
+        return
+    part_list = root.find("part-list")
+    listed = [] if part_list is None else [sp.get("id") for sp in part_list.iterfind("score-part")]
+    for part in root.iterfind("part"):
+        if part.get("id", listed[0] if listed else None) not in listed:
+            continue  # music21 skips a part the part list does not name
+        for measure in part.iterfind("measure"):
+            for attributes in measure.iterfind("attributes"):
+                for time in attributes.iterfind("time"):
+                    for tag in ("beats", "beat-type"):  # all beats first, as music21's reader
+                        for el in time.iterfind(tag):
+                            problem = _time_value_problem(tag, el.text or "")
+                            if problem:
+                                raise ValueError(problem)
 
-    def xmlMeasureToMeasure(self, mxMeasure):
-        self.stream.isSorted = False
-        return original(self, mxMeasure)
 
-    xmlMeasureToMeasure._score2audio = True
-    parser.xmlMeasureToMeasure = xmlMeasureToMeasure
+def _time_value_problem(tag: str, text: str) -> str | None:
+    """Why ``text`` cannot be a ``<beats>`` (``tag`` "beats") or ``<beat-type>``; None if it
+    can. (A digit str.isdigit knows but int does not, like '²', raises int's ValueError.)"""
+    text = text.strip()
+    if tag == "beats":
+        numbers = text.split("+")
+        if not all(n.strip().isdigit() for n in numbers) or \
+                sum(int(n) for n in numbers) > MAX_BEATS:
+            return f"a time signature with '{text[:20]}' beats cannot be played"
+    elif not text.isdigit() or int(text) not in BEAT_TYPES:
+        return f"a time signature's beat type '{text[:20]}' is not a note value"
+    return None
