@@ -19,7 +19,9 @@ def _no_huge_pages() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import numpy
 
-    try:  # numpy imported before us: its switch (numpy ≥ 1.20)
+    # numpy's private switch, read in numpy 2.x (pyproject.toml: numpy<3); numpy 1.x names
+    # it numpy.core and gets only the environment variable
+    try:  # numpy imported before us: its switch
         numpy._core.multiarray._set_madvise_hugepage(os.environ["NUMPY_MADVISE_HUGEPAGE"] != "0")
     except AttributeError:
         pass

@@ -103,7 +103,8 @@ def for_output(f):
     import soundfile as sf
 
     if f.subtype in ("FLOAT", "DOUBLE") and f.mode == "w":
-        # soundfile has no public call for sf_command; its cffi handles are stable since 0.9
+        # soundfile has no public call for sf_command; its cffi handles (_snd, _ffi, f._file)
+        # are stable since 0.9, read in 0.12–0.14 (pyproject.toml: soundfile>=0.12,<1)
         sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
     f.flush = _no_sync  # an attribute of this file only (close calls self.flush())
     return f

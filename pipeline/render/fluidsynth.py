@@ -51,6 +51,8 @@ def library() -> ctypes.CDLL:
         import fluidsynth  # pyfluidsynth: finds the library on every platform
     except (ImportError, OSError) as exc:
         raise RenderError(f"the FluidSynth library was not found; {INSTALL_HINT}") from exc
+    # the path pyfluidsynth found, its module attribute ``lib`` in 1.3.3–1.4
+    # (pyproject.toml: pyfluidsynth>=1.3.3,<2)
     lib = ctypes.CDLL(fluidsynth.lib)
     vp, ip, cp, dp, fpp = (ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_double,
                            ctypes.c_void_p)
