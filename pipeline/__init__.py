@@ -1,7 +1,10 @@
 """score2audio: turn a score (MusicXML or MIDI) into a finished recording.
 
-Stages (one module each): load → perform → assign → render → mix → master → export;
-:func:`pipeline.run.recipe.render_score` runs them all.
+Stages, one subpackage each: ``score`` (load, perform) → ``voices`` (assign) → ``render`` →
+``mix`` → ``master`` → ``output`` (export), with the signal code they share in ``dsp`` and the
+data files' loaders in ``settings``. ``pipeline.run`` is the public API (``render_score``,
+``render_album``, ``render_to_mix``, ``master_mix``, ``perform_to_midi``), and the speed
+mechanics are the ``pipeline.speed.accelerator.Accelerator`` it may be handed.
 """
 __version__ = "0.1.0"
 
