@@ -193,7 +193,7 @@ def test_interleave():
 def test_float_frames_read_and_written_raw(tmp_path):
     """Stems written as raw bytes read back, raw or through libsndfile, as written."""
     import soundfile as sf
-    from pipeline.dsp.audio import read_float_frames, write_raw
+    from pipeline.files import read_float_frames, write_raw
     x = _noise(2, 10_000)
     path = tmp_path / "stem.wav"
     with sf.SoundFile(str(path), "w", 48000, 2, subtype="FLOAT", format="WAV") as f:

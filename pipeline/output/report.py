@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import atomic_path
+from pipeline.files import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
 from pipeline.master.tone import long_term_psd
 from pipeline.model import StemLevel

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.dsp.audio import atomic_path
+from pipeline.files import atomic_path
 from pipeline.errors import PipelineError
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.model import Performance, Track, Voice

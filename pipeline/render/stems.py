@@ -22,7 +22,8 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import BLOCK_FRAMES, LITTLE_ENDIAN, atomic_path, for_output, write_raw
+from pipeline.dsp.audio import BLOCK_FRAMES
+from pipeline.files import LITTLE_ENDIAN, atomic_path, for_output, write_raw
 from pipeline.errors import RenderError, SoundfontError
 from pipeline.model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from pipeline.paths import slugify

@@ -668,7 +668,7 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
     messages, running status included: tests/test_units.py), at a tenth of the time of
     building a mido message per event.
     """
-    from pipeline.dsp.audio import atomic_path
+    from pipeline.files import atomic_path
 
     conductor = [(0, 0, _meta(0x03, _midi_text(performance.title).encode("latin-1")))]
     num, den = performance.time_signature
