@@ -17,7 +17,8 @@ from pipeline.score.load import LoadedScore, load
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.model import TICKS_PER_QUARTER as Q
 from pipeline.model import Note, Performance, Track
-from pipeline.score.perform import DYNAMIC_VELOCITY, perform, write_midi
+from pipeline.model import DYNAMIC_VELOCITY
+from pipeline.score.perform import perform, write_midi
 from pipeline.render.stems import render
 from pipeline.render.fluidsynth import Synth
 

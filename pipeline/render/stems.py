@@ -255,7 +255,8 @@ def stem_length(last_audible: int, sample_rate: int) -> int:
 class StemFeed:
     """The stems' blocks handed from the synth threads to a mixer while they are rendered
     (:func:`render` with ``feed=``, :func:`pipeline.mix.mixer.mix` given the feed instead of the
-    files), so that the mix runs beside the synthesis and nothing is read back from disk.
+    files), so that the mix runs beside the synthesis and nothing is read back from disk: the
+    mixer's :class:`~pipeline.model.StemStream`.
 
     Each synth's queue holds a few blocks: a mixer that falls behind holds the synths back.
     The stems' length is known only when every synth has finished; a block lying wholly past
