@@ -81,7 +81,7 @@ class Accelerator:
         heap grows, the collector walked them all again and again (a second of the Große
         Fuge's parse); they are collected once, beside the synths' start, and the audio stages
         make arrays, not cycles."""
-        from pipeline.render.stems import PresetHolder
+        from pipeline.render.preset_holder import PresetHolder
 
         collecting = gc.isenabled()
         gc.disable()
