@@ -37,7 +37,8 @@ from scipy.signal import butter
 from pipeline.settings import instruments
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, sample_peak, valid_audio
+from pipeline.dsp.audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, sample_peak,
+                                valid_audio)
 from pipeline.files import atomic_path, for_output, read_float_frames
 from pipeline.settings.config import Template
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter

@@ -154,7 +154,7 @@ class PieceSpeed:
         import numpy as np
 
         from pipeline.dsp import kernels
-        from pipeline.voices.assign import likely_presets
+        from pipeline.speed.preset_guess import likely_presets
 
         self.holder.hold(likely_presets(self.score_path, self.soundfont))
         while helper_busy() and not self.holder.decoded(timeout=0.02):
