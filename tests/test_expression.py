@@ -20,7 +20,7 @@ from pipeline.model import Note, Performance, Track
 from pipeline.model import DYNAMIC_VELOCITY
 from pipeline.score.perform import perform, write_midi
 from pipeline.render.stems import render
-from pipeline.render.fluidsynth import Synth
+from pipeline.dsp.fluidsynth import Synth
 
 LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"
 BAR = 4 * Q

@@ -28,7 +28,7 @@ from pipeline.errors import PipelineError
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.model import DYNAMIC_VELOCITY, REFERENCE_LUFS, Performance, Track, Voice
 from pipeline.paths import cache_folder
-from pipeline.render.fluidsynth import Synth
+from pipeline.dsp.fluidsynth import Synth
 
 log = logging.getLogger(__name__)
 

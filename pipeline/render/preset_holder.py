@@ -9,7 +9,7 @@ import threading
 
 from pipeline.errors import SoundfontError
 from pipeline.model import OWN_PROGRAM, Voice
-from pipeline.render.fluidsynth import DRUM_BANK, Synth
+from pipeline.dsp.fluidsynth import DRUM_BANK, Synth
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from pipeline.files import LITTLE_ENDIAN, atomic_path, for_output, write_raw
 from pipeline.errors import RenderError
 from pipeline.model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from pipeline.paths import slugify
-from pipeline.render.fluidsynth import FLUID_BLOCK_FRAMES, Synth
+from pipeline.dsp.fluidsynth import FLUID_BLOCK_FRAMES, Synth
 from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.model import Track, Voice
-from pipeline.render.fluidsynth import Synth
+from pipeline.dsp.fluidsynth import Synth
 from pipeline.score import techniques
 from pipeline.score.musicxml import part_list_preview
 from pipeline.settings.sidecar import PartSettings

@@ -10,7 +10,7 @@ from pipeline.settings import instruments
 from pipeline.model import Performance, Track, Voice
 from pipeline.settings.sidecar import PartSettings
 from pipeline.settings.soundfonts import fallback_soundfont
-from pipeline.render.fluidsynth import DRUM_BANK, Synth
+from pipeline.dsp.fluidsynth import DRUM_BANK, Synth
 
 log = logging.getLogger(__name__)
 
