@@ -75,12 +75,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 # system tools for the tests, then the Python ones (pyproject's [test] extra: pytest,
-# hypothesis, dask) in case the venv was set up before they were added
+# hypothesis, dask, import-linter) in case the venv was set up before they were added
 test-deps: setup
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps.sh --test
-	@$(BIN)/python -c "import hypothesis, distributed" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[test]"
+	@$(BIN)/python -c "import hypothesis, distributed, importlinter" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[test]"
 
+# the import rules (pyproject.toml's [tool.importlinter]) first: quick, and they name the break
 test: setup test-deps
+	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest -q
 
 # end to end beside fluidsynth and MuseScore: times per stage, real-time factor, peak memory

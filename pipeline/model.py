@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -17,6 +18,20 @@ DEFAULT_TEMPO_BPM = 120.0
 #: stage chose (the score's program, the instrument map's or a sidecar's): after "arco" or
 #: "senza sord." (:mod:`pipeline.score.techniques`).
 OWN_PROGRAM = -1
+
+#: Dynamic marking → MIDI velocity (the documented scale; mf is the reference level). Here, below
+#: the stages, because the perform stage plays it and the render calibrates each instrument's mf.
+DYNAMIC_VELOCITY = {
+    "pppp": 10, "ppp": 20, "pp": 33, "p": 49, "mp": 64, "mf": 80, "f": 96, "ff": 112,
+    "fff": 124, "ffff": 127,
+    # one-note accents: loud attack, level afterwards unchanged (the perform stage's _Dynamics)
+    "sf": 104, "sfz": 108, "sffz": 118, "sfp": 104, "sfpp": 104, "fz": 104, "rf": 100,
+    "rfz": 104, "fp": 96, "pf": 49, "n": 10,
+}
+DEFAULT_VELOCITY = DYNAMIC_VELOCITY["mf"]
+#: The loudness every instrument's mf is calibrated to by the render (near where FluidSynth puts
+#: it); the mixer's stem compressors set their thresholds from it.
+REFERENCE_LUFS = -36.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,21 @@ class Stems:
     @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate
+
+
+class StemStream(Protocol):
+    """What the mix stage reads of stems handed over while they are rendered (the render's
+    :class:`~pipeline.render.stems.StemFeed` is one), so that the mixer needs nothing of the
+    render itself."""
+
+    stems: tuple[Stem, ...]
+    sample_rate: int
+    max_frames: int  # the most frames the stems can have; their length is known only at the end
+
+    def blocks(self) -> Iterator[tuple[int, int, list[np.ndarray | None]]]:
+        """Every block of the stems, in order: ``(start, frames, parts)``, ``parts[i]`` stem
+        ``i``'s (2, frames) float32 audio or None where it is silent."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from music21 import harmony
 from pipeline.score import comping
 from pipeline.score.load import load
 from pipeline.model import TICKS_PER_QUARTER
-from pipeline.score.perform import DYNAMIC_VELOCITY, perform
+from pipeline.model import DYNAMIC_VELOCITY
+from pipeline.score.perform import perform
 
 DATA = Path(__file__).resolve().parent / "data"
 Q = TICKS_PER_QUARTER

@@ -17,9 +17,10 @@ from pipeline.score.load import LoadedScore, load
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.model import TICKS_PER_QUARTER as Q
 from pipeline.model import Note, Performance, Track
-from pipeline.score.perform import DYNAMIC_VELOCITY, perform, write_midi
+from pipeline.model import DYNAMIC_VELOCITY
+from pipeline.score.perform import perform, write_midi
 from pipeline.render.stems import render
-from pipeline.render.fluidsynth import Synth
+from pipeline.dsp.fluidsynth import Synth
 
 LILYPOND = Path(music21.__file__).parent / "musicxml" / "lilypondTestSuite"
 BAR = 4 * Q

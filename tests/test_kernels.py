@@ -193,7 +193,7 @@ def test_interleave():
 def test_float_frames_read_and_written_raw(tmp_path):
     """Stems written as raw bytes read back, raw or through libsndfile, as written."""
     import soundfile as sf
-    from pipeline.dsp.audio import read_float_frames, write_raw
+    from pipeline.files import read_float_frames, write_raw
     x = _noise(2, 10_000)
     path = tmp_path / "stem.wav"
     with sf.SoundFile(str(path), "w", 48000, 2, subtype="FLOAT", format="WAV") as f:
@@ -224,7 +224,7 @@ def _release_numpy(gain_db, rate, initial, dtype, chunk):
 @pytest.mark.parametrize("frames, chunk", [(300_000, 1 << 16), (1000, 7), (5, 1 << 20), (0, 64)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_release_is_numpy_s_cumulative_minimum_exactly(frames, chunk, dtype):
-    from pipeline.master.limiter import release
+    from pipeline.dsp.envelope import release
     g = (-np.abs(np.random.default_rng(frames).standard_normal(frames)) * 6).astype(dtype)
     for out_dtype, initial in ((np.float32, np.inf), (np.float64, -3.25)):
         want = _release_numpy(g, 40 / 48000, initial, out_dtype, chunk)

@@ -187,7 +187,7 @@ def test_the_presets_changed_to_are_decoded_beside_the_render_once(tmp_path, mon
 def test_the_guess_from_the_part_list_names_the_presets_the_render_uses(score):
     """Read from the part list and the words alone (no music21), the guess holds every
     preset the render then selects: each part's voice and the technique programs."""
-    from pipeline.voices.assign import likely_presets
+    from pipeline.speed.preset_guess import likely_presets
     from pipeline.render.stems import preset_changes
 
     performance = perform(load(score))
@@ -199,7 +199,7 @@ def test_the_guess_from_the_part_list_names_the_presets_the_render_uses(score):
 
 
 def test_no_guess_for_midi_or_a_broken_file(tmp_path):
-    from pipeline.voices.assign import likely_presets
+    from pipeline.speed.preset_guess import likely_presets
     broken = tmp_path / "broken.musicxml"
     broken.write_text("<score-partwise><part-list><score-part", encoding="utf-8")
     assert likely_presets(broken, MUSESCORE) == []

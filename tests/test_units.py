@@ -256,7 +256,7 @@ def test_output_files_are_closed_without_an_fsync(tmp_path, monkeypatch):
 def test_atomic_path_leaves_the_file_to_its_writer(tmp_path):
     """The temporary path does not exist yet: the writer makes the file rather than truncating
     one (ext4 writes a truncated file's data out on close, which the render waited for)."""
-    from pipeline.dsp.audio import atomic_path
+    from pipeline.files import atomic_path
 
     with atomic_path(tmp_path / "master.wav") as tmp:
         assert tmp.parent == tmp_path and not tmp.exists()

@@ -530,7 +530,7 @@ def _release(g, rate, last, chunk, out):
 
 
 def release(g: np.ndarray, rate: float, initial: float, chunk: int, out: np.ndarray) -> None:
-    """:func:`pipeline.master.limiter.release` in one pass, with the same chunks, products and sums
+    """:func:`pipeline.dsp.envelope.release` in one pass, with the same chunks, products and sums
     (the same values)."""
     _release(g, np.float64(rate), np.float64(initial), chunk, out)
 

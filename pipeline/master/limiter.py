@@ -10,6 +10,7 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import db_to_gain
+from pipeline.dsp.envelope import release
 from pipeline.dsp.loudness import gated_mean
 
 LOOKAHEAD_MS = 1.5
@@ -30,17 +31,6 @@ def _window_mean(x: np.ndarray, before: int, after: int) -> np.ndarray:
     """``out[n] = mean(x[n - before : n + after + 1])``."""
     size = before + after + 1
     return uniform_filter1d(x, size=size, origin=before - size // 2, mode="nearest")
-
-
-def release(gain_db: np.ndarray, db_per_frame: float, *, initial: float = np.inf,
-            dtype=np.float32, chunk: int = 1 << 20) -> np.ndarray:
-    """Follow ``gain_db`` down at once and back up no faster than ``db_per_frame``:
-    ``out[n] = min_k≤n(gain_db[k] + (n − k)·rate)``, a cumulative minimum per chunk, with the
-    previous chunk's last value carried in (exact; bounded memory). ``initial``: the value
-    before the first frame (a block-by-block caller carries its last one)."""
-    out = np.empty(gain_db.size, dtype=dtype)
-    kernels.release(np.asarray(gain_db).reshape(-1), db_per_frame, initial, chunk, out)
-    return out
 
 
 def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,

@@ -11,49 +11,21 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import scipy.fft
 from scipy.signal import butter, sosfreqz
 
 from pipeline.dsp import kernels
+from pipeline.dsp.filters import biquad
+from pipeline.dsp.spectrum import long_term_psd
 
 #: Third-octave band centres analysed and corrected (ISO 266, 31.5 Hz – 16 kHz).
 BAND_CENTRES = 1000.0 * 2.0 ** (np.arange(-15, 13) / 3)
-ANALYSIS_SEGMENT = 1 << 14
-FFT_WORKERS = 2
-ANALYSIS_SEGMENTS = 1500   # spread over the whole piece: enough for a stable long-term average
 ACTIVE_RANGE_DB = 35.0     # bands this far under the loudest band are left alone
 CORRECTED = (45.0, 14000.0)  # never boost rumble or air that a mix hardly has
 SMOOTHING_OCTAVES = 1.0
 #: The EQ's bands: a low shelf, octave-wide peaks and a high shelf.
 EQ_BANDS = (("lowshelf", 90.0), ("peak", 180.0), ("peak", 355.0), ("peak", 710.0),
             ("peak", 1400.0), ("peak", 2800.0), ("peak", 5600.0), ("highshelf", 9000.0))
-EQ_Q = 1.1
-SHELF_Q = 0.707
 TONE_CHUNK = 1 << 18  # frames filtered at a time
-
-
-def long_term_psd(audio: np.ndarray, sample_rate: int, *, segment: int = ANALYSIS_SEGMENT,
-                  segments: int = ANALYSIS_SEGMENTS) -> tuple[np.ndarray, np.ndarray]:
-    """Welch's power spectral density of the mid signal (the channels' mean) of ``audio``
-    (channels, frames), or of a 1-D signal, averaged over at most ``segments`` Hann-windowed
-    segments spread evenly over it, so a 20-minute mix costs no more than a 5-minute one.
-    The mid is taken per segment: no whole-length mono copy."""
-    x = audio if audio.ndim == 2 else audio[None, :]
-    n = segment
-    if x.shape[1] < n:
-        x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
-    frames = x.shape[1]
-    count = min(segments, max(1, (frames - n) // (n // 2) + 1))
-    starts = np.linspace(0, frames - n, count).astype(np.int64)
-    window = np.hanning(n).astype(np.float32)
-    power = np.zeros(n // 2 + 1)
-    for chunk in np.array_split(starts, max(1, count // 16)):
-        segs = kernels.mid_segments(x, chunk, window)
-        # single precision (its rounding is some 70 dB under any band this is used for)
-        spectra = scipy.fft.rfft(segs, axis=1, workers=FFT_WORKERS)
-        power += (spectra.real ** 2 + spectra.imag ** 2).sum(axis=0, dtype=np.float64)
-    power /= count * sample_rate * float((window.astype(np.float64) ** 2).sum()) / 2
-    return np.fft.rfftfreq(n, 1 / sample_rate), power
 
 
 def band_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -98,31 +70,6 @@ def correction(measured: np.ndarray, target: np.ndarray, *, amount: float, max_d
     diff = diff - (weight * diff).sum() / weight.sum()   # level-neutral where the energy is
     diff = np.where(active, diff, 0.0)
     return np.clip(amount * _smooth(diff, SMOOTHING_OCTAVES) * active, -max_db, max_db)
-
-
-def biquad(kind: str, freq: float, gain_db: float, sample_rate: int,
-           q: float | None = None) -> np.ndarray:
-    """An RBJ-cookbook peaking or shelving filter as one second-order section; ``q``: the
-    peak's bandwidth (``EQ_Q`` unless given) or the shelf's slope (``SHELF_Q`` unless given,
-    the steepest without overshoot)."""
-    if q is None:
-        q = EQ_Q if kind == "peak" else SHELF_Q
-    a = 10 ** (gain_db / 40)
-    w0 = 2 * np.pi * min(freq, 0.45 * sample_rate) / sample_rate
-    cos, alpha = np.cos(w0), np.sin(w0) / (2 * q)
-    if kind == "peak":
-        b = [1 + alpha * a, -2 * cos, 1 - alpha * a]
-        den = [1 + alpha / a, -2 * cos, 1 - alpha / a]
-    else:
-        sq = 2 * np.sqrt(a) * np.sin(w0) / (2 * q)  # 2·√A·α
-        sign = 1 if kind == "lowshelf" else -1
-        b = [a * ((a + 1) - sign * (a - 1) * cos + sq),
-             sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
-             a * ((a + 1) - sign * (a - 1) * cos - sq)]
-        den = [(a + 1) + sign * (a - 1) * cos + sq,
-               -sign * 2 * ((a - 1) + sign * (a + 1) * cos),
-               (a + 1) + sign * (a - 1) * cos - sq]
-    return np.concatenate((np.array(b) / den[0], np.array(den) / den[0]))
 
 
 def response_db(sos: np.ndarray, sample_rate: int, freqs: np.ndarray = BAND_CENTRES) -> np.ndarray:

@@ -37,13 +37,12 @@ from scipy.signal import butter
 from pipeline.settings import instruments
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import (BLOCK_FRAMES, atomic_path, crop_in_place, db_to_gain, for_output,
-                    gain_to_db, read_float_frames, sample_peak, valid_audio)
+from pipeline.dsp.audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, sample_peak,
+                                valid_audio)
+from pipeline.files import atomic_path, for_output, read_float_frames
 from pipeline.settings.config import Template
-from pipeline.render.calibration import REFERENCE_LUFS
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter
-from pipeline.model import Mix, StemLevel, Stems, Voice
-from pipeline.render.stems import StemFeed
+from pipeline.model import REFERENCE_LUFS, Mix, StemLevel, Stems, StemStream, Voice
 from pipeline.dsp.rooms import impulse_response
 from pipeline.settings.seating import Placement, place
 from pipeline.settings.sidecar import PartSettings
@@ -203,7 +202,7 @@ class _Channel:
         return line[:, :n]
 
 
-def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, *,
+def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template, *,
         calibration_db: tuple[float, ...] | None = None, layout: str | None = None,
         parts: tuple[PartSettings | None, ...] | None = None,
         mix_stems_dir: Path | None = None, progress: ProgressFn | None = None,
@@ -212,7 +211,7 @@ def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, 
 
     Parameters
     ----------
-    stems : the rendered stems, read from their files; or a :class:`~pipeline.render.stems.StemFeed`
+    stems : the rendered stems, read from their files; or a :class:`~pipeline.model.StemStream`
         to mix while they are being rendered (its blocks are mixed as they come).
     calibration_db : gain per stem that brings its instrument's mf to a common loudness
         (:func:`pipeline.render.calibration.calibration_db`); none when omitted.
@@ -239,7 +238,7 @@ def mix(stems: Stems | StemFeed, voices: tuple[Voice, ...], template: Template, 
                          level_db=_level_db(s))
                 for p, v, c, s in zip(seats, voices, calibration, parts)]
     overhang = reverb.ir_len - 1
-    live = isinstance(stems, StemFeed)
+    live = not isinstance(stems, Stems)
     # a feed's length is known only at its end: room for the longest it can be (pages are
     # not given memory until written; every frame is written before it is read)
     total = (stems.max_frames if live else stems.frames) + overhang

@@ -4,7 +4,7 @@ the players an engineer would hold steady (``data/stem-tone.toml``; the template
 The compressor works block by block on a stem, with its state carried across blocks, and
 without a per-sample Python loop: its level detector and attack are one-pole IIR filters
 (``scipy.signal.lfilter``) and its release, a gain reduction that falls at most
-``release_db_per_s``, is :func:`pipeline.master.limiter.release` on the negated reduction.
+``release_db_per_s``, is :func:`pipeline.dsp.envelope.release` on the negated reduction.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from scipy.signal import lfilter
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import db_to_gain
-from pipeline.settings.config import _number
-from pipeline.master.limiter import release
+from pipeline.settings.validation import number
+from pipeline.dsp.envelope import release
 from pipeline.errors import PipelineError
 from pipeline.settings.instruments import FAMILIES
 from pipeline.dsp.loudness import k_weighting
-from pipeline.master.tone import biquad
+from pipeline.dsp.filters import biquad
 
 WHERE = "data/stem-tone.toml"
 BAND_TYPES = ("peak", "lowshelf", "highshelf")
@@ -89,21 +89,21 @@ def load_stem_tone() -> StemTone:
                 raise PipelineError(f"{where}: band type {b.get('type')!r} is not allowed "
                                     f"(one of: {', '.join(BAND_TYPES)})")
             # gentle by rule: a stem EQ that needs more than 3 dB is the wrong sample
-            checked.append(Band(b["type"], _number(b, "hz", where, PipelineError, 20.0, 20000.0),
-                                _number(b, "gain_db", where, PipelineError, -3.0, 3.0),
-                                _number(b, "q", where, PipelineError, 0.3, 4.0)))
+            checked.append(Band(b["type"], number(b, "hz", where, PipelineError, 20.0, 20000.0),
+                                number(b, "gain_db", where, PipelineError, -3.0, 3.0),
+                                number(b, "q", where, PipelineError, 0.3, 4.0)))
         eq[family] = tuple(checked)
     comp = data.get("compressor")
     where = f"{WHERE} [compressor]"
     if not isinstance(comp, dict):
         raise PipelineError(f"{where}: missing table")
     return StemTone(eq, CompressorSettings(
-        ratio=_number(comp, "ratio", where, PipelineError, 1.0, 2.0),  # light, by rule
-        threshold_lu=_number(comp, "threshold_lu", where, PipelineError, -6.0, 20.0),
-        detector_ms=_number(comp, "detector_ms", where, PipelineError, 1.0, 300.0),
-        attack_ms=_number(comp, "attack_ms", where, PipelineError, 1.0, 200.0),
-        release_db_per_s=_number(comp, "release_db_per_s", where, PipelineError, 1.0, 200.0),
-        max_reduction_db=_number(comp, "max_reduction_db", where, PipelineError, 0.5, 6.0)))
+        ratio=number(comp, "ratio", where, PipelineError, 1.0, 2.0),  # light, by rule
+        threshold_lu=number(comp, "threshold_lu", where, PipelineError, -6.0, 20.0),
+        detector_ms=number(comp, "detector_ms", where, PipelineError, 1.0, 300.0),
+        attack_ms=number(comp, "attack_ms", where, PipelineError, 1.0, 200.0),
+        release_db_per_s=number(comp, "release_db_per_s", where, PipelineError, 1.0, 200.0),
+        max_reduction_db=number(comp, "max_reduction_db", where, PipelineError, 0.5, 6.0)))
 
 
 def _one_pole(time_ms: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import (BLOCK_FRAMES, atomic_path, db_to_gain, for_output, requantize, umask,
-                    write_raw)
+from pipeline.dsp.audio import BLOCK_FRAMES, db_to_gain, requantize
+from pipeline.files import atomic_path, for_output, umask, write_raw
 from pipeline.settings.config import LOSSY_FORMATS, Preset
 from pipeline.errors import OutputError
 from pipeline.dsp.loudness import integrated_lufs, true_peak_dbtp

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import atomic_path
+from pipeline.files import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
-from pipeline.master.tone import long_term_psd
+from pipeline.dsp.spectrum import long_term_psd
 from pipeline.model import StemLevel
 from pipeline.output.piece_report import Guard, MasterReport, PartReport, PieceReport
 

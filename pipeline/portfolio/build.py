@@ -63,7 +63,8 @@ import numpy as np
 import soundfile as sf
 
 from pipeline import __version__
-from pipeline.dsp.audio import BLOCK_FRAMES, atomic_path, db_to_gain, for_output, requantize
+from pipeline.dsp.audio import BLOCK_FRAMES, db_to_gain, requantize
+from pipeline.files import atomic_path, for_output
 from pipeline.settings.config import load_preset
 from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, read_album_entries,
                           read_record, render_to_mix, write_album_entries, write_record)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import numpy as np
 
 from pipeline import __version__
-from pipeline.dsp.audio import atomic_path
+from pipeline.files import atomic_path
 
 #: The order of the categories on the page; any other category follows, alphabetically.
 CATEGORY_ORDER = ("solo", "duet", "trio", "quartet", "quintet", "sextet", "jazz-band",

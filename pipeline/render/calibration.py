@@ -23,18 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.dsp.audio import atomic_path
+from pipeline.files import atomic_path
 from pipeline.errors import PipelineError
 from pipeline.dsp.loudness import integrated_lufs
-from pipeline.model import Performance, Track, Voice
+from pipeline.model import DYNAMIC_VELOCITY, REFERENCE_LUFS, Performance, Track, Voice
 from pipeline.paths import cache_folder
-from pipeline.score.perform import DYNAMIC_VELOCITY
-from pipeline.render.fluidsynth import Synth
+from pipeline.dsp.fluidsynth import Synth
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 3  # 2: the expression baseline is part of the key; 3: repeated crotchets
-REFERENCE_LUFS = -36.0            # mf on any instrument is set here (near where FluidSynth puts it)
 REFERENCE_VELOCITY = DYNAMIC_VELOCITY["mf"]
 NOTE_S, GAP_S = 0.45, 0.05        # a crotchet at 120 bpm, slightly detached
 REPEATS = 4                       # each reference pitch struck this many times

@@ -22,11 +22,13 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import BLOCK_FRAMES, LITTLE_ENDIAN, atomic_path, for_output, write_raw
-from pipeline.errors import RenderError, SoundfontError
+from pipeline.dsp.audio import BLOCK_FRAMES
+from pipeline.files import LITTLE_ENDIAN, atomic_path, for_output, write_raw
+from pipeline.errors import RenderError
 from pipeline.model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from pipeline.paths import slugify
-from pipeline.render.fluidsynth import DRUM_BANK, FLUID_BLOCK_FRAMES, Synth
+from pipeline.dsp.fluidsynth import FLUID_BLOCK_FRAMES, Synth
+from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +236,7 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
                 if not held:  # by now the holder has decoded them: no wait at the start
                     _hold_programs(synth, events, programs, first_spare=n)
                     held = True
-                _program_change(synth, channel, programs[channel], a)
+                program_change(synth, channel, programs[channel], a)
         tail = 0
         while synth.active_voices() > 0 and tail < max_tail:
             advance(TAIL_CHUNK_FRAMES)
@@ -254,7 +256,8 @@ def stem_length(last_audible: int, sample_rate: int) -> int:
 class StemFeed:
     """The stems' blocks handed from the synth threads to a mixer while they are rendered
     (:func:`render` with ``feed=``, :func:`pipeline.mix.mixer.mix` given the feed instead of the
-    files), so that the mix runs beside the synthesis and nothing is read back from disk.
+    files), so that the mix runs beside the synthesis and nothing is read back from disk: the
+    mixer's :class:`~pipeline.model.StemStream`.
 
     Each synth's queue holds a few blocks: a mixer that falls behind holds the synths back.
     The stems' length is known only when every synth has finished; a block lying wholly past
@@ -368,84 +371,18 @@ def max_stem_frames(performance: Performance, sample_rate: int) -> int:
     return -(-frames // BLOCK_FRAMES) * BLOCK_FRAMES
 
 
-class PresetHolder:
-    """A silent synth that selects presets on a thread of its own and keeps them until it is
-    closed. FluidSynth shares a preset's decoded samples between the synths of a process while
-    one of them has it selected, so the render's synths find them decoded (a lock per preset
-    keeps two synths from decoding one at once). Used for the presets the parts change to
-    (pizz., mutes: :func:`preset_changes`), during the render, and for a guess at all of a
-    score's presets while it is still being parsed."""
-
-    def __init__(self, sample_rate: int):
-        self.sample_rate = sample_rate
-        self.held: dict[tuple, tuple[Voice, int]] = {}
-        self.synth: Synth | None = None
-        self.threads: list[threading.Thread] = []
-
-    CHANNELS = 64  # presets held at most (a guess beyond that is let go)
-
-    def hold(self, wanted: list[tuple[Voice, int]]) -> None:
-        """Select each ``(voice, program)`` not held yet, in the background."""
-        new = {}
-        for voice, program in wanted:
-            key = _preset(voice, program)
-            if key not in self.held and key not in new:
-                new[key] = (voice, program)
-        new = dict(list(new.items())[:self.CHANNELS - len(self.held)])
-        if not new:
-            return
-        first = len(self.held)
-        self.held.update(new)
-        if self.synth is None:
-            self.synth = Synth(sample_rate=self.sample_rate, channels=self.CHANNELS)
-        jobs = list(enumerate(new.values(), start=first))
-        thread = threading.Thread(target=self._select, args=(jobs,), name="score2audio-presets",
-                                  daemon=True)
-        self.threads.append(thread)
-        thread.start()
-
-    def _select(self, jobs) -> None:
-        try:
-            for channel, (voice, program) in jobs:
-                _program_change(self.synth, channel, voice, program, quiet=True)
-        except Exception as exc:  # the render's own selection reports what is wrong
-            log.debug("preloading presets: %s", exc)
-
-    def decoded(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the presets asked for so far; whether they are
-        all selected."""
-        for thread in self.threads:
-            thread.join(timeout)
-        return not any(thread.is_alive() for thread in self.threads)
-
-    def __enter__(self) -> "PresetHolder":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for thread in self.threads:
-            thread.join()
-        if self.synth is not None:
-            self.synth.close()
-            self.synth = None
-
-
 def preset_changes(performance: Performance, voices: tuple[Voice, ...]) -> list[tuple[Voice, int]]:
     """The presets the parts change to (pizz., arco…) other than the parts' first ones, which
     the render's synths load themselves at their start."""
-    first = {_preset(v, v.program) for v in voices}
+    first = {preset_key(v, v.program) for v in voices}
     wanted = []
     for track, voice in zip(performance.tracks, voices):
         for c in track.controls:
             if c.kind == "program_change":
                 program = voice.program if c.number == OWN_PROGRAM else c.number
-                if _preset(voice, program) not in first:
+                if preset_key(voice, program) not in first:
                     wanted.append((voice, program))
     return wanted
-
-
-def _preset(voice: Voice, program: int) -> tuple:
-    """Which preset ``program`` is in ``voice``'s soundfont and bank (drum kit or not)."""
-    return voice.soundfont, voice.bank, voice.is_percussion, program
 
 
 def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *,
@@ -458,26 +395,7 @@ def _hold_programs(synth: Synth, events: np.ndarray, voices: dict[int, Voice], *
     wanted = sorted({(int(ch), int(program)) for ch, program in changes[:, 2:4]})
     spare = range(first_spare, synth.midi_channels)
     for channel, (owner, program) in zip(spare, wanted):
-        _program_change(synth, channel, voices[owner], program, quiet=True)
-
-
-def _program_change(synth: Synth, channel: int, voice: Voice, program: int, *,
-                    quiet: bool = False) -> None:
-    """Switch a channel to ``program`` (:data:`OWN_PROGRAM`: the voice's own) in the voice's
-    soundfont and bank, else in its bank 0 (a variation bank, such as MuseScore General's
-    expressive bank 17, lacks most programs); if neither has it, the channel plays on."""
-    if program == OWN_PROGRAM:
-        program = voice.program
-    bank = DRUM_BANK if voice.is_percussion else voice.bank
-    for b in (bank, 0) if bank not in (0, DRUM_BANK) else (bank,):
-        try:
-            synth.select(channel, voice.soundfont, b, program, drum=voice.is_percussion)
-            return
-        except SoundfontError:
-            continue
-    if not quiet:
-        log.warning("program change to %d: not in %s; the part plays on in its current voice",
-                    program, voice.soundfont.name)
+        program_change(synth, channel, voices[owner], program, quiet=True)
 
 
 class _StemWriters:

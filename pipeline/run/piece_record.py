@@ -108,7 +108,7 @@ def _parts(performance: Performance, voices: tuple[Voice, ...], the_mix: Mix,
 
 def write_record(path: Path, record: PieceRecord) -> None:
     """``record`` as JSON at ``path`` (written whole or not at all)."""
-    from pipeline.dsp.audio import atomic_path
+    from pipeline.files import atomic_path
     from pipeline.output.piece_report import as_json
 
     data = {"format": FORMAT, "report": as_json(record.report), "template": record.template,
@@ -166,7 +166,7 @@ def write_album_entries(path: Path, entries: dict) -> None:
     """What :func:`pipeline.run.recipe.album_entries` measured, as JSON at ``path``: per
     preset the piece's name, its prepared summary (the preset by name, the 100 ms loudness
     steps as numbers) and the ensemble's relative loudness."""
-    from pipeline.dsp.audio import atomic_path
+    from pipeline.files import atomic_path
 
     data = {"format": FORMAT, "presets": {
         name: {"piece": piece, "relative_loudness_lu": relative,

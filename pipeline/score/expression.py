@@ -1,7 +1,7 @@
 """Expression (CC11) for sustaining instruments, and the pedals (CC64, CC66).
 
 **Loudness scale.** A written dynamic is a level on the documented velocity scale
-(:data:`pipeline.score.perform.DYNAMIC_VELOCITY`; mf = 80). Struck and plucked instruments (piano,
+(:data:`pipeline.model.DYNAMIC_VELOCITY`; mf = 80). Struck and plucked instruments (piano,
 harp, guitar, percussion) play it as note velocity, a hairpin as a velocity ramp from note to
 note: once struck, their notes only decay. Sustaining instruments (strings, winds, brass,
 voices, organ: :func:`sustains`) can swell on a held note, so for them the level is also a

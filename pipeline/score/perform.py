@@ -34,22 +34,13 @@ from pipeline.score import techniques
 from pipeline.score import timing
 from pipeline.errors import ScoreError
 from pipeline.score.load import LoadedScore
-from pipeline.model import (OWN_PROGRAM, TICKS_PER_QUARTER, Control, Note, Performance,
-                    TempoMap, Track)
+from pipeline.model import (DEFAULT_VELOCITY, DYNAMIC_VELOCITY, OWN_PROGRAM, TICKS_PER_QUARTER,
+                            Control, Note, Performance, TempoMap, Track)
 
 log = logging.getLogger(__name__)
 
-#: Dynamic marking → MIDI velocity (the documented scale; mf is the reference level).
-DYNAMIC_VELOCITY = {
-    "pppp": 10, "ppp": 20, "pp": 33, "p": 49, "mp": 64, "mf": 80, "f": 96, "ff": 112,
-    "fff": 124, "ffff": 127,
-    # one-note accents: loud attack, level afterwards unchanged (handled in _Dynamics)
-    "sf": 104, "sfz": 108, "sffz": 118, "sfp": 104, "sfpp": 104, "fz": 104, "rf": 100,
-    "rfz": 104, "fp": 96, "pf": 49, "n": 10,
-}
 ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "fz", "rf", "rfz"}
 LOUD_THEN_SOFT = {"fp": "p", "sfp": "p", "sfpp": "pp"}
-DEFAULT_VELOCITY = DYNAMIC_VELOCITY["mf"]
 
 #: Unpitched percussion by part name (the first phrase found in the lower-cased name wins, so
 #: the longer phrases come first), then by staff position on a drum-set staff (GM keys; 83–87
@@ -668,7 +659,7 @@ def write_midi(performance: Performance, path: Path, programs: list[tuple[int, i
     messages, running status included: tests/test_units.py), at a tenth of the time of
     building a mido message per event.
     """
-    from pipeline.dsp.audio import atomic_path
+    from pipeline.files import atomic_path
 
     conductor = [(0, 0, _meta(0x03, _midi_text(performance.title).encode("latin-1")))]
     num, den = performance.time_signature

@@ -11,6 +11,7 @@ from pipeline.errors import PresetError, TemplateError
 from pipeline.settings.instruments import FAMILIES, by_name
 from pipeline.dsp.rooms import Room
 from pipeline.settings.seating import BUSES, DEFAULT_DEPTH, Depth, Rule, Seat
+from pipeline.settings.validation import number
 
 AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg")
 LOSSY_FORMATS = ("mp3", "ogg")
@@ -136,15 +137,6 @@ def _read(kind: str, name: str, error) -> tuple[dict, str]:
         raise error(f"{where}: not valid TOML ({exc})") from exc
 
 
-def _number(data: dict, key: str, where: str, error, lo: float, hi: float) -> float:
-    if key not in data:
-        raise error(f"{where}: missing key '{key}' (a number from {lo} to {hi})")
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise error(f"{where}: '{key}' = {value!r} is not allowed (a number from {lo} to {hi})")
-    return float(value)
-
-
 def _choice(data: dict, key: str, where: str, error, allowed) -> object:
     value = data.get(key)
     if value not in allowed:
@@ -154,7 +146,7 @@ def _choice(data: dict, key: str, where: str, error, allowed) -> object:
 
 
 def _optional(data: dict, key: str, where: str, error, lo: float, hi: float, default: float) -> float:
-    return default if key not in data else _number(data, key, where, error, lo, hi)
+    return default if key not in data else number(data, key, where, error, lo, hi)
 
 
 def _table(data: dict, key: str, where: str, error, required: bool = False) -> tuple[dict, str]:
@@ -203,8 +195,8 @@ def _seats(entries, where: str) -> tuple[Seat, ...]:
         pans = _numbers(entry, "pans", w, -1.0, 1.0)
         seats.append(Seat(name=entry["name"], match=match, families=families,
                           pan=(pans[0] if pans and "pan" not in entry else
-                               _number(entry, "pan", w, TemplateError, -1.0, 1.0)),
-                          depth=_number(entry, "depth", w, TemplateError, 0.0, 1.0),
+                               number(entry, "pan", w, TemplateError, -1.0, 1.0)),
+                          depth=number(entry, "depth", w, TemplateError, 0.0, 1.0),
                           spread=_optional(entry, "spread", w, TemplateError, 0.0, 2.0, 0.0),
                           pans=pans,
                           gain_db=_optional(entry, "gain_db", w, TemplateError, -12.0, 12.0, 0.0),
@@ -249,18 +241,18 @@ def load_template(name: str) -> Template:
     layouts, lwhere = _table(data, "layouts", where, TemplateError)
     return Template(
         name=name, description=str(data.get("description", "")),
-        stage_width=_number(data, "stage_width", where, TemplateError, 0.0, 1.0),
-        player_width=_number(data, "player_width", where, TemplateError, 0.0, 1.0),
-        reverb_send_db=_number(data, "reverb_send_db", where, TemplateError, -60.0, 0.0),
+        stage_width=number(data, "stage_width", where, TemplateError, 0.0, 1.0),
+        player_width=number(data, "player_width", where, TemplateError, 0.0, 1.0),
+        reverb_send_db=number(data, "reverb_send_db", where, TemplateError, -60.0, 0.0),
         room=Room(name=str(room.get("name", name)),
-                  rt60_s=_number(room, "rt60_s", rwhere, TemplateError, 0.1, 8.0),
-                  predelay_ms=_number(room, "predelay_ms", rwhere, TemplateError, 0.0, 200.0),
-                  width=_number(room, "width", rwhere, TemplateError, 0.0, 1.0)),
+                  rt60_s=number(room, "rt60_s", rwhere, TemplateError, 0.1, 8.0),
+                  predelay_ms=number(room, "predelay_ms", rwhere, TemplateError, 0.0, 200.0),
+                  width=number(room, "width", rwhere, TemplateError, 0.0, 1.0)),
         mastering=Mastering(
-            tilt_db_per_octave=_number(mast, "tilt_db_per_octave", mwhere, TemplateError, -9.0, 0.0),
-            glue_amount=_number(mast, "glue_amount", mwhere, TemplateError, 0.0, 1.0),
-            max_limiting_db=_number(mast, "max_limiting_db", mwhere, TemplateError, 0.0, 12.0),
-            relative_loudness_lu=_number(mast, "relative_loudness_lu", mwhere, TemplateError,
+            tilt_db_per_octave=number(mast, "tilt_db_per_octave", mwhere, TemplateError, -9.0, 0.0),
+            glue_amount=number(mast, "glue_amount", mwhere, TemplateError, 0.0, 1.0),
+            max_limiting_db=number(mast, "max_limiting_db", mwhere, TemplateError, 0.0, 12.0),
+            relative_loudness_lu=number(mast, "relative_loudness_lu", mwhere, TemplateError,
                                          -12.0, 0.0)),
         seats=_seats(data.get("seat", []), f"{where} [[seat]]"),
         layouts={k: _seats(v.get("seat", []) if isinstance(v, dict) else v,
@@ -276,7 +268,7 @@ def load_template(name: str) -> Template:
                                          20000.0, DEFAULT_DEPTH.damping_hz)),
         chamber_depth=_optional(data, "chamber_depth", where, TemplateError, 0.0, 1.0,
                                 CHAMBER_DEPTH),
-        section_db={b: _number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses},
+        section_db={b: number(buses, b, bwhere, TemplateError, -12.0, 12.0) for b in buses},
         swing=_optional(data, "swing", where, TemplateError, 1.0, 4.0, 0.0) or None,
         compress=_instrument_names(data, "compress", where))
 
@@ -312,8 +304,8 @@ def load_preset(name: str) -> Preset:
         raise err(f"{where}: 'dither' = {dither!r} is not allowed (one of: tpdf, none)")
     return Preset(
         name=name, description=str(data.get("description", "")),
-        target_lufs=None if handoff else _number(data, "target_lufs", where, err, -40.0, -5.0),
-        ceiling_dbtp=_number(data, "ceiling_dbtp", where, err, -12.0, 0.0),
+        target_lufs=None if handoff else number(data, "target_lufs", where, err, -40.0, -5.0),
+        ceiling_dbtp=number(data, "ceiling_dbtp", where, err, -12.0, 0.0),
         sample_rate=None if rate == "mix" else int(_choice(data, "sample_rate", where, err,
                                                              SAMPLE_RATES + ("mix",))),
         bit_depth=bit_depth, formats=tuple(formats),

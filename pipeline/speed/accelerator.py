@@ -81,7 +81,7 @@ class Accelerator:
         heap grows, the collector walked them all again and again (a second of the Große
         Fuge's parse); they are collected once, beside the synths' start, and the audio stages
         make arrays, not cycles."""
-        from pipeline.render.stems import PresetHolder
+        from pipeline.render.preset_holder import PresetHolder
 
         collecting = gc.isenabled()
         gc.disable()
@@ -154,7 +154,7 @@ class PieceSpeed:
         import numpy as np
 
         from pipeline.dsp import kernels
-        from pipeline.voices.assign import likely_presets
+        from pipeline.speed.preset_guess import likely_presets
 
         self.holder.hold(likely_presets(self.score_path, self.soundfont))
         while helper_busy() and not self.holder.decoded(timeout=0.02):

@@ -22,7 +22,7 @@ import pickle
 from importlib import metadata, resources
 from pathlib import Path
 
-from pipeline.dsp.audio import atomic_path
+from pipeline.files import atomic_path
 from pipeline.errors import PipelineError
 from pipeline.model import Performance
 from pipeline.paths import cache_folder

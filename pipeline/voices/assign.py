@@ -10,7 +10,7 @@ from pipeline.settings import instruments
 from pipeline.model import Performance, Track, Voice
 from pipeline.settings.sidecar import PartSettings
 from pipeline.settings.soundfonts import fallback_soundfont
-from pipeline.render.fluidsynth import DRUM_BANK, Synth
+from pipeline.dsp.fluidsynth import DRUM_BANK, Synth
 
 log = logging.getLogger(__name__)
 
@@ -28,44 +28,8 @@ def assign(performance: Performance, *, soundfont: Path, sample_rate: int = 4800
     fallback = fallback_soundfont(soundfont)
     parts = parts or (None,) * len(performance.tracks)
     with Synth(sample_rate=sample_rate, channels=1) as probe:
-        return tuple(_voice(t, p or PartSettings(), soundfont, fallback, probe, choir)
+        return tuple(choose_voice(t, p or PartSettings(), soundfont, fallback, probe, choir)
                      for t, p in zip(performance.tracks, parts))
-
-
-def likely_presets(score_path: Path, soundfont: Path) -> list[tuple[Voice, int]]:
-    """A guess, from a MusicXML score's part list and words alone (no music21), at the presets
-    its render will select: each part's voice as :func:`assign` would choose it without a
-    sidecar, and the programs its technique words ask for (pizz., mutes). For decoding them
-    while the score is still being parsed (a wrong guess costs only that time); [] for a MIDI
-    file or one that cannot be read."""
-    from pipeline.score import techniques
-    from pipeline.score.musicxml import part_list_preview
-
-    if score_path.suffix.lower() not in (".musicxml", ".xml", ".mxl"):
-        return []
-    parts, words = part_list_preview(score_path)
-    if not parts:
-        return []
-    asked = {s for text in words for s in techniques.switches(text)}
-    technique_programs = (("pizz", techniques.BOWED_STRINGS, techniques.PIZZICATO_STRINGS),
-                          ("arco", techniques.PLUCKED_DOUBLE_BASS, techniques.CONTRABASS),
-                          ("mute", techniques.TRUMPETS, techniques.MUTED_TRUMPET))
-    wanted, fallback = [], fallback_soundfont(soundfont)
-    was_disabled, log.disabled = log.disabled, True  # a guess: its fallbacks are not news
-    try:
-        with Synth(sample_rate=48000, channels=1) as probe:
-            for part in parts:
-                track = Track(part["name"], (part["instruments"] or [""])[0], (),
-                              program=part["program"], bank=part["bank"],
-                              is_percussion=part["unpitched"])
-                voice = _voice(track, PartSettings(), soundfont, fallback, probe, choir=False)
-                wanted.append((voice, voice.program))
-                wanted += [(voice, program) for switch, before, program in technique_programs
-                           if switch in asked and voice.program in before
-                           and not voice.is_percussion]
-    finally:
-        log.disabled = was_disabled
-    return wanted
 
 
 def _looks_like_choir(tracks) -> bool:
@@ -74,8 +38,9 @@ def _looks_like_choir(tracks) -> bool:
     return len(tracks) > 1 and voiced == len(tracks)
 
 
-def _voice(track: Track, part: PartSettings, soundfont: Path, fallback: Path | None, probe: Synth,
-           choir: bool) -> Voice:
+def choose_voice(track: Track, part: PartSettings, soundfont: Path, fallback: Path | None,
+                 probe: Synth, choir: bool) -> Voice:
+    """The voice for one track (see :func:`assign`), probing ``soundfont`` with ``probe``."""
     named = (instruments.voice_for(track.name) if choir else None) or \
         instruments.lookup_first(track.name, track.instrument)
     info = part.instrument or named

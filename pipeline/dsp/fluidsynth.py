@@ -1,4 +1,5 @@
-"""A thin ctypes layer over libfluidsynth (found through pyfluidsynth).
+"""A thin ctypes layer over libfluidsynth (found through pyfluidsynth). Below the stages: the
+render plays its synths and the assign stage probes the soundfonts' presets with one.
 
 pyfluidsynth only wraps 16-bit interleaved output; the render stage needs
 ``fluid_synth_process`` with one float stereo pair per MIDI channel, so the few C functions the

@@ -1,0 +1,116 @@
+"""Writing and reading the pipeline's files: atomically, byte for byte reproducibly, and
+without needless copies or syncs. Below every stage (the score's MIDI, stems, mix, masters,
+reports and caches are all written through it).
+
+It reaches into soundfile's internals, its cffi handles ``sf._snd`` (libsndfile) and
+``sf._ffi``, for calls soundfile does not expose (``sf_command``, ``sf_write_raw``,
+``sf_read_raw``); they have been stable since soundfile 0.9, and were read in 0.12–0.14
+(pyproject.toml: ``soundfile>=0.12,<1``).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.errors import OutputError
+
+LITTLE_ENDIAN = sys.byteorder == "little"  # a float WAV's samples are little-endian
+
+
+#: libsndfile's SFC_SET_ADD_PEAK_CHUNK command (sndfile.h).
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def for_output(f):
+    """``f`` (a :class:`soundfile.SoundFile` just opened for writing) as the pipeline writes
+    its files:
+
+    - without libsndfile's PEAK chunk, which a float WAV gets by default and which holds the
+      time of writing: the same audio must give the same file, byte for byte, for caching and
+      comparing renders;
+    - closed without an fsync. soundfile's ``close`` calls ``sf_write_sync``, which in
+      libsndfile is nothing but an fsync: each stem, the mix and the master then waited until
+      their data were on the disk (2.5 GB for the Große Fuge), the master's at the very end
+      of the render. A piece's folder is swapped into place only when complete, so an
+      interrupted render still leaves no finished-looking file; like every other program's
+      output, the files reach the disk when the system writes them back."""
+    import soundfile as sf
+
+    if f.subtype in ("FLOAT", "DOUBLE") and f.mode == "w":
+        # soundfile has no public call for sf_command; its cffi handles are stable since 0.9
+        sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    f.flush = _no_sync  # an attribute of this file only (close calls self.flush())
+    return f
+
+
+def _no_sync() -> None:
+    """What soundfile's ``flush`` does, less the fsync: nothing (libsndfile buffers nothing)."""
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final`` and rename it into place only on success.
+
+    An interrupted or failed write leaves no file under the final name.
+    """
+    final = Path(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}",
+                                   dir=final.parent)
+        os.close(fd)
+        # the writer makes the file anew: one that exists is opened with O_TRUNC, and ext4
+        # then writes a truncated file's data out when it is closed (0.8 s for the Große
+        # Fuge's stems, at the end of the render)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(f"{final.parent}: cannot write here ({exc.strerror})") from exc
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~umask())
+        os.replace(tmp_path, final)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise OutputError(f"{final}: cannot be written ({exc.strerror})") from exc
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_raw(f, data: np.ndarray) -> None:
+    """Append to ``f`` (a :class:`soundfile.SoundFile` open for writing) bytes already in its
+    sample format (libsndfile's ``sf_write_raw``): for a float WAV, interleaved little-endian
+    float32 frames."""
+    import soundfile as sf
+
+    written = sf._snd.sf_write_raw(f._file, sf._ffi.from_buffer(data), data.nbytes)
+    if written != data.nbytes:  # as soundfile's own write reports it (a full disk, a limit)
+        raise sf.LibsndfileError(sf._snd.sf_error(f._file), prefix=f"Error writing {f.name!r}: ")
+
+
+def read_float_frames(f, frames: int) -> np.ndarray:
+    """The next ``frames`` frames of ``f`` (a float32 WAV open for reading, a
+    :class:`soundfile.SoundFile`) as (channels, frames) float32, read as the file's own
+    bytes (libsndfile's ``sf_read_raw``: no conversion, no second copy); fewer at its end."""
+    import soundfile as sf
+
+    if not LITTLE_ENDIAN or f.subtype != "FLOAT":
+        return f.read(frames, dtype="float32", always_2d=True).T
+    out = np.empty((frames, f.channels), dtype=np.float32)
+    got = sf._snd.sf_read_raw(f._file, sf._ffi.from_buffer(out), out.nbytes)
+    if got < 0:
+        raise sf.LibsndfileError(sf._snd.sf_error(f._file), prefix=f"Error reading {f.name!r}: ")
+    return out[: got // (4 * f.channels)].T
