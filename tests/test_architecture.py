@@ -16,10 +16,6 @@ PACKAGE = ROOT / "pipeline"
 #: Modules directly in pipeline/ (its *.py files other than __init__.py): the layer under every
 #: stage. More than this and code that belongs to a stage or to dsp/ is collecting there.
 MAX_TOP_LEVEL_MODULES = 10
-#: Circles known and being removed elsewhere; each entry is the exact set of modules in one.
-#: load ↔ musicxml: the music21 patches are moving out of musicxml.py (another branch);
-#: delete the entry when that lands.
-KNOWN_CIRCLES = {frozenset({"pipeline.score.load", "pipeline.score.musicxml"})}
 
 
 def _modules() -> dict[str, Path]:
@@ -155,5 +151,5 @@ def test_circles_are_found():
 def test_no_import_circles():
     """Between pipeline modules, imports inside functions included: a circle hidden in a
     function still ties the two modules together."""
-    circles = [c for c in _circles(_graph()) if frozenset(c) not in KNOWN_CIRCLES]
+    circles = _circles(_graph())
     assert not circles, "import circles:\n" + "\n".join(" ↔ ".join(sorted(c)) for c in circles)
