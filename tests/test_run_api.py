@@ -74,3 +74,12 @@ def test_a_library_call_leaves_no_threads_or_helpers_behind(tmp_path):
     render_score(SCORE, out_root=tmp_path)
     left = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     assert left == []
+
+
+def test_the_page_and_the_json_time_every_stage(tmp_path):
+    result = render_score(SCORE, out_root=tmp_path)
+    page = (result.folder / "report.html").read_text("utf-8")
+    stages = json.loads((result.folder / "report.json").read_text("utf-8"))["timings_s"]
+    for stage in ("load", "render", "mix", "master"):
+        assert f"{stage} " in page.split("Time per stage:")[1] and stage in stages
+    assert "report" in stages  # the page is written within the report stage it cannot time

@@ -216,7 +216,8 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
                 masters, traces = _master_all(piece, presets, reference, targets, album, jobs,
                                               progress)
             with stage("report"):
-                report = replace(piece.record.report, masters=tuple(masters))
+                report = replace(piece.record.report, masters=tuple(masters),
+                                 timings=Timings(tuple(timings.items())))  # the page's, so far
                 # the pictures need no file names: drawn while the last master's are written
                 pictures = report_pictures(report, jobs.mix_trace.result(), traces,
                                            stage=jobs.staging.result())
