@@ -175,3 +175,14 @@ def test_a_two_staff_part_with_written_chords_is_not_a_lead_sheet():
 ])
 def test_rhythm_section_roles_by_part_name(name, role):
     assert comping.role_of(name, None) == role
+
+
+def test_chord_symbols_written_as_roman_numerals_are_played_on_their_degrees():
+    """<harmony><numeral>: I and V7 in C major (the key signature's), then i and vii° counted
+    in C harmonic minor (the numeral's own key: the leading note raised), then ♭VI of C major:
+    the comping's bass plays C, G, C, B, A♭ (music21 reads no degree: it recursed without end)."""
+    comp = track(performed("roman-numeral-chords.musicxml"), comping.LEAD_SHEET_TRACK)
+    lows = [pitches[0] % 12 for on, pitches in chords(comp).items() if on in (0, 2, 4, 6, 8)]
+    assert lows == [0, 7, 0, 11, 8]
+    at = chords(comp)
+    assert {p % 12 for p in at[2]} <= {7, 11, 2, 5} and {p % 12 for p in at[6]} <= {11, 2, 5}

@@ -188,6 +188,87 @@ def measure_style_slash_bars(score, source) -> dict[int, set[int]]:
     return musicxml.by_part(score.parts, bars, source, "slash notation")
 
 
+#: MusicXML's ``<numeral-mode>``s and the scale degrees each raises a semitone from the natural
+#: minor (harmonic minor: the leading note; melodic minor: the sixth and seventh).
+RAISED_DEGREES = {"harmonic minor": (7,), "melodic minor": (6, 7)}
+
+
+def realize_numeral_chords(score, source) -> None:
+    """Give a root to each chord symbol written as a Roman numeral (``<harmony><numeral>``):
+    music21 reads its kind but not its degree, and leaves a chord symbol with no root (whose
+    spelling then recursed without end). The degree, its alteration and the key it is counted
+    in (``<numeral-key>``, else the key signature in force) come from the MusicXML file
+    ``source``; the chord symbol is replaced, in place, by one on that root."""
+    parts = musicxml.part_measures(source, rb"<numeral\b", "Roman-numeral chord symbols")
+    if not parts:
+        return
+    found = musicxml.by_part(score.parts, [_numerals(measures, source) for measures in parts],
+                             source, "Roman-numeral chord symbols")
+    from music21 import harmony
+
+    for part in score.parts:
+        numerals = found.get(id(part))
+        if not numerals:
+            continue
+        for k, measure in enumerate(part.getElementsByClass("Measure")):
+            for cs in list(measure.recurse().getElementsByClass("ChordSymbol")):
+                spec = numerals.get((k, round(float(cs.offset), 4)))
+                if cs.pitches or spec is None:
+                    continue
+                root = _numeral_root(spec, cs)
+                if root is None:
+                    continue
+                chord = harmony.ChordSymbol(root=root, kind=cs.chordKind or "major")
+                cs.activeSite.replace(cs, chord)
+
+
+#: A Roman numeral as written: (degree 1–7, semitones altered, key fifths or None, mode).
+Numeral = tuple[int, int, int | None, str]
+
+
+def _numerals(measures, source) -> dict[tuple[int, float], Numeral]:
+    """Each ``<harmony><numeral>`` of one part's measures by (measure index, quarter notes into
+    the measure)."""
+    out = {}
+    for k, el, position, divisions in musicxml.positions(measures, source):
+        numeral = el.find("numeral") if el.tag == "harmony" else None
+        if numeral is None:
+            continue
+        try:
+            degree = int((numeral.findtext("numeral-root") or "").strip())
+            alter = int(round(float(numeral.findtext("numeral-alter") or 0)))
+            fifths_text = numeral.findtext("numeral-key/numeral-fifths")
+            fifths = int(fifths_text) if fifths_text is not None else None
+        except ValueError:
+            log.warning("%s: bar %d: a Roman-numeral chord symbol that cannot be read is not "
+                        "played", source, k + 1)
+            continue
+        if not 1 <= degree <= 7:
+            continue
+        mode = (numeral.findtext("numeral-key/numeral-mode") or "").strip()
+        out[(k, round(position / divisions, 4))] = (degree, alter, fifths, mode)
+    return out
+
+
+def _numeral_root(spec: Numeral, cs) -> str | None:
+    """The root's name (e.g. 'B-') of a Roman numeral at ``cs``'s place."""
+    from music21 import key
+
+    degree, alter, fifths, mode = spec
+    if fifths is None:
+        signature = cs.getContextByClass("KeySignature")
+        fifths = signature.sharps if signature is not None else 0
+        if not mode and isinstance(signature, key.Key):
+            mode = signature.mode
+    minor = "minor" in mode
+    tonic = key.KeySignature(fifths).asKey("minor" if minor else "major")
+    root = tonic.pitchFromDegree(degree)
+    semitones = alter + (1 if degree in RAISED_DEGREES.get(mode, ()) else 0)
+    if semitones:
+        root = root.transpose(semitones)
+    return root.name
+
+
 def _is_chord_symbol(el) -> bool:
     return "Harmony" in el.classes
 
@@ -243,8 +324,11 @@ def chord_spans(staves) -> list[ChordSpan]:
 
 
 def _span(cs, start: float, end: float) -> ChordSpan | None:
+    pitches = list(cs.pitches)
+    if not pitches:  # a kind with no root: spelling it would recurse in music21
+        log.warning("a chord symbol with no root at offset %g is not played", start)
+        return None
     try:
-        pitches = list(cs.pitches)
         root, bass = cs.root(), cs.bass()
     except Exception as exc:  # music21 cannot spell some exotic symbols
         log.warning("chord symbol %r at offset %g not played (%s)", getattr(cs, "figure", "?"),

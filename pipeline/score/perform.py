@@ -101,6 +101,7 @@ def perform(score: LoadedScore, *, swing: float | None = None,
 def _perform_music21(score, path: Path, *, swing: float | None = None,
                      fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
     score = _to_sounding_pitch(score, path)
+    comping.realize_numeral_chords(score, path)  # music21 keeps no Roman numeral's degree
     form.align_measures(score)
     _drum_kit_keys(score, path)
     tl = form.timeline(score, source=path)
