@@ -16,7 +16,7 @@ from pipeline.errors import ScoreError
 from pipeline.score.formats import MIDI_SUFFIXES, MUSICXML_SUFFIXES, SUPPORTED_SUFFIXES
 from pipeline.score.musicxml import check_time_signatures
 from pipeline.score.music21_patches import patched_reader
-from pipeline.score.untrusted import check_musicxml
+from pipeline.score.untrusted import check_musicxml, mislabeled_as_wide
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,18 @@ def _load_midi(path: Path):
         raise ScoreError(f"{path}: not a readable MIDI file ({reason})") from exc
 
 
+def _parse(music21, path: Path, suffix: str):
+    """music21's parse of ``path``; a file whose declaration says UTF-16 over UTF-8 bytes
+    (:func:`~pipeline.score.untrusted.mislabeled_as_wide`) is handed over as decoded text."""
+    if suffix in (".musicxml", ".xml"):
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+        if mislabeled_as_wide(head):
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            return music21.converter.parseData(text, format="musicxml", forceSource=True)
+    return music21.converter.parse(str(path), forceSource=True)
+
+
 def _load_music21(path: Path, suffix: str):
     import music21
 
@@ -84,7 +96,7 @@ def _load_music21(path: Path, suffix: str):
             check_time_signatures(path)  # a damaged <time> would hang music21
         with patched_reader(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            parsed = music21.converter.parse(str(path), forceSource=True)
+            parsed = _parse(music21, path, suffix)
         for warning in caught:  # music21 warns about what it skips: say which file, in one line
             log.warning("%s: %s", path, str(warning.message).strip().splitlines()[0][:200])
     except ScoreError:

@@ -19,7 +19,7 @@ from typing import Iterator, TypeVar
 
 from pipeline.errors import ScoreError
 from pipeline.score.formats import MUSICXML_SUFFIXES
-from pipeline.score.untrusted import check_musicxml, musicxml_member
+from pipeline.score.untrusted import check_musicxml, musicxml_member, mislabeled_as_wide
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,7 +42,12 @@ def _text(path: str, mtime_ns: int) -> bytes:
 
 @functools.lru_cache(maxsize=2)
 def _root(path: str, mtime_ns: int) -> ET.Element:
-    return ET.fromstring(_text(path, mtime_ns))
+    data = _text(path, mtime_ns)
+    if mislabeled_as_wide(data[:256]):  # UTF-8 under a UTF-16 declaration: read as UTF-8
+        parser = ET.XMLParser(encoding="utf-8")
+        parser.feed(data)
+        return parser.close()
+    return ET.fromstring(data)
 
 
 _WORDS = re.compile(rb"<words\b[^>]*>([^<]*)</words>")

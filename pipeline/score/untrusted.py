@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -55,6 +56,22 @@ def check_musicxml(path: Path) -> None:
                          f"(at most {MAX_XML_BYTES >> 20} MB)")
     with open(path, "rb") as fh:
         _check_prolog(fh, str(path))
+
+
+_DECLARED_ENCODING = re.compile(rb"""\A<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def mislabeled_as_wide(head: bytes) -> bool:
+    """Whether a file's XML declaration names a two- or four-byte encoding (UTF-16, UTF-32)
+    although the declaration itself is written one byte a character: a known habit of one
+    notation program, whose bytes are UTF-8. Such a file is read as UTF-8, as browsers and
+    MuseScore read it. (A real UTF-16 file starts with a byte-order mark or with NULs between
+    the letters of ``<?xml``, which this never matches.)"""
+    found = _DECLARED_ENCODING.match(head)
+    if found is None:
+        return False
+    name = found.group(1).decode("ascii").lower().replace("_", "-")
+    return name.startswith(("utf-16", "utf-32", "ucs-2", "ucs-4", "utf16", "utf32"))
 
 
 def musicxml_member(archive: zipfile.ZipFile) -> str | None:
@@ -108,7 +125,8 @@ class _RootFound(Exception):
 
 def _check_prolog(fh: BinaryIO, where: str) -> None:
     """Stream ``fh`` through expat until the root element opens; see the module's notes."""
-    parser = expat.ParserCreate()
+    head = fh.peek(256)[:256] if hasattr(fh, "peek") else b""
+    parser = expat.ParserCreate("UTF-8" if mislabeled_as_wide(head) else None)
 
     def root(tag, _attrs):
         raise _RootFound(tag)

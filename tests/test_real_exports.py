@@ -1,0 +1,45 @@
+"""Habits of real notation programs' exports, each on a minimal fixture of our own: the file
+reads and plays as the composer wrote it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.score.load import load
+from pipeline.score.perform import perform
+from pipeline.score.untrusted import mislabeled_as_wide
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_utf8_bytes_under_a_utf16_declaration_are_read_as_utf8(tmp_path):
+    """One notation program writes encoding='UTF-16' over UTF-8 bytes; browsers, MuseScore and
+    music21's text path read such files: so do we (the title's ü survives)."""
+    text = (DATA / "single-a4.musicxml").read_text("utf-8")
+    text = text.replace('encoding="UTF-8"', "encoding='UTF-16'").replace(
+        "Single A4", "Single A4 für Flöte")
+    path = tmp_path / "mislabeled.musicxml"
+    path.write_bytes(text.encode("utf-8"))
+    played = perform(load(path))
+    assert played.title == "Single A4 für Flöte"
+    assert [n.pitch for t in played.tracks for n in t.notes] == [69]
+
+
+@pytest.mark.parametrize("head, mislabeled", [
+    (b"<?xml version='1.0' encoding='UTF-16'?><score-partwise>", True),
+    (b'<?xml version="1.0" encoding="utf-16le" standalone="no"?>', True),
+    (b'<?xml version="1.0" encoding="UTF-8"?>', False),
+    (b"<?xml version='1.0'?>", False),
+    ('<?xml version="1.0" encoding="UTF-16"?>'.encode("utf-16"), False),  # a real UTF-16 file
+])
+def test_only_a_one_byte_declaration_naming_a_wide_encoding_is_mislabeled(head, mislabeled):
+    assert mislabeled_as_wide(head) is mislabeled
+
+
+def test_a_real_utf16_file_still_reads(tmp_path):
+    text = (DATA / "single-a4.musicxml").read_text("utf-8").replace('encoding="UTF-8"',
+                                                                    'encoding="UTF-16"')
+    path = tmp_path / "wide.musicxml"
+    path.write_bytes(text.encode("utf-16"))
+    assert [n.pitch for t in perform(load(path)).tracks for n in t.notes] == [69]
