@@ -45,6 +45,15 @@ def test_sound_tempo_without_a_printed_mark_and_a_mid_bar_change():
     assert beats[6] == pytest.approx(1.0, abs=1e-3)
 
 
+def test_the_playback_tempo_wins_from_the_first_note_over_a_printed_mark_beside_it():
+    """A 6/8 song marked "Allegretto vivace", ♩. = 63 printed, <sound tempo="189"/> in the same
+    direction: the file's playback tempo (quarter notes a minute) is what is heard, from the
+    first note (music21 keeps only the printed mark: it was played at 94.5)."""
+    p, tm = played("tempo-sound-beside-metronome.musicxml")
+    assert tm.bpm_at(0) == pytest.approx(189, rel=1e-4)  # (whole microseconds a quarter)
+    np.testing.assert_allclose(np.diff(onsets_s(p))[:4], 1.5 * 60 / 189, atol=1e-3)
+
+
 def test_a_tempo_mark_printed_to_the_right_is_heard_where_it_stands():
     p, _ = played("tempo-printed-offset.musicxml")
     # bar 1 at ♩ = 60 from its first beat (the <offset> only moves the print); bar 2's ♩ = 120

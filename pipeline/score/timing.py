@@ -188,7 +188,43 @@ def _events(score, source=None):
             if getattr(el, "articulations", None) and any(
                     isinstance(a, articulations.Caesura) for a in el.articulations):
                 caesuras.add(round(float(flat.elementOffset(el)) + float(el.quarterLength), 6))
+    # the playback tempo a file states (<sound tempo>, quarter notes a minute) wins over a
+    # printed mark or words at the same place: music21 drops it beside a <metronome>
+    for off, bpm in _sound_tempos(score, source):
+        events[(off, "tempo")] = (off, "set", bpm, None)
     return sorted(events.values(), key=lambda e: (e[0], e[1] != "set")), holds, sorted(caesuras)
+
+
+def _sound_tempos(score, source) -> list[tuple[float, float]]:
+    """``(written offset, quarter-note BPM)`` of every ``<sound tempo>`` in the MusicXML file
+    ``source`` (all parts: the tempo is the ensemble's), in range (:data:`MIN_BPM` to
+    :data:`MAX_BPM`; others are left to the marks, which warn)."""
+    parts = musicxml.part_measures(source, rb"<sound\b[^>]*\btempo\s*=", "<sound tempo>")
+    if not parts:
+        return []
+    starts = [float(m.offset) for m in score.parts[0].getElementsByClass("Measure")]
+    found: dict[float, float] = {}  # the first part's, where parts disagree
+    for measures in parts:
+        own: dict[float, float] = {}  # the last of a part's at one moment: it follows the rest
+        if len(measures) != len(starts):
+            log.warning("%s: <sound tempo> not read: %d bars in the file, %d in the score",
+                        source, len(measures), len(starts))
+            return []
+        for k, el, position, divisions in musicxml.positions(measures, source):
+            sounds = [el] if el.tag == "sound" else el.findall("sound")
+            shift = el.find("offset") if el.tag == "direction" else None
+            if shift is not None and shift.get("sound") == "yes":  # else it moves the print only
+                position += musicxml.duration(el, "offset")
+            for sound in sounds:
+                try:
+                    bpm = float(sound.get("tempo") or "nan")
+                except ValueError:
+                    continue
+                if MIN_BPM <= bpm <= MAX_BPM:
+                    own[round(starts[k] + position / divisions, 6)] = bpm
+        for off, bpm in own.items():
+            found.setdefault(off, bpm)
+    return sorted(found.items())
 
 
 def _shared_holds(holds: list[tuple[float, float]]) -> list[tuple[float, float]]:
