@@ -43,3 +43,13 @@ def test_a_real_utf16_file_still_reads(tmp_path):
     path = tmp_path / "wide.musicxml"
     path.write_bytes(text.encode("utf-16"))
     assert [n.pitch for t in perform(load(path)).tracks for n in t.notes] == [69]
+
+
+def test_a_playback_dynamic_with_nothing_printed_sets_the_level():
+    """<sound dynamics="40"/> at the opening (40 % of forte's 90: velocity 36) is played, not the
+    default mf; a printed f beside a <sound dynamics> plays from our table (every program writes
+    its own percentages); a later playback dynamic under words (120 %) sets 108."""
+    from pipeline.model import DYNAMIC_VELOCITY
+
+    played = perform(load(DATA / "sound-dynamics-unprinted.musicxml"))
+    assert [n.velocity for n in played.tracks[0].notes] == [36, DYNAMIC_VELOCITY["f"], 108]

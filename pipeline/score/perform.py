@@ -110,11 +110,13 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     groups = list(_instrument_groups(score))
     slash_bars = comping.measure_style_slash_bars(score, path)
     pedals = _pedal_marks(score, path)
+    sound_dynamics = _sound_dynamics(score, path)
     tracks, played, comped = [], [], False  # played: each track's staves and dynamics
     for name, staves in groups:
         plan = comping.slash_plan(name, staves, tl, slash_bars.get(id(staves[0]), set()))
         track, dyn = _perform_instrument(name, staves, tl,
-                                         skip=plan.skipped if plan else frozenset())
+                                         skip=plan.skipped if plan else frozenset(),
+                                         sound_dynamics=sound_dynamics.get(id(staves[0]), ()))
         if plan is not None:  # slashes or chord symbols over rests: the player comps
             comp = comping.realize(plan, staves, tl, dyn.velocity, timed.swing)
             track = replace(track, notes=_finish_notes(
@@ -148,6 +150,39 @@ def _lead_sheet_comping(staves, dyn: "_Dynamics", tl: form.Timeline, timed) -> l
                   program=comping.LEAD_SHEET_PROGRAM)
     track = timing.adjust(track, staves, tl, timed)
     return [track] if track.notes else []
+
+
+#: MusicXML's ``<sound dynamics>`` is a percentage of this velocity (its default forte).
+SOUND_DYNAMICS_FORTE = 90.0
+
+
+def _sound_dynamics(score, path: Path) -> dict[int, list[tuple[float, int]]]:
+    """Each music21 part's (by ``id``) playback dynamics from the MusicXML file: ``(written
+    offset, velocity)`` of every ``<sound dynamics>``, a percentage of
+    :data:`SOUND_DYNAMICS_FORTE` (music21 does not read them)."""
+    parts = musicxml.part_measures(path, rb"<sound\b[^>]*\bdynamics\s*=", "<sound dynamics>")
+    if not parts:
+        return {}
+    per_part = []
+    for measures in parts:
+        found = []
+        for k, el, position, divisions in musicxml.positions(measures, path):
+            for sound in ([el] if el.tag == "sound" else el.findall("sound")):
+                try:
+                    percent = float(sound.get("dynamics") or "nan")
+                except ValueError:
+                    continue
+                if 0 <= percent <= 1000:
+                    velocity = int(min(127, max(1, round(percent / 100 * SOUND_DYNAMICS_FORTE))))
+                    found.append((k, position / divisions, velocity))
+        per_part.append(found)
+    by_part = musicxml.by_part(score.parts, per_part, path, "<sound dynamics>")
+    out = {}
+    for part in score.parts:
+        starts = [float(m.offset) for m in part.getElementsByClass("Measure")]
+        out[id(part)] = [(starts[k] + quarters, velocity)
+                         for k, quarters, velocity in by_part.get(id(part), ()) if k < len(starts)]
+    return out
 
 
 def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
@@ -282,14 +317,16 @@ class _Dynamics:
     """Velocity at any quarter-note offset from dynamics and hairpins of one instrument; the
     level reached at a hairpin's end holds until the next mark."""
 
-    def __init__(self, staves, tl: form.Timeline):
+    def __init__(self, staves, tl: form.Timeline, sound_dynamics=()):
         from music21 import dynamics
 
-        marks: list[tuple[float, str]] = []
+        marks: list[tuple[float, str | int]] = []
         ramps_raw = []
+        printed: set[float] = set()
         for staff in staves:
             flat = staff.flatten()
             for d in flat.getElementsByClass(dynamics.Dynamic):
+                printed.add(round(float(d.offset), 4))
                 marks.extend((played, str(d.value)) for played in tl.map(float(d.offset)))
             for hp in staff.spannerBundle.getByClass(dynamics.DynamicWedge):
                 els = hp.getSpannedElements()
@@ -303,13 +340,23 @@ class _Dynamics:
                     continue
                 rising = isinstance(hp, dynamics.Crescendo)
                 ramps_raw.extend((p, p + end - start, rising) for p in tl.map(start))
-        marks.sort()
+        # a playback dynamic (<sound dynamics>, a velocity) where no dynamic is printed: a
+        # printed one is played from the table, whatever level its program wrote beside it
+        for offset, velocity in sound_dynamics:
+            if round(offset, 4) not in printed:
+                marks.extend((played, velocity) for played in tl.map(offset))
+        marks.sort(key=lambda m: (m[0], isinstance(m[1], int), str(m[1])))  # (as before)
         # the level in force after each mark (accents leave it; fp falls to p)
         self.offsets: list[float] = []
         self.levels: list[float] = []
         self.accents: dict[float, int] = {}
         level = DEFAULT_VELOCITY
         for off, value in marks:
+            if isinstance(value, int):  # a playback velocity
+                level = value
+                self.offsets.append(off)
+                self.levels.append(level)
+                continue
             value = value.lower()
             if value in ACCENT_DYNAMICS:
                 self.accents[off] = DYNAMIC_VELOCITY[value]
@@ -396,13 +443,15 @@ def _slurred_ids(staff, flat) -> set[int]:
 
 
 def _perform_instrument(name: str, staves, tl: form.Timeline,
-                        skip: frozenset[int] = frozenset()) -> tuple[Track, "_Dynamics"]:
+                        skip: frozenset[int] = frozenset(),
+                        sound_dynamics=()) -> tuple[Track, "_Dynamics"]:
     """One instrument's notes as written, and its dynamics; ``skip`` holds ids of notes not
-    to play (slashes that :mod:`pipeline.score.comping` realizes)."""
+    to play (slashes that :mod:`pipeline.score.comping` realizes); ``sound_dynamics``: the
+    part's ``(written offset, velocity)`` playback dynamics (see :class:`_Dynamics`)."""
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
-    dyn = _Dynamics(staves, tl)
+    dyn = _Dynamics(staves, tl, sound_dynamics)
     all_unpitched = True
     # on, off, pitch, velocity, written end (played ticks: where a tie from it goes on)
     events: list[tuple[int, int, int, int, int]] = []
