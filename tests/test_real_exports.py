@@ -53,3 +53,14 @@ def test_a_playback_dynamic_with_nothing_printed_sets_the_level():
 
     played = perform(load(DATA / "sound-dynamics-unprinted.musicxml"))
     assert [n.velocity for n in played.tracks[0].notes] == [36, DYNAMIC_VELOCITY["f"], 108]
+
+
+def test_a_chord_rolled_in_the_second_voice_of_a_piano_staff_is_rolled():
+    """<arpeggiate number="1"/> on each note of a voice-2 chord: music21 keeps the roll as a
+    spanner on the score, not on the staff; it is rolled from the bottom, a 64th apart, under
+    the first voice's note, which sounds on the beat."""
+    from pipeline.score.ornaments import ROLL_TICKS
+
+    played = perform(load(DATA / "rolled-chord-second-voice.musicxml"))
+    onsets = sorted((n.on, n.pitch) for n in played.tracks[0].notes)
+    assert onsets == [(0, 48), (0, 60), (0, 76), (ROLL_TICKS, 64), (2 * ROLL_TICKS, 67)]

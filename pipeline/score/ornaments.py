@@ -156,9 +156,11 @@ def _bar(el):
 
 def spanner_index(staff) -> dict[int, dict[str, object]]:
     """For one staff: note id → {spanner class: spanner} for the spanners that make figures
-    (built once, as asking each note for its spanners is slow)."""
+    (built once, as asking each note for its spanners is slow). music21 keeps some on the
+    score rather than the staff (an ``<arpeggiate number="1">`` roll): those are looked at too."""
     index: dict[int, dict[str, object]] = {}
-    for sp in staff.spannerBundle:
+    scores = [site for site in staff.sites.get() if "Score" in getattr(site, "classes", ())]
+    for sp in [*staff.spannerBundle, *(sp for score in scores[:1] for sp in score.spannerBundle)]:
         name = sp.classes[0]
         if name in FIGURE_SPANNERS:
             for e in sp.getSpannedElements():
