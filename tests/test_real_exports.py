@@ -64,3 +64,20 @@ def test_a_chord_rolled_in_the_second_voice_of_a_piano_staff_is_rolled():
     played = perform(load(DATA / "rolled-chord-second-voice.musicxml"))
     onsets = sorted((n.on, n.pitch) for n in played.tracks[0].notes)
     assert onsets == [(0, 48), (0, 60), (0, 76), (ROLL_TICKS, 64), (2 * ROLL_TICKS, 67)]
+
+
+def test_a_cymbal_roll_on_a_drum_music21_cannot_name_is_rolled_and_said_nothing_of(caplog):
+    """A suspended cymbal on <midi-unpitched>56 (key 55), a whole note with three tremolo
+    strokes at ♩ = 60: a roll of 32nds on key 55 for the whole bar, then one hit. music21's
+    own "55 does not map to a valid instrument!" reaches no one: the drum is played all the
+    same, on the file's key."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        played = perform(load(DATA / "cymbal-roll-unmapped.musicxml"))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    notes = played.tracks[0].notes
+    assert {n.pitch for n in notes} == {55} and played.tracks[0].is_percussion
+    roll = [n for n in notes if n.on < 4 * 960]
+    assert len(roll) == 32 and len(notes) == 33  # 4 beats of 32nds, then the quarter
+    assert all(b.on - a.on == 120 for a, b in zip(roll, roll[1:]))

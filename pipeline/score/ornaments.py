@@ -168,6 +168,12 @@ def spanner_index(staff) -> dict[int, dict[str, object]]:
     return index
 
 
+def is_tremolo(el, spanner_index: dict | None = None) -> bool:
+    """Whether ``el`` is written as a tremolo: on a drum or cymbal, a roll."""
+    return "Tremolo" in _expressions(el) or \
+        "TremoloSpanner" in (spanner_index or {}).get(id(el), {})
+
+
 def figure(el, on: int, dur: int, pitches: list[int], velocity: int, gate: float,
            instrument: str = "", spanner_index: dict | None = None,
            ) -> list[tuple[int, int, int, int]] | None:

@@ -487,6 +487,11 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
             pitches = _pitches(el, percussion_key)
             if _is_unpitched(el):
                 ties = [None] * len(pitches)
+                if ornaments.is_tremolo(el, figures):  # a roll: the strokes, not one hit
+                    events.extend((a, b, p, v, b) for a, b, p, v in ornaments.figure(
+                        el, on, dur, pitches, int(round(velocity)), 1.0, name, figures) or ()
+                        if 0 <= p <= 127)
+                    continue
             else:
                 all_unpitched = False
                 ties = [n.tie.type if n.tie is not None else None for n in _members(el)]
