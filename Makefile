@@ -20,6 +20,8 @@ SEED ?=
 MIX_STEMS ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
+CORPUS ?=
+CORPUS_ARGS ?=
 
 SCORES ?= scores
 DASK ?=
@@ -36,7 +38,7 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
 	$(if $(SEED),--seed "$(SEED)") $(if $(filter 0 no false,$(MIX_STEMS)),--no-mix-stems)
 
-.PHONY: render portfolio test bench bench-master agreement setup system-deps test-deps clean help
+.PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -53,6 +55,7 @@ help:
 	@echo "make bench                                  time whole renders beside fluidsynth and MuseScore"
 	@echo "    BENCH_ARGS='--cases grosse-fuge,orchestra-5 --warm --no-references --json FILE'"
 	@echo "make agreement                              compare our performances with MuseScore 3's on corpus scores"
+	@echo "make corpus CORPUS=dir                      perform every score in a folder: a line per file, a summary"
 
 render: setup
 	@if [ -z "$(SCORE)" ]; then echo "usage: make render SCORE=path/to/score.musicxml" >&2; exit 2; fi
@@ -96,6 +99,11 @@ bench-master: setup
 # note-by-note agreement with MuseScore 3's playback (needs mscore3; not part of the tests)
 agreement: setup
 	@$(BIN)/python scripts/agreement.py $(AGREEMENT_ARGS)
+
+# every score in a folder through `score2audio perform`: a line per file and a summary
+corpus: setup
+	@if [ -z "$(CORPUS)" ]; then echo "usage: make corpus CORPUS=path/to/folder" >&2; exit 2; fi
+	@$(BIN)/python scripts/corpus.py "$(CORPUS)" $(CORPUS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache *.egg-info

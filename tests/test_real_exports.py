@@ -81,3 +81,28 @@ def test_a_cymbal_roll_on_a_drum_music21_cannot_name_is_rolled_and_said_nothing_
     roll = [n for n in notes if n.on < 4 * 960]
     assert len(roll) == 32 and len(notes) == 33  # 4 beats of 32nds, then the quarter
     assert all(b.on - a.on == 120 for a, b in zip(roll, roll[1:]))
+
+
+@pytest.mark.parametrize("music21_says, we_say", [
+    ("55 does not map to a valid instrument!", None),
+    ("Cannot find voice 3; putting outside of voices.", None),
+    ("Current voiceIds: ['1', '2']", None),
+    ("Could not import wedge: Error in getting DynamicWedges",
+     "a hairpin that cannot be read is not played"),
+    ("Warning: measure 12 in part Violin Iis overfull: 9/2 > 4.0,assuming 4.0 is correct.",
+     "bar 12 of part 'Violin I' holds 4.5 quarter notes where its time signature has 4; the "
+     "next bar starts after 4"),
+    ("something music21 says\n  over two lines", "something music21 says over two lines"),
+])
+def test_music21s_warnings_are_said_in_our_words_on_one_line_or_not_at_all(music21_says, we_say):
+    from pipeline.score.load import music21_warning
+
+    assert music21_warning(music21_says) == we_say
+
+
+def test_the_list_of_exports_without_notes_says_why_for_each():
+    import tomllib
+
+    listed = tomllib.loads((Path(__file__).parent / "corpus-no-notes.toml").read_text("utf-8"))
+    reasons = [why for table in listed.values() for why in table.values()]
+    assert len(reasons) >= 30 and all(isinstance(why, str) and len(why) >= 8 for why in reasons)

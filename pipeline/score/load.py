@@ -21,10 +21,42 @@ from pipeline.score.untrusted import check_musicxml, mislabeled_as_wide
 
 log = logging.getLogger(__name__)
 
-#: music21's warnings about what a composer does not hear: a drum its own table lacks ("55
-#: does not map to a valid instrument!") is still played, on the key the file's
-#: ``<midi-unpitched>`` gives (:func:`pipeline.score.musicxml.drum_keys`).
-UNHEARD_WARNINGS = re.compile(r"\d+ does not map to a valid instrument")
+#: music21's warnings, in our words or silenced (None) where a composer hears nothing of them:
+#: (what music21 says, what we say; ``{0}``… are the pattern's groups). A drum music21's own
+#: table lacks is still played, on the key the file's ``<midi-unpitched>`` gives
+#: (:func:`pipeline.score.musicxml.drum_keys`); music21's notes about how it files voices leave
+#: every note played.
+MUSIC21_WARNINGS: tuple[tuple[re.Pattern, str | None], ...] = (
+    (re.compile(r"\d+ does not map to a valid instrument"), None),
+    (re.compile(r"Cannot put in an element with a missing voice tag"), None),
+    (re.compile(r"Current voices?(Ids)?:"), None),
+    (re.compile(r"Cannot find voice \S+; putting outside of voices"), None),
+    (re.compile(r"Could not import wedge"), "a hairpin that cannot be read is not played"),
+    (re.compile(r"(?:Warning: )?measure (\S+) in part (.*?) ?is overfull: ([\d./]+) > ([\d./]+)"),
+     "bar {0} of part '{1}' holds {2} quarter notes where its time signature has {3}; the "
+     "next bar starts after {3}"),
+)
+
+
+def music21_warning(text: str) -> str | None:
+    """Our line for one of music21's warnings (see :data:`MUSIC21_WARNINGS`); None: silenced.
+    Others keep music21's words, on one line."""
+    for pattern, ours in MUSIC21_WARNINGS:
+        found = pattern.match(text)
+        if found:
+            return None if ours is None else ours.format(*(_number(g) for g in found.groups()))
+    return " ".join(text.split())
+
+
+def _number(text: str) -> str:
+    """A group of a warning as said: music21's fractions (3077/768) as decimals (4.01)."""
+    from fractions import Fraction
+
+    try:
+        return f"{float(Fraction(text.strip())):g}" if any(c.isdigit() for c in text) else \
+            text.strip()
+    except (ValueError, ZeroDivisionError):
+        return text.strip()
 
 
 @dataclass(frozen=True)
@@ -106,10 +138,11 @@ def _load_music21(path: Path, suffix: str):
         for warning in caught:  # music21 warns about what it skips: say which file, in one line
             text = str(warning.message).strip().splitlines()[0][:200] if str(
                 warning.message).strip() else type(warning.message).__name__
-            if UNHEARD_WARNINGS.match(text):
+            ours = music21_warning(text)
+            if ours is None:
                 log.debug("%s: %s", path, text)
             else:
-                log.warning("%s: %s", path, text)
+                log.warning("%s: %s", path, ours)
     except ScoreError:
         raise
     except Exception as exc:  # music21 raises many unrelated types for broken input

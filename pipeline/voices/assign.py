@@ -28,8 +28,14 @@ def assign(performance: Performance, *, soundfont: Path, sample_rate: int = 4800
     fallback = fallback_soundfont(soundfont)
     parts = parts or (None,) * len(performance.tracks)
     with Synth(sample_rate=sample_rate, channels=1) as probe:
-        return tuple(choose_voice(t, p or PartSettings(), soundfont, fallback, probe, choir)
+        return tuple(choose_voice(t, p or PartSettings(), soundfont, fallback, probe, choir,
+                                  where=performance.source)
                      for t, p in zip(performance.tracks, parts))
+
+
+def one_line(name: str) -> str:
+    """A part's name as one line (a name written over two lines keeps its words)."""
+    return " ".join(name.split())
 
 
 def _looks_like_choir(tracks) -> bool:
@@ -39,8 +45,9 @@ def _looks_like_choir(tracks) -> bool:
 
 
 def choose_voice(track: Track, part: PartSettings, soundfont: Path, fallback: Path | None,
-                 probe: Synth, choir: bool) -> Voice:
-    """The voice for one track (see :func:`assign`), probing ``soundfont`` with ``probe``."""
+                 probe: Synth, choir: bool, *, where: Path | str | None = None) -> Voice:
+    """The voice for one track (see :func:`assign`), probing ``soundfont`` with ``probe``;
+    ``where``: the score, named in warnings."""
     named = (instruments.voice_for(track.name) if choir else None) or \
         instruments.lookup_first(track.name, track.instrument)
     info = part.instrument or named
@@ -60,11 +67,12 @@ def choose_voice(track: Track, part: PartSettings, soundfont: Path, fallback: Pa
     elif info is not None:
         bank, program, source, family = 0, info.program, "instrument map", info.family
     else:
-        log.warning("part '%s': unknown instrument; playing it on a piano", track.name)
+        log.warning("%s: part '%s': unknown instrument; playing it on a piano", where or "score",
+                    one_line(track.name))
         bank, program, source, family = 0, 0, "default", "keyboards"
     if part.bank is not None and not track.is_percussion:
         bank, source = part.bank, "sidecar"
-    voice = _available(track, soundfont, fallback, bank, program, family, source, probe)
+    voice = _available(track, soundfont, fallback, bank, program, family, source, probe, where)
     return _with_instrument(voice, track, part, named)
 
 
@@ -78,7 +86,8 @@ def _with_instrument(voice: Voice, track: Track, part: PartSettings,
     return replace(voice, instrument=info.name if info else "")
 
 
-def _available(track, soundfont, fallback, bank, program, family, source, probe) -> Voice:
+def _available(track, soundfont, fallback, bank, program, family, source, probe,
+               where=None) -> Voice:
     drum = track.is_percussion
     tries = [(soundfont, bank, program)]
     if bank not in (0, DRUM_BANK):
@@ -92,8 +101,9 @@ def _available(track, soundfont, fallback, bank, program, family, source, probe)
         name = probe.preset_name(sf, b, p)
         if name is not None:
             if (sf, b, p) != tries[0]:
-                log.warning("part '%s': %s has no bank %d program %d; using %s bank %d program %d (%s)",
-                            track.name, soundfont.name, bank, program, sf.name, b, p, name)
+                log.warning("%s: part '%s': %s has no bank %d program %d; using %s bank %d "
+                            "program %d (%s)", where or "score", one_line(track.name),
+                            soundfont.name, bank, program, sf.name, b, p, name)
             return Voice(soundfont=sf, bank=b, program=p, preset_name=name, is_percussion=drum,
                          family=family, source=source)
     return Voice(soundfont=soundfont, bank=bank, program=program, preset_name="", is_percussion=drum,
