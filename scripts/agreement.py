@@ -4,7 +4,10 @@ For each score of :data:`SCORES` (music21's corpus), MuseScore 3 plays the file
 (``mscore3 -o ref.mid``, cached) and we perform the same file with fermatas unheld
 (``fermata_hold=1.0``: MuseScore 3 does not hold an imported MusicXML fermata); the shared
 ``midi-agreement`` tool then matches notes on pitch and onset (±60 ms). The table gives each
-score's F1 and, where MuseScore reads the score's form wrongly (or plays tempo words at the
+score's F1, its **content agreement** (tempo-free: the notes of each file in the order they
+sound, chord by chord, matched as sequences, so a held fermata or another reading of a tempo
+word changes nothing, while a wrong, missing or extra note, or a passage played in another
+order, does) and, where MuseScore reads the score's form wrongly (or plays tempo words at the
 tempo before them), the F1 of our performance played in MuseScore's bar order (and tempo): what
 remains are the differences in everything else. ``--show N`` lists the first N notes only one
 side plays, with the bar and beat where we play them.
@@ -38,6 +41,7 @@ from unittest import mock
 import numpy as np
 
 TOLERANCE_S = 0.06
+CHORD_S = 0.03  # notes of one file starting this close together are one chord
 MSCORE_TIMEOUT_S = 300
 
 
@@ -202,6 +206,30 @@ def compare(tool, ref: Path, hyp: Path) -> tuple[int, int, int, list, list]:
     return matched, len(ref_notes), len(hyp_notes), only_ref, only_hyp
 
 
+def sounding_order(notes) -> list[int]:
+    """The pitches of ``notes`` ((onset s, …, pitch, …) rows) in the order they sound: chord by
+    chord (onsets within :data:`CHORD_S`), low to high within a chord. No times are kept."""
+    out: list[int] = []
+    chord: list[int] = []
+    start = None
+    for onset, pitch in sorted((float(n[0]), int(n[2])) for n in notes):
+        if start is None or onset - start > CHORD_S:
+            out.extend(sorted(chord))
+            chord, start = [], onset
+        chord.append(pitch)
+    return out + sorted(chord)
+
+
+def content_f1(tool, ref: Path, hyp: Path) -> float:
+    """Tempo-free agreement: the two files' notes in sounding order matched as sequences."""
+    import difflib
+
+    a, b = sounding_order(tool.notes(str(ref))), sounding_order(tool.notes(str(hyp)))
+    matched = sum(block.size for block in
+                  difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
+    return f1(matched, len(a), len(b))
+
+
 def f1(matched: int, n_ref: int, n_hyp: int) -> float:
     return 2 * matched / (n_ref + n_hyp) if n_ref + n_hyp else 1.0
 
@@ -231,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in SCORES if not args.names or any(n.lower() in c.label.lower() for n in args.names)]
     totals = [0, 0, 0]
     totals_as_musescore_reads = [0, 0, 0]  # the second column where there is one, else the first
-    print(f"{'score':34s} {'notes':>6s} {'F1':>7s} {'F1 on MuseScore’s reading':>26s}")
+    print(f"{'score':34s} {'notes':>6s} {'F1':>7s} {'content':>8s} {'F1 on MuseScore’s reading':>26s}")
     with tempfile.TemporaryDirectory(prefix="agree-") as work:
         for case in cases:
             score = corpus / case.corpus_path
@@ -242,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             hyp = Path(work) / "ours.mid"
             where = our_midi(score, hyp)
             matched, n_ref, n_hyp, only_ref, only_hyp = compare(tool, ref, hyp)
+            content = content_f1(tool, ref, hyp)
             for k, v in enumerate((matched, n_ref, n_hyp)):
                 totals[k] += v
             as_read = (matched, n_ref, n_hyp)
@@ -256,13 +285,14 @@ def main(argv: list[str] | None = None) -> int:
                 only_ref, only_hyp = left[3], left[4]
             for k, v in enumerate(as_read):
                 totals_as_musescore_reads[k] += v
-            print(f"{case.label:34s} {n_ref:6d} {f1(matched, n_ref, n_hyp):7.4f} {in_form:>26s}")
+            print(f"{case.label:34s} {n_ref:6d} {f1(matched, n_ref, n_hyp):7.4f} {content:8.4f} "
+                  f"{in_form:>26s}")
             if case.musescore_error and args.show:
                 print(f"{'':4s}MuseScore: {case.musescore_error}")
             for title, rows in (("only MuseScore", only_ref), ("only ours", only_hyp)):
                 for n in rows[:args.show]:
                     print(f"{'':4s}{title:15s} {n[0]:9.3f} s pitch {n[2]:3d}  ({where(n[0])})")
-    print(f"{'all notes':34s} {totals[1]:6d} {f1(*totals):7.4f} "
+    print(f"{'all notes':34s} {totals[1]:6d} {f1(*totals):7.4f} {'':8s} "
           f"{f1(*totals_as_musescore_reads):26.4f}")
     return 0
 
