@@ -53,6 +53,19 @@ def _root(path: str, mtime_ns: int) -> ET.Element:
 _WORDS = re.compile(rb"<words\b[^>]*>([^<]*)</words>")
 
 
+def matches(source: str | Path | None, pattern: bytes) -> list[tuple[bytes, ...]]:
+    """Every match of the regular expression ``pattern`` (its groups, or the whole match) in
+    the MusicXML file ``source``'s text, without parsing it: a quick look before a parse that
+    may not be needed. Empty for anything that is not a readable MusicXML file."""
+    if source is None or Path(source).suffix.lower() not in MUSICXML_SUFFIXES:
+        return []
+    try:
+        data = _text(str(source), Path(source).stat().st_mtime_ns)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, ScoreError):
+        return []
+    return [m.groups() or (m.group(0),) for m in re.finditer(pattern, data)]
+
+
 def part_list_preview(path: Path) -> tuple[list[dict], list[str]]:
     """What a MusicXML file's part list says of its players (``name``, ``instruments``,
     ``program`` and ``bank`` 0-based or None, ``unpitched``) and the texts of its words over

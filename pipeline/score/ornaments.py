@@ -160,7 +160,9 @@ def spanner_index(staff) -> dict[int, dict[str, object]]:
     score rather than the staff (an ``<arpeggiate number="1">`` roll): those are looked at too."""
     index: dict[int, dict[str, object]] = {}
     scores = [site for site in staff.sites.get() if "Score" in getattr(site, "classes", ())]
-    for sp in [*staff.spannerBundle, *(sp for score in scores[:1] for sp in score.spannerBundle)]:
+    # (the score's own spanners only: its spannerBundle would gather every staff's again)
+    for sp in [*staff.spannerBundle,
+               *(sp for score in scores[:1] for sp in score.getElementsByClass("Spanner"))]:
         name = sp.classes[0]
         if name in FIGURE_SPANNERS:
             for e in sp.getSpannedElements():

@@ -160,6 +160,13 @@ def _sound_dynamics(score, path: Path) -> dict[int, list[tuple[float, int]]]:
     """Each music21 part's (by ``id``) playback dynamics from the MusicXML file: ``(written
     offset, velocity)`` of every ``<sound dynamics>``, a percentage of
     :data:`SOUND_DYNAMICS_FORTE` (music21 does not read them)."""
+    # a playback dynamic matters only where none is printed: most stand in a <direction> with
+    # a printed <dynamics>, and then the file is not parsed for them
+    sounds = len(musicxml.matches(path, rb"<sound\b[^>]*\bdynamics\s*="))
+    beside = sum(len(re.findall(rb"<sound\b[^>]*\bdynamics\s*=", d)) for d, in musicxml.matches(
+        path, rb"(?s)(<direction\b(?:(?!</direction>).)*?<dynamics\b.*?</direction>)"))
+    if sounds == beside:
+        return {}
     parts = musicxml.part_measures(path, rb"<sound\b[^>]*\bdynamics\s*=", "<sound dynamics>")
     if not parts:
         return {}

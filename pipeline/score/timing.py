@@ -190,15 +190,23 @@ def _events(score, source=None):
                 caesuras.add(round(float(flat.elementOffset(el)) + float(el.quarterLength), 6))
     # the playback tempo a file states (<sound tempo>, quarter notes a minute) wins over a
     # printed mark or words at the same place: music21 drops it beside a <metronome>
-    for off, bpm in _sound_tempos(score, source):
+    for off, bpm in _sound_tempos(score, source, read={e[2] for e in events.values()
+                                                       if e[1] == "set" and e[2]}):
         events[(off, "tempo")] = (off, "set", bpm, None)
     return sorted(events.values(), key=lambda e: (e[0], e[1] != "set")), holds, sorted(caesuras)
 
 
-def _sound_tempos(score, source) -> list[tuple[float, float]]:
+def _sound_tempos(score, source, read: set[float] = frozenset()) -> list[tuple[float, float]]:
     """``(written offset, quarter-note BPM)`` of every ``<sound tempo>`` in the MusicXML file
     ``source`` (all parts: the tempo is the ensemble's), in range (:data:`MIN_BPM` to
-    :data:`MAX_BPM`; others are left to the marks, which warn)."""
+    :data:`MAX_BPM`; others are left to the marks, which warn). None are looked for when music21
+    has read every one already (``read``: the tempos it has): the file is then not parsed."""
+    written = musicxml.matches(source, rb"<sound\b[^>]*\btempo\s*=\s*[\"']([^\"']*)[\"']")
+    try:
+        if all(any(abs(float(value) - bpm) < 1e-6 for bpm in read) for value, in written):
+            return []
+    except ValueError:
+        pass  # an unreadable value: the walk below skips it
     parts = musicxml.part_measures(source, rb"<sound\b[^>]*\btempo\s*=", "<sound tempo>")
     if not parts:
         return []
