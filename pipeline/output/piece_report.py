@@ -199,21 +199,30 @@ def as_json(report: PieceReport) -> dict:
     }
 
 
+#: A part's fields in report.json, in order, then its level's under their own names (the
+#: level's file is the part's "stem"; its part, instrument and family are the part's own).
+PART_KEYS = ("part", "instrument", "instrument_map", "set_by_sidecar", "soundfont", "bank",
+             "program", "voice_source", "family", "percussion", "notes")
+LEVEL_KEYS = ("pan", "peak_dbfs", "loudness_lufs", "depth", "seat", "bus", "calibration_db",
+              "gain_db", "send_db", "predelay_ms", "damping_hz", "mix_lufs", "mix_stem",
+              "level_db", "eq", "compressor")
+
+
 def _part_json(p: PartReport) -> dict:
     level = p.level
-    return {
-        "part": p.part, "instrument": p.instrument, "instrument_map": p.instrument_map,
-        "set_by_sidecar": list(p.set_by_sidecar), "soundfont": p.soundfont, "bank": p.bank,
-        "program": p.program, "voice_source": p.voice_source, "family": p.family,
-        "percussion": p.percussion, "notes": p.notes, "stem": level.file, "pan": level.pan,
-        "peak_dbfs": level.peak_dbfs, "loudness_lufs": level.loudness_lufs,
-        "depth": level.depth, "seat": level.seat, "bus": level.bus,
-        "calibration_db": level.calibration_db, "gain_db": level.gain_db,
-        "send_db": level.send_db, "predelay_ms": level.predelay_ms,
-        "damping_hz": level.damping_hz, "mix_lufs": level.mix_lufs, "mix_stem": level.mix_stem,
-        "level_db": level.level_db, "eq": [dict(b) for b in level.eq],
-        "compressor": dict(level.compressor) if level.compressor is not None else None,
-    }
+    return {**{k: getattr(p, k) for k in PART_KEYS}, "set_by_sidecar": list(p.set_by_sidecar),
+            "stem": level.file, **{k: getattr(level, k) for k in LEVEL_KEYS},
+            "eq": [dict(b) for b in level.eq],
+            "compressor": dict(level.compressor) if level.compressor is not None else None}
+
+
+def part_from_json(p: dict) -> PartReport:
+    """The part :func:`as_json` wrote as ``p``."""
+    level = StemLevel(part=p["part"], file=p["stem"], instrument=p["instrument_map"] or "",
+                      family=p["family"], **{k: p[k] for k in LEVEL_KEYS if k != "eq"},
+                      eq=tuple(p["eq"]))
+    return PartReport(**{k: p[k] for k in PART_KEYS if k != "set_by_sidecar"},
+                      set_by_sidecar=tuple(p["set_by_sidecar"]), level=level)
 
 
 def _master_json(m: MasterReport) -> dict:

@@ -4,15 +4,16 @@ keeps it as JSON beside ``mix.wav`` between rendering and mastering."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline import __version__
-from pipeline.model import Mix, Performance, StemLevel, Stems, Voice
+from pipeline.model import Mix, Performance, Stems, Voice
 from pipeline.output.piece_report import (MixSummary, PartReport, PerformanceSummary,
-                                          PieceReport, Setting, StemsSummary, Timings)
+                                          PieceReport, Setting, StemsSummary, Timings,
+                                          part_from_json)
 from pipeline.run.checks import origin, part_settings
 from pipeline.settings.config import Template
 from pipeline.settings.sidecar import PieceSettings, swing_feel
@@ -135,29 +136,12 @@ def read_record(path: Path) -> PieceRecord:
         settings=tuple((k, Setting(s["value"], s["from"])) for k, s in r["settings"].items()),
         instrumentation=r["instrumentation"], sample_rate=r["sample_rate"],
         duration_s=r["duration_s"], performance=PerformanceSummary(**r["performance"]),
-        soundfont=r["soundfont"], parts=tuple(_part(p) for p in r["parts"]),
+        soundfont=r["soundfont"], parts=tuple(part_from_json(p) for p in r["parts"]),
         stems=StemsSummary(**r["stems"]), mix=mix_summary, masters=(),
         timings=Timings(tuple((k, v) for k, v in r["timings_s"].items() if k != "total")),
         pipeline_version=r["pipeline_version"])
     return PieceRecord(report, data["template"], data["mix_sample_rate"],
                        data["mix_loudness_lufs"], tuple(data["mix_short_term_lufs"]))
-
-
-def _part(p: dict) -> PartReport:
-    level = StemLevel(part=p["part"], file=p["stem"], pan=p["pan"], depth=p["depth"],
-                      seat=p["seat"], bus=p["bus"], peak_dbfs=p["peak_dbfs"],
-                      loudness_lufs=p["loudness_lufs"], calibration_db=p["calibration_db"],
-                      gain_db=p["gain_db"], send_db=p["send_db"], predelay_ms=p["predelay_ms"],
-                      damping_hz=p["damping_hz"], mix_lufs=p["mix_lufs"],
-                      mix_stem=p["mix_stem"], instrument=p["instrument_map"] or "",
-                      family=p["family"], eq=tuple(p["eq"]), compressor=p["compressor"],
-                      level_db=p["level_db"])
-    return PartReport(part=p["part"], instrument=p["instrument"],
-                      instrument_map=p["instrument_map"],
-                      set_by_sidecar=tuple(p["set_by_sidecar"]), soundfont=p["soundfont"],
-                      bank=p["bank"], program=p["program"], voice_source=p["voice_source"],
-                      family=p["family"], percussion=p["percussion"], notes=p["notes"],
-                      level=level)
 
 
 # ---- an album's measurements of the piece, per preset (the portfolio's cache) ----

@@ -214,6 +214,40 @@ def positions(measures: list[ET.Element], source: str | Path | None = None,
             yield k, el, cursor, divisions
 
 
+def sound_values(source: str | Path | None, attribute: str, *, bars: int | None = None,
+                 ) -> list[list[tuple[int, float, float]]] | None:
+    """Each part's ``<sound attribute="…">`` numbers (tempo, dynamics…): ``(measure index,
+    quarter notes into the measure, value)`` in file order, a direction's ``<sound>`` where its
+    ``<offset sound="yes">`` puts it (another offset moves only the print). None when the file
+    has none, or is not MusicXML, or (with a warning) when a part has not ``bars`` measures;
+    an unreadable number is left out."""
+    name = attribute.encode("ascii")
+    parts = part_measures(source, rb"<sound\b[^>]*\b" + name + rb"\s*=", f"<sound {attribute}>")
+    if not parts:
+        return None
+    if bars is not None and any(len(measures) != bars for measures in parts):
+        log.warning("%s: <sound %s> not read: %d bars in the file, %d in the score", source,
+                    attribute, len(parts[0]), bars)
+        return None
+    out = []
+    for measures in parts:
+        found = []
+        for k, el, position, divisions in positions(measures, source):
+            sounds = [el] if el.tag == "sound" else el.findall("sound")
+            shift = el.find("offset") if el.tag == "direction" else None
+            if shift is not None and shift.get("sound") == "yes":
+                position += duration(el, "offset")
+            for sound in sounds:
+                try:
+                    value = float(sound.get(attribute) or "nan")
+                except ValueError:
+                    continue
+                if value == value:  # not NaN: the attribute is there and a number
+                    found.append((k, position / divisions, value))
+        out.append(found)
+    return out
+
+
 def duration(el: ET.Element, tag: str = "duration") -> float:
     """The number in ``el``'s child ``tag`` (a duration or offset in divisions); 0 when it is
     missing or unreadable."""

@@ -162,27 +162,17 @@ def _sound_dynamics(score, path: Path) -> dict[int, list[tuple[float, int]]]:
     :data:`SOUND_DYNAMICS_FORTE` (music21 does not read them)."""
     # a playback dynamic matters only where none is printed: most stand in a <direction> with
     # a printed <dynamics>, and then the file is not parsed for them
-    sounds = len(musicxml.matches(path, rb"<sound\b[^>]*\bdynamics\s*="))
-    beside = sum(len(re.findall(rb"<sound\b[^>]*\bdynamics\s*=", d)) for d, in musicxml.matches(
+    sound = rb"<sound\b[^>]*\bdynamics\s*="
+    sounds = len(musicxml.matches(path, sound))
+    beside = sum(len(re.findall(sound, d)) for d, in musicxml.matches(
         path, rb"(?s)(<direction\b(?:(?!</direction>).)*?<dynamics\b.*?</direction>)"))
     if sounds == beside:
         return {}
-    parts = musicxml.part_measures(path, rb"<sound\b[^>]*\bdynamics\s*=", "<sound dynamics>")
+    parts = musicxml.sound_values(path, "dynamics")
     if not parts:
         return {}
-    per_part = []
-    for measures in parts:
-        found = []
-        for k, el, position, divisions in musicxml.positions(measures, path):
-            for sound in ([el] if el.tag == "sound" else el.findall("sound")):
-                try:
-                    percent = float(sound.get("dynamics") or "nan")
-                except ValueError:
-                    continue
-                if 0 <= percent <= 1000:
-                    velocity = int(min(127, max(1, round(percent / 100 * SOUND_DYNAMICS_FORTE))))
-                    found.append((k, position / divisions, velocity))
-        per_part.append(found)
+    per_part = [[(k, quarters, int(min(127, max(1, round(percent / 100 * SOUND_DYNAMICS_FORTE)))))
+                 for k, quarters, percent in part if 0 <= percent <= 1000] for part in parts]
     by_part = musicxml.by_part(score.parts, per_part, path, "<sound dynamics>")
     out = {}
     for part in score.parts:

@@ -207,29 +207,16 @@ def _sound_tempos(score, source, read: set[float] = frozenset()) -> list[tuple[f
             return []
     except ValueError:
         pass  # an unreadable value: the walk below skips it
-    parts = musicxml.part_measures(source, rb"<sound\b[^>]*\btempo\s*=", "<sound tempo>")
+    starts = [float(m.offset) for m in score.parts[0].getElementsByClass("Measure")]
+    parts = musicxml.sound_values(source, "tempo", bars=len(starts))
     if not parts:
         return []
-    starts = [float(m.offset) for m in score.parts[0].getElementsByClass("Measure")]
     found: dict[float, float] = {}  # the first part's, where parts disagree
-    for measures in parts:
+    for part in parts:
         own: dict[float, float] = {}  # the last of a part's at one moment: it follows the rest
-        if len(measures) != len(starts):
-            log.warning("%s: <sound tempo> not read: %d bars in the file, %d in the score",
-                        source, len(measures), len(starts))
-            return []
-        for k, el, position, divisions in musicxml.positions(measures, source):
-            sounds = [el] if el.tag == "sound" else el.findall("sound")
-            shift = el.find("offset") if el.tag == "direction" else None
-            if shift is not None and shift.get("sound") == "yes":  # else it moves the print only
-                position += musicxml.duration(el, "offset")
-            for sound in sounds:
-                try:
-                    bpm = float(sound.get("tempo") or "nan")
-                except ValueError:
-                    continue
-                if MIN_BPM <= bpm <= MAX_BPM:
-                    own[round(starts[k] + position / divisions, 6)] = bpm
+        for k, quarters, bpm in part:
+            if MIN_BPM <= bpm <= MAX_BPM:
+                own[round(starts[k] + quarters, 6)] = bpm
         for off, bpm in own.items():
             found.setdefault(off, bpm)
     return sorted(found.items())

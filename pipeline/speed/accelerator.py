@@ -87,7 +87,7 @@ class Accelerator:
         gc.disable()
         try:
             with PresetHolder(sample_rate) as holder:
-                yield PieceSpeed(self, score_path, soundfont, holder)
+                yield PieceSpeed(score_path, soundfont, holder)
         finally:
             if collecting:
                 gc.enable()
@@ -131,9 +131,7 @@ class Accelerator:
 class PieceSpeed:
     """What :meth:`Accelerator.piece` gives one piece's load-to-mix."""
 
-    def __init__(self, accelerator: Accelerator, score_path: Path, soundfont: Path,
-                 holder) -> None:
-        self.accelerator = accelerator
+    def __init__(self, score_path: Path, soundfont: Path, holder) -> None:
         self.score_path = score_path
         self.soundfont = soundfont
         self.holder = holder
