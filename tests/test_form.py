@@ -267,6 +267,19 @@ def test_a_bar_one_part_overfills_keeps_the_parts_together_through_the_repeat():
     assert [t for t, p in cello if p == 48] == [0.0, 4.25]      # C3, bar 1
 
 
+def test_a_tie_holds_across_the_end_of_a_bar_its_part_leaves_unwritten():
+    performance = perform(load(DATA / "tie-across-a-short-bar.musicxml"))
+    tpq = performance.tempo_map.ticks_per_quarter
+    canto, basso = (sorted(t.notes, key=lambda n: n.on) for t in performance.tracks)
+    # the tie's stop and the next tie's start written as a start alone: held, not struck
+    assert [(n.on / tpq, n.pitch) for n in basso] == [(0, 45), (12, 48)]
+    # E5 from the start held to bar 2 beat 3 (not struck at bar 2), E5 struck there; the F5
+    # tied over a rest is struck again after it
+    assert [(n.on / tpq, n.pitch) for n in canto] == [(0, 76), (6, 76), (8, 77), (12, 77)]
+    assert (canto[0].off - canto[0].on) / tpq > 5.5
+    assert (canto[2].off - canto[2].on) / tpq < 2
+
+
 def test_a_tie_written_without_its_stop_still_holds_into_the_next_note_of_its_pitch():
     performance = perform(load(DATA / "tie-without-stop.musicxml"))
     tpq = performance.tempo_map.ticks_per_quarter

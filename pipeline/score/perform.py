@@ -413,6 +413,23 @@ class _Dynamics:
                                      accents)
 
 
+def _unfilled_bar_ends(staff) -> dict[int, int]:
+    """Where this staff leaves a bar's end unfilled (it holds less than the bar the other parts
+    make, :func:`~pipeline.score.form.align_measures`): written tick of the gap's start → its
+    length in ticks. A tie into the next bar goes on across such a gap: nothing is written
+    there, not even a rest (Monteverdi, madrigal 4.1: the canto's whole notes in breve bars)."""
+    from music21 import stream
+
+    measures = list(staff.getElementsByClass(stream.Measure))
+    gaps: dict[int, int] = {}
+    for m, after in zip(measures, measures[1:]):
+        end = round((float(m.offset) + float(m.highestTime)) * TICKS_PER_QUARTER)
+        gap = round(float(after.offset) * TICKS_PER_QUARTER) - end
+        if gap > 0:
+            gaps[end] = gap
+    return gaps
+
+
 def _slurred_ids(staff, flat) -> set[int]:
     """Ids of notes inside a slur that are not its last note (they connect to the next).
     music21 puts only a slur's first and last notes into the spanner, so the notes between
@@ -450,7 +467,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
     program = inst.midiProgram if inst is not None else None
     dyn = _Dynamics(staves, tl, sound_dynamics)
     all_unpitched = True
-    # on, off, pitch, velocity, written end (played ticks: where a tie from it goes on)
+    # on, off, pitch, velocity, where a tie from it goes on (played ticks: its written end, or
+    # past the unfilled end of its bar)
     events: list[tuple[int, int, int, int, int]] = []
     controls: list[Control] = []
     percussion_key = _percussion_key(name, inst)
@@ -458,6 +476,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
         figures = ornaments.spanner_index(staff)
+        unfilled = _unfilled_bar_ends(staff)
         # pitch → index into events of a tie still open
         open_ties: dict[int, int] = {}
         pending_grace: list = []
@@ -482,6 +501,9 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                 gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
             velocity = dyn.velocity(offset) + weight
             pitches = _pitches(el, percussion_key)
+            # where a tie from this note goes on: its end, or past the unfilled end of its bar
+            tie_on = on + dur + unfilled.get(round((float(el.offset) + float(el.quarterLength))
+                                                   * TICKS_PER_QUARTER), 0)
             if _is_unpitched(el):
                 ties = [None] * len(pitches)
                 if ornaments.is_tremolo(el, figures):  # a roll: the strokes, not one hit
@@ -500,7 +522,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                         open_ties.pop(p, None)
                     if fig and ties[-1] in ("start", "continue") and events[-1][2] == pitches[-1]:
                         # a tie goes on from the last note, at the figure's written end
-                        events[-1] = events[-1][:4] + (on + dur,)
+                        events[-1] = events[-1][:4] + (tie_on,)
                         open_ties[pitches[-1]] = len(events) - 1
                     continue
             for pitch, tie in zip(pitches, ties):
@@ -508,21 +530,22 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                     continue
                 idx = open_ties.get(pitch)
                 # a tie goes on into the next note of its pitch, also one written without the
-                # tie's stop (Monteverdi, madrigal 4.1, canto bars 1–2) and one in a 2nd ending
-                # the play order jumped to (Maple Leaf Rag bars 65–67)
-                if tie != "start" and idx is not None and abs(events[idx][4] - on) <= 1:
+                # tie's stop (Monteverdi, madrigal 4.1, canto bars 1–2, or with a start alone:
+                # basso bars 31–33) and one in a 2nd ending the play order jumped to (Maple
+                # Leaf Rag bars 65–67)
+                if idx is not None and abs(events[idx][4] - on) <= 1:
                     e = events[idx]
                     off = e[0] + round((on + dur - e[0]) * gate)
                     if breath:  # the breath is taken from the whole tied note
                         off = max(e[0] + 1, min(off, _breath_end(e[0], on + dur)))
-                    events[idx] = (e[0], off, pitch, e[3], on + dur)
-                    if tie != "continue":
-                        open_ties.pop(pitch, None)
-                    else:
+                    events[idx] = (e[0], off, pitch, e[3], tie_on)
+                    if tie in ("start", "continue"):
                         open_ties[pitch] = idx
+                    else:
+                        open_ties.pop(pitch, None)
                     continue
                 events.append((on, on + max(1, round(dur * gate)), pitch,
-                               int(round(velocity)), on + dur))
+                               int(round(velocity)), tie_on))
                 if tie in ("start", "continue"):
                     open_ties[pitch] = len(events) - 1
                 else:
