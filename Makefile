@@ -36,7 +36,7 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
-	$(if $(SEED),--seed "$(SEED)") $(if $(filter 0 no false,$(MIX_STEMS)),--no-mix-stems)
+	$(if $(SEED),--seed "$(SEED)") $(if $(filter 1 yes true,$(MIX_STEMS)),--mix-stems)
 
 .PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
 
@@ -47,7 +47,7 @@ help:
 	@echo "             REFERENCE=track.wav (match a finished recording's tone and loudness)"
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
-	@echo "             MIX_STEMS=0 (skip mix-stems/, each instrument's part of the mix: faster for big ensembles)"
+	@echo "             MIX_STEMS=1 (also write mix-stems/, each instrument's part of the mix, for a DAW)"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"

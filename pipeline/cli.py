@@ -49,10 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                         "1 = straight; default: the ensemble's, swung for a jazz band)")
     r.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                    help="synthesis sample rate (default: 48000)")
-    r.add_argument("--mix-stems", action=argparse.BooleanOptionalAction, default=True,
-                   help="write each instrument's part of the mix, its reverb included, to "
-                        "mix-stems/ (default; --no-mix-stems skips them: one room convolution "
-                        "per player, the slowest part of mixing a large ensemble)")
+    r.add_argument("--mix-stems", action=argparse.BooleanOptionalAction, default=False,
+                   help="also write each instrument's part of the mix, its reverb included, to "
+                        "mix-stems/, for remixing in a DAW (off by default: one room convolution "
+                        "and one full-length file per player, the slowest part of a large "
+                        "ensemble's render)")
     _humanize_options(r)
     _max_duration(r)
     _common(r)

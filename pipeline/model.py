@@ -201,6 +201,27 @@ class StemStream(Protocol):
         ...
 
 
+class AudioBuffers(Protocol):
+    """Where the mix and master stages get their whole-piece arrays (handed to them
+    explicitly; :data:`IN_MEMORY` when not): the render's own keeps them in files mapped into
+    memory (:mod:`pipeline.speed.file_backed`), so a piece's length costs disk, not memory."""
+
+    def empty(self, channels: int, frames: int) -> np.ndarray:
+        """A C-contiguous float32 array shaped (channels, frames), not filled."""
+        ...
+
+
+class _InMemory:
+    """Whole-piece arrays in memory (every frame is written before it is read: a fresh page
+    read first is mapped to the zero page and copied on the write that follows)."""
+
+    def empty(self, channels: int, frames: int) -> np.ndarray:
+        return np.empty((channels, frames), dtype=np.float32)
+
+
+IN_MEMORY: AudioBuffers = _InMemory()
+
+
 @dataclass(frozen=True)
 class StemLevel:
     """One player's place and levels in the mix (made by the mix stage)."""
@@ -240,6 +261,65 @@ class Mix:
 
 
 @dataclass(frozen=True)
+class SpanGain:
+    """A per-frame gain that is exactly 1 except in a few stretches (what a limiter does to a
+    piece), kept as the stretches alone: ``frames`` gains, 1 everywhere but from each
+    ``starts[i]`` over ``gains[i]`` (float32, in increasing order, not overlapping)."""
+
+    frames: int
+    starts: tuple[int, ...] = ()
+    gains: tuple[np.ndarray, ...] = ()
+
+    @classmethod
+    def dense(cls, gain: np.ndarray) -> "SpanGain":
+        """The gain of every frame, as one stretch (for a short signal, or a test)."""
+        return cls(gain.size, (0,), (np.asarray(gain, dtype=np.float32),)) if gain.size else cls(0)
+
+    def slice(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The gain of frames ``start``…``stop`` as an array (float32), into ``out`` if given."""
+        if out is None:
+            out = np.ones(stop - start, dtype=np.float32)
+        else:
+            out.fill(1.0)
+        for s, g in zip(self.starts, self.gains):
+            a, b = max(start, s), min(stop, s + g.size)
+            if a < b:
+                out[a - start:b - start] = g[a - s:b - s]
+        return out
+
+    def crop(self, start: int, stop: int) -> "SpanGain":
+        """Frames ``start``…``stop`` only, counted from ``start``."""
+        starts, gains = [], []
+        for s, g in zip(self.starts, self.gains):
+            a, b = max(start, s), min(stop, s + g.size)
+            if a < b:
+                starts.append(a - start)
+                gains.append(g[a - s:b - s])
+        return SpanGain(max(0, stop - start), tuple(starts), tuple(gains))
+
+    def lowest(self) -> float:
+        """The smallest gain (1 when nothing is reduced)."""
+        return min([1.0, *(float(g.min()) for g in self.gains if g.size)])
+
+    def column_lowest(self, columns: int) -> np.ndarray:
+        """The smallest gain in each of ``columns`` consecutive slices of ``frames // columns``
+        frames, as :func:`pipeline.dsp.kernels.column_range` slices a signal."""
+        per = max(1, self.frames // columns)
+        count = self.frames // per
+        out = np.ones(count, dtype=np.float32)
+        for s, g in zip(self.starts, self.gains):
+            stop = min(s + g.size, count * per)
+            if stop <= s:
+                continue
+            first = s // per
+            # the stretch cut at the slices' borders, each piece's minimum taken at once
+            cuts = np.arange((first + 1) * per, stop, per) - s
+            lows = np.minimum.reduceat(g[:stop - s], np.concatenate(([0], cuts)))
+            np.minimum(out[first:first + lows.size], lows, out=out[first:first + lows.size])
+        return out
+
+
+@dataclass(frozen=True)
 class Master:
     """The finished stereo master and what was measured on it."""
 
@@ -248,4 +328,4 @@ class Master:
     preset: str
     measurements: dict
     short_term_lufs: np.ndarray   # 3 s loudness every 100 ms
-    limiter_gain: np.ndarray      # per frame of the chain (before any up-sampling), linear
+    limiter_gain: SpanGain        # per frame of the chain (before any up-sampling), linear

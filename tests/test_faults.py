@@ -161,7 +161,7 @@ def small_disk(folder: Path, size: str, *, read_only: bool = False):
 
 
 @pytest.mark.parametrize("size, words", [
-    ("1m", ("not enough free space", "the stems alone need about 3 MB")),  # refused up front
+    ("1m", ("not enough free space", "the stems and the mix need about 3 MB")),  # refused up front
     ("4m", ("the disk is full",)),                                         # runs out part-way
 ])
 def test_a_full_disk_is_a_clear_error_with_no_partial_outputs(tmp_path, size, words):
@@ -208,7 +208,8 @@ def rendered_twice(tmp_path_factory):
     outs = []
     for n in range(2):
         out = root / f"out-{n}"
-        proc = run_cli("render", str(score), "--out", str(out), "-q", "--preset", "cd,web-demo")
+        proc = run_cli("render", str(score), "--out", str(out), "-q", "--preset", "cd,web-demo",
+                       "--mix-stems")
         assert proc.returncode == 0, proc.stderr
         outs.append(out)
     return root, outs

@@ -11,7 +11,6 @@ from pipeline.settings import instruments
 from pipeline.voices.assign import assign
 from pipeline.render.calibration import calibration_db, cache_file
 from pipeline.settings.config import _rules, _seats, load_template
-from pipeline.run.recipe import render_score
 from pipeline.errors import TemplateError
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.dsp.audio import BLOCK_FRAMES
@@ -268,12 +267,11 @@ def test_a_resting_player_changes_nothing_in_the_mix(tmp_path):
             (b.loudness_lufs, b.mix_lufs, b.peak_dbfs)
 
 
-def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path, monkeypatch):
-    # the mix's array is not zeroed first (see mix._unwritten): filled with NaN instead, the
+def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path):
+    # the mix's array is not zeroed first (AudioBuffers.empty): filled with NaN instead, the
     # mix must come out the same, through blocks where every player rests and the room's tail
     import soundfile as sf
 
-    from pipeline.mix import mixer as mixing
 
     seconds = 10.0
     frames = int(seconds * SR)
@@ -288,9 +286,15 @@ def test_every_frame_of_the_mix_is_written_before_it_is_read(tmp_path, monkeypat
         sf.write(str(paths[-1]), np.stack([x, x]).T.astype(np.float32), SR, subtype="FLOAT")
     stems = Stems(SR, frames, tuple(Stem(i, n, p) for i, (n, p) in enumerate(zip(names, paths))))
 
+    class Filled:  # the mix's array comes filled with a value, not zeros
+        def __init__(self, fill: float):
+            self.fill = fill
+
+        def empty(self, channels: int, frames: int) -> np.ndarray:
+            return np.full((channels, frames), self.fill, np.float32)
+
     def mixed(fill: float) -> np.ndarray:
-        monkeypatch.setattr(mixing, "_unwritten", lambda shape: np.full(shape, fill, np.float32))
-        return mix(stems, voices, load_template("quartet")).audio
+        return mix(stems, voices, load_template("quartet"), buffers=Filled(fill)).audio
 
     zeroed, poisoned = mixed(0.0), mixed(np.nan)
     assert zeroed.shape[1] > frames  # the room's decay is kept
@@ -348,8 +352,8 @@ def test_placements_use_the_voices_instrument_when_the_part_name_is_unknown(tmp_
     assert [p.seat for p in seats] == ["trumpets", "violins"]  # the assign stage said what they are
 
 
-def test_rendered_quartet_has_mix_stems_and_seating(render_once, tmp_path):
-    result = render_once(SCORES / "string-quartet.musicxml")  # mix stems by default
+def test_rendered_quartet_has_mix_stems_when_asked_and_seating(render_once):
+    result = render_once(SCORES / "string-quartet.musicxml", mix_stems=True)  # asked for
     parts = {p.part: p for p in result.report.parts}
     assert parts["Violin I"].level.pan < parts["Violoncello"].level.pan
     for p in parts.values():
@@ -361,8 +365,8 @@ def test_rendered_quartet_has_mix_stems_and_seating(render_once, tmp_path):
     mixed, _ = read(result.folder / "mix.wav")
     assert total.shape == mixed.shape
     assert np.abs(total - mixed).max() < 1e-5
-    # asked not to, there are none: they cost a room convolution per player
-    plain = render_score(SCORES / "string-quartet.musicxml", out_root=tmp_path, mix_stems=False)
+    # by default there are none: they cost a room convolution and a file per player
+    plain = render_once(SCORES / "string-quartet.musicxml")
     assert not (plain.folder / "mix-stems").exists()
     assert all(p.level.mix_stem is None for p in plain.report.parts)
 

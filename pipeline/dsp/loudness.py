@@ -303,15 +303,17 @@ def _candidate_spans(block_peaks: np.ndarray, floor: float,
     return spans
 
 
-def _true_peaks(audio: np.ndarray, spans, env: np.ndarray | None = None):
+def _true_peaks(audio: np.ndarray, spans, env: np.ndarray | None = None, env_start: int = 0):
     """Per span, the largest true peak in it, each worked out on a thread; with ``env``
-    (frames,), ``env[start:stop]`` is raised to the per-frame true peak too."""
+    (frames from ``env_start``), its frames of the span are raised to the per-frame true
+    peak too."""
     taps, shifts = _polyphase()
     x = np.ascontiguousarray(audio, dtype=np.float32)
 
     def one(span) -> float:
         start, stop = span[0], span[1]
-        part = np.zeros(stop - start, dtype=np.float32) if env is None else env[start:stop]
+        part = np.zeros(stop - start, dtype=np.float32) if env is None else \
+            env[start - env_start:stop - env_start]
         kernels.true_peak_frames(x, taps, shifts, start, stop, part)
         return float(part.max())
 
@@ -335,6 +337,54 @@ def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
     for start in range(0, frames, _CHUNK):
         _frame_peaks(audio[:, start:start + _CHUNK], out[start:start + _CHUNK])
     _true_peaks(audio, _candidate_spans(_block_peaks(out), floor, frames), out)
+    return out
+
+
+@dataclass(frozen=True)
+class PeakMap:
+    """Where a signal's true peak may reach a floor: the frame spans to oversample
+    (``(start, stop, reach)``, in order, see :func:`peak_map`) and the sample peak of every
+    block of ``block`` frames."""
+
+    frames: int
+    block: int
+    block_peaks: np.ndarray
+    candidates: tuple[tuple[int, int, float], ...]
+
+    def sample_peak_outside(self, regions: list[tuple[int, int]]) -> float:
+        """The largest sample peak of the blocks not wholly inside any of ``regions``
+        (``(start, stop)`` frames): at least the signal's largest magnitude outside them."""
+        starts = np.arange(self.block_peaks.size, dtype=np.int64) * self.block
+        stops = np.minimum(starts + self.block, self.frames)
+        inside = np.zeros(starts.size, dtype=bool)
+        for a, b in regions:
+            inside |= (starts >= a) & (stops <= b)
+        outside = self.block_peaks[~inside]
+        return float(outside.max()) if outside.size else 0.0
+
+
+def peak_map(audio: np.ndarray, floor: float) -> PeakMap:
+    """The :class:`PeakMap` of ``audio`` (channels, frames) for ``floor`` (linear, > 0), read a
+    chunk at a time (no per-frame array is kept)."""
+    frames = audio.shape[1]
+    block_peaks = _block_peaks(_frame_peaks(audio[:, start:start + _CHUNK])
+                               for start in range(0, frames, _CHUNK))
+    return PeakMap(frames, _PEAK_BLOCK, block_peaks,
+                   tuple(_candidate_spans(block_peaks, floor, frames)))
+
+
+def true_peak_span(audio: np.ndarray, start: int, stop: int, peaks: PeakMap, *,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """``true_peak_envelope(audio, floor)[start:stop]`` for the floor ``peaks`` was mapped for,
+    computed for those frames alone (``start`` and ``stop`` on the map's candidate spans'
+    borders, or outside them), into ``out`` if given."""
+    out = np.empty(stop - start, dtype=np.float32) if out is None else out
+    for a in range(start, stop, _CHUNK):
+        b = min(stop, a + _CHUNK)
+        _frame_peaks(audio[:, a:b], out[a - start:b - start])
+    inside = [(a, b) for a, b, _ in peaks.candidates if start <= a and b <= stop]
+    if inside:
+        _true_peaks(audio, inside, out, env_start=start)
     return out
 
 

@@ -12,6 +12,7 @@ from pipeline.dsp import kernels
 from pipeline.dsp.audio import db_to_gain
 from pipeline.dsp.envelope import release
 from pipeline.dsp.loudness import gated_mean
+from pipeline.model import SpanGain
 
 LOOKAHEAD_MS = 1.5
 HOLD_MS = 12.0             # longer than half a period of 42 Hz: a steady low tone does not ripple
@@ -47,31 +48,69 @@ def limiter_gain(envelope: np.ndarray, sample_rate: int, ceiling_dbtp: float, *,
     everywhere else the gain is exactly 1. ``out``: an earlier result to reuse (a search that
     tries several gains makes no new whole-length array per try).
     """
+    if out is None:
+        gain = np.ones(envelope.shape[0], dtype=np.float32)
+    else:
+        gain = out
+        gain.fill(1.0)
+    for start, part in _stretches(((0, envelope),), envelope.shape[0], sample_rate, ceiling_dbtp,
+                                  lookahead_ms, hold_ms, scale):
+        gain[start:start + part.size] = part
+    return gain
+
+
+def span_limiter_gain(spans, frames: int, sample_rate: int, ceiling_dbtp: float, *,
+                      scale: np.float32 | None = None) -> SpanGain:
+    """:func:`limiter_gain` of a signal whose envelope is known only in ``spans`` (``(start,
+    envelope)`` pairs, in order): the same gain, kept as its stretches, where every frame over
+    the ceiling lies at least :func:`reach_frames` inside its span (elsewhere the gain is 1)."""
+    starts, gains = [], []
+    for start, part in _stretches(spans, frames, sample_rate, ceiling_dbtp, LOOKAHEAD_MS,
+                                  HOLD_MS, scale):
+        starts.append(start)
+        gains.append(part)
+    return SpanGain(frames, tuple(starts), tuple(gains))
+
+
+def reach_frames(sample_rate: int, deepest_db: float) -> tuple[int, int]:
+    """How many frames before and after a frame over the ceiling the limiter's gain can
+    differ from 1, for reductions up to ``deepest_db``."""
+    ahead, hold, window = _lengths(sample_rate, LOOKAHEAD_MS, HOLD_MS)
+    return ahead + 1, hold + window + int((deepest_db + 1.0) / SUSTAIN_RELEASE_DB_PER_S
+                                           * sample_rate) + 1
+
+
+def _lengths(sample_rate: int, lookahead_ms: float, hold_ms: float) -> tuple[int, int, int]:
+    """The look-ahead, hold and sustain window in frames."""
+    return (max(1, round(lookahead_ms / 1000 * sample_rate)), round(hold_ms / 1000 * sample_rate),
+            round(SUSTAIN_WINDOW_MS / 1000 * sample_rate))
+
+
+def _stretches(spans, frames: int, sample_rate: int, ceiling_dbtp: float, lookahead_ms: float,
+               hold_ms: float, scale: np.float32 | None):
+    """``(start, gain)`` of each stretch where the gain is not 1, from the envelope's
+    ``spans`` (``(start, envelope)`` pairs: one covering every frame, or those where the
+    envelope can reach the ceiling)."""
     ceiling = np.float32(db_to_gain(ceiling_dbtp))
-    frames = envelope.shape[0]
 
     def scaled(part: np.ndarray) -> np.ndarray:
         return part if scale is None else part * scale
 
-    if out is None:
-        gain = np.ones(frames, dtype=np.float32)
-    else:
-        gain = out
-        gain.fill(1.0)
-    over = kernels.indices_above(envelope, ceiling, scale)
-    if over.size == 0:
-        return gain
-    ahead = max(1, round(lookahead_ms / 1000 * sample_rate))
-    hold = round(hold_ms / 1000 * sample_rate)
-    window = round(SUSTAIN_WINDOW_MS / 1000 * sample_rate)
+    overs = [(s, env, kernels.indices_above(env, ceiling, scale)) for s, env in spans]
+    overs = [(s, env, over) for s, env, over in overs if over.size]
+    if not overs:
+        return
+    ahead, hold, window = _lengths(sample_rate, lookahead_ms, hold_ms)
     # a stretch ends where even the slowest release is back at 0 dB
-    deepest = 20 * np.log10(scaled(envelope[over]).max() / ceiling) + 1.0
+    deepest = 20 * np.log10(max(scaled(env[over]).max() for _, env, over in overs) / ceiling) + 1.0
     tail = hold + window + int(deepest / SUSTAIN_RELEASE_DB_PER_S * sample_rate)
-    breaks = np.flatnonzero(np.diff(over) > tail + ahead + 1)
-    for first, last in zip(over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]):
-        a, b = max(0, first - ahead - 1), min(frames, last + tail + 1)
-        gain[a:b] = _limit(scaled(envelope[a:b]), sample_rate, ceiling, ahead, hold, window)
-    return gain
+    for s, envelope, over in overs:
+        breaks = np.flatnonzero(np.diff(over) > tail + ahead + 1)
+        for first, last in zip(over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]):
+            a = max(0, s + first - ahead - 1) - s
+            b = min(frames, s + last + tail + 1, s + envelope.shape[0]) - s
+            yield s + max(0, a), _limit(scaled(envelope[max(0, a):b]), sample_rate, ceiling, ahead,
+                                        hold, window)
 
 
 def _limit(envelope: np.ndarray, sample_rate: int, ceiling: np.float32, ahead: int, hold: int,
@@ -89,9 +128,26 @@ def _limit(envelope: np.ndarray, sample_rate: int, ceiling: np.float32, ahead: i
     return np.minimum(np.float32(10) ** (out_db / np.float32(20)), smooth)
 
 
+class GlueGain:
+    """A glue compressor's gain per frame, kept on its 5 ms grid and interpolated a slice at a
+    time where it is applied (no whole-length array)."""
+
+    def __init__(self, frames: int, centres: np.ndarray | None = None,
+                 levels: np.ndarray | None = None):
+        self.frames = frames
+        self.centres, self.levels = centres, levels
+
+    def slice(self, start: int, stop: int) -> np.ndarray:
+        """The gain of frames ``start``…``stop`` (float32)."""
+        if self.centres is None:
+            return np.ones(stop - start, dtype=np.float32)
+        at = np.arange(start, stop, dtype=np.float64).astype(np.float32)  # as a float32 arange
+        return np.interp(at, self.centres, self.levels).astype(np.float32)
+
+
 def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_above_programme_db: float,
               attack_ms: float, release_ms: float, knee_db: float = 6.0,
-              block_ms: float = 5.0) -> np.ndarray:
+              block_ms: float = 5.0) -> GlueGain:
     """A slow, low-ratio bus compressor's gain per frame (linear), from the RMS of both
     channels over the attack time, computed on a 5 ms grid and interpolated to every frame.
 
@@ -100,17 +156,21 @@ def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_ab
     """
     frames = audio.shape[1]
     if ratio <= 1.0 or frames == 0:
-        return np.ones(frames, dtype=np.float32)
+        return GlueGain(frames)
     block = max(1, int(block_ms / 1000 * sample_rate))
     whole = frames // block
     if whole == 0:
-        return np.ones(frames, dtype=np.float32)
-    blocks = audio[:, : whole * block].reshape(audio.shape[0], whole, block)
-    # mean square per block, channels summed, without a squared copy of the audio
-    power = np.einsum("ckb,ckb->k", blocks, blocks, dtype=np.float64) / block
+        return GlueGain(frames)
+    power = np.empty(whole, dtype=np.float64)
+    step = max(1, INTERP_CHUNK // block)  # blocks at a time: no whole-length temporaries
+    for first in range(0, whole, step):
+        last = min(whole, first + step)
+        blocks = audio[:, first * block:last * block].reshape(audio.shape[0], last - first, block)
+        # mean square per block, channels summed, without a squared copy of the audio
+        power[first:last] = np.einsum("ckb,ckb->k", blocks, blocks, dtype=np.float64) / block
     programme = gated_mean(power)  # the programme's own level, gated as loudness is
     if programme <= 0:
-        return np.ones(frames, dtype=np.float32)
+        return GlueGain(frames)
     attack = max(1, round(attack_ms / block_ms))
     level = 10 * np.log10(np.maximum(_window_mean(power, attack, 0), 1e-12))
     over = level - (10 * np.log10(programme) + threshold_above_programme_db)
@@ -121,11 +181,4 @@ def glue_gain(audio: np.ndarray, sample_rate: int, *, ratio: float, threshold_ab
                            slope * (over + knee_db / 2) ** 2 / (2 * knee_db)))
     gain_db = release(-gr, (6.0 / release_ms) * block_ms)  # 6 dB per release time
     gain_db = _window_mean(gain_db.astype(np.float64), attack, 0)  # attack: a ramp, not a step
-    centres = (np.arange(whole) + 0.5) * block
-    levels = 10 ** (gain_db / 20)
-    gain = np.empty(frames, dtype=np.float32)
-    for start in range(0, frames, INTERP_CHUNK):  # no whole-length float64 temporaries
-        stop = min(frames, start + INTERP_CHUNK)
-        at = np.arange(start, stop, dtype=np.float64).astype(np.float32)  # as a float32 arange
-        gain[start:stop] = np.interp(at, centres, levels)
-    return gain
+    return GlueGain(frames, (np.arange(whole) + 0.5) * block, 10 ** (gain_db / 20))

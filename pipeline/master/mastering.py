@@ -32,11 +32,11 @@ from scipy.signal import resample_poly
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
 from pipeline.settings.config import Mastering, Preset
-from pipeline.master.limiter import glue_gain, limiter_gain
+from pipeline.master.limiter import glue_gain
+from pipeline.master.loud_spans import LoudSpans, loud_spans
 from pipeline.errors import ReferenceTrackError
-from pipeline.dsp.loudness import (gated_lufs, integrated_lufs, k_weighted_power, measure, step_powers,
-                       true_peak_dbtp, true_peak_envelope)
-from pipeline.model import Master, Mix
+from pipeline.dsp.loudness import gated_lufs, integrated_lufs, measure, true_peak_dbtp
+from pipeline.model import IN_MEMORY, AudioBuffers, Master, Mix, SpanGain
 from pipeline.master.tone import (apply_tone, band_levels, correction, fit_eq, response_db, tilt_target,
                    tone_settings)
 
@@ -51,6 +51,9 @@ SILENCE_BELOW_PEAK_DB = 65.0  # quieter than this under the master's peak counts
 DITHER_SEED = 2024          # dither is noise, but the same piece always masters to the same file
 MIN_REFERENCE_S = 3.0
 STATS_CHUNK = 1 << 20  # frames at a time where the whole would need a whole-length temporary
+#: The limiter's reach is kept for reductions this much deeper than the guard allows: the
+#: gain search lowers its aim a little when true peaks overshoot between samples.
+DEEPEST_MARGIN_DB = 3.0
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,7 @@ class Prepared:
     audio: np.ndarray           # (2, frames) float32 at ``sample_rate``
     sample_rate: int            # where the chain runs
     out_rate: int               # what is delivered (higher only when up-sampling)
-    power: np.ndarray | None    # K-weighted power per frame, for fast loudness iteration
-    envelope: np.ndarray | None  # true-peak envelope (exact wherever the limiter can act)
+    loud: LoudSpans | None      # where the limiter can act, for fast loudness iteration
     steps: np.ndarray           # K-weighted power per 100 ms step (what an album measures)
     lufs: float                 # integrated loudness before the gain
     true_peak_dbtp: float       # before the gain
@@ -113,15 +115,15 @@ class Prepared:
 
     def summary(self) -> Prepared:
         """A copy without the audio: what an album needs to know of the piece."""
-        return replace(self, audio=None, power=None, envelope=None)
+        return replace(self, audio=None, loud=None)
 
 
-def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
+def _resample(audio: np.ndarray, src: int, dst: int, buffers: AudioBuffers) -> np.ndarray:
     if src == dst:
         return audio
     g = np.gcd(src, dst)
     frames = -(-audio.shape[1] * (dst // g) // (src // g))
-    out = np.empty((audio.shape[0], frames), dtype=np.float32)
+    out = buffers.empty(audio.shape[0], frames)
 
     def one(k: int) -> None:
         out[k] = resample_poly(audio[k], dst // g, src // g)
@@ -133,8 +135,10 @@ def _resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             reference: Reference | None = None, *, in_place: bool = False,
-            mix_in_use: Callable[[int | None], None] | None = None) -> Prepared:
-    """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs.
+            mix_in_use: Callable[[int | None], None] | None = None,
+            buffers: AudioBuffers = IN_MEMORY) -> Prepared:
+    """Run the chain up to the loudness gain (steps 1–4) and measure what the gain needs
+    (``buffers``: where its whole-piece arrays are made).
 
     ``in_place``: the chain may work in the mix's own audio (it is used up), so that a long
     piece needs one whole stereo array rather than two; ``mix_in_use(frames)`` is then called
@@ -151,7 +155,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
     # last (finish), as the limiter's 4× oversampled detection already covers the new samples
     out_rate = preset.sample_rate or mix.sample_rate
     sr = min(out_rate, mix.sample_rate)
-    audio = _resample(mix.audio, mix.sample_rate, sr)
+    audio = _resample(mix.audio, mix.sample_rate, sr, buffers)
     own = in_place or audio is not mix.audio  # audio the chain may change in place
     settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {out_rate} Hz"
                       if out_rate != mix.sample_rate else "none"}
@@ -174,7 +178,8 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                              mono_bass_hz=preset.mono_bass_hz, high_shelf_hz=preset.high_shelf_hz,
                              high_shelf_db=preset.high_shelf_db)
         in_mix = own and audio is mix.audio
-        audio = apply_tone(audio, tone, in_place=own,
+        kept = not own and not tone.identity  # the mix itself, to be kept: filtered into another
+        audio = apply_tone(audio, tone, out=buffers.empty(*audio.shape) if kept else audio,
                            before_write=taking_the_mix if in_mix else None)
         if in_mix:
             taking_the_mix()  # what follows works on the whole
@@ -186,12 +191,16 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             glue = glue_gain(audio, sr, ratio=ratio,
                              threshold_above_programme_db=preset.glue_threshold_lu,
                              attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
-            glue_db = _reduction_stats(glue)[:2]
-            if own:
-                audio *= glue
-            else:
-                audio = audio * glue  # audio is still the mix itself, to be kept
-            del glue
+            # audio may still be the mix itself, to be kept: then the glued audio is new
+            glued = audio if own else buffers.empty(*audio.shape)
+            parts = []
+            for start in range(0, audio.shape[1], STATS_CHUNK):
+                stop = min(audio.shape[1], start + STATS_CHUNK)
+                part = glue.slice(start, stop)
+                parts.append(kernels.reduction_sums(part, 0.1))
+                np.multiply(audio[:, start:stop], part, out=glued[:, start:stop])
+            audio, own = glued, True
+            glue_db = _reduction_stats(parts, audio.shape[1])[:2]
         settings.update({
             "eq": {"target": curve, "bands": list(tone.eq_bands),
                    "largest_correction_db": round(float(np.abs(wanted).max()), 2),
@@ -206,15 +215,11 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
     audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
     taking_the_mix()  # finish() works in it
     guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
-    # the K-weighting (one thread) runs beside the true-peak oversampling (two)
-    with ThreadPoolExecutor(1) as side:
-        power_job = side.submit(k_weighted_power, audio, sr)
-        envelope = true_peak_envelope(audio, sample_peak(audio) * db_to_gain(-guard - 1.0))
-        power = power_job.result()
-    steps = step_powers(power, sr)
-    return Prepared(preset, audio, sr, out_rate, power, envelope, steps, gated_lufs(steps),
-                    gain_to_db(float(envelope.max()) if envelope.size else 0.0),
-                    target, source, guard, mix.loudness_lufs, settings)
+    loud = loud_spans(audio, sr, floor=sample_peak(audio) * db_to_gain(-guard - 1.0),
+                      deepest_db=guard + DEEPEST_MARGIN_DB, buffers=buffers)
+    return Prepared(preset, audio, sr, out_rate, loud, loud.steps, gated_lufs(loud.steps),
+                    gain_to_db(loud.true_peak), target, source, guard, mix.loudness_lufs,
+                    settings)
 
 
 def _reduction_db(gain: np.ndarray) -> np.ndarray:
@@ -222,25 +227,31 @@ def _reduction_db(gain: np.ndarray) -> np.ndarray:
     return np.float32(-20) * np.log10(np.clip(gain, np.float32(1e-6), np.float32(1.0)))
 
 
-def _reduction_stats(gain: np.ndarray, *, over_db: float = 0.1) -> tuple[float, float, float]:
-    """The largest and the mean gain reduction (dB) of a per-frame ``gain``, and the fraction
-    of frames reduced by more than ``over_db``; all 0 when nothing is reduced. In one pass that
-    takes logarithms only where the limiter worked (the mean is summed in double precision: it
-    may differ from a float32 mean of the whole in its last reported decimal)."""
-    if gain.size == 0:
+def _reduction_stats(sums, frames: int) -> tuple[float, float, float]:
+    """The largest and the mean gain reduction (dB) of a per-frame gain over ``frames``, and
+    the fraction of frames reduced by more than 0.1 dB, from the
+    :func:`~pipeline.dsp.kernels.reduction_sums` of its parts (frames not in any are not
+    reduced); all 0 when nothing is. Logarithms are taken only where the gain works (the mean
+    is summed in double precision: it may differ from a float32 mean of the whole in its last
+    reported decimal)."""
+    if frames == 0:
         return 0.0, 0.0, 0.0
-    low, total, over = kernels.reduction_sums(gain, over_db)
+    low, total, over = 1.0, 0.0, 0
+    for lo, t, n in sums:
+        low, total, over = min(low, lo), total + t, over + n
     if low >= 1.0:
         return 0.0, 0.0, 0.0
-    return float(_reduction_db(np.float32(low))), total / gain.size, over / gain.size
+    return float(_reduction_db(np.float32(low))), total / frames, over / frames
 
 
 def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | None = None,
-           in_place: bool = False, ready: Callable[[np.ndarray, int], None] | None = None) -> Master:
+           in_place: bool = False, ready: Callable[[np.ndarray, int], None] | None = None,
+           buffers: AudioBuffers = IN_MEMORY) -> Master:
     """Gain, limiter, edges and word length (steps 5–8); ``target_lufs`` overrides the
     preset's (an album's level for this piece). ``in_place``: ``prep`` is used up (its audio
     becomes the master's). ``ready(audio, sample_rate)`` is called with the master's final
-    audio before it is measured (its files can be written meanwhile; it must not change)."""
+    audio before it is measured (its files can be written meanwhile; it must not change).
+    ``buffers``: where its whole-piece arrays are made."""
     preset, sr = prep.preset, prep.sample_rate
     target = prep.target_lufs if target_lufs is None else target_lufs
     frames = prep.audio.shape[1]
@@ -248,25 +259,26 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     if not preset.processing or not np.isfinite(prep.lufs):
         peak = gain_to_db(sample_peak(prep.audio))
         gain_db = 0.0 if preset.processing else min(0.0, preset.ceiling_dbtp - peak)
-        out = prep.audio if in_place else prep.audio.copy()
-        out *= np.float32(db_to_gain(gain_db))
-        gr = np.ones(frames, dtype=np.float32)
+        out = prep.audio if in_place else buffers.empty(*prep.audio.shape)
+        np.multiply(prep.audio, np.float32(db_to_gain(gain_db)), out=out)
+        gr = SpanGain(frames)
         edges: dict = {"head_trim_s": 0.0, "tail_trim_s": 0.0}
     else:
         gain_db, gr, guard = _loudness_gain(prep, target)
-        out = prep.audio if in_place else np.empty_like(prep.audio)
+        out = prep.audio if in_place else buffers.empty(*prep.audio.shape)
         if in_place:  # what only the gain search needed
-            prep.power = prep.envelope = None
+            prep.loud = None
         gain = np.float32(db_to_gain(gain_db))
         for start in range(0, frames, STATS_CHUNK):
             chunk = slice(start, start + STATS_CHUNK)
-            np.multiply(prep.audio[:, chunk], gr[chunk] * gain, out=out[:, chunk])
+            np.multiply(prep.audio[:, chunk], gr.slice(start, min(frames, start + STATS_CHUNK))
+                        * gain, out=out[:, chunk])
         out, gr, edges = _edges(out, gr, sr, preset)
     upsampled = prep.out_rate != sr
     if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
         loud, tp = _measure(out, sr)
-        out = _resample(out, sr, prep.out_rate)  # the limiter gain stays at the chain's rate
+        out = _resample(out, sr, prep.out_rate, buffers)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
     out, word = _word_length(out, preset, in_place=True)
     out = valid_audio(out, name="master")
@@ -274,7 +286,8 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         ready(out, sr)
     if not upsampled:
         loud, tp = _measure(out, sr)
-    max_reduction, mean_reduction, limiting = _reduction_stats(gr)
+    max_reduction, mean_reduction, limiting = _reduction_stats(
+        [kernels.reduction_sums(g, 0.1) for g in gr.gains], gr.frames)
     integrated = loud.integrated_lufs()
     st = loud.short_term_lufs()
     measurements = {
@@ -302,16 +315,19 @@ def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference 
            target_lufs: float | None = None, album: dict | None = None,
            consume_mix: bool = False,
            mix_in_use: Callable[[int | None], None] | None = None,
-           ready: Callable[[np.ndarray, int], None] | None = None) -> Master:
+           ready: Callable[[np.ndarray, int], None] | None = None,
+           buffers: AudioBuffers = IN_MEMORY) -> Master:
     """The whole chain on one piece (``target_lufs``: an album's level for it, see
     :func:`album_targets`). ``consume_mix``: the chain works in the mix's own audio, which is
     used up (for the last master made from a mix: memory for one whole stereo array less;
     ``mix_in_use`` is called before the chain writes into it, see :func:`prepare`).
-    ``ready``: see :func:`finish`."""
-    prep = prepare(mix, preset, mastering, reference, in_place=consume_mix, mix_in_use=mix_in_use)
+    ``ready``, ``buffers``: see :func:`finish`."""
+    prep = prepare(mix, preset, mastering, reference, in_place=consume_mix, mix_in_use=mix_in_use,
+                   buffers=buffers)
     # the prepared audio is this call's own unless it is still the mix itself, to be kept
     return finish(prep, target_lufs=target_lufs, album=album,
-                  in_place=consume_mix or prep.audio is not mix.audio, ready=ready)
+                  in_place=consume_mix or prep.audio is not mix.audio, ready=ready,
+                  buffers=buffers)
 
 
 def _measure(audio: np.ndarray, sample_rate: int):
@@ -327,21 +343,21 @@ def _r(value: float) -> float | None:
     return round(float(value), 2) if np.isfinite(value) else None
 
 
-def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, dict]:
+def _loudness_gain(prep: Prepared, target: float) -> tuple[float, SpanGain, dict]:
     """The gain toward ``target`` (compensating what the limiter takes), capped by the guard,
     and the limiter's gain per frame."""
     sr, bound = prep.sample_rate, prep.gain_bound_db
     gain_db = min(target - prep.lufs, bound)
-    ceiling, gr = prep.ceiling, None
+    ceiling, loud = prep.ceiling, prep.loud
     for _ in range(8):
         gain = np.float32(db_to_gain(gain_db))
-        gr = limiter_gain(prep.envelope, sr, ceiling, scale=gain, out=gr)  # each try in the last's
-        reached = gated_lufs(step_powers(prep.power, sr, gr, scale=gain))
+        gr = loud.limiter_gain(ceiling, gain)
+        reached = gated_lufs(loud.step_powers(gr, gain))
         short = target - reached
         if abs(short) > LOUDNESS_TOLERANCE_LU and gain_db < bound - 1e-3:
             gain_db = min(gain_db + short, bound)  # limiting took some loudness: give it back
             continue
-        tp = gain_to_db(_scaled_peak(prep.envelope, gain, gr))
+        tp = gain_to_db(loud.peak(gr, gain))
         if tp <= prep.preset.ceiling_dbtp - 0.02:
             break
         ceiling -= tp - prep.preset.ceiling_dbtp + 0.05  # gain ripple between samples: aim lower
@@ -358,16 +374,7 @@ def _loudness_gain(prep: Prepared, target: float) -> tuple[float, np.ndarray, di
     return gain_db, gr, guard
 
 
-def _scaled_peak(envelope: np.ndarray, gain: np.float32, gr: np.ndarray) -> float:
-    """``max(envelope · gain · gr)``, chunk by chunk."""
-    peak = 0.0
-    for start in range(0, envelope.size, STATS_CHUNK):
-        chunk = slice(start, start + STATS_CHUNK)
-        peak = max(peak, float((envelope[chunk] * gain * gr[chunk]).max()))
-    return peak
-
-
-def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
+def _edges(out: np.ndarray, gr: SpanGain, sr: int, preset: Preset):
     """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades."""
     frames = out.shape[1]
     if not preset.trim_silence or frames == 0:
@@ -380,7 +387,7 @@ def _edges(out: np.ndarray, gr: np.ndarray, sr: int, preset: Preset):
     fade_out = int(preset.fade_out_ms / 1000 * sr)
     stop = min(frames, last + fade_out)
     if start or stop < frames:
-        out, gr = crop_in_place(out, start, stop), gr[start:stop]
+        out, gr = crop_in_place(out, start, stop), gr.crop(start, stop)
     fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)  # only over the lead-in
     if fade_in > 0:
         out[:, first - start - fade_in: first - start] *= _cosine(fade_in)

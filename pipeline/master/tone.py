@@ -132,15 +132,19 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
     return ToneSettings(mid, np.array(side).reshape(-1, 6), width, tuple(eq_bands), mono_bass_hz)
 
 
-def apply_tone(audio: np.ndarray, settings: ToneSettings, *, in_place: bool = False,
+def apply_tone(audio: np.ndarray, settings: ToneSettings, *, out: np.ndarray | None = None,
                before_write: Callable[[int], None] | None = None) -> np.ndarray:
-    """Filter mid and side (on two threads) and return left/right, float32; ``in_place``: into
-    ``audio`` itself. Worked through in chunks, the filters' state carried over (the same
-    samples as filtering the whole at once, without whole-length temporaries).
-    ``before_write(stop)``: called before the output's frames up to ``stop`` are written."""
+    """Filter mid and side (on two threads) and return left/right, float32, into ``out`` (the
+    same shape: ``audio`` itself, or another array; a new one when None). Worked through in
+    chunks, the filters' state carried over (the same samples as filtering the whole at once,
+    without whole-length temporaries). ``before_write(stop)``: called before the output's
+    frames up to ``stop`` are written."""
     if settings.identity or audio.shape[0] != 2:
+        if out is not None and out is not audio:
+            out[:] = audio
+            return out
         return audio
-    out = audio if in_place else np.empty_like(audio)
+    out = np.empty_like(audio) if out is None else out
     filters = {False: settings.mid_sos, True: settings.side_sos}
     states = {side: np.zeros((len(sos), 1, 2)) for side, sos in filters.items()}
     rows = {side: np.empty(TONE_CHUNK, dtype=np.float32) for side in filters}

@@ -42,7 +42,8 @@ from pipeline.dsp.audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to
 from pipeline.files import atomic_path, for_output, read_float_frames
 from pipeline.settings.config import Template
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter
-from pipeline.model import REFERENCE_LUFS, Mix, StemLevel, Stems, StemStream, Voice
+from pipeline.model import (IN_MEMORY, REFERENCE_LUFS, AudioBuffers, Mix, StemLevel, Stems,
+                            StemStream, Voice)
 from pipeline.dsp.rooms import impulse_response
 from pipeline.settings.seating import Placement, place
 from pipeline.settings.sidecar import PartSettings
@@ -206,7 +207,7 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
         calibration_db: tuple[float, ...] | None = None, layout: str | None = None,
         parts: tuple[PartSettings | None, ...] | None = None,
         mix_stems_dir: Path | None = None, progress: ProgressFn | None = None,
-        workers: int | None = None) -> Mix:
+        workers: int | None = None, buffers: AudioBuffers = IN_MEMORY) -> Mix:
     """Mix the stems with ``template``'s seating and room.
 
     Parameters
@@ -221,6 +222,7 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
     mix_stems_dir : where to write each player's post-fader contribution, reverb included
         (float32 WAV, same length as the mix); not written when omitted.
     workers : threads processing the players of a block side by side; default one per core.
+    buffers : where the whole mix's array is made (see :class:`~pipeline.model.AudioBuffers`).
 
     Returns a :class:`Mix` whose audio is (2, frames) float32 peaking at ``MIX_PEAK_DBFS``; the
     frames include the room's decay after the last stem sample.
@@ -243,7 +245,7 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
     # not given memory until written; every frame is written before it is read)
     total = (stems.max_frames if live else stems.frames) + overhang
     # whole-mix arrays in this stage: this one, and its trimmed view (the same memory)
-    out = _unwritten((2, total))
+    out = buffers.empty(2, total)  # every frame is written before it is read
     meter = LoudnessMeter(sr)  # the mix before its final gain
     # a mix stem appears under its own name only once scaled (removed if the mix fails)
     with ExitStack() as finished:
@@ -319,14 +321,6 @@ def _round(value: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
 
-def _unwritten(shape: tuple[int, int]) -> np.ndarray:
-    """The whole mix's array, not filled: every frame is written before it is read (a fresh
-    page read first is mapped to the zero page and copied on the write that follows, with
-    the other cores' address caches flushed each time: 1.4 s of CPU in the Große Fuge's
-    render)."""
-    return np.empty(shape, dtype=np.float32)
-
-
 def _file_blocks(stems: Stems, files_open: ExitStack):
     """The stems' blocks as read from their files: ``(start, n, fetch)``, ``fetch(i)``
     reading stem ``i``'s next ``n`` frames (the players read side by side)."""
@@ -357,7 +351,7 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
             if dry is not None:
                 if written:
                     out[row, start:start + n] += dry[row]
-                else:  # written, not added (see _unwritten)
+                else:  # written, not added (the array is not filled)
                     out[row, start:start + n] = dry[row]
                     written = True
             if send is not None:

@@ -15,7 +15,7 @@ from pipeline.dsp import kernels
 from pipeline.files import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
 from pipeline.dsp.spectrum import long_term_psd
-from pipeline.model import StemLevel
+from pipeline.model import SpanGain, StemLevel
 from pipeline.output.piece_report import Guard, MasterReport, PartReport, PieceReport
 
 WAVEFORM_COLUMNS = 2400
@@ -69,13 +69,13 @@ def shape(audio: np.ndarray, sample_rate: int) -> Shape:
 
 
 def trace(label: str, audio: np.ndarray | Shape, sample_rate: int, lufs: float | None,
-          short_term: np.ndarray, limiter_gain: np.ndarray | None = None) -> Trace:
+          short_term: np.ndarray, limiter_gain: SpanGain | None = None) -> Trace:
     """``audio``, or its :func:`shape` taken already (beside the signal's measurement)."""
     s = audio if isinstance(audio, Shape) else shape(audio, sample_rate)
     shift = -(lufs if lufs is not None and np.isfinite(lufs) else 0.0)
     reduction = None
-    if limiter_gain is not None and limiter_gain.size and limiter_gain.min() < 1.0:
-        low, _ = _envelope(limiter_gain[None, :], WAVEFORM_COLUMNS)
+    if limiter_gain is not None and limiter_gain.lowest() < 1.0:
+        low = limiter_gain.column_lowest(WAVEFORM_COLUMNS)
         reduction = -20 * np.log10(np.maximum(low, 1e-6))
     return Trace(label, s.duration_s, s.wave_lo, s.wave_hi, s.freqs, s.spectrum_db + shift,
                  np.asarray(short_term), reduction)

@@ -59,14 +59,15 @@ def _clock(seconds: float) -> str:
 
 def check_space(out_root: Path, performance: Performance, sample_rate: int, *,
                 mix_stems: bool) -> None:
-    """Refuse at once when the stems alone will not fit, rather than an hour into the render:
-    the dry stems and (``mix_stems``) the mix stems are float32 stereo (8 bytes a frame)."""
+    """Refuse at once when the stems and the mix will not fit, rather than an hour into the
+    render: the dry stems, (``mix_stems``) the mix stems and the mix's working file (the mix
+    and master work in it) are float32 stereo (8 bytes a frame)."""
     frames = (performance.duration_s + 2.0) * sample_rate  # + release tails
-    needed = int(len(performance.tracks) * (2 if mix_stems else 1) * frames * 8)
+    needed = int((len(performance.tracks) * (2 if mix_stems else 1) + 1) * frames * 8)
     free = shutil.disk_usage(out_root).free
     if needed > free:
-        raise OutputError(f"{out_root}: not enough free space (the stems alone need about "
-                          f"{needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free)")
+        raise OutputError(f"{out_root}: not enough free space (the stems and the mix need "
+                          f"about {needed / 2**20:.0f} MB, {free / 2**20:.0f} MB are free)")
 
 
 def write_failure(out_root: Path, exc: BaseException) -> OutputError | None:

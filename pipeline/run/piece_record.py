@@ -155,7 +155,7 @@ def write_album_entries(path: Path, entries: dict) -> None:
     data = {"format": FORMAT, "presets": {
         name: {"piece": piece, "relative_loudness_lu": relative,
                "summary": {**{k: v for k, v in vars(prep).items()
-                              if k not in ("preset", "audio", "power", "envelope", "steps")},
+                              if k not in ("preset", "audio", "loud", "steps")},
                            "preset": prep.preset.name, "steps_dtype": str(prep.steps.dtype),
                            "steps": [float(x) for x in prep.steps]}}
         for name, (piece, prep, relative) in entries.items()}}
@@ -176,7 +176,7 @@ def read_album_entries(path: Path) -> dict:
     for name, e in data["presets"].items():
         s = dict(e["summary"])
         steps = np.asarray(s.pop("steps"), dtype=s.pop("steps_dtype"))
-        prep = Prepared(preset=load_preset(s.pop("preset")), audio=None, power=None,
-                        envelope=None, steps=steps, **s)
+        prep = Prepared(preset=load_preset(s.pop("preset")), audio=None, loud=None,
+                        steps=steps, **s)
         entries[name] = (e["piece"], prep, e["relative_loudness_lu"])
     return entries

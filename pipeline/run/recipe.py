@@ -100,14 +100,15 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
-                 mix_stems: bool = True, progress: ProgressFn | None = None,
+                 mix_stems: bool = False, progress: ProgressFn | None = None,
                  max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``: :func:`render_to_mix`, then
     :func:`master_mix`.
 
     ``mix_stems``: also write each player's post-fader contribution to the mix, its reverb
-    included, to ``mix-stems/`` (one room convolution per player: slow for large ensembles).
+    included, to ``mix-stems/`` (one room convolution and one full-length file per player:
+    slow for large ensembles, so off unless asked for).
     Options left as None are taken from the score's sidecar (``<score-name>.toml`` or
     ``piece.toml`` beside it, see :mod:`pipeline.settings.sidecar`), else detected or
     defaulted (presets: streaming).
@@ -136,7 +137,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
 def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
                   sample_rate: int, progress: ProgressFn | None = None, humanize: float = 0.0,
                   seed: int = DEFAULT_SEED, max_duration_s: float = MAX_DURATION_S,
-                  slug: str | None = None, mix_stems: bool = True,
+                  slug: str | None = None, mix_stems: bool = False,
                   accelerator: Accelerator | None = None) -> MixedPiece:
     """Load, perform, assign, render and mix a score into a hidden working folder under
     ``out_root`` (stems, mix-stems, performance.mid, mix.wav): :func:`master_mix` finishes it."""
@@ -267,7 +268,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                  presets: tuple[str, ...] | None = None, soundfont: str | Path | None = None,
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None, humanize: float = 0.0,
-                 seed: int | None = None, mix_stems: bool = True,
+                 seed: int | None = None, mix_stems: bool = False,
                  progress: Callable[[str, str, float], None] | None = None,
                  max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> list[RenderResult]:
@@ -418,7 +419,8 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, speed: A
         try:
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,
-                          mix_stems_dir=folder.work / "mix-stems" if mix_stems else None)
+                          mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
+                          buffers=speed.audio_buffers(folder.work))
         except BaseException:
             feed.stop()  # the synths stop; the render's own error, if any, comes first
             rendering.exception()
@@ -496,7 +498,8 @@ def _master_all(piece: MixedPiece, presets: list[Preset], reference, targets, al
 
         m = master(the_mix, p, mastering, reference, target_lufs=target,
                    album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
-                   mix_in_use=mix_in_use, ready=ready)
+                   mix_in_use=mix_in_use, ready=ready,
+                   buffers=speed.audio_buffers(piece.folder.work))
         log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                  m.measurements["true_peak_dbtp"])
         traces.append(trace(f"master ({p.name})", jobs.shaping.result(), m.sample_rate,

@@ -14,6 +14,9 @@ passes none gets a plain one (no helper) made and closed for it.
 - **Warm-up**: numba's loader and matplotlib are loaded while the helper parses, if it still is.
 - **The collector paused** from the parse to the mix, and run once beside the synths' start.
 - **Freed memory handed back** to the system after each stage (glibc's ``malloc_trim``).
+- **Whole-piece audio in files** mapped into memory, their resident pages let go of as the
+  work moves on (:mod:`pipeline.speed.file_backed`): the mix's and the master's arrays cost
+  disk, not memory, whatever the piece's length.
 - **Background writers**: performance.mid, mix.wav and the masters are written, and the
   report's pictures shaped, on threads of their own while the next step runs; the master's
   first step changes the mix only where mix.wav's writer has read it (:class:`WriteBehind`).
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.speed import prefetch
+from pipeline.speed.file_backed import FileBackedAudio, Pager
 from pipeline.speed.score_source import ScoreSource
 
 
@@ -46,6 +50,7 @@ class Accelerator:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-writer")
         #: one that takes the report's pictures' shapes meanwhile
         self._tracer = ThreadPoolExecutor(1, thread_name_prefix="score2audio-tracer")
+        self._pager: Pager | None = None
 
     @classmethod
     def with_head_start(cls, scores: list[str], *, ensemble: str | None,
@@ -64,6 +69,8 @@ class Accelerator:
         """Wait for the background work and stop its threads; end the helper, done or not."""
         for pool in (self._writer, self._tracer):
             pool.shutdown(wait=True)
+        if self._pager is not None:
+            self._pager.close()
         if self.head_start is not None:
             self.head_start.stop()
 
@@ -93,6 +100,13 @@ class Accelerator:
                 gc.enable()
 
     # ---- memory ----
+
+    def audio_buffers(self, folder: Path) -> FileBackedAudio:
+        """Where a piece's mix and master make their whole-piece arrays: files in its working
+        ``folder``, mapped (see :mod:`pipeline.speed.file_backed`)."""
+        if self._pager is None:
+            self._pager = Pager()
+        return FileBackedAudio(folder, self._pager)
 
     @staticmethod
     def release_freed_memory() -> None:

@@ -1,0 +1,92 @@
+"""Whole-piece audio in files mapped into memory: a piece's length costs disk, not memory.
+
+The mix and the master work on one or two stereo arrays as long as the piece (a 20-minute
+piece at 48 kHz: 450 MB each). Here each is a file in the piece's hidden working folder,
+unlinked at once (it goes with its array, however the render ends), its blocks reserved up
+front (a full disk is a clean error, never a crash at a page written later) and mapped into
+memory: the stages see plain arrays. A :class:`Pager` thread lets go of the pages the stages
+have touched every ``PAGE_OUT_S`` (``madvise(MADV_DONTNEED)``: the data stay in the file and
+the system's page cache and come back on the next touch), so resident memory holds what the
+stages touch meanwhile, not the whole piece.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import OutputError
+
+PAGE_OUT_S = 0.05  # a stage passes over a 20-minute piece's array in about a fifth of a second
+
+
+class Pager:
+    """One thread that lets go of the resident pages of every mapping handed to it (see the
+    module); :meth:`close` stops it."""
+
+    def __init__(self) -> None:
+        self._maps: list[weakref.ref] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="score2audio-pager", daemon=True)
+        self._thread.start()
+
+    def add(self, mapped: mmap.mmap) -> None:
+        with self._lock:
+            self._maps.append(weakref.ref(mapped))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(PAGE_OUT_S):
+            with self._lock:
+                self._maps = [ref for ref in self._maps if ref() is not None]
+                refs = list(self._maps)
+            for ref in refs:
+                _let_go(ref)
+
+
+def _let_go(ref: weakref.ref) -> None:
+    """Drop a mapping's resident pages, unless its array is gone (no reference is kept)."""
+    mapped = ref()
+    if mapped is not None:
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        except (ValueError, OSError):  # closed meanwhile
+            pass
+
+
+class FileBackedAudio:
+    """:class:`~pipeline.model.AudioBuffers` in files of ``folder`` whose pages ``pager`` lets
+    go of (see the module)."""
+
+    def __init__(self, folder: Path, pager: Pager):
+        self.folder = folder
+        self.pager = pager
+
+    def empty(self, channels: int, frames: int) -> np.ndarray:
+        nbytes = channels * frames * 4
+        if nbytes == 0:
+            return np.empty((channels, frames), dtype=np.float32)
+        try:
+            fd, name = tempfile.mkstemp(prefix=".audio-", dir=self.folder)
+        except OSError as exc:
+            raise OutputError(f"{self.folder}: cannot be written ({exc.strerror})") from exc
+        try:
+            os.unlink(name)
+            os.posix_fallocate(fd, 0, nbytes)
+            mapped = mmap.mmap(fd, nbytes)
+        except OSError as exc:
+            raise OutputError(f"{self.folder}: no room for the piece's audio "
+                              f"({nbytes / 1e6:.0f} MB: {exc.strerror})") from exc
+        finally:
+            os.close(fd)
+        self.pager.add(mapped)
+        return np.frombuffer(mapped, dtype=np.float32).reshape(channels, frames)
