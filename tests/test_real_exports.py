@@ -83,6 +83,47 @@ def test_a_cymbal_roll_on_a_drum_music21_cannot_name_is_rolled_and_said_nothing_
     assert all(b.on - a.on == 120 for a, b in zip(roll, roll[1:]))
 
 
+def test_musescore_4_pedal_lines_without_hooks_press_and_lift_the_pedal():
+    """MuseScore 4 writes a "Ped. ____" line with no opening hook as <pedal type="resume">:
+    the pedal goes down there (bar 1), a continue over a system break changes nothing (bar 2),
+    a line broken off without its closing hook (discontinue, bar 3 beat 3) lifts it, and a
+    resume after that presses again (bar 4). A resume right after a "Ped." sign (bar 5) is that
+    one pedal going on as a line: pressed once."""
+    from pipeline.score.expression import PEDAL_CHANGE_TICKS as gap
+    from pipeline.model import TICKS_PER_QUARTER as Q
+
+    piano = perform(load(DATA / "pedal-lines-resume.musicxml")).tracks[0]
+    bar = 4 * Q
+    assert [(c.tick, c.value) for c in piano.controls
+            if c.kind == "control_change" and c.number == 64] == [
+        (0, 127),                              # resume: down with the first note
+        (2 * bar, 0), (2 * bar + gap, 127),    # stop at bar 2's end; "Ped." on bar 3
+        (2 * bar + 2 * Q, 0),                  # discontinue: up before the A
+        (3 * bar, 127), (4 * bar, 0),          # resumed for bar 4, lifted at its end
+        (4 * bar + gap, 127), (5 * bar, 0),    # "Ped." and its line: one pedal
+    ]
+
+
+def test_hairpins_in_a_second_voice_start_and_stop_where_the_file_places_them():
+    """MuseScore writes a hairpin's stop after the first voice's whole note, then backs up to
+    the second voice where the next hairpin starts: the crescendo of bar 1 (beat 2 to the bar's
+    end) and the diminuendo of bar 2 each end with their bar, so bar 3 starts back at p, where
+    its own crescendo rises over beats 2-3 and holds. (Paired in the file's order, bar 1's
+    crescendo ran on to the end of bar 2 and the diminuendo into bar 3.) A piano: each note's
+    velocity."""
+    from pipeline.model import DYNAMIC_VELOCITY
+    from pipeline.model import TICKS_PER_QUARTER as Q
+
+    played = perform(load(DATA / "hairpins-second-voice.musicxml")).tracks[0]
+    p, step = DYNAMIC_VELOCITY["p"], 16 / 3  # a hairpin with no mark after it: ±16
+    quarters = [n.velocity for n in played.notes if n.pitch != 67]  # the second voice
+    assert quarters == [p, p, round(p + step), round(p + 2 * step),             # cresc.
+                        p + 16, p + 16, round(p + 16 - step), round(p + 16 - 2 * step),  # dim.
+                        p, p, p + 8, p + 16]                                     # p, cresc.
+    wholes = [(n.on, n.velocity) for n in played.notes if n.pitch == 67]
+    assert wholes == [(0, p), (4 * Q, p + 16), (8 * Q, p)]
+
+
 @pytest.mark.parametrize("music21_says, we_say", [
     ("55 does not map to a valid instrument!", None),
     ("Cannot find voice 3; putting outside of voices.", None),

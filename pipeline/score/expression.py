@@ -41,8 +41,11 @@ Calibration renders a sustaining voice's reference note at the baseline too
 pedal spans) become CC64 (sustain; ``sostenuto`` starts CC66): ``start`` presses, ``stop``
 lifts, ``change`` lifts and presses again :data:`PEDAL_CHANGE_TICKS` later, so the old harmony
 is cleared while the new one, struck on the lift, is caught. A press that meets a lift (or a
-second ``start`` while down, the "Ped. Ped." style) is a change too. A pedal still down at the
-end is lifted at the part's end. Marks are placed per played bar, so repeats press again.
+second ``start`` while down, the "Ped. Ped." style) is a change too. ``resume`` (a line drawn
+without its opening hook: MuseScore 4 writes every "Ped. ____" line so) presses a pedal that is
+up, and ``discontinue`` (a line ended without its closing hook) lifts it, as MuseScore reads
+them; ``continue`` is the line's look only. A pedal still down at the end is lifted at the
+part's end. Marks are placed per played bar, so repeats press again.
 """
 from __future__ import annotations
 
@@ -195,17 +198,11 @@ class PedalMark:
 
 def pedal_marks(source: str | Path | None) -> list[list[PedalMark]] | None:
     """Each ``<part>``'s pedal marks in the MusicXML file ``source``, or None without any."""
-    measures_of_parts = musicxml.part_measures(source, rb"<pedal\b", "<pedal> marks")
-    if not measures_of_parts:
+    marks = musicxml.direction_marks(source, "pedal", printed_offset=True)
+    if marks is None:
         return None
-    out = []
-    for measures in measures_of_parts:
-        # a direction sits at the bar's time cursor, plus its own <offset>
-        out.append([PedalMark(k, max(0.0, position + musicxml.duration(el, "offset")) / divisions,
-                              pedal.get("type", ""), pedal.get("number", "1"))
-                    for k, el, position, divisions in musicxml.positions(measures, source)
-                    if el.tag == "direction" for pedal in el.iter("pedal")])
-    return out
+    return [[PedalMark(k, quarters, pedal.get("type", ""), pedal.get("number", "1"))
+             for k, quarters, pedal in part] for part in marks]
 
 
 def pedal_controls(marks: list[PedalMark], tl: form.Timeline, end_tick: int) -> list[Control]:
@@ -215,12 +212,13 @@ def pedal_controls(marks: list[PedalMark], tl: form.Timeline, end_tick: int) -> 
     at the end.
     """
     # where a bar's end meets the next bar played, its lift comes before the next press
-    lifts_first = {"stop": 0, "change": 1}
+    lifts_first = {"stop": 0, "discontinue": 0, "change": 1}
     played = sorted(((round((start + mark.quarters) * TICKS_PER_QUARTER), mark)
                      for mark in marks if mark.bar < len(tl.played)
                      for start in tl.played[mark.bar]),
                     key=lambda x: (x[0], lifts_first.get(x[1].kind, 2)))
     down: dict[str, int] = {}  # pedal number → the controller it holds down
+    pressed: dict[str, int] = {}  # pedal number → the controller it last pressed
     events: list[tuple[int, int, int] | None] = []  # (tick, controller, value)
     last_up: dict[int, int] = {}
     last_press: dict[int, int] = {}  # controller → index of its last press in events
@@ -246,16 +244,20 @@ def pedal_controls(marks: list[PedalMark], tl: form.Timeline, end_tick: int) -> 
             if held is not None:  # "Ped." again while down: a change
                 lift(tick, held)
             press(tick, controller)
+            down[mark.number] = pressed[mark.number] = controller
+        elif mark.kind == "resume" and held is None:  # a line without its "Ped." hook
+            controller = pressed.get(mark.number, SUSTAIN_PEDAL)
+            press(tick, controller)
             down[mark.number] = controller
         elif mark.kind == "change":
             controller = held if held is not None else SUSTAIN_PEDAL
             lift(tick, controller)
             press(tick, controller)
-            down[mark.number] = controller
-        elif mark.kind == "stop" and held is not None:
+            down[mark.number] = pressed[mark.number] = controller
+        elif mark.kind in ("stop", "discontinue") and held is not None:
             lift(tick, held)
             del down[mark.number]
-        # continue, discontinue, resume: the line's look, not the foot
+        # continue, and a resume while down (the line after a "Ped." sign): the line's look
     last = max((e[0] for e in events if e is not None), default=0)
     for controller in down.values():
         lift(max(end_tick, last), controller)

@@ -214,6 +214,32 @@ def positions(measures: list[ET.Element], source: str | Path | None = None,
             yield k, el, cursor, divisions
 
 
+def direction_marks(source: str | Path | None, tag: str, *, printed_offset: bool = False,
+                    ) -> list[list[tuple[int, float, ET.Element]]] | None:
+    """Each part's ``<tag>`` marks (``pedal``, ``wedge``: lines music21 keeps only as the notes
+    they span) in the ``<direction>`` elements of the MusicXML file ``source``: ``(measure
+    index, quarter notes into the measure, element)`` in file order, where the direction stands
+    plus its :func:`_sounding_offset` (with ``printed_offset``, any ``<offset>``), not before the
+    bar's start. None when the file has none or is not MusicXML."""
+    parts = part_measures(source, rb"<" + tag.encode("ascii") + rb"\b", f"<{tag}> marks")
+    if not parts:
+        return None
+    return [[(k, max(0.0, position + (duration(el, "offset") if printed_offset else
+                                      _sounding_offset(el))) / divisions, mark)
+             for k, el, position, divisions in positions(measures, source)
+             if el.tag == "direction" for mark in el.iter(tag)]
+            for measures in parts]
+
+
+def _sounding_offset(direction: ET.Element) -> float:
+    """A ``<direction>``'s ``<offset>`` in divisions where it moves the sound too
+    (``sound="yes"``); 0 for another, which moves only the print (Finale nudges a hairpin's
+    end a 16th or so before the note it ends on)."""
+    shift = direction.find("offset")
+    return duration(direction, "offset") if shift is not None and shift.get("sound") == "yes" \
+        else 0.0
+
+
 def sound_values(source: str | Path | None, attribute: str, *, bars: int | None = None,
                  ) -> list[list[tuple[int, float, float]]] | None:
     """Each part's ``<sound attribute="…">`` numbers (tempo, dynamics…): ``(measure index,
@@ -234,9 +260,8 @@ def sound_values(source: str | Path | None, attribute: str, *, bars: int | None 
         found = []
         for k, el, position, divisions in positions(measures, source):
             sounds = [el] if el.tag == "sound" else el.findall("sound")
-            shift = el.find("offset") if el.tag == "direction" else None
-            if shift is not None and shift.get("sound") == "yes":
-                position += duration(el, "offset")
+            if el.tag == "direction":
+                position += _sounding_offset(el)
             for sound in sounds:
                 try:
                     value = float(sound.get(attribute) or "nan")

@@ -16,6 +16,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from pipeline.model import (DEFAULT_VELOCITY, DYNAMIC_VELOCITY, OWN_PROGRAM, TIC
                             Control, Note, Performance, TempoMap, Track)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACCENT_DYNAMICS = {"sf", "sfz", "sffz", "fz", "rf", "rfz"}
 LOUD_THEN_SOFT = {"fp": "p", "sfp": "p", "sfpp": "pp"}
@@ -111,12 +113,14 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     slash_bars = comping.measure_style_slash_bars(score, path)
     pedals = _pedal_marks(score, path)
     sound_dynamics = _sound_dynamics(score, path)
+    hairpins = _hairpins(score, path)
     tracks, played, comped = [], [], False  # played: each track's staves and dynamics
     for name, staves in groups:
         plan = comping.slash_plan(name, staves, tl, slash_bars.get(id(staves[0]), set()))
         track, dyn = _perform_instrument(name, staves, tl,
                                          skip=plan.skipped if plan else frozenset(),
-                                         sound_dynamics=sound_dynamics.get(id(staves[0]), ()))
+                                         sound_dynamics=sound_dynamics.get(id(staves[0]), ()),
+                                         hairpins=hairpins.get(id(staves[0])))
         if plan is not None:  # slashes or chord symbols over rests: the player comps
             comp = comping.realize(plan, staves, tl, dyn.velocity, timed.swing)
             track = replace(track, notes=_finish_notes(
@@ -173,12 +177,55 @@ def _sound_dynamics(score, path: Path) -> dict[int, list[tuple[float, int]]]:
         return {}
     per_part = [[(k, quarters, int(min(127, max(1, round(percent / 100 * SOUND_DYNAMICS_FORTE)))))
                  for k, quarters, percent in part if 0 <= percent <= 1000] for part in parts]
-    by_part = musicxml.by_part(score.parts, per_part, path, "<sound dynamics>")
+    return _written_offsets(score, path, per_part, "<sound dynamics>")
+
+
+def _written_offsets(score, path: Path, per_raw_part: list[list[tuple[int, float, T]]],
+                     what: str) -> dict[int, list[tuple[float, T]]]:
+    """Each music21 part's (by ``id``) items of ``per_raw_part`` (per ``<part>`` of the file:
+    ``(measure index, quarter notes into the measure, item)``) as ``(written offset, item)``;
+    a part the file's parts do not match is left out (:func:`musicxml.by_part` warns)."""
+    by_part = musicxml.by_part(score.parts, per_raw_part, path, what)
     out = {}
     for part in score.parts:
-        starts = [float(m.offset) for m in part.getElementsByClass("Measure")]
-        out[id(part)] = [(starts[k] + quarters, velocity)
-                         for k, quarters, velocity in by_part.get(id(part), ()) if k < len(starts)]
+        if id(part) in by_part:
+            starts = [float(m.offset) for m in part.getElementsByClass("Measure")]
+            out[id(part)] = [(starts[k] + quarters, item)
+                             for k, quarters, item in by_part[id(part)] if k < len(starts)]
+    return out
+
+
+def _hairpins(score, path: Path) -> dict[int, list[tuple[float, float, bool]]]:
+    """Each music21 part's (by ``id``) hairpins from the MusicXML file: ``(written start,
+    written end, crescendo)``, each ``<wedge>`` where its direction stands (an ``<offset>``
+    moves it only with ``sound="yes"``), a stop closing the hairpin of its number open at its
+    time. music21 pairs them in the file's order and hangs them on notes: a stop written after
+    a whole-bar note, before a ``<backup>`` to a later hairpin's start, closed the wrong one
+    (MuseScore's hairpins in a second voice); a stop before a bar's first note ended its
+    hairpin with the hairpin's first note (Finale); one on a piano's second staff was often
+    lost. A part the file's parts do not match is left out: music21's reading is played there.
+    """
+    marks = musicxml.direction_marks(path, "wedge")
+    if not marks:
+        return {}
+    per_part = [[(k, quarters, (wedge.get("type", ""), wedge.get("number", "1")))
+                 for k, quarters, wedge in part] for part in marks]
+    out: dict[int, list[tuple[float, float, bool]]] = {}
+    unended = False
+    for key, placed in _written_offsets(score, path, per_part, "hairpins").items():
+        opened: dict[str, tuple[float, bool]] = {}  # number → (start, crescendo)
+        out[key] = []
+        # in time, at one time in the file's order (Finale writes a hairpin drawn over a
+        # barline as a start at the bar's end and a stop at the next downbeat: they pair)
+        for offset, (kind, number) in sorted(placed, key=lambda m: round(m[0], 6)):
+            if kind == "stop" and number in opened:
+                start, rising = opened.pop(number)
+                out[key].append((start, offset, rising))
+            elif kind in ("crescendo", "diminuendo"):  # a second while open: dropped, as MuseScore
+                opened.setdefault(number, (offset, kind == "crescendo"))
+        unended = unended or bool(opened)
+    if unended:  # (a piano's staves share their part's hairpins: said once)
+        log.warning("%s: a hairpin without an end is not played", path)
     return out
 
 
@@ -312,20 +359,24 @@ class _Ramp:
 
 class _Dynamics:
     """Velocity at any quarter-note offset from dynamics and hairpins of one instrument; the
-    level reached at a hairpin's end holds until the next mark."""
+    level reached at a hairpin's end holds until the next mark. ``hairpins``: the instrument's
+    ``(written start, written end, crescendo)`` as the file places them (:func:`_hairpins`);
+    None: music21's hairpin spanners, from the first note they span to the end of the last."""
 
-    def __init__(self, staves, tl: form.Timeline, sound_dynamics=()):
+    def __init__(self, staves, tl: form.Timeline, sound_dynamics=(), hairpins=None):
         from music21 import dynamics
 
         marks: list[tuple[float, str | int]] = []
-        ramps_raw = []
+        written = list(hairpins or ())
         printed: set[float] = set()
         for staff in staves:
             flat = staff.flatten()
             for d in flat.getElementsByClass(dynamics.Dynamic):
                 printed.add(round(float(d.offset), 4))
                 marks.extend((played, str(d.value)) for played in tl.map(float(d.offset)))
-            for hp in staff.spannerBundle.getByClass(dynamics.DynamicWedge):
+            wedges = staff.spannerBundle.getByClass(dynamics.DynamicWedge) if hairpins is None \
+                else ()
+            for hp in wedges:
                 els = hp.getSpannedElements()
                 if not els:
                     continue
@@ -335,8 +386,9 @@ class _Dynamics:
                     end = float(last.getOffsetInHierarchy(staff)) + float(last.quarterLength)
                 except Exception:
                     continue
-                rising = isinstance(hp, dynamics.Crescendo)
-                ramps_raw.extend((p, p + end - start, rising) for p in tl.map(start))
+                written.append((start, end, isinstance(hp, dynamics.Crescendo)))
+        ramps_raw = [(p, p + end - start, rising) for start, end, rising in written
+                     for p in tl.map(start)]
         # a playback dynamic (<sound dynamics>, a velocity) where no dynamic is printed: a
         # printed one is played from the table, whatever level its program wrote beside it
         for offset, velocity in sound_dynamics:
@@ -458,14 +510,15 @@ def _slurred_ids(staff, flat) -> set[int]:
 
 def _perform_instrument(name: str, staves, tl: form.Timeline,
                         skip: frozenset[int] = frozenset(),
-                        sound_dynamics=()) -> tuple[Track, "_Dynamics"]:
+                        sound_dynamics=(), hairpins=None) -> tuple[Track, "_Dynamics"]:
     """One instrument's notes as written, and its dynamics; ``skip`` holds ids of notes not
     to play (slashes that :mod:`pipeline.score.comping` realizes); ``sound_dynamics``: the
-    part's ``(written offset, velocity)`` playback dynamics (see :class:`_Dynamics`)."""
+    part's ``(written offset, velocity)`` playback dynamics, ``hairpins`` its hairpins read
+    from the file (see :class:`_Dynamics`)."""
     first = staves[0]
     inst = first.getInstrument(returnDefault=False)
     program = inst.midiProgram if inst is not None else None
-    dyn = _Dynamics(staves, tl, sound_dynamics)
+    dyn = _Dynamics(staves, tl, sound_dynamics, hairpins)
     all_unpitched = True
     # on, off, pitch, velocity, where a tie from it goes on (played ticks: its written end, or
     # past the unfilled end of its bar)
