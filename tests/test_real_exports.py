@@ -106,3 +106,69 @@ def test_the_list_of_exports_without_notes_says_why_for_each():
     listed = tomllib.loads((Path(__file__).parent / "corpus-no-notes.toml").read_text("utf-8"))
     reasons = [why for table in listed.values() for why in table.values()]
     assert len(reasons) >= 30 and all(isinstance(why, str) and len(why) >= 8 for why in reasons)
+
+
+# ---------------------------------------------------------------------------------------------
+# what music21 cannot read but the music does not need: left out with one line, the file read
+
+def warned(caplog) -> list[str]:
+    """The load stage's warnings, as logged."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "pipeline.score.load" and r.levelname == "WARNING"]
+
+
+def test_a_notehead_music21_cannot_name_is_drawn_normal_and_said_once(caplog):
+    """MuseScore writes <notehead>named</notehead> for a notehead of its own font: music21
+    refused the whole file. Every note plays, a normal notehead keeps the element's brackets,
+    and three such noteheads make one warning."""
+    import logging
+
+    path = DATA / "notehead-named.musicxml"
+    with caplog.at_level(logging.WARNING):
+        loaded = load(path)
+    notes = list(loaded.data.recurse().notes)
+    assert [n.notehead for n in notes] == ["normal", "normal", "diamond", "normal"]
+    assert notes[1].noteheadParenthesis
+    assert [n.pitch for t in perform(loaded).tracks for n in t.notes] == [69, 71, 72, 74]
+    assert warned(caplog) == [
+        f"{path}: a notehead music21 cannot read ('named') is drawn as a normal one"]
+
+
+def test_a_chord_symbol_music21_cannot_read_is_left_out_and_the_chord_before_goes_on(caplog):
+    """Nashville numbers written as <function>1</function> (no Roman numeral) made music21
+    refuse the lead sheet. The melody plays; the comp plays C, holds it through bar 2, F from
+    bar 3 and on through bar 4; one warning names the first bar."""
+    import logging
+
+    from pipeline.model import TICKS_PER_QUARTER
+    from pipeline.score import comping
+
+    path = DATA / "chord-symbol-nashville.musicxml"
+    with caplog.at_level(logging.WARNING):
+        played = perform(load(path))
+    melody, comp = played.tracks
+    assert [n.pitch for n in melody.notes] == [76, 79, 81, 77]
+    assert comp.name == comping.LEAD_SHEET_TRACK
+    bar_ticks = 4 * TICKS_PER_QUARTER
+    classes = {bar: {n.pitch % 12 for n in comp.notes if n.on // bar_ticks == bar}
+               for bar in range(4)}
+    assert classes == {0: {0, 4, 7}, 1: {0, 4, 7}, 2: {5, 9, 0}, 3: {5, 9, 0}}
+    assert warned(caplog) == [
+        f"{path}: chord symbols that cannot be read are not played (the first in bar 2)"]
+
+
+def test_a_key_signature_music21_cannot_read_is_left_out_and_the_notes_sound_as_written(caplog):
+    """Key signatures with Persian slash accidentals (slash-sharp, slash-flat, double-slash-flat)
+    made music21 refuse the file. Each note's <alter> gives its pitch: F#4 B♭4 E♭5 C5 sound;
+    the two key signatures make one warning."""
+    import logging
+
+    from music21 import key
+
+    path = DATA / "key-signature-slash-accidentals.musicxml"
+    with caplog.at_level(logging.WARNING):
+        loaded = load(path)
+    assert not list(loaded.data.recurse().getElementsByClass(key.KeySignature))
+    assert [n.pitch for t in perform(loaded).tracks for n in t.notes] == [66, 70, 75, 72]
+    assert warned(caplog) == [f"{path}: key signatures that cannot be read are left out; the "
+                              f"notes sound as written (the first in bar 1)"]
