@@ -92,6 +92,8 @@ def test_a_cymbal_roll_on_a_drum_music21_cannot_name_is_rolled_and_said_nothing_
     ("Warning: measure 12 in part Violin Iis overfull: 9/2 > 4.0,assuming 4.0 is correct.",
      "bar 12 of part 'Violin I' holds 4.5 quarter notes where its time signature has 4; the "
      "next bar starts after 4"),
+    ("No instrument found for MIDI program 128", "a part's MIDI program is not one of the 128 "
+     "General MIDI programs; its instrument is taken from its name"),
     ("something music21 says\n  over two lines", "something music21 says over two lines"),
 ])
 def test_music21s_warnings_are_said_in_our_words_on_one_line_or_not_at_all(music21_says, we_say):
@@ -172,3 +174,29 @@ def test_a_key_signature_music21_cannot_read_is_left_out_and_the_notes_sound_as_
     assert [n.pitch for t in perform(loaded).tracks for n in t.notes] == [66, 70, 75, 72]
     assert warned(caplog) == [f"{path}: key signatures that cannot be read are left out; the "
                               f"notes sound as written (the first in bar 1)"]
+
+
+def test_a_parts_midi_program_chooses_its_sound_whatever_its_name(caplog):
+    """Parts named "Staff 1", "Music", "Staff 3" say what they are only by <midi-program>:
+    41 (violin), 1 (piano) and 5 (electric piano 2); music21 dropped a piano's program (1–6)
+    under a name it does not know, and those parts were guessed as "unknown" pianos. A program
+    past 128 (129) leaves the flute to its name, said in our words."""
+    import logging
+
+    from conftest import MUSESCORE
+    from pipeline.voices.assign import assign
+
+    if not MUSESCORE.exists():
+        pytest.skip("MuseScore General is not installed")
+    path = DATA / "midi-programs-under-plain-names.musicxml"
+    with caplog.at_level(logging.WARNING):
+        played = perform(load(path))
+        voices = assign(played, soundfont=MUSESCORE)
+    assert [(t.name, t.program) for t in played.tracks] == [
+        ("Staff 1", 40), ("Music", 0), ("Staff 3", 4), ("Flute", None)]
+    assert [(v.program, v.source) for v in voices] == [
+        (40, "score"), (0, "score"), (4, "score"), (73, "instrument map")]
+    assert voices[0].instrument == "Violin" and voices[3].instrument == "Flute"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{path}: a part's MIDI program is not one of the 128 General MIDI programs; its "
+        f"instrument is taken from its name"]

@@ -4,8 +4,9 @@ method replaced and why: ``MeasureParser.xmlGraceToGrace`` (``<grace/>`` is an a
 ``MeasureParser.xmlToOffset`` (a direction sounds where it stands),
 ``PartParser.xmlMeasureToMeasure`` (measures inserted without quadratic work),
 ``MeasureParser.xmlNotehead`` (a notehead music21 cannot name is drawn normal),
-``MeasureParser.xmlHarmony`` (a chord symbol it cannot read is left out) and
-``MeasureParser.handleKeySignature`` (a key signature it cannot read is left out).
+``MeasureParser.xmlHarmony`` (a chord symbol it cannot read is left out),
+``MeasureParser.handleKeySignature`` (a key signature it cannot read is left out) and
+``PartParser.getDefaultInstrument`` (the file's ``<midi-program>`` kept where music21 drops it).
 
 ``with patched_reader(): music21.converter.parse(...)`` replaces the methods on entering and
 puts music21's own back on leaving (also when the parse fails), so a program that imports
@@ -107,6 +108,28 @@ def _key_signature(original, self, mxKey):
         return None
 
 
+def _midi_program(original, self, mxScorePart=None):
+    """music21 swaps the instrument a part's ``<midi-program>`` names for the one its
+    ``<instrument-name>`` names when the program is a piano's (1–6): a name it does not know
+    ("Music", "Staff 1") leaves no program, and the part is guessed from its name (an
+    "unknown instrument" on a piano). The file's program (1–128, music21 counting from 0 and
+    taking a 0 for 1) is put back where music21 left none; a drum (``<midi-unpitched>``)
+    keeps music21's reading."""
+    from music21 import instrument
+
+    found = original(self, mxScorePart)
+    if found.midiProgram is not None or isinstance(found, instrument.UnpitchedPercussion):
+        return found
+    part = mxScorePart if mxScorePart is not None else self.mxScorePart
+    midi = part.find("midi-instrument")  # music21 reads only the first one too
+    if midi is None or (midi.findtext("midi-unpitched") or "").strip():
+        return found
+    text = (midi.findtext("midi-program") or "").strip()
+    if text.isdigit() and int(text) <= 128:
+        found.midiProgram = max(int(text) - 1, 0)
+    return found
+
+
 def _unreadable() -> tuple[type[Exception], ...]:
     """What music21 raises for a value it cannot read. A function: an ``except`` clause
     evaluates it only when something is raised, and music21 is imported late."""
@@ -137,6 +160,7 @@ PATCHES: tuple[tuple[str, str, Callable], ...] = (
     ("MeasureParser", "xmlNotehead", _notehead),  # an unknown notehead is drawn normal
     ("MeasureParser", "xmlHarmony", _harmony),  # an unreadable chord symbol is left out
     ("MeasureParser", "handleKeySignature", _key_signature),  # so is a key signature
+    ("PartParser", "getDefaultInstrument", _midi_program),  # the file's program is kept
 )
 
 _lock = threading.Lock()
