@@ -83,29 +83,33 @@ def _notehead(original, self, n, mxNotehead):
         return original(self, n, plain)
 
 
-def _harmony(original, self, mxHarmony):
+def _left_out(key: str, words: str, why: str) -> Callable:
+    """A fix that leaves out the element music21 cannot read, saying ``words`` (``{bar}``: where
+    the first was) once per parse; ``why`` becomes its docstring."""
+    def fix(original, self, element):
+        try:
+            return original(self, element)
+        except _unreadable():
+            _say_once(key, words.format(bar=_bar(self)))
+            return None
+
+    fix.__doc__ = why
+    return fix
+
+
+_harmony = _left_out(
+    "harmony", "chord symbols that cannot be read are not played (the first in bar {bar})",
     """A chord symbol music21 cannot read (a ``<function>`` that is no Roman numeral, as
     MuseScore writes a Nashville number) makes it refuse the whole file: that chord symbol is
-    left out (it is heard only where we comp, and there the chord before goes on)."""
-    try:
-        return original(self, mxHarmony)
-    except _unreadable():
-        _say_once("harmony", "chord symbols that cannot be read are not played (the first in "
-                  f"bar {_bar(self)})")
-        return None
+    left out (it is heard only where we comp, and there the chord before goes on).""")
 
-
-def _key_signature(original, self, mxKey):
+_key_signature = _left_out(
+    "key", "key signatures that cannot be read are left out; the notes sound as written (the "
+    "first in bar {bar})",
     """A key signature music21 cannot read (a ``<key-accidental>`` it has no name for:
     slash-sharp, slash-quarter-sharp, double-slash-flat…) makes it refuse the whole file: that
     key signature is left out. What sounds does not change: MusicXML gives every note its own
-    ``<alter>``."""
-    try:
-        return original(self, mxKey)
-    except _unreadable():
-        _say_once("key", "key signatures that cannot be read are left out; the notes sound as "
-                  f"written (the first in bar {_bar(self)})")
-        return None
+    ``<alter>``.""")
 
 
 def _midi_program(original, self, mxScorePart=None):
