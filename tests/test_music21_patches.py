@@ -134,3 +134,18 @@ def test_a_time_in_a_part_music21_skips_or_in_words_is_not_refused(tmp_path):
         '</beats><beat-type>4</beat-type></time></attributes></measure></part></score-partwise>')
     path.write_text(text)
     assert load(path).data.parts
+
+
+def test_what_a_fix_leaves_out_is_said_once_per_parse(tmp_path, caplog):
+    """Two unreadable noteheads in one file make one warning; the next parse says it again."""
+    import logging
+
+    half = ('<note><pitch><step>C</step><octave>5</octave></pitch><duration>2</duration>'
+            '<type>half</type><notehead>named</notehead></note>')
+    path = score(tmp_path, half * 2)
+    with caplog.at_level(logging.WARNING):
+        load(path)
+        load(path)
+    said = [r.getMessage() for r in caplog.records if r.name == "pipeline.score.load"]
+    assert said == [f"{path}: a notehead music21 cannot read ('named') is drawn as a normal "
+                    "one"] * 2

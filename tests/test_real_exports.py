@@ -133,6 +133,8 @@ def test_hairpins_in_a_second_voice_start_and_stop_where_the_file_places_them():
     ("Warning: measure 12 in part Violin Iis overfull: 9/2 > 4.0,assuming 4.0 is correct.",
      "bar 12 of part 'Violin I' holds 4.5 quarter notes where its time signature has 4; the "
      "next bar starts after 4"),
+    ("No instrument found for MIDI program 128", "a part's MIDI program is not one of the 128 "
+     "General MIDI programs; its instrument is taken from its name"),
     ("something music21 says\n  over two lines", "something music21 says over two lines"),
 ])
 def test_music21s_warnings_are_said_in_our_words_on_one_line_or_not_at_all(music21_says, we_say):
@@ -147,3 +149,95 @@ def test_the_list_of_exports_without_notes_says_why_for_each():
     listed = tomllib.loads((Path(__file__).parent / "corpus-no-notes.toml").read_text("utf-8"))
     reasons = [why for table in listed.values() for why in table.values()]
     assert len(reasons) >= 30 and all(isinstance(why, str) and len(why) >= 8 for why in reasons)
+
+
+# ---------------------------------------------------------------------------------------------
+# what music21 cannot read but the music does not need: left out with one line, the file read
+
+def warned(caplog) -> list[str]:
+    """The load stage's warnings, as logged."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "pipeline.score.load" and r.levelname == "WARNING"]
+
+
+def test_a_notehead_music21_cannot_name_is_drawn_normal_and_said_once(caplog):
+    """MuseScore writes <notehead>named</notehead> for a notehead of its own font: music21
+    refused the whole file. Every note plays, a normal notehead keeps the element's brackets,
+    and three such noteheads make one warning."""
+    import logging
+
+    path = DATA / "notehead-named.musicxml"
+    with caplog.at_level(logging.WARNING):
+        loaded = load(path)
+    notes = list(loaded.data.recurse().notes)
+    assert [n.notehead for n in notes] == ["normal", "normal", "diamond", "normal"]
+    assert notes[1].noteheadParenthesis
+    assert [n.pitch for t in perform(loaded).tracks for n in t.notes] == [69, 71, 72, 74]
+    assert warned(caplog) == [
+        f"{path}: a notehead music21 cannot read ('named') is drawn as a normal one"]
+
+
+def test_a_chord_symbol_music21_cannot_read_is_left_out_and_the_chord_before_goes_on(caplog):
+    """Nashville numbers written as <function>1</function> (no Roman numeral) made music21
+    refuse the lead sheet. The melody plays; the comp plays C, holds it through bar 2, F from
+    bar 3 and on through bar 4; one warning names the first bar."""
+    import logging
+
+    from pipeline.model import TICKS_PER_QUARTER
+    from pipeline.score import comping
+
+    path = DATA / "chord-symbol-nashville.musicxml"
+    with caplog.at_level(logging.WARNING):
+        played = perform(load(path))
+    melody, comp = played.tracks
+    assert [n.pitch for n in melody.notes] == [76, 79, 81, 77]
+    assert comp.name == comping.LEAD_SHEET_TRACK
+    bar_ticks = 4 * TICKS_PER_QUARTER
+    classes = {bar: {n.pitch % 12 for n in comp.notes if n.on // bar_ticks == bar}
+               for bar in range(4)}
+    assert classes == {0: {0, 4, 7}, 1: {0, 4, 7}, 2: {5, 9, 0}, 3: {5, 9, 0}}
+    assert warned(caplog) == [
+        f"{path}: chord symbols that cannot be read are not played (the first in bar 2)"]
+
+
+def test_a_key_signature_music21_cannot_read_is_left_out_and_the_notes_sound_as_written(caplog):
+    """Key signatures with Persian slash accidentals (slash-sharp, slash-flat, double-slash-flat)
+    made music21 refuse the file. Each note's <alter> gives its pitch: F#4 B♭4 E♭5 C5 sound;
+    the two key signatures make one warning."""
+    import logging
+
+    from music21 import key
+
+    path = DATA / "key-signature-slash-accidentals.musicxml"
+    with caplog.at_level(logging.WARNING):
+        loaded = load(path)
+    assert not list(loaded.data.recurse().getElementsByClass(key.KeySignature))
+    assert [n.pitch for t in perform(loaded).tracks for n in t.notes] == [66, 70, 75, 72]
+    assert warned(caplog) == [f"{path}: key signatures that cannot be read are left out; the "
+                              f"notes sound as written (the first in bar 1)"]
+
+
+def test_a_parts_midi_program_chooses_its_sound_whatever_its_name(caplog):
+    """Parts named "Staff 1", "Music", "Staff 3" say what they are only by <midi-program>:
+    41 (violin), 1 (piano) and 5 (electric piano 2); music21 dropped a piano's program (1–6)
+    under a name it does not know, and those parts were guessed as "unknown" pianos. A program
+    past 128 (129) leaves the flute to its name, said in our words."""
+    import logging
+
+    from conftest import MUSESCORE
+    from pipeline.voices.assign import assign
+
+    if not MUSESCORE.exists():
+        pytest.skip("MuseScore General is not installed")
+    path = DATA / "midi-programs-under-plain-names.musicxml"
+    with caplog.at_level(logging.WARNING):
+        played = perform(load(path))
+        voices = assign(played, soundfont=MUSESCORE)
+    assert [(t.name, t.program) for t in played.tracks] == [
+        ("Staff 1", 40), ("Music", 0), ("Staff 3", 4), ("Flute", None)]
+    assert [(v.program, v.source) for v in voices] == [
+        (40, "score"), (0, "score"), (4, "score"), (73, "instrument map")]
+    assert voices[0].instrument == "Violin" and voices[3].instrument == "Flute"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{path}: a part's MIDI program is not one of the 128 General MIDI programs; its "
+        f"instrument is taken from its name"]
