@@ -128,8 +128,8 @@ def test_hairpins_in_a_second_voice_start_and_stop_where_the_file_places_them():
     ("55 does not map to a valid instrument!", None),
     ("Cannot find voice 3; putting outside of voices.", None),
     ("Current voiceIds: ['1', '2']", None),
-    ("Could not import wedge: Error in getting DynamicWedges",
-     "a hairpin that cannot be read is not played"),
+    ("Could not import wedge: Error in getting DynamicWedges", None),  # read from the file
+    ("Could not import pedal: Error in getting PedalMark", None),
     ("Warning: measure 12 in part Violin Iis overfull: 9/2 > 4.0,assuming 4.0 is correct.",
      "bar 12 of part 'Violin I' holds 4.5 quarter notes where its time signature has 4; the "
      "next bar starts after 4"),

@@ -25,14 +25,17 @@ log = logging.getLogger(__name__)
 #: (what music21 says, what we say; ``{0}``… are the pattern's groups). A drum music21's own
 #: table lacks is still played, on the key the file's ``<midi-unpitched>`` gives
 #: (:func:`pipeline.score.musicxml.drum_keys`); music21's notes about how it files voices leave
-#: every note played. A ``<midi-program>`` outside 1–128 leaves the part without a program
-#: (music21 counts from 0: the file's 129 is its 128), so the assign stage goes by its name.
+#: every note played. Hairpins and pedal lines are read from the MusicXML file itself
+#: (:func:`pipeline.score.musicxml.direction_marks`), so music21's failing to pair them says
+#: nothing about what is played. A ``<midi-program>`` outside 1–128 leaves the part without a
+#: program (music21 counts from 0: the file's 129 is its 128), so the assign stage goes by its
+#: name.
 MUSIC21_WARNINGS: tuple[tuple[re.Pattern, str | None], ...] = (
     (re.compile(r"\d+ does not map to a valid instrument"), None),
     (re.compile(r"Cannot put in an element with a missing voice tag"), None),
     (re.compile(r"Current voices?(Ids)?:"), None),
     (re.compile(r"Cannot find voice \S+; putting outside of voices"), None),
-    (re.compile(r"Could not import wedge"), "a hairpin that cannot be read is not played"),
+    (re.compile(r"Could not import (wedge|pedal)"), None),
     (re.compile(r"No instrument found for MIDI program -?\d+"),
      "a part's MIDI program is not one of the 128 General MIDI programs; its instrument is "
      "taken from its name"),
