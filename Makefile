@@ -91,6 +91,7 @@ test: setup test-deps
 # end to end beside fluidsynth and MuseScore: times per stage, real-time factor, peak memory
 # (never measured by the tests); bench-master times the mastering chain alone per preset
 bench: setup
+	@PYTHON=$(PYTHON) scripts/ensure-system-deps.sh --bench
 	@$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 bench-master: setup

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Make sure FluidSynth and the General MIDI soundfonts are installed (and, with --test, the tools
 # the test suite uses: ffmpeg as an independent loudness meter, chromium to load the portfolio
-# page). Installs them with apt-get where
+# page; with --bench, the references make bench times: the fluidsynth program and MuseScore 3).
+# Installs them with apt-get where
 # apt and root (or password-less sudo) are available; elsewhere says what to run, and fails.
 set -u
 want_test=0
+want_bench=0
 [ "${1:-}" = "--test" ] && want_test=1
+[ "${1:-}" = "--bench" ] && want_bench=1
 
 have_fluidsynth() {
   # ldconfig lives in /sbin, which a plain user's PATH often lacks
@@ -36,6 +39,10 @@ if [ "$want_test" = 1 ]; then
     || missing+=(chromium)
   [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
   [ -e /usr/share/sounds/sf3/MuseScore_General.sf3 ] || missing+=(musescore-general-soundfont)
+fi
+if [ "$want_bench" = 1 ]; then
+  command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+  command -v mscore3 >/dev/null 2>&1 || command -v mscore >/dev/null 2>&1 || missing+=(musescore3)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
