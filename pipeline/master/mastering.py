@@ -54,6 +54,7 @@ STATS_CHUNK = 1 << 20  # frames at a time where the whole would need a whole-len
 #: The limiter's reach is kept for reductions this much deeper than the guard allows: the
 #: gain search lowers its aim a little when true peaks overshoot between samples.
 DEEPEST_MARGIN_DB = 3.0
+REDUCED_DB = 0.1  # a frame whose gain is reduced by more than this counts as limited (or glued)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
             for start in range(0, audio.shape[1], STATS_CHUNK):
                 stop = min(audio.shape[1], start + STATS_CHUNK)
                 part = glue.slice(start, stop)
-                parts.append(kernels.reduction_sums(part, 0.1))
+                parts.append(kernels.reduction_sums(part, REDUCED_DB))
                 np.multiply(audio[:, start:stop], part, out=glued[:, start:stop])
             audio, own = glued, True
             glue_db = _reduction_stats(parts, audio.shape[1])[:2]
@@ -229,7 +230,7 @@ def _reduction_db(gain: np.ndarray) -> np.ndarray:
 
 def _reduction_stats(sums, frames: int) -> tuple[float, float, float]:
     """The largest and the mean gain reduction (dB) of a per-frame gain over ``frames``, and
-    the fraction of frames reduced by more than 0.1 dB, from the
+    the fraction of frames reduced by more than :data:`REDUCED_DB`, from the
     :func:`~pipeline.dsp.kernels.reduction_sums` of its parts (frames not in any are not
     reduced); all 0 when nothing is. Logarithms are taken only where the gain works (the mean
     is summed in double precision: it may differ from a float32 mean of the whole in its last
@@ -287,7 +288,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     if not upsampled:
         loud, tp = _measure(out, sr)
     max_reduction, mean_reduction, limiting = _reduction_stats(
-        [kernels.reduction_sums(g, 0.1) for g in gr.gains], gr.frames)
+        [kernels.reduction_sums(g, REDUCED_DB) for g in gr.gains], gr.frames)
     integrated = loud.integrated_lufs()
     st = loud.short_term_lufs()
     measurements = {
