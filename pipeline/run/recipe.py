@@ -244,16 +244,19 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
                     soundfont: str | Path | None = None, swing: float | None = None,
                     fermata_hold: float | None = None, humanize: float = 0.0,
-                    seed: int | None = None, max_duration_s: float = MAX_DURATION_S) -> Performance:
+                    seed: int | None = None, max_duration_s: float = MAX_DURATION_S,
+                    accelerator: Accelerator | None = None) -> Performance:
     """Load and perform a score and write ``performance.mid`` without rendering audio
     (``fermata_hold``: see :func:`pipeline.score.perform.perform`; None: its default;
-    ``humanize``/``seed``: see :func:`pipeline.score.humanize.humanize`). The score's sidecar,
-    if it has one, sets the swing, soundfont and parts' programs the options leave."""
+    ``humanize``/``seed``: see :func:`pipeline.score.humanize.humanize`; ``accelerator``: the
+    command's, see :mod:`pipeline.speed.accelerator`). The score's sidecar, if it has one, sets
+    the swing, soundfont and parts' programs the options leave."""
     seed = checked_seed(humanize, seed)
     kwargs = {} if fermata_hold is None else {"fermata_hold": fermata_hold}
     settings = choose(read_sidecar(Path(score_path)), soundfont=soundfont, swing=swing)
-    performance = perform(load(Path(score_path)), swing=swing_feel(None, settings.swing),
-                          **kwargs)
+    with _accelerated(accelerator) as speed, speed.collector_paused():
+        performance = perform(load(Path(score_path)), swing=swing_feel(None, settings.swing),
+                              **kwargs)
     performance = _played(performance, max_duration_s, humanize, seed)
     voices = assign(performance, soundfont=find_soundfont(settings.soundfont),
                     parts=part_settings(settings, performance))

@@ -90,11 +90,18 @@ class Accelerator:
         make arrays, not cycles."""
         from pipeline.render.preset_holder import PresetHolder
 
+        with self.collector_paused(), PresetHolder(sample_rate) as holder:
+            yield PieceSpeed(score_path, soundfont, holder)
+
+    @staticmethod
+    @contextmanager
+    def collector_paused() -> Iterator[None]:
+        """Python's cyclic collector off (switched back on however it ends): music21's objects
+        live until the performance is made, and the collector walked them again and again."""
         collecting = gc.isenabled()
         gc.disable()
         try:
-            with PresetHolder(sample_rate) as holder:
-                yield PieceSpeed(score_path, soundfont, holder)
+            yield
         finally:
             if collecting:
                 gc.enable()
