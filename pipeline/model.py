@@ -270,11 +270,6 @@ class SpanGain:
     starts: tuple[int, ...] = ()
     gains: tuple[np.ndarray, ...] = ()
 
-    @classmethod
-    def dense(cls, gain: np.ndarray) -> "SpanGain":
-        """The gain of every frame, as one stretch (for a short signal, or a test)."""
-        return cls(gain.size, (0,), (np.asarray(gain, dtype=np.float32),)) if gain.size else cls(0)
-
     def slice(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """The gain of frames ``start``…``stop`` as an array (float32), into ``out`` if given."""
         if out is None:

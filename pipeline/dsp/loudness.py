@@ -108,7 +108,7 @@ class LoudnessMeter:
     """BS.1770-4 loudness fed block by block (stems never need to be whole in memory)."""
 
     def __init__(self, sample_rate: int, channels: int = 2):
-        self.step = _step(sample_rate)
+        self.step = step_frames(sample_rate)
         self.sos = k_weighting(sample_rate)
         self.channels = channels
         self.state = _k_state(self.sos, channels)
@@ -177,30 +177,33 @@ def _k_state(sos: np.ndarray, channels: int) -> np.ndarray:
     return np.zeros((sos.shape[0], channels, 2))
 
 
-def _step_means(power: np.ndarray, step: int) -> np.ndarray:
+def step_means(power: np.ndarray, step: int) -> np.ndarray:
     """Mean of ``power`` over each whole ``step`` frames (a last part step is dropped), float64."""
     whole = power.size // step
     return power[: whole * step].reshape(whole, step).mean(axis=1, dtype=np.float64)
 
 
-def _k_weighted_chunks(audio: np.ndarray, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start, power)`` for consecutive chunks of ``audio`` (channels, frames): the
-    channel-summed square of the K-weighted signal, float32, the filter's state carried from
-    chunk to chunk (the same figures as filtering the whole at once; only a chunk in memory)."""
+def k_weighted_chunks(audio: np.ndarray, sample_rate: int, chunk: int = _CHUNK,
+                      ) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, power)`` for consecutive chunks of ``chunk`` frames of ``audio`` (channels,
+    frames): the channel-summed square of the K-weighted signal, float32, the filter's state
+    carried from chunk to chunk (the same figures as filtering the whole at once; only a chunk
+    in memory)."""
     sos = k_weighting(sample_rate)
     zi = _k_state(sos, audio.shape[0])
-    for start in range(0, audio.shape[1], _CHUNK):
-        yield start, kernels.filtered_power(sos, audio[:, start:start + _CHUNK], zi)
+    for start in range(0, audio.shape[1], chunk):
+        yield start, kernels.filtered_power(sos, audio[:, start:start + chunk], zi)
 
 
-def _step(sample_rate: int) -> int:
+def step_frames(sample_rate: int) -> int:
+    """Frames in one 100 ms loudness step."""
     return int(round(STEP_S * sample_rate))
 
 
 def k_weighted_power(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Channel-summed square of the K-weighted signal per frame, float32, shape (frames,)."""
     out = np.empty(audio.shape[1], dtype=np.float32)
-    for start, power in _k_weighted_chunks(audio, sample_rate):
+    for start, power in k_weighted_chunks(audio, sample_rate):
         out[start:start + power.size] = power
     return out
 
@@ -211,7 +214,7 @@ def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = N
     amplitude ``gain`` (times a constant ``scale``) — the gain is applied after the K-weighting,
     which is exact for a constant gain and within a few hundredths of a LU for a limiter's brief
     dips. Worked through in chunks: no whole-length temporaries."""
-    step = _step(sample_rate)
+    step = step_frames(sample_rate)
     whole = power.size // step
     out = np.empty(whole, dtype=np.float64)
     chunk = max(1, _CHUNK // step)  # steps at a time
@@ -223,7 +226,7 @@ def step_powers(power: np.ndarray, sample_rate: int, gain: np.ndarray | None = N
             if scale is not None:
                 g = g * scale
             p = p * (g * g)
-        out[first:last] = _step_means(p, step)
+        out[first:last] = step_means(p, step)
     return out
 
 

@@ -107,10 +107,11 @@ def _stretches(spans, frames: int, sample_rate: int, ceiling_dbtp: float, lookah
     for s, envelope, over in overs:
         breaks = np.flatnonzero(np.diff(over) > tail + ahead + 1)
         for first, last in zip(over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]):
-            a = max(0, s + first - ahead - 1) - s
-            b = min(frames, s + last + tail + 1, s + envelope.shape[0]) - s
-            yield s + max(0, a), _limit(scaled(envelope[max(0, a):b]), sample_rate, ceiling, ahead,
-                                        hold, window)
+            # the stretch in the signal's frames, kept inside its span
+            a = max(s, s + first - ahead - 1)
+            b = min(frames, s + envelope.shape[0], s + last + tail + 1)
+            yield a, _limit(scaled(envelope[a - s:b - s]), sample_rate, ceiling, ahead, hold,
+                            window)
 
 
 def _limit(envelope: np.ndarray, sample_rate: int, ceiling: np.float32, ahead: int, hold: int,

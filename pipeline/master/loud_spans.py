@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.dsp import kernels
-from pipeline.dsp.loudness import (STEP_S, k_weighting, peak_map, true_peak_span)
+from pipeline.dsp.loudness import (k_weighted_chunks, peak_map, step_frames, step_means,
+                                   true_peak_span)
 from pipeline.model import IN_MEMORY, AudioBuffers, SpanGain
 from pipeline.master.limiter import reach_frames, span_limiter_gain
 
@@ -39,7 +39,7 @@ class LoudSpans:
 
     @property
     def step(self) -> int:
-        return int(round(STEP_S * self.sample_rate))
+        return step_frames(self.sample_rate)
 
     @property
     def true_peak(self) -> float:
@@ -63,8 +63,7 @@ class LoudSpans:
             if whole == 0:
                 continue
             g = gain.slice(start, start + whole * step) * scale
-            p = power[:whole * step] * (g * g)
-            out[first:first + whole] = p.reshape(whole, step).mean(axis=1, dtype=np.float64)
+            out[first:first + whole] = step_means(power[:whole * step] * (g * g), step)
         return out
 
     def peak(self, gain: SpanGain, scale: np.float32) -> float:
@@ -83,7 +82,7 @@ def loud_spans(audio: np.ndarray, sample_rate: int, *, floor: float, deepest_db:
     ``deepest_db``; read a chunk at a time. The spans' envelope and power are kept in one
     array from ``buffers`` (a loud piece is loud for much of its length)."""
     frames = audio.shape[1]
-    step = int(round(STEP_S * sample_rate))
+    step = step_frames(sample_rate)
     peaks = peak_map(audio, floor) if floor > 0 else None
     before, after = reach_frames(sample_rate, deepest_db)
     regions: list[list[int]] = []
@@ -114,17 +113,11 @@ def _k_weighted(audio: np.ndarray, sample_rate: int, spans: list[tuple[int, int]
     """The K-weighted power's mean over every whole 100 ms step; its frames in ``spans`` are
     put in ``kept`` (the same figures as :func:`~pipeline.dsp.loudness.step_powers` of
     :func:`~pipeline.dsp.loudness.k_weighted_power`)."""
-    frames = audio.shape[1]
-    step = int(round(STEP_S * sample_rate))
-    sos = k_weighting(sample_rate)
-    zi = np.zeros((sos.shape[0], audio.shape[0], 2))
-    steps = np.empty(frames // step, dtype=np.float64)
-    chunk = CHUNK_STEPS * step
-    for start in range(0, frames, chunk):
-        power = kernels.filtered_power(sos, audio[:, start:start + chunk], zi)
-        whole = power.size // step
-        steps[start // step:start // step + whole] = \
-            power[:whole * step].reshape(whole, step).mean(axis=1, dtype=np.float64)
+    step = step_frames(sample_rate)
+    steps = np.empty(audio.shape[1] // step, dtype=np.float64)
+    for start, power in k_weighted_chunks(audio, sample_rate, CHUNK_STEPS * step):
+        means = step_means(power, step)  # the chunks hold whole steps but the last
+        steps[start // step:start // step + means.size] = means
         stop = start + power.size
         for (a, b), out in zip(spans, kept):
             lo, hi = max(a, start), min(b, stop)
