@@ -4,10 +4,12 @@ The mix and the master work on one or two stereo arrays as long as the piece (a 
 piece at 48 kHz: 450 MB each). Here each is a file in the piece's hidden working folder,
 unlinked at once (it goes with its array, however the render ends), its blocks reserved up
 front (a full disk is a clean error, never a crash at a page written later) and mapped into
-memory: the stages see plain arrays. A :class:`Pager` thread lets go of the pages the stages
-have touched every ``PAGE_OUT_S`` (``madvise(MADV_DONTNEED)``: the data stay in the file and
-the system's page cache and come back on the next touch), so resident memory holds what the
-stages touch meanwhile, not the whole piece.
+memory: the stages see plain arrays. A :class:`Pager` thread watches how much of the
+process's file-backed memory is resident and, once it has grown by ``BUDGET_BYTES``, lets go of
+the mappings' pages (``madvise(MADV_DONTNEED)``: the data stay in the file and the system's
+page cache and come back on the next touch), so resident memory holds what the stages touch
+meanwhile, not the whole piece. Letting go by the budget, not by the clock, spares the slow
+writers (the mixer fills its array over the whole render) a fault on every page again and again.
 """
 from __future__ import annotations
 
@@ -22,7 +24,11 @@ import numpy as np
 
 from pipeline.errors import OutputError
 
-PAGE_OUT_S = 0.05  # a stage passes over a 20-minute piece's array in about a fifth of a second
+#: how often the pager looks (a stage passes over a 20-minute piece's array in about a fifth of
+#: a second: at most some 50 MB more is touched between two looks)
+POLL_S = 0.01
+BUDGET_BYTES = 96 << 20
+_STATM = Path("/proc/self/statm")
 
 
 class Pager:
@@ -45,12 +51,26 @@ class Pager:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(PAGE_OUT_S):
+        base = _resident_file_bytes()
+        while not self._stop.wait(POLL_S):
+            resident = _resident_file_bytes()
+            if resident is not None and base is not None and resident - base < BUDGET_BYTES:
+                continue
             with self._lock:
                 self._maps = [ref for ref in self._maps if ref() is not None]
                 refs = list(self._maps)
             for ref in refs:
                 _let_go(ref)
+            base = _resident_file_bytes()
+
+
+def _resident_file_bytes() -> int | None:
+    """The process's resident file-backed (and shared) memory; None where the system does
+    not tell (the pager then lets go at every look)."""
+    try:
+        return int(_STATM.read_bytes().split()[2]) * mmap.PAGESIZE
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _let_go(ref: weakref.ref) -> None:
