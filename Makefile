@@ -18,6 +18,7 @@ SWING ?=
 HUMANIZE ?=
 SEED ?=
 MIX_STEMS ?=
+ATTACK ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
 CORPUS ?=
@@ -36,7 +37,8 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(PRESET),--preset "$(PRESET)") $(if $(SOUNDFONT),--soundfont "$(SOUNDFONT)") \
 	$(if $(SAMPLE_RATE),--sample-rate "$(SAMPLE_RATE)") $(if $(REFERENCE),--reference "$(REFERENCE)") \
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
-	$(if $(SEED),--seed "$(SEED)") $(if $(filter 1 yes true,$(MIX_STEMS)),--mix-stems)
+	$(if $(SEED),--seed "$(SEED)") $(if $(filter 1 yes true,$(MIX_STEMS)),--mix-stems) \
+	$(if $(filter 0 no false,$(ATTACK)),--no-attack-compensation)
 
 .PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
 
@@ -48,6 +50,7 @@ help:
 	@echo "             SWING=2 (swung eighths; a jazz band swings by default, SWING=1 straightens)"
 	@echo "             HUMANIZE=0.5 (players' timing/velocity variation, 0-1, off by default) SEED=n"
 	@echo "             MIX_STEMS=1 (also write mix-stems/, each instrument's part of the mix, for a DAW)"
+	@echo "             ATTACK=0 (notes start as written, not early by the time their sound takes to speak)"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"

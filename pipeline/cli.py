@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                         "mix-stems/, for remixing in a DAW (off by default: one room convolution "
                         "and one full-length file per player, the slowest part of a large "
                         "ensemble's render)")
+    r.add_argument("--attack-compensation", action=argparse.BooleanOptionalAction, default=True,
+                   help="start each note early by the time its sound takes to be heard, so it is "
+                        "heard on the beat (on by default; performance.mid keeps the written "
+                        "times either way)")
     _humanize_options(r)
     _max_duration(r)
     _common(r)
@@ -158,7 +162,8 @@ def _render(args) -> int:
                       soundfont=args.soundfont, sample_rate=args.sample_rate,
                       reference=args.reference, swing=args.swing, layout=args.layout,
                       humanize=args.humanize, seed=args.seed, max_duration_s=args.max_duration,
-                      mix_stems=args.mix_stems, accelerator=accelerator)
+                      mix_stems=args.mix_stems, attack_compensation=args.attack_compensation,
+                      accelerator=accelerator)
         interactive = not args.quiet and sys.stderr.isatty()
         if args.album:
             bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")

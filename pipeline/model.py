@@ -180,6 +180,9 @@ class Stems:
     sample_rate: int
     frames: int
     stems: tuple[Stem, ...]
+    #: the silence before the score's start (the attack compensation's head start for notes
+    #: at the very beginning): score time t is at ``lead_in_s + t`` in every stem and the mix
+    lead_in_s: float = 0.0
 
     @property
     def duration_s(self) -> float:

@@ -35,6 +35,9 @@ class PartReport:
     percussion: bool
     notes: int
     level: StemLevel
+    #: how much earlier than written its notes start, to be heard on the beat (ms: median,
+    #: largest; held_back: notes that had to give some of it up); None when not compensated
+    attack: dict | None = None
 
     @property
     def stem(self) -> str:
@@ -115,6 +118,7 @@ class StemsSummary:
     folder: str
     frames: int
     duration_s: float
+    lead_in_s: float = 0.0  # silence before the score's start (see pipeline.model.Stems)
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,7 @@ def as_json(report: PieceReport) -> dict:
 #: A part's fields in report.json, in order, then its level's under their own names (the
 #: level's file is the part's "stem"; its part, instrument and family are the part's own).
 PART_KEYS = ("part", "instrument", "instrument_map", "set_by_sidecar", "soundfont", "bank",
-             "program", "voice_source", "family", "percussion", "notes")
+             "program", "voice_source", "family", "percussion", "notes", "attack")
 LEVEL_KEYS = ("pan", "peak_dbfs", "loudness_lufs", "depth", "seat", "bus", "calibration_db",
               "gain_db", "send_db", "predelay_ms", "damping_hz", "mix_lufs", "mix_stem",
               "level_db", "eq", "compressor")
@@ -221,7 +225,7 @@ def part_from_json(p: dict) -> PartReport:
     level = StemLevel(part=p["part"], file=p["stem"], instrument=p["instrument_map"] or "",
                       family=p["family"], **{k: p[k] for k in LEVEL_KEYS if k != "eq"},
                       eq=tuple(p["eq"]))
-    return PartReport(**{k: p[k] for k in PART_KEYS if k != "set_by_sidecar"},
+    return PartReport(**{k: p.get(k) for k in PART_KEYS if k != "set_by_sidecar"},
                       set_by_sidecar=tuple(p["set_by_sidecar"]), level=level)
 
 

@@ -337,6 +337,14 @@ def _chain(m: MasterReport) -> str:
     return "".join(f"<li>{e(i)}</li>" for i in items)
 
 
+def _attack(attack: dict | None) -> str:
+    """'98 ms (up to 131)' for a part's attack compensation."""
+    if not attack:
+        return "—"
+    held = f", {attack['held_back']} held back" if attack.get("held_back") else ""
+    return f"{attack['median_ms']:g} ms (up to {attack['max_ms']:g}{held})"
+
+
 def _stem_tone(level: StemLevel) -> str:
     """'3200 Hz −2 dB; 2:1 over −32 LUFS, at most 2.1 dB' for a stem's EQ and compressor."""
     items = [f"{b['hz']:g} Hz {b['gain_db']:+g} dB" for b in level.eq]
@@ -352,7 +360,8 @@ def _page(report: PieceReport, pictures) -> str:
     parts = "\n".join(_row((p.part, p.instrument, p.program, p.level.seat, p.level.pan,
                             p.level.depth, p.level.bus, p.level.peak_dbfs, p.level.loudness_lufs,
                             p.level.calibration_db, p.level.gain_db, p.level.send_db,
-                            p.level.mix_lufs, _stem_tone(p.level), ", ".join(p.set_by_sidecar),
+                            p.level.mix_lufs, _stem_tone(p.level), _attack(p.attack),
+                            ", ".join(p.set_by_sidecar),
                             p.stem, p.level.mix_stem))
                       for p in report.parts)
     settings = " · ".join(f"{k} {v.value} ({v.source})" for k, v in report.settings if v.value)
@@ -399,10 +408,11 @@ ensemble <b>{e(report.ensemble)}</b> ({e(report.ensemble_chosen_by)}) ·
 brings mf on this instrument to the common level; the total gain in the mix (calibration, seat,
 section bus, depth and the mix's headroom gain); the reverb send; and the player's loudness in
 the mix before the room; the stem's family EQ and compressor (its threshold, and the most gain
-reduction it applied); what the piece's sidecar set.</p>
+reduction it applied); how much earlier than written its notes start, to be heard on the beat
+(attack compensation); what the piece's sidecar set.</p>
 <table><tr><th>part</th><th>instrument</th><th>program</th><th>seat</th><th>pan</th><th>depth</th>
 <th>bus</th><th>stem peak dBFS</th><th>stem LUFS</th><th>calibration dB</th><th>mix gain dB</th>
-<th>send dB</th><th>in mix LUFS</th><th>EQ / compressor</th><th>sidecar</th><th>stem</th>
+<th>send dB</th><th>in mix LUFS</th><th>EQ / compressor</th><th>attack</th><th>sidecar</th><th>stem</th>
 <th>mix stem</th></tr>
 {parts}</table>
 <p class="meta">Soundfont {e(report.soundfont)}. Time per stage: {e(timings)}.

@@ -16,19 +16,16 @@ expression baseline, so its reference is rendered there too.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.files import atomic_path
-from pipeline.errors import PipelineError
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.model import DYNAMIC_VELOCITY, REFERENCE_LUFS, Performance, Track, Voice
-from pipeline.paths import cache_folder
 from pipeline.dsp.fluidsynth import Synth
+from pipeline.render import voice_cache
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +39,7 @@ EXPRESSION_CC, FULL_EXPRESSION = 11, 127  # a track without expression plays at 
 
 
 def cache_file() -> Path:
-    return cache_folder() / "calibration.json"
+    return voice_cache.cache_file("calibration.json")
 
 
 def reference_pitches(track: Track, voice: Voice) -> tuple[int, ...]:
@@ -58,23 +55,8 @@ def reference_pitches(track: Track, voice: Voice) -> tuple[int, ...]:
 
 
 def _key(voice: Voice, pitches: tuple[int, ...], expression: int, sample_rate: int) -> str:
-    sf = Path(voice.soundfont)
-    try:
-        stat = sf.stat()
-        stamp = f"{stat.st_size}:{int(stat.st_mtime)}"
-    except OSError:
-        stamp = "?"
-    return (f"v{CACHE_VERSION}|{sf.resolve()}|{stamp}|{voice.bank}|{voice.program}|"
-            f"{int(voice.is_percussion)}|{','.join(map(str, pitches))}|cc11={expression}|"
-            f"{sample_rate}")
-
-
-def _load_cache(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}  # no cache yet, or a damaged one: it is only a cache
+    return (f"v{CACHE_VERSION}|{voice_cache.voice_key(voice)}|{','.join(map(str, pitches))}|"
+            f"cc11={expression}|{sample_rate}")
 
 
 def _render_reference(synth: Synth, voice: Voice, pitches: tuple[int, ...], expression: int,
@@ -105,7 +87,7 @@ def calibration_db(performance: Performance, voices: tuple[Voice, ...], *,
     Tracks without notes get 0 dB.
     """
     path = cache_file()
-    cache = _load_cache(path)
+    cache = voice_cache.load(path)
     gains, dirty, synth = [], False, None
     try:
         for track, voice in zip(performance.tracks, voices):
@@ -134,9 +116,5 @@ def calibration_db(performance: Performance, voices: tuple[Voice, ...], *,
         if synth is not None:
             synth.close()
     if dirty:
-        try:
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), encoding="utf-8")
-        except PipelineError as exc:  # an unwritable cache only costs time on the next render
-            log.warning("calibration cache %s not written: %s", path, exc)
+        voice_cache.save(path, cache, "calibration")
     return tuple(gains)

@@ -28,6 +28,7 @@ from pipeline.errors import RenderError
 from pipeline.model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from pipeline.paths import slugify
 from pipeline.dsp.fluidsynth import FLUID_BLOCK_FRAMES, Synth
+from pipeline.render.attack import Timing, written_timing
 from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class _Group:
 
 
 def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Path,
-           sample_rate: int = 48000, workers: int | None = None,
+           sample_rate: int = 48000, timing: Timing | None = None, workers: int | None = None,
            progress: ProgressFn | None = None, feed: StemFeed | None = None) -> Stems:
     """Synthesise every track to ``stems_dir/NN-<part>.wav`` (float32 stereo, equal length).
 
@@ -62,6 +63,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     ----------
     performance : the notes to play (ticks on a tempo map).
     voices : one per track, from the assign stage.
+    timing : when each event sounds in the stems (:mod:`pipeline.render.attack`: the
+        attack compensation); the written times when omitted.
     stems_dir : folder for the stem files.
     sample_rate : Hz, 8000–96000.
     workers : threads (synths) to run at once; default one per core.
@@ -74,12 +77,13 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
         raise RenderError(f"sample rate {sample_rate} Hz is out of range (8000–96000)")
     stems_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
+    timing = timing or written_timing(performance)
     groups = _groups(performance.tracks, workers)
     named = stem_files(performance, stems_dir)
     paths = [stem.path for stem in named]
     # set when the caller is interrupted (or the feed's mixer fails): the synths stop at once
     cancel = feed.cancelled if feed is not None else threading.Event()
-    expected = max(1, int((performance.duration_s + 1.0) * sample_rate))
+    expected = max(1, int((timing.lead_in_s + performance.duration_s + 1.0) * sample_rate))
     done = np.zeros(len(groups), dtype=np.int64)
 
     def report(g: int, frames: int) -> None:
@@ -93,8 +97,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
 
         def run(g: int) -> tuple[int, int]:
             send = None if feed is None else lambda *item: feed.put(g, *item)
-            return _render_group(performance, voices, groups[g].tracks, partial, sample_rate,
-                                 lambda f: report(g, f), cancel, send)
+            return _render_group(performance, voices, timing, groups[g].tracks, partial,
+                                 sample_rate, lambda f: report(g, f), cancel, send)
 
         if feed is not None:
             feed.start([g.tracks for g in groups])
@@ -113,7 +117,7 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
             _set_length(tmp, frames)
     if progress:
         progress(1.0)
-    return Stems(sample_rate, frames, named)
+    return Stems(sample_rate, frames, named, lead_in_s=timing.lead_in_s)
 
 
 def stem_files(performance: Performance, stems_dir: Path) -> tuple[Stem, ...]:
@@ -136,29 +140,30 @@ def _groups(tracks: tuple[Track, ...], workers: int) -> list[_Group]:
     return [_Group(tuple(sorted(m))) for m in members if m]
 
 
-def _events(performance: Performance, track_indexes, sample_rate: int) -> np.ndarray:
-    """All events of a synth's tracks as rows ``(frame, kind, channel, a, b)``, in play order.
+def _events(performance: Performance, timing: Timing, track_indexes,
+            sample_rate: int) -> np.ndarray:
+    """All events of a synth's tracks as rows ``(frame, kind, channel, a, b)``, in play order,
+    at the times ``timing`` gives them.
 
     ``frame`` is the FluidSynth block boundary nearest the event's exact sample time, so no
     event is more than half a block (32 frames, 0.7 ms at 44.1 kHz) from where it belongs.
     """
     rows = []
-    tm = performance.tempo_map
     for channel, ti in enumerate(track_indexes):
-        track = performance.tracks[ti]
+        track, times = performance.tracks[ti], timing.parts[ti]
         if track.notes:
-            notes = np.array([(n.on, n.off, n.pitch, n.velocity) for n in track.notes], dtype=np.int64)
+            notes = np.array([(n.pitch, n.velocity) for n in track.notes], dtype=np.int64)
             k = len(notes)
             ch = np.full(k, channel)
-            rows.append(np.column_stack((tm.seconds(notes[:, 0]), np.full(k, NOTE_ON), ch,
-                                         notes[:, 2], notes[:, 3])))
-            rows.append(np.column_stack((tm.seconds(notes[:, 1]), np.full(k, NOTE_OFF), ch,
-                                         notes[:, 2], np.zeros(k))))
-        if track.controls:  # one tempo-map lookup for all of them, not one per event
-            cc = np.array([(c.tick, _KINDS[c.kind], c.number, c.value) for c in track.controls],
+            rows.append(np.column_stack((times.on_s, np.full(k, NOTE_ON), ch, notes[:, 0],
+                                         notes[:, 1])))
+            rows.append(np.column_stack((times.off_s, np.full(k, NOTE_OFF), ch, notes[:, 0],
+                                         np.zeros(k))))
+        if track.controls:
+            cc = np.array([(_KINDS[c.kind], c.number, c.value) for c in track.controls],
                           dtype=np.int64)
-            rows.append(np.column_stack((tm.seconds(cc[:, 0]), cc[:, 1], np.full(len(cc), channel),
-                                         cc[:, 2], cc[:, 3])))
+            rows.append(np.column_stack((times.control_s, cc[:, 0], np.full(len(cc), channel),
+                                         cc[:, 1], cc[:, 2])))
     if not rows:
         return np.zeros((0, 5), dtype=np.int64)
     ev = np.concatenate(rows)
@@ -167,8 +172,8 @@ def _events(performance: Performance, track_indexes, sample_rate: int) -> np.nda
     return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
-def _render_group(performance: Performance, voices, track_indexes, paths, sample_rate: int,
-                  progress: ProgressFn, cancel: threading.Event,
+def _render_group(performance: Performance, voices, timing: Timing, track_indexes, paths,
+                  sample_rate: int, progress: ProgressFn, cancel: threading.Event,
                   send: Callable | None = None) -> tuple[int, int]:
     """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
     (raising :class:`RenderError`) when ``cancel`` is set. ``send(block, frames, last)``:
@@ -217,7 +222,7 @@ def _render_group(performance: Performance, voices, track_indexes, paths, sample
 
         cursor = 0
         programs = {ch: voices[ti] for ch, ti in enumerate(track_indexes)}
-        events = _events(performance, track_indexes, sample_rate)
+        events = _events(performance, timing, track_indexes, sample_rate)
         held = False
         for frame, kind, channel, a, b in events.tolist():
             if frame > cursor:
@@ -362,10 +367,11 @@ class StemFeed:
         return start, n, parts
 
 
-def max_stem_frames(performance: Performance, sample_rate: int) -> int:
-    """The most frames :func:`render` can make of ``performance``: to its last event, the
-    longest release tail and the quiet chunk after it, in whole blocks."""
-    end = int(np.ceil(performance.duration_s * sample_rate)) + FLUID_BLOCK_FRAMES
+def max_stem_frames(performance: Performance, sample_rate: int, lead_in_s: float = 0.0) -> int:
+    """The most frames :func:`render` can make of ``performance`` (after ``lead_in_s`` of
+    silence): to its last event, the longest release tail and the quiet chunk after it, in
+    whole blocks."""
+    end = int(np.ceil((lead_in_s + performance.duration_s) * sample_rate)) + FLUID_BLOCK_FRAMES
     frames = stem_length(end + int(MAX_TAIL_S * sample_rate) + 3 * TAIL_CHUNK_FRAMES,
                          sample_rate)
     return -(-frames // BLOCK_FRAMES) * BLOCK_FRAMES

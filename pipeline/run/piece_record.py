@@ -11,6 +11,7 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.model import Mix, Performance, Stems, Voice
+from pipeline.render.attack import Timing
 from pipeline.output.piece_report import (MixSummary, PartReport, PerformanceSummary,
                                           PieceReport, Setting, StemsSummary, Timings,
                                           part_from_json)
@@ -48,7 +49,7 @@ class PieceRecord:
 
 
 def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice, ...],
-                 stems: Stems, the_mix: Mix, *, ensemble: str, settings: PieceSettings,
+                 timing: Timing, stems: Stems, the_mix: Mix, *, ensemble: str, settings: PieceSettings,
                  template: Template, soundfont: Path, timings: dict[str, float]) -> PieceRecord:
     """The record of a piece just mixed."""
     mix_lufs = the_mix.loudness_lufs
@@ -67,9 +68,10 @@ def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice
             tempo_bpm_start=round(performance.tempo_map.bpm_at(0), 2),
             tempo_changes=len(performance.tempo_map.changes)),
         soundfont=str(soundfont),
-        parts=_parts(performance, voices, the_mix, settings),
+        parts=_parts(performance, voices, timing, the_mix, settings),
         stems=StemsSummary(folder="stems", frames=stems.frames,
-                           duration_s=round(stems.duration_s, 3)),
+                           duration_s=round(stems.duration_s, 3),
+                           lead_in_s=round(stems.lead_in_s, 4)),
         mix=MixSummary(file="mix.wav",
                        loudness_lufs=round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
                        duration_s=mix_s, settings=dict(the_mix.settings)),
@@ -90,7 +92,7 @@ def _settings(s: PieceSettings, ensemble: str, template: Template,
     return tuple((k, Setting(v, origins[k])) for k, v in values.items())
 
 
-def _parts(performance: Performance, voices: tuple[Voice, ...], the_mix: Mix,
+def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing, the_mix: Mix,
            settings: PieceSettings) -> tuple[PartReport, ...]:
     """Each part's voice, seat and levels in the mix."""
     sidecar_parts = part_settings(settings, performance) or (None,) * len(voices)
@@ -100,9 +102,11 @@ def _parts(performance: Performance, voices: tuple[Voice, ...], the_mix: Mix,
                    set_by_sidecar=tuple(own.keys) if own is not None else (),
                    soundfont=str(voice.soundfont), bank=voice.bank, program=voice.program,
                    voice_source=voice.source, family=voice.family,
-                   percussion=voice.is_percussion, notes=len(track.notes), level=level)
-        for track, voice, level, own in zip(performance.tracks, voices, the_mix.stem_levels,
-                                            sidecar_parts))
+                   percussion=voice.is_percussion, notes=len(track.notes), level=level,
+                   attack=attack)
+        for track, voice, level, own, attack in zip(performance.tracks, voices,
+                                                    the_mix.stem_levels, sidecar_parts,
+                                                    timing.summary()))
 
 
 # ---- the record as JSON (the portfolio's cache) ----

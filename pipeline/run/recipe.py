@@ -29,7 +29,9 @@ from pipeline.output.report import report_pictures, shape, stage_picture, trace,
 from pipeline.paths import slugify
 from pipeline.progress import MAX_DURATION_S, ProgressFn
 from pipeline.render.calibration import calibration_db
-from pipeline.render.stems import StemFeed, max_stem_frames, render, stem_files
+from pipeline.render.attack import Timing, compensated_timing, written_timing
+from pipeline.render.stems import (StemFeed, max_stem_frames, preset_changes, render,
+                                   stem_files)
 from pipeline.run.checks import (check_duration, check_options, check_space, checked_seed,
                                  origin, part_settings, seat_layout, write_failure)
 from pipeline.run.piece_record import PieceRecord, piece_record
@@ -100,11 +102,14 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                  soundfont: str | Path | None = None, sample_rate: int = 48000,
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
-                 mix_stems: bool = False, progress: ProgressFn | None = None,
-                 max_duration_s: float = MAX_DURATION_S,
+                 mix_stems: bool = False, attack_compensation: bool = True,
+                 progress: ProgressFn | None = None, max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``: :func:`render_to_mix`, then
     :func:`master_mix`.
+
+    ``attack_compensation``: each note starts early by the time its voice takes to be heard
+    (:mod:`pipeline.render.attack`); ``performance.mid`` keeps the written times either way.
 
     ``mix_stems``: also write each player's post-fader contribution to the mix, its reverb
     included, to ``mix-stems/`` (one room convolution and one full-length file per player:
@@ -129,7 +134,8 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
         piece = render_to_mix(Path(score_path), out_root=Path(out_root), settings=settings,
                               soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                               humanize=humanize, seed=seed, max_duration_s=max_duration_s,
-                              mix_stems=mix_stems, accelerator=speed)
+                              mix_stems=mix_stems, attack_compensation=attack_compensation,
+                              accelerator=speed)
         return master_mix(piece, preset_objs, reference=ref, progress=progress,
                           accelerator=speed)
 
@@ -138,6 +144,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                   sample_rate: int, progress: ProgressFn | None = None, humanize: float = 0.0,
                   seed: int = DEFAULT_SEED, max_duration_s: float = MAX_DURATION_S,
                   slug: str | None = None, mix_stems: bool = False,
+                  attack_compensation: bool = True,
                   accelerator: Accelerator | None = None) -> MixedPiece:
     """Load, perform, assign, render and mix a score into a hidden working folder under
     ``out_root`` (stems, mix-stems, performance.mid, mix.wav): :func:`master_mix` finishes it."""
@@ -170,6 +177,10 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
         del score  # the parsed score is large (music21 objects, the MusicXML tree)
         release_parsed()
         _log_choices(performance, voices, ensemble, settings)
+        fast.hold([(v, v.program) for v in voices] + preset_changes(performance, voices))
+        with stage("attack"):
+            timing = compensated_timing(performance, voices, sample_rate=sample_rate) \
+                if attack_compensation else written_timing(performance)
 
         folder = PieceFolder(out_root, slug or slugify(score_path.stem))
         midi = None
@@ -177,8 +188,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
             midi = speed.in_background(write_midi, performance, folder.work / "performance.mid",
                                        [(v.bank, v.program) for v in voices])
-            the_mix, stems = _render_and_mix(performance, voices, template, folder, speed,
-                                             settings=settings, parts=parts,
+            the_mix, stems = _render_and_mix(performance, voices, timing, template, folder,
+                                             speed, settings=settings, parts=parts,
                                              sample_rate=sample_rate, mix_stems=mix_stems,
                                              progress=progress, timings=timings)
             with stage("export"):
@@ -191,7 +202,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             if failure:
                 raise failure from exc
             raise
-    record = piece_record(score_path, performance, voices, stems, the_mix, ensemble=ensemble,
+    record = piece_record(score_path, performance, voices, timing, stems, the_mix,
+                          ensemble=ensemble,
                           settings=settings, template=template, soundfont=soundfont,
                           timings=timings)
     return MixedPiece(record, the_mix, folder, (midi, mix_written.future), mix_written)
@@ -272,6 +284,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None, humanize: float = 0.0,
                  seed: int | None = None, mix_stems: bool = False,
+                 attack_compensation: bool = True,
                  progress: Callable[[str, str, float], None] | None = None,
                  max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> list[RenderResult]:
@@ -300,6 +313,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                                       soundfont=find_soundfont(settings.soundfont),
                                       sample_rate=sample_rate, humanize=humanize, seed=seed,
                                       max_duration_s=max_duration_s, mix_stems=mix_stems,
+                                      attack_compensation=attack_compensation,
                                       progress=lambda s, f, n=path.name: report_progress(n, s, f),
                                       accelerator=speed)
                 pieces.append(piece)
@@ -398,7 +412,8 @@ def _log_choices(performance: Performance, voices, ensemble: str, settings: Piec
     log.info("ensemble: %s (%s)", ensemble, origin(settings, "ensemble"))
 
 
-def _render_and_mix(performance, voices, template, folder: PieceFolder, speed: Accelerator, *,
+def _render_and_mix(performance, voices, timing: Timing, template, folder: PieceFolder,
+                    speed: Accelerator, *,
                     settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
                     progress: ProgressFn, timings: dict[str, float]) -> tuple[Mix, Stems]:
     """Render the stems (on a thread of their own, the synths on theirs) and mix each block as
@@ -409,10 +424,11 @@ def _render_and_mix(performance, voices, template, folder: PieceFolder, speed: A
     started = time.perf_counter()
     stems_dir = folder.work / "stems"
     feed = StemFeed(stem_files(performance, stems_dir), sample_rate,
-                    max_stem_frames(performance, sample_rate))
+                    max_stem_frames(performance, sample_rate, timing.lead_in_s))
     with ThreadPoolExecutor(2, thread_name_prefix="score2audio-render") as side:
         def synthesise() -> tuple[Stems, float]:
             stems = render(performance, voices, stems_dir=stems_dir, sample_rate=sample_rate,
+                           timing=timing,
                            progress=lambda f: progress("render", f), feed=feed)
             return stems, time.perf_counter()
 

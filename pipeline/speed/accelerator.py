@@ -157,6 +157,11 @@ class PieceSpeed:
         self.soundfont = soundfont
         self.holder = holder
 
+    def hold(self, wanted: list) -> None:
+        """Keep these ``(voice, program)`` presets decoded until the mix is done: the attack
+        measurement and the render's synths then share one decoding of each."""
+        self.holder.hold(wanted)
+
     def prepare(self, score: ScoreSource, *, swing: float | None) -> None:
         """Find the performance (cache or helper, else a parse here), warming up meanwhile."""
         score.prepare(swing=swing, meanwhile=self._warm_up)

@@ -1,0 +1,317 @@
+"""Attack compensation: every note starts early by the time its voice takes to be heard, so that
+it is heard on its beat, as players start the bow or the breath ahead of it.
+
+A sample reaches its level at its own pace: on MuseScore General at mf a piano is heard 5 ms
+after its note-on, a trumpet 14 ms, a clarinet 25, a flute 38, a cello 105, a violin up to 250
+(the time the level, a 10 ms window's, first comes within 6 dB of the note's peak). Played as
+written, the strings of a piano quintet trail the piano by a tenth of a second on every note.
+
+Each voice (soundfont preset) is measured once per key and velocity step: one note held for
+``ENVELOPE_S`` and its level every ``HOP_S``, kept beside the balance calibration
+(:mod:`pipeline.render.voice_cache`, the same invalidation: a changed soundfont measures again).
+A note's delay is read from that level curve over the note's own length (a short note of a
+swelling sample peaks sooner than a long one), and the note, its end and the controls that
+prepare it move that much earlier. It belongs to the voices, not to the music:
+``performance.mid`` keeps the written times.
+
+Two rules keep the line a line. A note never starts before the note it follows in its part has
+ended: that note ends a little earlier instead (by the difference of their delays, a few
+milliseconds as a rule), unless that would take more than half its length, and then the later
+note gives up that part of its head start. And nothing moves before the piece's start: every
+stem starts with the same silence instead (``lead_in_s``), so the stems stay aligned.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pipeline.dsp.fluidsynth import Synth
+from pipeline.model import OWN_PROGRAM, Performance, Track, Voice
+from pipeline.render import voice_cache
+from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 3  # 2: every note measured alone (no fading voice under it); 3: packed
+ENVELOPE_S = 1.0      # each measured note is held this long; longer notes read its whole curve
+HOP_S = 0.005         # the level curve's step
+WINDOW_S = 0.010      # the level: mean power over a window this long, centred on each step
+HEARD_DB = -6.0       # a note is heard once its level comes this close to its peak
+VELOCITY_STEP = 16    # velocities measured at the middle of steps this wide
+MAX_SHIFT_S = 0.35    # a slower rise is a swell written into the sample, not an attack
+MIN_KEPT = 0.5        # a note ended early for the next keeps at least this share of its length
+SILENT_DB = -200.0
+WORKERS = 2           # synths measuring side by side
+
+
+@dataclass(frozen=True)
+class PartTiming:
+    """When a part's events sound in its stem (seconds from the stem's start): its notes'
+    starts and ends (in the track's order) and its controls'; the delay each note was measured
+    to have, and how much earlier than written it starts (less, where the rules held it back)."""
+
+    on_s: np.ndarray
+    off_s: np.ndarray
+    control_s: np.ndarray
+    delay_s: np.ndarray
+    shift_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The render's times of every event (see :class:`PartTiming`), ``lead_in_s`` of silence
+    before the score's start in every stem."""
+
+    lead_in_s: float
+    parts: tuple[PartTiming, ...]
+    compensated: bool
+
+    def summary(self) -> tuple[dict | None, ...]:
+        """Per part, the head start given (median and largest, ms) and the notes that could
+        not take all of theirs; None for a part without notes or when not compensated."""
+        out = []
+        for p in self.parts:
+            if not self.compensated or p.on_s.size == 0:
+                out.append(None)
+                continue
+            given = p.shift_s * 1000.0
+            out.append({"median_ms": round(float(np.median(given)), 1),
+                        "max_ms": round(float(given.max()), 1),
+                        "held_back": int(np.count_nonzero(p.shift_s < p.delay_s - 5e-4))})
+        return tuple(out)
+
+
+def written_timing(performance: Performance) -> Timing:
+    """The written times, uncompensated."""
+    tm = performance.tempo_map
+    parts = []
+    for track in performance.tracks:
+        on, off = _note_seconds(track, tm)
+        parts.append(PartTiming(on, off, _control_seconds(track, tm), np.zeros(on.size),
+                                np.zeros(on.size)))
+    return Timing(0.0, tuple(parts), False)
+
+
+def compensated_timing(performance: Performance, voices: tuple[Voice, ...], *,
+                       sample_rate: int) -> Timing:
+    """Every note started early by its voice's measured delay (see the module)."""
+    tm = performance.tempo_map
+    delays = note_delays(performance, voices, sample_rate=sample_rate)
+    parts = []
+    for track, delay in zip(performance.tracks, delays):
+        on, off = _note_seconds(track, tm)
+        control = _control_seconds(track, tm)
+        new_on, new_off = _rules(on, off, on - delay, off - delay)
+        parts.append((on, new_on, new_off, _controls(control, on, new_on), delay))
+    earliest = min([0.0, *(float(x.min()) for _, a, _, c, _ in parts for x in (a, c) if x.size)])
+    lead_in = max(0.0, -earliest)
+    timed = tuple(PartTiming(a + lead_in, b + lead_in, c + lead_in, d, written - a)
+                  for written, a, b, c, d in parts)
+    for track, part in zip(performance.tracks, timed):
+        if part.on_s.size:
+            log.info("attack: %s starts %.0f ms early (median, up to %.0f)", track.name,
+                     1000 * float(np.median(part.shift_s)), 1000 * float(part.shift_s.max()))
+    return Timing(lead_in, timed, True)
+
+
+def _note_seconds(track: Track, tm) -> tuple[np.ndarray, np.ndarray]:
+    if not track.notes:
+        return np.zeros(0), np.zeros(0)
+    ticks = np.array([(n.on, n.off) for n in track.notes], dtype=np.int64)
+    return tm.seconds(ticks[:, 0]).astype(np.float64), tm.seconds(ticks[:, 1]).astype(np.float64)
+
+
+def _control_seconds(track: Track, tm) -> np.ndarray:
+    if not track.controls:
+        return np.zeros(0)
+    return tm.seconds(np.array([c.tick for c in track.controls], dtype=np.int64)).astype(np.float64)
+
+
+def _rules(on: np.ndarray, off: np.ndarray, new_on: np.ndarray,
+           new_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each note from starting before a note it follows has ended (see the module): a
+    note that had ended by another's written start ends by its new start, keeping at least
+    ``MIN_KEPT`` of its length; else the later note starts when it ends."""
+    by_end = np.argsort(off, kind="stable")
+    ends = off[by_end]
+    # the notes that ended by each note's written start and may reach past its new one
+    lows = np.searchsorted(ends, on - MAX_SHIFT_S - 1.0, side="left").tolist()
+    highs = np.searchsorted(ends, on + 1e-9, side="right").tolist()
+    order, by_end = np.argsort(on, kind="stable").tolist(), by_end.tolist()
+    on_, off_ = on.tolist(), off.tolist()
+    start, end = new_on.tolist(), new_off.tolist()  # plain floats: a loop over every note
+    for k in order:
+        for j in by_end[lows[k]:highs[k]]:
+            if j == k or on_[j] >= on_[k] or end[j] <= start[k]:
+                continue
+            if start[k] - start[j] >= MIN_KEPT * (off_[j] - on_[j]):
+                end[j] = start[k]
+            else:
+                start[k] = min(end[j], on_[k])
+    start_s = np.array(start)
+    return start_s, np.maximum(np.array(end), start_s)
+
+
+def _controls(control: np.ndarray, on: np.ndarray, new_on: np.ndarray) -> np.ndarray:
+    """Each control moves with the note it prepares, the first to start at or after it (the
+    last note's, for controls after every note): it stays before that note, and before the
+    piece's start only if that note goes there too."""
+    if control.size == 0 or on.size == 0:
+        return control.copy()
+    order = np.argsort(on, kind="stable")
+    nxt = order[np.minimum(np.searchsorted(on[order], control - 1e-9, side="left"), on.size - 1)]
+    return np.maximum(control - (on[nxt] - new_on[nxt]), np.minimum(0.0, new_on[nxt]))
+
+
+# ---- measuring ----
+
+def note_delays(performance: Performance, voices: tuple[Voice, ...], *,
+                sample_rate: int) -> tuple[np.ndarray, ...]:
+    """Per track, each note's delay (s) from note-on to heard, by its voice, key, velocity
+    and length; measured once per voice, key and velocity step, then read from the cache."""
+    path = voice_cache.cache_file("attack.json")
+    cache = voice_cache.load(path)
+    wanted: dict[str, tuple[Voice, int, int, int]] = {}
+    per_track = []
+    for track, voice in zip(performance.tracks, voices):
+        keys = []
+        if voice is None or not voice.preset_name:  # nothing to measure: played as written
+            per_track.append([])
+            continue
+        prefixes: dict[int, str] = {}  # per program: the voice's part of the key
+        for note, program in zip(track.notes, _programs(track, voice)):
+            if program not in prefixes:
+                prefixes[program] = _prefix(voice, program)
+            v = _velocity_step(note.velocity)
+            key = f"{prefixes[program]}|{note.pitch}|{v}|{sample_rate}"
+            keys.append(key)
+            if key not in cache:
+                wanted[key] = (voice, program, note.pitch, v)
+        per_track.append(keys)
+    if wanted:
+        cache.update(_measure(list(wanted.items()), sample_rate))
+        voice_cache.save(path, cache, "attack")
+    hops = int(round(ENVELOPE_S / HOP_S))
+    out = []
+    for track, keys in zip(performance.tracks, per_track):
+        if not keys:
+            out.append(np.zeros(len(track.notes)))
+            continue
+        tm = performance.tempo_map
+        on, off = _note_seconds(track, tm)
+        length = np.clip(np.rint((off - on) / HOP_S).astype(np.int64), 2, hops)
+        curves = {key: _unpack(cache[key]) for key in set(keys)}
+        out.append(np.array([delay_s(curves[key], n) for key, n in zip(keys, length)]))
+    return tuple(out)
+
+
+def delay_s(levels_db, steps: int) -> float:
+    """When a note whose level curve (dB, every ``HOP_S``) is ``levels_db`` is first heard,
+    over its first ``steps`` steps: where it first comes within ``HEARD_DB`` of their peak
+    (0 for a silent note; at most ``MAX_SHIFT_S``)."""
+    curve = np.asarray(levels_db[:steps], dtype=np.float64)
+    if curve.size == 0 or curve.max() <= SILENT_DB:
+        return 0.0
+    first = int(np.argmax(curve >= curve.max() + HEARD_DB))
+    return min(MAX_SHIFT_S, first * HOP_S)
+
+
+def level_curve(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The level (dB) of ``audio`` (channels, frames), the mean power over ``WINDOW_S``
+    centred every ``HOP_S`` from its first frame."""
+    power = np.square(audio.astype(np.float64)).sum(axis=0)
+    half, hop = int(round(WINDOW_S * sample_rate / 2)), int(round(HOP_S * sample_rate))
+    sums = np.concatenate(([0.0], np.cumsum(power)))
+    centres = np.arange(0, power.size, hop)
+    lo, hi = np.maximum(centres - half, 0), np.minimum(centres + half, power.size)
+    mean = (sums[hi] - sums[lo]) / (2 * half)
+    with np.errstate(divide="ignore"):
+        return np.maximum(10.0 * np.log10(mean), SILENT_DB)
+
+
+def _measure(wanted: list[tuple[str, tuple[Voice, int, int, int]]],
+             sample_rate: int) -> dict[str, str]:
+    """Each wanted note held for ``ENVELOPE_S``, alone, dry: its level curve (see
+    :func:`_pack`). The presets are measured on ``WORKERS`` synths side by side."""
+    groups: dict[tuple, list] = {}
+    for key, (voice, program, pitch, velocity) in sorted(wanted, key=lambda kv: kv[0]):
+        groups.setdefault(preset_key(voice, program), []).append((key, voice, program, pitch,
+                                                                   velocity))
+    shares: list[list] = [[] for _ in range(min(WORKERS, len(groups)))]
+    for notes in sorted(groups.values(), key=len, reverse=True):  # the largest first
+        min(shares, key=len).extend(notes)
+    curves: dict[str, str] = {}
+    with PresetHolder(sample_rate) as holder, ThreadPoolExecutor(len(shares)) as pool:
+        # every preset decoded once, in turn, while the notes of those before it are measured
+        holder.hold([(voice, program) for share in shares for _, voice, program, _, _ in share])
+        for part in pool.map(lambda share: _measure_share(share, sample_rate), shares):
+            curves.update(part)
+    return curves
+
+
+def _measure_share(notes: list, sample_rate: int) -> dict[str, str]:
+    frames = int(round(ENVELOPE_S * sample_rate))
+    out = np.zeros((2, frames), dtype=np.float32)
+    curves = {}
+    with Synth(sample_rate=sample_rate, channels=1) as synth:
+        selected = None
+        for key, voice, program, pitch, velocity in notes:
+            if selected != preset_key(voice, program):
+                # the voice's own preset first: a program missing from its bank leaves it on
+                synth.select(0, voice.soundfont, voice.bank, voice.program,
+                             drum=voice.is_percussion)
+                if program != voice.program:
+                    program_change(synth, 0, voice, program, quiet=True)
+                selected = preset_key(voice, program)
+            out[:] = 0.0
+            synth.noteon(0, pitch, velocity)
+            synth.process_into(out, 0, frames)
+            curves[key] = _pack(level_curve(out, sample_rate))
+            _silence(synth, out, sample_rate)
+    return curves
+
+
+def _pack(levels_db: np.ndarray) -> str:
+    """A level curve as the cache keeps it: tenths of a dB, 16-bit, base64."""
+    tenths = np.clip(np.rint(levels_db * 10.0), -32768, 32767).astype("<i2")
+    return base64.b64encode(tenths.tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<i2") / 10.0
+
+
+def _silence(synth: Synth, scratch: np.ndarray, sample_rate: int) -> None:
+    """Stop every voice and run the synth until none is left: "all sound off" still lets a
+    voice fade for a few blocks, which would sound under the next note measured."""
+    synth.cc(0, 120, 0)
+    step = min(scratch.shape[1], 1024)
+    for _ in range(sample_rate // step):  # at most a second
+        if synth.active_voices() == 0:
+            return
+        synth.process_into(scratch, 0, step)
+
+
+def _prefix(voice: Voice, program: int) -> str:
+    own = voice if program == voice.program else replace(voice, program=program)
+    return f"v{CACHE_VERSION}|{voice_cache.voice_key(own)}"
+
+
+def _velocity_step(velocity: int) -> int:
+    return int(min(127, (velocity // VELOCITY_STEP) * VELOCITY_STEP + VELOCITY_STEP // 2))
+
+
+def _programs(track: Track, voice: Voice) -> list[int]:
+    """The program each note is played with: the voice's, or the last program change at or
+    before its start (pizz., arco…)."""
+    changes = sorted((c.tick, voice.program if c.number == OWN_PROGRAM else c.number)
+                     for c in track.controls if c.kind == "program_change")
+    if not changes:
+        return [voice.program] * len(track.notes)
+    ticks = np.array([t for t, _ in changes])
+    at = np.searchsorted(ticks, [n.on for n in track.notes], side="right") - 1
+    return [voice.program if i < 0 else changes[i][1] for i in at]

@@ -1,0 +1,272 @@
+"""Attack compensation: notes start early by the time their sound takes to be heard."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.model import Control, Note, Performance, TempoMap, Track
+from pipeline.render import attack
+from pipeline.render.attack import (HOP_S, MIN_KEPT, compensated_timing, delay_s, level_curve,
+                                    written_timing)
+
+from conftest import MUSESCORE
+
+SR = 48000
+TPQ = TempoMap().ticks_per_quarter  # 120 bpm: a crotchet is 0.5 s
+
+
+def _curve(*levels_db) -> list[float]:
+    return [float(v) for v in levels_db]
+
+
+def test_a_note_is_heard_where_its_level_first_comes_within_6_db_of_its_peak():
+    curve = _curve(-80, -40, -20, -9, -5, -1, 0, 0, -2)
+    assert delay_s(curve, len(curve)) == pytest.approx(4 * HOP_S)
+
+
+def test_a_swelling_sample_is_heard_sooner_in_a_short_note_than_in_a_long_one():
+    # a quick rise to -20 dB, then a slow swell to 0 dB
+    curve = _curve(-80, -24, -20, -20, -19, -17, -14, -10, -6, -3, -1, 0)
+    assert delay_s(curve, 4) == pytest.approx(1 * HOP_S)   # short: its own peak is -20 dB
+    assert delay_s(curve, 12) == pytest.approx(8 * HOP_S)  # long: it reaches -6 dB late
+
+
+def test_a_silent_note_is_not_moved():
+    assert delay_s([attack.SILENT_DB] * 10, 10) == 0.0
+
+
+def test_the_level_curve_finds_a_tone_where_it_starts():
+    t = np.arange(int(0.5 * SR)) / SR
+    tone = np.where(t >= 0.2, np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+    curve = level_curve(np.stack([tone, tone]), SR)
+    assert delay_s(list(curve), len(curve)) == pytest.approx(0.2, abs=0.006)
+
+
+def _performance(*tracks: Track) -> Performance:
+    return Performance("t", "c", tracks)
+
+
+def _track(notes, controls=()) -> Track:
+    return Track("part", "violin", tuple(Note(a, b, p, 80) for a, b, p in notes),
+                 tuple(controls))
+
+
+@pytest.fixture
+def delays(monkeypatch):
+    """Give each track's notes the delays listed (seconds), without a soundfont."""
+    def use(*per_track):
+        monkeypatch.setattr(attack, "note_delays",
+                            lambda performance, voices, sample_rate: tuple(
+                                np.array(d, dtype=float) for d in per_track))
+    return use
+
+
+def test_a_line_keeps_its_notes_in_order_and_their_lengths(delays):
+    # crotchets C D E at 0, 0.5, 1.0 s; the D speaks slower than the others
+    perf = _performance(_track([(TPQ, 2 * TPQ, 60), (2 * TPQ, 3 * TPQ, 62),
+                                (3 * TPQ, 4 * TPQ, 64)]))
+    delays([0.05, 0.12, 0.05])
+    part = compensated_timing(perf, (None,), sample_rate=SR).parts[0]
+    np.testing.assert_allclose(part.on_s, [0.45, 0.88, 1.45])
+    # the C ends where the D now starts (it may not sound into it), the D where the E starts
+    np.testing.assert_allclose(part.off_s, [0.88, 1.38, 1.95])
+    assert np.all(part.on_s[1:] >= part.off_s[:-1])
+    np.testing.assert_allclose(part.shift_s, [0.05, 0.12, 0.05])
+
+
+def test_a_short_note_is_not_cut_to_nothing_for_the_next(delays):
+    # a 50 ms grace-like note right before a slow-speaking one: it keeps half its length and
+    # the next note gives up the rest of its head start
+    short = TPQ // 10
+    perf = _performance(_track([(TPQ, TPQ + short, 60), (TPQ + short, 3 * TPQ, 62)]))
+    delays([0.0, 0.2])
+    part = compensated_timing(perf, (None,), sample_rate=SR).parts[0]
+    length = 0.05
+    assert part.off_s[0] - part.on_s[0] >= MIN_KEPT * length - 1e-9
+    assert part.on_s[1] >= part.off_s[0] - 1e-9
+    assert part.shift_s[1] < 0.2
+    timing = compensated_timing(perf, (None,), sample_rate=SR)
+    assert timing.summary()[0]["held_back"] == 1
+
+
+def test_chords_and_overlapping_voices_are_left_overlapping(delays):
+    # a held bass under a moving tune: the bass was still sounding, so nothing is shortened
+    perf = _performance(_track([(0, 4 * TPQ, 48), (TPQ, 2 * TPQ, 72), (2 * TPQ, 3 * TPQ, 74)]))
+    delays([0.01, 0.1, 0.1])
+    timing = compensated_timing(perf, (None,), sample_rate=SR)
+    part = timing.parts[0]
+    assert timing.lead_in_s == pytest.approx(0.01)  # the bass at 0 s: every stem waits 10 ms
+    assert part.off_s[0] - part.on_s[0] == pytest.approx(2.0)  # the bass keeps its length
+    assert part.on_s[2] == pytest.approx(part.off_s[1])  # the tune's notes follow each other
+
+
+def test_nothing_moves_before_the_start_every_stem_waits_alike(delays):
+    piano = _track([(0, TPQ, 60), (TPQ, 2 * TPQ, 62)])
+    violin = _track([(0, TPQ, 72), (TPQ, 2 * TPQ, 74)])
+    delays([0.005, 0.005], [0.13, 0.13])
+    timing = compensated_timing(_performance(piano, violin), (None, None), sample_rate=SR)
+    assert timing.lead_in_s == pytest.approx(0.13)
+    p, v = timing.parts
+    assert min(p.on_s.min(), v.on_s.min()) == pytest.approx(0.0)
+    # both heard together on every beat: each starts early by its own delay
+    np.testing.assert_allclose((p.on_s + p.delay_s) - (v.on_s + v.delay_s), 0.0, atol=1e-9)
+
+
+def test_a_program_change_moves_with_the_note_it_prepares(delays):
+    # arco, then pizz. from the second note: the change must still come before that note
+    track = _track([(0, TPQ, 60), (TPQ, 2 * TPQ, 62)],
+                   [Control(TPQ, "program_change", 45, 0), Control(TPQ // 2, "control_change",
+                                                                  11, 90)])
+    delays([0.1, 0.02])
+    part = compensated_timing(_performance(track), (None,), sample_rate=SR).parts[0]
+    assert part.control_s[0] == pytest.approx(part.on_s[1])
+    assert part.control_s[1] == pytest.approx(part.on_s[1] - 0.25)  # with the next note
+
+
+def test_a_control_long_before_the_first_note_adds_no_lead_in(delays):
+    track = _track([(4 * TPQ, 5 * TPQ, 60)], [Control(0, "control_change", 7, 100)])
+    delays([0.1])
+    timing = compensated_timing(_performance(track), (None,), sample_rate=SR)
+    assert timing.lead_in_s == 0.0
+    assert timing.parts[0].control_s[0] == 0.0 and timing.parts[0].on_s[0] == pytest.approx(1.9)
+
+
+def test_written_timing_is_the_score_s():
+    perf = _performance(_track([(TPQ, 2 * TPQ, 60)], [Control(0, "control_change", 64, 127)]))
+    timing = written_timing(perf)
+    assert timing.lead_in_s == 0.0 and not timing.compensated
+    np.testing.assert_allclose(timing.parts[0].on_s, [0.5])
+    np.testing.assert_allclose(timing.parts[0].control_s, [0.0])
+    assert timing.summary() == (None,)
+
+
+# ---- heard on the beat: a real render of piano with strings, winds, brass and a choir ----
+
+ENSEMBLE = (  # name, GM program (1-based), lowest and highest MIDI pitch used, clef
+    ("Piano", 1, 55, 72, ("G", 2)), ("Violin", 41, 62, 81, ("G", 2)),
+    ("Cello", 43, 45, 62, ("F", 4)), ("Flute", 74, 67, 86, ("G", 2)),
+    ("Clarinet", 72, 58, 77, ("G", 2)), ("Horn", 61, 53, 67, ("F", 4)),
+    ("Trumpet", 57, 60, 74, ("G", 2)), ("Choir", 53, 62, 74, ("G", 2)),
+)
+#: (bpm, dynamic, bars): several tempi and dynamics; every bar is "crotchet, crotchet rest" twice
+SECTIONS = ((60, "p", 4), (100, "mf", 4), (140, "f", 4))
+STEPS = (0, 2, 4, 5, 7, 9, 11, 12)
+NAMES = ("C", 0), ("C", 1), ("D", 0), ("D", 1), ("E", 0), ("F", 0), ("F", 1), ("G", 0), \
+    ("G", 1), ("A", 0), ("A", 1), ("B", 0)
+
+
+def _pitch_xml(midi: int) -> str:
+    step, alter = NAMES[midi % 12]
+    return (f"<pitch><step>{step}</step>{f'<alter>{alter}</alter>' if alter else ''}"
+            f"<octave>{midi // 12 - 1}</octave></pitch>")
+
+
+def _score_xml() -> str:
+    parts_list, parts = [], []
+    for i, (name, program, low, high, clef) in enumerate(ENSEMBLE, 1):
+        parts_list.append(f'<score-part id="P{i}"><part-name>{name}</part-name>'
+                          f'<score-instrument id="P{i}-I1"><instrument-name>{name}'
+                          f'</instrument-name></score-instrument><midi-instrument id="P{i}-I1">'
+                          f'<midi-channel>{i if i < 10 else i + 1}</midi-channel>'
+                          f'<midi-program>{program}</midi-program></midi-instrument></score-part>')
+        measures, n = [], 0
+        for s, (bpm, dynamic, bars) in enumerate(SECTIONS):
+            for b in range(bars):
+                head = ""
+                if n == 0:
+                    head += (f"<attributes><divisions>1</divisions><key><fifths>0</fifths></key>"
+                             f"<time><beats>4</beats><beat-type>4</beat-type></time><clef>"
+                             f"<sign>{clef[0]}</sign><line>{clef[1]}</line></clef></attributes>")
+                if b == 0:
+                    head += (f'<direction placement="above"><direction-type><metronome>'
+                             f'<beat-unit>quarter</beat-unit><per-minute>{bpm}</per-minute>'
+                             f'</metronome></direction-type><sound tempo="{bpm}"/></direction>'
+                             f'<direction placement="below"><direction-type><dynamics>'
+                             f'<{dynamic}/></dynamics></direction-type></direction>')
+                body = ""
+                for beat in range(2):
+                    pitch = low + STEPS[(n * 2 + beat) % len(STEPS)] * (high - low) // 12
+                    body += (f"<note>{_pitch_xml(pitch)}<duration>1</duration><type>quarter"
+                             f"</type></note><note><rest/><duration>1</duration><type>quarter"
+                             f"</type></note>")
+                measures.append(f'<measure number="{n + 1}">{head}{body}</measure>')
+                n += 1
+        parts.append(f'<part id="P{i}">{"".join(measures)}</part>')
+    return ('<?xml version="1.0" encoding="UTF-8"?><score-partwise version="3.1">'
+            '<work><work-title>On the beat</work-title></work>'
+            f'<part-list>{"".join(parts_list)}</part-list>{"".join(parts)}</score-partwise>')
+
+
+def heard_onsets(stem: Path, ons_s: np.ndarray, offs_s: np.ndarray, lead_in_s: float,
+                 look_back_s: float = 0.4) -> np.ndarray:
+    """Each note's heard onset in a dry stem minus its written start (s): where the level (the
+    power over 10 ms, every 1 ms) first comes within 6 dB of its peak between ``look_back_s``
+    before the written start and the written end. Measured here independently of the render."""
+    audio, sr = sf.read(str(stem), dtype="float64", always_2d=True)
+    power = np.square(audio).sum(axis=1)
+    window, hop = int(0.010 * sr), int(0.001 * sr)
+    sums = np.concatenate(([0.0], np.cumsum(power)))
+    out = []
+    for on, off in zip(ons_s + lead_in_s, offs_s + lead_in_s):
+        centres = np.arange(int((on - look_back_s) * sr), int(off * sr), hop)
+        lo = np.clip(centres - window // 2, 0, power.size)
+        hi = np.clip(centres + window // 2, 0, power.size)
+        level = (sums[hi] - sums[lo]) / window
+        first = int(np.argmax(level >= level.max() / 4))  # -6 dB in power
+        out.append(centres[first] / sr - on)
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def on_the_beat(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("on-the-beat")
+    score = folder / "on-the-beat.musicxml"
+    score.write_text(_score_xml(), encoding="utf-8")
+    return score
+
+
+def _written(score: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each part's written note starts and ends (s)."""
+    from pipeline.score.load import load
+    from pipeline.score.perform import perform
+
+    performance = perform(load(score))
+    tm = performance.tempo_map
+    return {t.name: (tm.seconds(np.array([n.on for n in t.notes])),
+                     tm.seconds(np.array([n.off for n in t.notes]))) for t in performance.tracks}
+
+
+def _medians(result, written) -> dict[str, float]:
+    lead_in = result.report.stems.lead_in_s
+    return {p.part: float(np.median(heard_onsets(result.folder / p.stem, *written[p.part],
+                                                 lead_in)))
+            for p in result.report.parts}
+
+
+@pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
+def test_every_instrument_is_heard_within_20_ms_of_the_piano(on_the_beat, render_once):
+    written = _written(on_the_beat)
+    plain = _medians(render_once(on_the_beat, soundfont=MUSESCORE, attack_compensation=False),
+                     written)
+    result = render_once(on_the_beat, soundfont=MUSESCORE)
+    medians = _medians(result, written)
+    behind = {name: round(1000 * (m - medians["Piano"])) for name, m in medians.items()}
+    assert all(abs(ms) <= 20 for ms in behind.values()), f"ms behind the piano: {behind}"
+    # as written, the strings and the choir trail the piano by a tenth of a second or more
+    assert max(m - plain["Piano"] for m in plain.values()) > 0.08
+    # the report says what was done
+    attack_ms = {p.part: p.attack["median_ms"] for p in result.report.parts}
+    assert attack_ms["Violin"] > 40 > attack_ms["Piano"]
+
+
+@pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
+def test_performance_mid_keeps_the_written_times(on_the_beat, render_once):
+    plain = render_once(on_the_beat, soundfont=MUSESCORE, attack_compensation=False)
+    compensated = render_once(on_the_beat, soundfont=MUSESCORE)
+    assert (plain.folder / "performance.mid").read_bytes() == \
+        (compensated.folder / "performance.mid").read_bytes()
+    assert plain.report.stems.lead_in_s == 0.0 < compensated.report.stems.lead_in_s
+    assert all(p.attack is None for p in plain.report.parts)
