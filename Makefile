@@ -1,6 +1,6 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
-#               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n]
+#               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n] [ATTACK=0]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3

@@ -1,10 +1,9 @@
 """Attack compensation: every note starts early by the time its voice takes to be heard, so that
 it is heard on its beat, as players start the bow or the breath ahead of it.
 
-A sample reaches its level at its own pace: on MuseScore General at mf a piano is heard 5 ms
-after its note-on, a trumpet 14 ms, a clarinet 25, a flute 38, a cello 105, a violin up to 250
-(the time the level, a 10 ms window's, first comes within 6 dB of the note's peak). Played as
-written, the strings of a piano quintet trail the piano by a tenth of a second on every note.
+A sample reaches its level at its own pace: a piano's in a few milliseconds, a bowed string's
+or a choir's in a tenth of a second or more (the README's measurement notes have the figures).
+Played as written, the strings of a piano trio trail the piano on every note.
 
 Each voice (soundfont preset) is measured once per key and velocity step: one note held for
 ``ENVELOPE_S`` and its level every ``HOP_S``, kept beside the balance calibration
