@@ -9,8 +9,8 @@ import soundfile as sf
 
 from pipeline.model import Control, Note, Performance, TempoMap, Track
 from pipeline.render import attack
-from pipeline.render.attack import (HOP_S, MIN_KEPT, compensated_timing, delay_s, level_curve,
-                                    written_timing)
+from pipeline.render.attack import (HOP_S, LEGATO_HOLD_S, MIN_KEPT, compensated_timing, delay_s,
+                                    level_curve, written_timing)
 
 from conftest import MUSESCORE
 
@@ -64,27 +64,50 @@ def delays(monkeypatch):
     return use
 
 
-def test_a_line_keeps_its_notes_in_order_and_their_lengths(delays):
-    # crotchets C D E at 0, 0.5, 1.0 s; the D speaks slower than the others
+def test_a_detached_line_keeps_its_notes_apart(delays):
+    # crotchets C D E at 0.5, 1.0, 1.5 s played with a gap (as the perform stage plays notes
+    # that are not slurred); the D speaks slower than the others
+    gap = TPQ // 10
+    perf = _performance(_track([(TPQ, 2 * TPQ - gap, 60), (2 * TPQ, 3 * TPQ - gap, 62),
+                                (3 * TPQ, 4 * TPQ - gap, 64)]))
+    delays([0.05, 0.12, 0.05])
+    part = compensated_timing(perf, (None,), sample_rate=SR).parts[0]
+    np.testing.assert_allclose(part.on_s, [0.45, 0.88, 1.45])
+    # the C ends where the D now starts (it may not sound into it), the E keeps its length
+    np.testing.assert_allclose(part.off_s, [0.88, 1.33, 1.90])
+    assert np.all(part.on_s[1:] >= part.off_s[:-1])
+    np.testing.assert_allclose(part.shift_s, [0.05, 0.12, 0.05])
+
+
+def test_a_slurred_line_is_played_legato(delays):
+    # the same line connected, as a slur plays it: each note sounds to its written end while
+    # the next one starts early under it, so the line does not dip between notes
     perf = _performance(_track([(TPQ, 2 * TPQ, 60), (2 * TPQ, 3 * TPQ, 62),
                                 (3 * TPQ, 4 * TPQ, 64)]))
     delays([0.05, 0.12, 0.05])
     part = compensated_timing(perf, (None,), sample_rate=SR).parts[0]
     np.testing.assert_allclose(part.on_s, [0.45, 0.88, 1.45])
-    # the C ends where the D now starts (it may not sound into it), the D where the E starts
-    np.testing.assert_allclose(part.off_s, [0.88, 1.38, 1.95])
-    assert np.all(part.on_s[1:] >= part.off_s[:-1])
-    np.testing.assert_allclose(part.shift_s, [0.05, 0.12, 0.05])
+    # each held 30 ms into the next (the last note: its own length)
+    np.testing.assert_allclose(part.off_s, [1.0 + LEGATO_HOLD_S, 1.5 + LEGATO_HOLD_S, 1.95])
+
+
+def test_a_repeated_key_never_overlaps_itself(delays):
+    # a key struck again: its earlier note must end first (one key's note-off ends them all)
+    perf = _performance(_track([(TPQ, 2 * TPQ, 60), (2 * TPQ, 3 * TPQ, 60)]))
+    delays([0.02, 0.1])
+    part = compensated_timing(perf, (None,), sample_rate=SR).parts[0]
+    assert part.on_s[1] >= part.off_s[0]
+    assert part.off_s[0] == pytest.approx(part.on_s[1])
 
 
 def test_a_short_note_is_not_cut_to_nothing_for_the_next(delays):
     # a 50 ms grace-like note right before a slow-speaking one: it keeps half its length and
     # the next note gives up the rest of its head start
-    short = TPQ // 10
-    perf = _performance(_track([(TPQ, TPQ + short, 60), (TPQ + short, 3 * TPQ, 62)]))
+    short, gap = TPQ // 10, TPQ // 100  # 50 ms, then 5 ms of silence: detached
+    perf = _performance(_track([(TPQ, TPQ + short - gap, 60), (TPQ + short, 3 * TPQ, 62)]))
     delays([0.0, 0.2])
     part = compensated_timing(perf, (None,), sample_rate=SR).parts[0]
-    length = 0.05
+    length = 0.045
     assert part.off_s[0] - part.on_s[0] >= MIN_KEPT * length - 1e-9
     assert part.on_s[1] >= part.off_s[0] - 1e-9
     assert part.shift_s[1] < 0.2
@@ -100,7 +123,7 @@ def test_chords_and_overlapping_voices_are_left_overlapping(delays):
     part = timing.parts[0]
     assert timing.lead_in_s == pytest.approx(0.01)  # the bass at 0 s: every stem waits 10 ms
     assert part.off_s[0] - part.on_s[0] == pytest.approx(2.0)  # the bass keeps its length
-    assert part.on_s[2] == pytest.approx(part.off_s[1])  # the tune's notes follow each other
+    assert part.off_s[1] == pytest.approx(timing.lead_in_s + 1.0 + LEGATO_HOLD_S)  # legato
 
 
 def test_nothing_moves_before_the_start_every_stem_waits_alike(delays):
@@ -270,3 +293,73 @@ def test_performance_mid_keeps_the_written_times(on_the_beat, render_once):
         (compensated.folder / "performance.mid").read_bytes()
     assert plain.report.stems.lead_in_s == 0.0 < compensated.report.stems.lead_in_s
     assert all(p.attack is None for p in plain.report.parts)
+
+
+# ---- legato: a slurred line does not dip between its notes ----
+
+def _line_xml(name: str, program: int, base: int, slurred: bool, bars: int = 6) -> str:
+    """Quavers at crotchet 100 up and down a major scale from ``base``, mf, each bar under a
+    slur or not."""
+    scale = (0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0, 2)
+    measures = []
+    for b in range(bars):
+        head = ("<attributes><divisions>2</divisions><key><fifths>0</fifths></key><time>"
+                "<beats>4</beats><beat-type>4</beat-type></time><clef><sign>G</sign><line>2"
+                "</line></clef></attributes><direction><direction-type><metronome><beat-unit>"
+                "quarter</beat-unit><per-minute>100</per-minute></metronome></direction-type>"
+                '<sound tempo="100"/></direction><direction><direction-type><dynamics><mf/>'
+                "</dynamics></direction-type></direction>") if b == 0 else ""
+        notes = ""
+        for i in range(8):
+            slur = "" if not slurred or i not in (0, 7) else \
+                f'<notations><slur type="{"start" if i == 0 else "stop"}" number="1"/></notations>'
+            notes += (f"<note>{_pitch_xml(base + scale[(b * 8 + i) % len(scale)])}<duration>1"
+                      f"</duration><type>eighth</type>{slur}</note>")
+        measures.append(f'<measure number="{b + 1}">{head}{notes}</measure>')
+    return ('<?xml version="1.0" encoding="UTF-8"?><score-partwise version="3.1"><part-list>'
+            f'<score-part id="P1"><part-name>{name}</part-name><score-instrument id="P1-I1">'
+            f'<instrument-name>{name}</instrument-name></score-instrument><midi-instrument '
+            f'id="P1-I1"><midi-channel>1</midi-channel><midi-program>{program}</midi-program>'
+            f'</midi-instrument></score-part></part-list><part id="P1">{"".join(measures)}'
+            '</part></score-partwise>')
+
+
+def note_change_dips(stem: Path, ons_s: np.ndarray, lead_in_s: float) -> np.ndarray:
+    """At each written note change inside a bar: how far (dB) the level (the power over 10 ms,
+    every 5 ms) falls between 40 ms before and 60 ms after it, under the median level of the
+    two notes' middles (200–50 ms before, 100–250 ms after)."""
+    audio, sr = sf.read(str(stem), dtype="float64", always_2d=True)
+    power = np.square(audio).sum(axis=1)
+    window, sums = int(0.010 * sr), np.concatenate(([0.0], np.cumsum(power)))
+
+    def level(a: float, b: float) -> np.ndarray:
+        centres = np.arange(int(a * sr), int(b * sr), int(0.005 * sr))
+        lo = np.clip(centres - window // 2, 0, power.size)
+        hi = np.clip(centres + window // 2, 0, power.size)
+        return 10 * np.log10(np.maximum((sums[hi] - sums[lo]) / window, 1e-20))
+
+    dips = []
+    for k, t in enumerate(ons_s[1:] + lead_in_s, 1):
+        if k % 8:  # not across a bar line, where the slur ends
+            body = np.median(np.concatenate([level(t - 0.2, t - 0.05), level(t + 0.1, t + 0.25)]))
+            dips.append(body - level(t - 0.04, t + 0.06).min())
+    return np.array(dips)
+
+
+@pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
+@pytest.mark.parametrize("name, program, base, shallower_db", [
+    # a flute re-attacked from silence dips 7 dB at each note; the violin's slow release
+    # dips under 6 dB even detached: legato takes all of it away
+    ("Flute", 74, 72, 6.0), ("Violin", 41, 67, 4.5)])
+def test_a_slurred_line_dips_far_less_than_a_detached_one(tmp_path, render_once, name, program,
+                                                          base, shallower_db):
+    dips = {}
+    for slurred in (False, True):
+        score = tmp_path / f"{name.lower()}-{'slurred' if slurred else 'detached'}.musicxml"
+        score.write_text(_line_xml(name, program, base, slurred), encoding="utf-8")
+        result = render_once(score, soundfont=MUSESCORE, ensemble="solo")
+        ons, _ = _written(score)[name]
+        dips[slurred] = float(np.median(note_change_dips(
+            result.folder / result.report.parts[0].stem, ons, result.report.stems.lead_in_s)))
+    assert dips[True] <= dips[False] - shallower_db, dips
+    assert dips[True] < 1.0, dips

@@ -13,11 +13,16 @@ swelling sample peaks sooner than a long one), and the note, its end and the con
 prepare it move that much earlier. It belongs to the voices, not to the music:
 ``performance.mid`` keeps the written times.
 
-Two rules keep the line a line. A note never starts before the note it follows in its part has
-ended: that note ends a little earlier instead (by the difference of their delays, a few
-milliseconds as a rule), unless that would take more than half its length, and then the later
-note gives up that part of its head start. And nothing moves before the piece's start: every
-stem starts with the same silence instead (``lead_in_s``), so the stems stay aligned.
+Three rules keep the line a line. A connected line (slurred or tenuto: the perform stage gives
+every other note a small gap) is played legato: each note sounds to its written end and
+``LEGATO_HOLD_S`` beyond, under the next note's early start, so the two cross-fade instead of
+the line dipping at every change (a sample re-attacked from silence dips several dB). Any other
+note never starts before the note it follows in its part has ended: that note ends a little
+earlier instead (by the difference of their delays, a few milliseconds as a rule), unless that
+would take more than half its length, and then the later note gives up that part of its head
+start; a key struck again never overlaps itself (its note-off would end both). And nothing
+moves before the piece's start: every stem starts with the same silence instead
+(``lead_in_s``), so the stems stay aligned.
 """
 from __future__ import annotations
 
@@ -43,6 +48,8 @@ HEARD_DB = -6.0       # a note is heard once its level comes this close to its p
 VELOCITY_STEP = 16    # velocities measured at the middle of steps this wide
 MAX_SHIFT_S = 0.35    # a slower rise is a swell written into the sample, not an attack
 MIN_KEPT = 0.5        # a note ended early for the next keeps at least this share of its length
+LEGATO_GAP_S = 0.002  # a note ending this close to the next one's start is connected to it
+LEGATO_HOLD_S = 0.03  # … and is held this far into it: the two cross-fade, as players join notes
 SILENT_DB = -200.0
 WORKERS = 2           # synths measuring side by side
 
@@ -104,7 +111,8 @@ def compensated_timing(performance: Performance, voices: tuple[Voice, ...], *,
     for track, delay in zip(performance.tracks, delays):
         on, off = _note_seconds(track, tm)
         control = _control_seconds(track, tm)
-        new_on, new_off = _rules(on, off, on - delay, off - delay)
+        pitch = np.array([n.pitch for n in track.notes], dtype=np.int64)
+        new_on, new_off = _rules(on, off, pitch, on - delay, off - delay)
         parts.append((on, new_on, new_off, _controls(control, on, new_on), delay))
     earliest = min([0.0, *(float(x.min()) for _, a, _, c, _ in parts for x in (a, c) if x.size)])
     lead_in = max(0.0, -earliest)
@@ -130,23 +138,32 @@ def _control_seconds(track: Track, tm) -> np.ndarray:
     return tm.seconds(np.array([c.tick for c in track.controls], dtype=np.int64)).astype(np.float64)
 
 
-def _rules(on: np.ndarray, off: np.ndarray, new_on: np.ndarray,
+def _rules(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, new_on: np.ndarray,
            new_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keep each note from starting before a note it follows has ended (see the module): a
-    note that had ended by another's written start ends by its new start, keeping at least
-    ``MIN_KEPT`` of its length; else the later note starts when it ends."""
+    """A connected line is played legato; otherwise a note never starts before one it follows
+    has ended (see the module). A note whose written end touches the next note's start (a
+    slurred or tenuto line: the perform stage leaves other notes a gap) sounds to that end,
+    under the next note's early start, unless they share a key. Else a note that had ended by
+    another's written start ends by its new start, keeping at least ``MIN_KEPT`` of its
+    length, or the later note starts when it ends."""
     by_end = np.argsort(off, kind="stable")
     ends = off[by_end]
     # the notes that ended by each note's written start and may reach past its new one
     lows = np.searchsorted(ends, on - MAX_SHIFT_S - 1.0, side="left").tolist()
     highs = np.searchsorted(ends, on + 1e-9, side="right").tolist()
     order, by_end = np.argsort(on, kind="stable").tolist(), by_end.tolist()
-    on_, off_ = on.tolist(), off.tolist()
+    on_, off_, key = on.tolist(), off.tolist(), pitch.tolist()
     start, end = new_on.tolist(), new_off.tolist()  # plain floats: a loop over every note
-    for k in order:
+    for k in order:  # legato first: a note held to its end …
+        for j in by_end[lows[k]:highs[k]]:
+            if j != k and on_[j] < on_[k] and key[j] != key[k] and off_[j] > on_[k] - LEGATO_GAP_S:
+                end[j] = max(end[j], off_[j] + LEGATO_HOLD_S)
+    for k in order:  # … then no note into another that had ended
         for j in by_end[lows[k]:highs[k]]:
             if j == k or on_[j] >= on_[k] or end[j] <= start[k]:
                 continue
+            if key[j] != key[k] and off_[j] > on_[k] - LEGATO_GAP_S:
+                continue  # legato: the overlap is the point
             if start[k] - start[j] >= MIN_KEPT * (off_[j] - on_[j]):
                 end[j] = start[k]
             else:
