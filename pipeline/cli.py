@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="start each note early by the time its sound takes to be heard, so it is "
                         "heard on the beat (on by default; performance.mid keeps the written "
                         "times either way)")
+    r.add_argument("--vibrato", action=argparse.BooleanOptionalAction, default=True,
+                   help="a modest vibrato on long notes of voices whose samples are straight, "
+                        "where the style wants one: saxes, singers, a jazz band's brass (on by "
+                        "default; see pipeline/data/vibrato.toml)")
     _humanize_options(r)
     _max_duration(r)
     _common(r)
@@ -163,7 +167,7 @@ def _render(args) -> int:
                       reference=args.reference, swing=args.swing, layout=args.layout,
                       humanize=args.humanize, seed=args.seed, max_duration_s=args.max_duration,
                       mix_stems=args.mix_stems, attack_compensation=args.attack_compensation,
-                      accelerator=accelerator)
+                      vibrato=args.vibrato, accelerator=accelerator)
         interactive = not args.quiet and sys.stderr.isatty()
         if args.album:
             bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")

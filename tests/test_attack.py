@@ -363,3 +363,111 @@ def test_a_slurred_line_dips_far_less_than_a_detached_one(tmp_path, render_once,
             result.folder / result.report.parts[0].stem, ons, result.report.stems.lead_in_s)))
     assert dips[True] <= dips[False] - shallower_db, dips
     assert dips[True] < 1.0, dips
+
+
+# ---- vibrato: added where the samples are straight and the style wants it ----
+
+def test_a_long_note_gets_a_vibrato_that_starts_late_and_grows():
+    from pipeline.render.vibrato import BEND_PER_CENT, STEP_S, load_table, wheel
+    style = next(s for s in load_table().styles if s.name == "voices")
+    times, values = wheel(np.array([1.0, 3.0]), np.array([3.0, 3.3]), style)
+    first = times[0]
+    assert first == pytest.approx(1.0 + style.onset_ms / 1000)  # not at the attack
+    early = np.abs(values[times < first + 0.2]).max()
+    late = np.abs(values[(times > first + style.grow_ms / 1000) & (times < 2.9)]).max()
+    assert early < late <= style.depth_cents * BEND_PER_CENT + 1  # it grows to its depth
+    assert late >= 0.95 * style.depth_cents * BEND_PER_CENT
+    assert values[-1] == 0 and times[-1] == pytest.approx(3.0)  # back to the centre at its end
+    assert times.max() <= 3.0 + STEP_S  # the short second note gets none
+
+
+def test_the_table_says_who_gets_vibrato():
+    from pipeline.render.vibrato import load_table
+    from pipeline.model import Voice
+
+    def voice(family, instrument):
+        return Voice(Path("sf"), 0, 0, "x", False, family, "test", instrument)
+
+    def styles(v, ensemble):
+        return [s.name for s in load_table().styles if s.wanted(v, ensemble)]
+    assert styles(voice("saxes", "Tenor Sax"), "quintet") == ["saxes"]
+    assert styles(voice("voices", "Soprano"), "choir") == ["voices"]
+    assert styles(voice("brass", "Trumpet"), "jazz-band") == ["jazz-brass"]
+    assert styles(voice("brass", "Trumpet"), "orchestra") == []  # classical brass: straight
+    assert styles(voice("brass", "Horn"), "jazz-band") == []
+    for family, name in (("keyboards", "Piano"), ("plucked", "Harp"), ("strings", "Violin"),
+                         ("percussion", "Drum Set")):
+        assert styles(voice(family, name), "jazz-band") == []
+
+
+LONG_NOTES = (("Voice", 54, 67), ("Trumpet", 57, 67), ("Piano", 1, 60), ("Harp", 47, 60),
+              ("Pizzicato", 46, 55))
+
+
+def _long_notes_xml() -> str:
+    """Half notes at crotchet 60 (two seconds each), mf, for a voice, a trumpet, a piano, a
+    harp and pizzicato strings."""
+    head = ('<attributes><divisions>1</divisions><key><fifths>0</fifths></key><time><beats>4'
+            '</beats><beat-type>4</beat-type></time><clef><sign>G</sign><line>2</line></clef>'
+            '</attributes><direction><direction-type><metronome><beat-unit>quarter</beat-unit>'
+            '<per-minute>60</per-minute></metronome></direction-type><sound tempo="60"/>'
+            '</direction><direction><direction-type><dynamics><mf/></dynamics></direction-type>'
+            '</direction>')
+    part_list, parts = [], []
+    for i, (name, program, base) in enumerate(LONG_NOTES, 1):
+        part_list.append(f'<score-part id="P{i}"><part-name>{name}</part-name><score-instrument '
+                         f'id="P{i}-I1"><instrument-name>{name}</instrument-name>'
+                         f'</score-instrument><midi-instrument id="P{i}-I1"><midi-channel>{i}'
+                         f'</midi-channel><midi-program>{program}</midi-program>'
+                         f'</midi-instrument></score-part>')
+        measures = "".join(
+            f'<measure number="{b + 1}">{head if b == 0 else ""}' + "".join(
+                f"<note>{_pitch_xml(base + (0, 4)[k] + (b % 2) * 2)}<duration>2</duration>"
+                f"<type>half</type></note>" for k in range(2)) + "</measure>" for b in range(4))
+        parts.append(f'<part id="P{i}">{measures}</part>')
+    return ('<?xml version="1.0" encoding="UTF-8"?><score-partwise version="3.1"><part-list>'
+            f'{"".join(part_list)}</part-list>{"".join(parts)}</score-partwise>')
+
+
+@pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
+def test_vibrato_is_measured_on_the_stem_as_the_table_says(tmp_path, render_once):
+    from pipeline.render.vibrato import load_table, pitch_cents, rate_hz, swing_cents
+    score = tmp_path / "long-notes.musicxml"
+    score.write_text(_long_notes_xml(), encoding="utf-8")
+    result = render_once(score, soundfont=MUSESCORE, ensemble="quintet")
+    straight = render_once(score, soundfont=MUSESCORE, ensemble="quintet", vibrato=False)
+    voices = next(s for s in load_table().styles if s.name == "voices")
+    parts = {p.part: p for p in result.report.parts}
+    assert parts["Voice"].vibrato["added"] == "voices"
+    # the voice's long notes, once the vibrato has grown: its depth and rate, pitch-tracked
+    from pipeline.score.load import load
+    from pipeline.score.perform import perform
+    performance = perform(load(score))
+    track = next(t for t in performance.tracks if t.name == "Voice")
+    audio, sr = sf.read(str(result.folder / parts["Voice"].stem), dtype="float64",
+                        always_2d=True)
+    mono, lead = audio.mean(axis=1), result.report.stems.lead_in_s
+    depth, rate = [], []
+    for n in track.notes:
+        a, b = performance.tempo_map.seconds(np.array([n.on, n.off])) + lead
+        cents = pitch_cents(mono[int((a + 0.8) * sr):int((b - 0.1) * sr)], sr, n.pitch)
+        depth.append(swing_cents(cents))
+        rate.append(rate_hz(cents))
+    assert np.median(depth) == pytest.approx(voices.depth_cents, abs=3.0)
+    assert np.median(rate) == pytest.approx(voices.rate_hz, abs=0.3)
+    # none on the piano, the harp, the pizzicato strings, nor a classical trumpet: their stems
+    # are the same samples with or without it
+    for name in ("Trumpet", "Piano", "Harp", "Pizzicato"):
+        assert parts[name].vibrato is None
+        same = [sf.read(str(r.folder / parts[name].stem))[0] for r in (result, straight)]
+        np.testing.assert_array_equal(*same)
+
+
+@pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
+def test_a_jazz_band_s_trumpet_gets_vibrato(tmp_path, render_once):
+    score = tmp_path / "long-notes.musicxml"
+    score.write_text(_long_notes_xml(), encoding="utf-8")
+    result = render_once(score, soundfont=MUSESCORE, ensemble="jazz-band")
+    parts = {p.part: p for p in result.report.parts}
+    assert parts["Trumpet"].vibrato["added"] == "jazz-brass"
+    assert parts["Piano"].vibrato is None

@@ -9,16 +9,14 @@ without a per-sample Python loop: its level detector and attack are one-pole IIR
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 from scipy.signal import lfilter
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import db_to_gain
-from pipeline.settings.validation import number
+from pipeline.settings.validation import number, package_toml
 from pipeline.dsp.envelope import release
 from pipeline.errors import PipelineError
 from pipeline.settings.instruments import FAMILIES
@@ -70,11 +68,7 @@ class StemTone:
 @functools.lru_cache(maxsize=1)
 def load_stem_tone() -> StemTone:
     """Read and check ``data/stem-tone.toml``."""
-    text = resources.files("pipeline").joinpath(WHERE).read_text("utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PipelineError(f"{WHERE}: not valid TOML ({exc})") from exc
+    data = package_toml(WHERE)
     eq = {}
     for family, table in data.get("eq", {}).items():
         where = f"{WHERE} [eq.{family}]"

@@ -38,6 +38,8 @@ class PartReport:
     #: how much earlier than written its notes start, to be heard on the beat (ms: median,
     #: largest; held_back: notes that had to give some of it up); None when not compensated
     attack: dict | None = None
+    #: the vibrato added (style, depth, rate) or the preset's own swing; None: neither
+    vibrato: dict | None = None
 
     @property
     def stem(self) -> str:
@@ -206,7 +208,7 @@ def as_json(report: PieceReport) -> dict:
 #: A part's fields in report.json, in order, then its level's under their own names (the
 #: level's file is the part's "stem"; its part, instrument and family are the part's own).
 PART_KEYS = ("part", "instrument", "instrument_map", "set_by_sidecar", "soundfont", "bank",
-             "program", "voice_source", "family", "percussion", "notes", "attack")
+             "program", "voice_source", "family", "percussion", "notes", "attack", "vibrato")
 LEVEL_KEYS = ("pan", "peak_dbfs", "loudness_lufs", "depth", "seat", "bus", "calibration_db",
               "gain_db", "send_db", "predelay_ms", "damping_hz", "mix_lufs", "mix_stem",
               "level_db", "eq", "compressor")

@@ -345,6 +345,15 @@ def _attack(attack: dict | None) -> str:
     return f"{attack['median_ms']:g} ms (up to {attack['max_ms']:g}{held})"
 
 
+def _vibrato(vibrato: dict | None) -> str:
+    """'±15 cents at 5.5 Hz (voices)', or the preset's own swing, for a part's vibrato."""
+    if not vibrato:
+        return "—"
+    if "added" in vibrato:
+        return f"±{vibrato['depth_cents']:g} cents at {vibrato['rate_hz']:g} Hz ({vibrato['added']})"
+    return f"its own, ±{vibrato['own_cents']:g} cents"
+
+
 def _stem_tone(level: StemLevel) -> str:
     """'3200 Hz −2 dB; 2:1 over −32 LUFS, at most 2.1 dB' for a stem's EQ and compressor."""
     items = [f"{b['hz']:g} Hz {b['gain_db']:+g} dB" for b in level.eq]
@@ -361,7 +370,7 @@ def _page(report: PieceReport, pictures) -> str:
                             p.level.depth, p.level.bus, p.level.peak_dbfs, p.level.loudness_lufs,
                             p.level.calibration_db, p.level.gain_db, p.level.send_db,
                             p.level.mix_lufs, _stem_tone(p.level), _attack(p.attack),
-                            ", ".join(p.set_by_sidecar),
+                            _vibrato(p.vibrato), ", ".join(p.set_by_sidecar),
                             p.stem, p.level.mix_stem))
                       for p in report.parts)
     settings = " · ".join(f"{k} {v.value} ({v.source})" for k, v in report.settings if v.value)
@@ -409,10 +418,12 @@ brings mf on this instrument to the common level; the total gain in the mix (cal
 section bus, depth and the mix's headroom gain); the reverb send; and the player's loudness in
 the mix before the room; the stem's family EQ and compressor (its threshold, and the most gain
 reduction it applied); how much earlier than written its notes start, to be heard on the beat
-(attack compensation); what the piece's sidecar set.</p>
+(attack compensation); the vibrato added to its long notes, or the samples' own; what the
+piece's sidecar set.</p>
 <table><tr><th>part</th><th>instrument</th><th>program</th><th>seat</th><th>pan</th><th>depth</th>
 <th>bus</th><th>stem peak dBFS</th><th>stem LUFS</th><th>calibration dB</th><th>mix gain dB</th>
-<th>send dB</th><th>in mix LUFS</th><th>EQ / compressor</th><th>attack</th><th>sidecar</th><th>stem</th>
+<th>send dB</th><th>in mix LUFS</th><th>EQ / compressor</th><th>attack</th><th>vibrato</th>
+<th>sidecar</th><th>stem</th>
 <th>mix stem</th></tr>
 {parts}</table>
 <p class="meta">Soundfont {e(report.soundfont)}. Time per stage: {e(timings)}.

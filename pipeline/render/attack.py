@@ -287,7 +287,7 @@ def _measure_share(notes: list, sample_rate: int) -> dict[str, str]:
             synth.noteon(0, pitch, velocity)
             synth.process_into(out, 0, frames)
             curves[key] = _pack(level_curve(out, sample_rate))
-            _silence(synth, out, sample_rate)
+            silence_voices(synth, out, sample_rate)
     return curves
 
 
@@ -301,7 +301,7 @@ def _unpack(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<i2") / 10.0
 
 
-def _silence(synth: Synth, scratch: np.ndarray, sample_rate: int) -> None:
+def silence_voices(synth: Synth, scratch: np.ndarray, sample_rate: int) -> None:
     """Stop every voice and run the synth until none is left: "all sound off" still lets a
     voice fade for a few blocks, which would sound under the next note measured."""
     synth.cc(0, 120, 0)

@@ -30,6 +30,7 @@ from pipeline.paths import slugify
 from pipeline.dsp.fluidsynth import FLUID_BLOCK_FRAMES, Synth
 from pipeline.render.attack import Timing, written_timing
 from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
+from pipeline.render.vibrato import PartVibrato
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class _Group:
 
 
 def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Path,
-           sample_rate: int = 48000, timing: Timing | None = None, workers: int | None = None,
+           sample_rate: int = 48000, timing: Timing | None = None,
+           vibrato: tuple[PartVibrato, ...] | None = None, workers: int | None = None,
            progress: ProgressFn | None = None, feed: StemFeed | None = None) -> Stems:
     """Synthesise every track to ``stems_dir/NN-<part>.wav`` (float32 stereo, equal length).
 
@@ -65,6 +67,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
     voices : one per track, from the assign stage.
     timing : when each event sounds in the stems (:mod:`pipeline.render.attack`: the
         attack compensation); the written times when omitted.
+    vibrato : per track, the pitch-wheel moves of an added vibrato
+        (:mod:`pipeline.render.vibrato`); none when omitted.
     stems_dir : folder for the stem files.
     sample_rate : Hz, 8000–96000.
     workers : threads (synths) to run at once; default one per core.
@@ -97,8 +101,8 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
 
         def run(g: int) -> tuple[int, int]:
             send = None if feed is None else lambda *item: feed.put(g, *item)
-            return _render_group(performance, voices, timing, groups[g].tracks, partial,
-                                 sample_rate, lambda f: report(g, f), cancel, send)
+            return _render_group(performance, voices, timing, vibrato, groups[g].tracks,
+                                 partial, sample_rate, lambda f: report(g, f), cancel, send)
 
         if feed is not None:
             feed.start([g.tracks for g in groups])
@@ -140,7 +144,7 @@ def _groups(tracks: tuple[Track, ...], workers: int) -> list[_Group]:
     return [_Group(tuple(sorted(m))) for m in members if m]
 
 
-def _events(performance: Performance, timing: Timing, track_indexes,
+def _events(performance: Performance, timing: Timing, vibrato, track_indexes,
             sample_rate: int) -> np.ndarray:
     """All events of a synth's tracks as rows ``(frame, kind, channel, a, b)``, in play order,
     at the times ``timing`` gives them.
@@ -164,6 +168,11 @@ def _events(performance: Performance, timing: Timing, track_indexes,
                           dtype=np.int64)
             rows.append(np.column_stack((times.control_s, cc[:, 0], np.full(len(cc), channel),
                                          cc[:, 1], cc[:, 2])))
+        if vibrato is not None and vibrato[ti].times_s.size:
+            wheel = vibrato[ti]
+            k = wheel.times_s.size
+            rows.append(np.column_stack((wheel.times_s, np.full(k, BEND), np.full(k, channel),
+                                         np.zeros(k), wheel.values)))
     if not rows:
         return np.zeros((0, 5), dtype=np.int64)
     ev = np.concatenate(rows)
@@ -172,8 +181,8 @@ def _events(performance: Performance, timing: Timing, track_indexes,
     return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
-def _render_group(performance: Performance, voices, timing: Timing, track_indexes, paths,
-                  sample_rate: int, progress: ProgressFn, cancel: threading.Event,
+def _render_group(performance: Performance, voices, timing: Timing, vibrato, track_indexes,
+                  paths, sample_rate: int, progress: ProgressFn, cancel: threading.Event,
                   send: Callable | None = None) -> tuple[int, int]:
     """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
     (raising :class:`RenderError`) when ``cancel`` is set. ``send(block, frames, last)``:
@@ -222,7 +231,7 @@ def _render_group(performance: Performance, voices, timing: Timing, track_indexe
 
         cursor = 0
         programs = {ch: voices[ti] for ch, ti in enumerate(track_indexes)}
-        events = _events(performance, timing, track_indexes, sample_rate)
+        events = _events(performance, timing, vibrato, track_indexes, sample_rate)
         held = False
         for frame, kind, channel, a, b in events.tolist():
             if frame > cursor:

@@ -12,6 +12,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.model import Mix, Performance, Stems, Voice
 from pipeline.render.attack import Timing
+from pipeline.render.vibrato import PartVibrato, load_table as load_vibrato
 from pipeline.output.piece_report import (MixSummary, PartReport, PerformanceSummary,
                                           PieceReport, Setting, StemsSummary, Timings,
                                           part_from_json)
@@ -49,7 +50,8 @@ class PieceRecord:
 
 
 def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice, ...],
-                 timing: Timing, stems: Stems, the_mix: Mix, *, ensemble: str, settings: PieceSettings,
+                 timing: Timing, vibrato: tuple[PartVibrato, ...] | None, stems: Stems,
+                 the_mix: Mix, *, ensemble: str, settings: PieceSettings,
                  template: Template, soundfont: Path, timings: dict[str, float]) -> PieceRecord:
     """The record of a piece just mixed."""
     mix_lufs = the_mix.loudness_lufs
@@ -68,7 +70,7 @@ def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice
             tempo_bpm_start=round(performance.tempo_map.bpm_at(0), 2),
             tempo_changes=len(performance.tempo_map.changes)),
         soundfont=str(soundfont),
-        parts=_parts(performance, voices, timing, the_mix, settings),
+        parts=_parts(performance, voices, timing, vibrato, the_mix, settings),
         stems=StemsSummary(folder="stems", frames=stems.frames,
                            duration_s=round(stems.duration_s, 3),
                            lead_in_s=round(stems.lead_in_s, 4)),
@@ -92,7 +94,8 @@ def _settings(s: PieceSettings, ensemble: str, template: Template,
     return tuple((k, Setting(v, origins[k])) for k, v in values.items())
 
 
-def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing, the_mix: Mix,
+def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing,
+           vibrato: tuple[PartVibrato, ...] | None, the_mix: Mix,
            settings: PieceSettings) -> tuple[PartReport, ...]:
     """Each part's voice, seat and levels in the mix."""
     sidecar_parts = part_settings(settings, performance) or (None,) * len(voices)
@@ -103,10 +106,10 @@ def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing, 
                    soundfont=str(voice.soundfont), bank=voice.bank, program=voice.program,
                    voice_source=voice.source, family=voice.family,
                    percussion=voice.is_percussion, notes=len(track.notes), level=level,
-                   attack=attack)
-        for track, voice, level, own, attack in zip(performance.tracks, voices,
-                                                    the_mix.stem_levels, sidecar_parts,
-                                                    timing.summary()))
+                   attack=attack, vibrato=wheel.summary(load_vibrato()) if wheel else None)
+        for track, voice, level, own, attack, wheel in zip(
+            performance.tracks, voices, the_mix.stem_levels, sidecar_parts, timing.summary(),
+            vibrato or (None,) * len(voices)))
 
 
 # ---- the record as JSON (the portfolio's cache) ----

@@ -30,6 +30,7 @@ from pipeline.paths import slugify
 from pipeline.progress import MAX_DURATION_S, ProgressFn
 from pipeline.render.calibration import calibration_db
 from pipeline.render.attack import Timing, compensated_timing, written_timing
+from pipeline.render.vibrato import plan as plan_vibrato
 from pipeline.render.stems import (StemFeed, max_stem_frames, preset_changes, render,
                                    stem_files)
 from pipeline.run.checks import (check_duration, check_options, check_space, checked_seed,
@@ -103,6 +104,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
                  mix_stems: bool = False, attack_compensation: bool = True,
+                 vibrato: bool = True,
                  progress: ProgressFn | None = None, max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``: :func:`render_to_mix`, then
@@ -110,6 +112,8 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
 
     ``attack_compensation``: each note starts early by the time its voice takes to be heard
     (:mod:`pipeline.render.attack`); ``performance.mid`` keeps the written times either way.
+    ``vibrato``: long notes of straight samples get the vibrato their style wants
+    (:mod:`pipeline.render.vibrato`).
 
     ``mix_stems``: also write each player's post-fader contribution to the mix, its reverb
     included, to ``mix-stems/`` (one room convolution and one full-length file per player:
@@ -135,7 +139,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                               soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                               humanize=humanize, seed=seed, max_duration_s=max_duration_s,
                               mix_stems=mix_stems, attack_compensation=attack_compensation,
-                              accelerator=speed)
+                              add_vibrato=vibrato, accelerator=speed)
         return master_mix(piece, preset_objs, reference=ref, progress=progress,
                           accelerator=speed)
 
@@ -144,7 +148,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                   sample_rate: int, progress: ProgressFn | None = None, humanize: float = 0.0,
                   seed: int = DEFAULT_SEED, max_duration_s: float = MAX_DURATION_S,
                   slug: str | None = None, mix_stems: bool = False,
-                  attack_compensation: bool = True,
+                  attack_compensation: bool = True, add_vibrato: bool = True,
                   accelerator: Accelerator | None = None) -> MixedPiece:
     """Load, perform, assign, render and mix a score into a hidden working folder under
     ``out_root`` (stems, mix-stems, performance.mid, mix.wav): :func:`master_mix` finishes it."""
@@ -181,6 +185,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
         with stage("attack"):
             timing = compensated_timing(performance, voices, sample_rate=sample_rate) \
                 if attack_compensation else written_timing(performance)
+            vibrato = plan_vibrato(performance, voices, timing, ensemble=ensemble,
+                                   sample_rate=sample_rate) if add_vibrato else None
 
         folder = PieceFolder(out_root, slug or slugify(score_path.stem))
         midi = None
@@ -188,8 +194,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
             midi = speed.in_background(write_midi, performance, folder.work / "performance.mid",
                                        [(v.bank, v.program) for v in voices])
-            the_mix, stems = _render_and_mix(performance, voices, timing, template, folder,
-                                             speed, settings=settings, parts=parts,
+            the_mix, stems = _render_and_mix(performance, voices, timing, vibrato, template,
+                                             folder, speed, settings=settings, parts=parts,
                                              sample_rate=sample_rate, mix_stems=mix_stems,
                                              progress=progress, timings=timings)
             with stage("export"):
@@ -202,7 +208,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             if failure:
                 raise failure from exc
             raise
-    record = piece_record(score_path, performance, voices, timing, stems, the_mix,
+    record = piece_record(score_path, performance, voices, timing, vibrato, stems, the_mix,
                           ensemble=ensemble,
                           settings=settings, template=template, soundfont=soundfont,
                           timings=timings)
@@ -284,7 +290,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None, humanize: float = 0.0,
                  seed: int | None = None, mix_stems: bool = False,
-                 attack_compensation: bool = True,
+                 attack_compensation: bool = True, vibrato: bool = True,
                  progress: Callable[[str, str, float], None] | None = None,
                  max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> list[RenderResult]:
@@ -314,6 +320,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                                       sample_rate=sample_rate, humanize=humanize, seed=seed,
                                       max_duration_s=max_duration_s, mix_stems=mix_stems,
                                       attack_compensation=attack_compensation,
+                                      add_vibrato=vibrato,
                                       progress=lambda s, f, n=path.name: report_progress(n, s, f),
                                       accelerator=speed)
                 pieces.append(piece)
@@ -412,7 +419,7 @@ def _log_choices(performance: Performance, voices, ensemble: str, settings: Piec
     log.info("ensemble: %s (%s)", ensemble, origin(settings, "ensemble"))
 
 
-def _render_and_mix(performance, voices, timing: Timing, template, folder: PieceFolder,
+def _render_and_mix(performance, voices, timing: Timing, vibrato, template, folder: PieceFolder,
                     speed: Accelerator, *,
                     settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
                     progress: ProgressFn, timings: dict[str, float]) -> tuple[Mix, Stems]:
@@ -428,7 +435,7 @@ def _render_and_mix(performance, voices, timing: Timing, template, folder: Piece
     with ThreadPoolExecutor(2, thread_name_prefix="score2audio-render") as side:
         def synthesise() -> tuple[Stems, float]:
             stems = render(performance, voices, stems_dir=stems_dir, sample_rate=sample_rate,
-                           timing=timing,
+                           timing=timing, vibrato=vibrato,
                            progress=lambda f: progress("render", f), feed=feed)
             return stems, time.perf_counter()
 
