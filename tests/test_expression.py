@@ -160,6 +160,53 @@ def test_a_hairpin_without_a_closing_mark_keeps_the_level_it_reached():
     assert velocities[4:] == [velocities[4]] * 4 and velocities[4] > velocities[3]
 
 
+def _piano_line(marks, hairpin=None, count=8):
+    """Velocities of ``count`` crotchet Cs on a piano (struck: the level is the velocity),
+    with dynamics ``marks`` ({note index: mark}) and a ``hairpin`` (class, first, last note)."""
+    from music21 import dynamics, instrument, meter, note, stream
+
+    part = stream.Part()
+    part.append(instrument.Piano())
+    part.append(meter.TimeSignature("4/4"))
+    notes = [note.Note("C4", quarterLength=1) for _ in range(count)]
+    for n in notes:
+        part.append(n)
+    for index, mark in marks.items():
+        part.insert(float(index), dynamics.Dynamic(mark))
+    if hairpin is not None:
+        kind, first, last = hairpin
+        part.insert(float(first), kind(notes[first], notes[last]))
+    (track,) = perform(LoadedScore(Path("line.musicxml"), "music21", stream.Score([part]))).tracks
+    return [n.velocity for n in track.notes]
+
+
+def test_a_crescendo_with_no_dynamic_at_its_end_rises_one_level():
+    from music21 import dynamics
+
+    velocities = _piano_line({0: "p"}, (dynamics.Crescendo, 0, 3))
+    assert velocities[0] == DYNAMIC_VELOCITY["p"]
+    assert velocities[4:] == [DYNAMIC_VELOCITY["mp"]] * 4  # p < … = mp, and it stays there
+    assert velocities[0] < velocities[1] < velocities[2] < velocities[3] < velocities[4]
+    down = _piano_line({0: "ff"}, (dynamics.Diminuendo, 0, 3))
+    assert down[4:] == [DYNAMIC_VELOCITY["f"]] * 4  # ff > … = f
+
+
+def test_a_target_the_other_way_is_played_after_the_hairpin():
+    from music21 import dynamics
+
+    # a diminuendo from mf "to" f: it falls one level over the hairpin, then f is played
+    velocities = _piano_line({0: "mf", 4: "f"}, (dynamics.Diminuendo, 0, 3))
+    assert velocities[0] == DYNAMIC_VELOCITY["mf"]
+    assert velocities[1] > velocities[2] > velocities[3] >= DYNAMIC_VELOCITY["mp"]
+    assert velocities[4:] == [DYNAMIC_VELOCITY["f"]] * 4
+
+
+def test_sf_accents_its_note_and_the_level_returns():
+    velocities = _piano_line({0: "p", 2: "sf"})
+    assert velocities[2] == DYNAMIC_VELOCITY["sf"]
+    assert velocities[:2] == velocities[3:5] == [DYNAMIC_VELOCITY["p"]] * 2
+
+
 # --- expression as heard ------------------------------------------------------------------------
 
 def test_the_rendered_held_note_swells(hairpin_stems):

@@ -423,11 +423,10 @@ class _Dynamics:
             i = bisect.bisect_left(self.offsets, end - 1e-6)
             if i < len(self.offsets) and self.offsets[i] <= end + 4.0:
                 v1 = self.levels[i]
-            else:
-                v1 = v0 + (16 if rising else -16)
-            if (v1 > v0) != rising:
-                v1 = v0 + (16 if rising else -16)
-            v1 = min(127, max(1, v1))
+            else:  # no dynamic at its end: one level on (MuseScore 4 reads them so)
+                v1 = _next_level(v0, rising)
+            if (v1 > v0) != rising:  # a target the other way is played after the hairpin
+                v1 = _next_level(v0, rising)
             self.ramps.append(_Ramp(start, end, v0, v1))
             if not (i < len(self.offsets) and self.offsets[i] <= end + 1e-6):
                 # the level reached holds (a hairpin without a closing mark does not snap back)
@@ -463,6 +462,19 @@ class _Dynamics:
                                for off, v in self.accents.items()))
         return expression.LevelCurve(np.array(xs) * TICKS_PER_QUARTER, np.array(levels),
                                      accents)
+
+
+#: The dynamic levels a hairpin moves between, softest first (pppp … ffff).
+LEVELS = sorted(DYNAMIC_VELOCITY[d] for d in ("pppp", "ppp", "pp", "p", "mp", "mf", "f", "ff",
+                                              "fff", "ffff"))
+
+
+def _next_level(velocity: float, rising: bool) -> float:
+    """The next dynamic level above (``rising``) or below ``velocity``; the loudest or softest
+    beyond the scale's ends."""
+    if rising:
+        return float(next((v for v in LEVELS if v > velocity + 1e-6), LEVELS[-1]))
+    return float(next((v for v in reversed(LEVELS) if v < velocity - 1e-6), LEVELS[0]))
 
 
 def _unfilled_bar_ends(staff) -> dict[int, int]:
