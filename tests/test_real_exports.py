@@ -115,13 +115,15 @@ def test_hairpins_in_a_second_voice_start_and_stop_where_the_file_places_them():
     from pipeline.model import TICKS_PER_QUARTER as Q
 
     played = perform(load(DATA / "hairpins-second-voice.musicxml")).tracks[0]
-    p, step = DYNAMIC_VELOCITY["p"], 16 / 3  # a hairpin with no mark after it: ±16
+    # a hairpin with no mark after it moves one level: p < … = mp, mp > … = p
+    p, mp = DYNAMIC_VELOCITY["p"], DYNAMIC_VELOCITY["mp"]
+    step = (mp - p) / 3
     quarters = [n.velocity for n in played.notes if n.pitch != 67]  # the second voice
     assert quarters == [p, p, round(p + step), round(p + 2 * step),             # cresc.
-                        p + 16, p + 16, round(p + 16 - step), round(p + 16 - 2 * step),  # dim.
-                        p, p, p + 8, p + 16]                                     # p, cresc.
+                        mp, mp, round(mp - step), round(mp - 2 * step),         # dim.
+                        p, p, round((p + mp) / 2), mp]                          # p, cresc.
     wholes = [(n.on, n.velocity) for n in played.notes if n.pitch == 67]
-    assert wholes == [(0, p), (4 * Q, p + 16), (8 * Q, p)]
+    assert wholes == [(0, p), (4 * Q, mp), (8 * Q, p)]
 
 
 @pytest.mark.parametrize("music21_says, we_say", [
