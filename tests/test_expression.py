@@ -207,6 +207,67 @@ def test_sf_accents_its_note_and_the_level_returns():
     assert velocities[:2] == velocities[3:5] == [DYNAMIC_VELOCITY["p"]] * 2
 
 
+# --- phrase shaping (pipeline/data/phrasing.toml) -------------------------------------------------
+
+def _line(pitches, lengths, *, part_instrument=None, marks=None, slur=None):
+    """The track of a one-staff line (``pitches`` as note names, ``lengths`` in quarters),
+    with dynamics ``marks`` ({note index: mark}, p at the start by default) and a slur over
+    the notes ``slur`` = (first, last)."""
+    from music21 import dynamics, instrument, meter, note, spanner, stream
+
+    part = stream.Part()
+    part.append(part_instrument or instrument.Piano())
+    part.append(meter.TimeSignature("4/4"))
+    notes = [note.Note(p, quarterLength=q) for p, q in zip(pitches, lengths)]
+    for n in notes:
+        part.append(n)
+    for index, mark in (marks or {0: "p"}).items():
+        part.insert(float(sum(lengths[:index])), dynamics.Dynamic(mark))
+    if slur is not None:
+        part.insert(0, spanner.Slur(notes[slur[0]], notes[slur[1]]))
+    (track,) = perform(LoadedScore(Path("line.musicxml"), "music21", stream.Score([part]))).tracks
+    return track
+
+
+def test_a_slurred_phrase_rises_to_its_highest_note_and_relaxes():
+    from pipeline.score.phrasing import load_phrasing
+
+    rise = load_phrasing().rise_velocity
+    p = DYNAMIC_VELOCITY["p"]
+    shaped = _line(["C4", "E4", "G4", "E4", "C4", "C4"], [1] * 6, slur=(0, 4))
+    assert [n.velocity for n in shaped.notes] == [p, round(p + rise / 2), round(p + rise),
+                                                 round(p + rise / 2), p, p]
+    plain = _line(["C4", "E4", "G4", "E4", "C4", "C4"], [1] * 6)
+    assert [n.velocity for n in plain.notes] == [p] * 6
+
+
+def test_a_long_last_note_dies_away_unless_marked():
+    from music21 import instrument
+    from pipeline.score.phrasing import load_phrasing
+
+    table = load_phrasing()
+    flute = _line(["C5", "D5", "E5"], [1, 1, 4], part_instrument=instrument.Flute(),
+                  marks={0: "mf"})
+    last = flute.notes[-1]
+    cc = [(t, v) for t, v in _cc(flute, CC11) if t >= last.on]
+    # held at the baseline, then falling over its second half to one level down (mp)
+    begin = last.on + table.final_from_fraction * (last.off - last.on)
+    assert all(v == EXPRESSION_BASELINE for t, v in cc if t <= begin)
+    falling = [v for t, v in cc if t > begin]
+    assert falling == sorted(falling, reverse=True) and len(falling) > 3
+    mp_over_mf = (DYNAMIC_VELOCITY["mp"] / DYNAMIC_VELOCITY["mf"]) ** \
+        expression.VELOCITY_CURVE_EXPONENT
+    assert falling[-1] == pytest.approx(EXPRESSION_BASELINE * mp_over_mf, abs=2)
+    assert last.velocity == DYNAMIC_VELOCITY["mf"]  # struck as written
+    # a dynamic on it: played as marked, no fade; a short last note: none either
+    marked = _line(["C5", "D5", "E5"], [1, 1, 4], part_instrument=instrument.Flute(),
+                   marks={0: "mf", 2: "f"})
+    assert all(v == EXPRESSION_BASELINE for t, v in _cc(marked, CC11) if t > marked.notes[-1].on)
+    short = _line(["C5", "D5", "E5"], [1, 1, 1], part_instrument=instrument.Flute(),
+                  marks={0: "mf"})
+    assert all(v == EXPRESSION_BASELINE for _, v in _cc(short, CC11))
+
+
 # --- expression as heard ------------------------------------------------------------------------
 
 def test_the_rendered_held_note_swells(hairpin_stems):

@@ -30,6 +30,8 @@ from pipeline.score import musicxml
 
 from pipeline.score import ornaments
 
+from pipeline.score import phrasing
+
 from pipeline.score import techniques
 
 from pipeline.score import timing
@@ -433,6 +435,27 @@ class _Dynamics:
                 self.offsets.insert(i, end)
                 self.levels.insert(i, v1)
 
+    def fade_out(self, start: float, end: float) -> None:
+        """The piece's last note, from ``start`` to ``end`` (played quarters): if it is long and
+        no dynamic or hairpin is on it, it falls ``fall_levels`` levels over its last part
+        (:mod:`pipeline.score.phrasing`)."""
+        table = phrasing.load_phrasing()
+        if end - start < table.final_min_quarters or table.final_fall_levels <= 0:
+            return
+        marked = any(start - 1e-6 <= off <= end + 1e-6 for off in (*self.offsets,
+                                                                   *self.accents)) or \
+            any(r.start < end + 1e-6 and r.end > start - 1e-6 for r in self.ramps)
+        if marked:
+            return
+        begin = start + table.final_from_fraction * (end - start)
+        v0 = v1 = self.level(begin)
+        for _ in range(table.final_fall_levels):
+            v1 = _next_level(v1, False)
+        self.ramps.append(_Ramp(begin, end, v0, v1))
+        i = bisect.bisect_left(self.offsets, end)
+        self.offsets.insert(i, end)
+        self.levels.insert(i, v1)
+
     def level(self, offset: float) -> float:
         i = bisect.bisect_right(self.offsets, offset + 1e-6) - 1
         return self.levels[i] if i >= 0 else DEFAULT_VELOCITY
@@ -540,6 +563,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
     for staff in staves:
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
+        rises = phrasing.slur_rises(staff, flat)
         figures = ornaments.spanner_index(staff)
         unfilled = _unfilled_bar_ends(staff)
         # pitch → index into events of a tie still open
@@ -564,7 +588,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
             gate, weight, breath = ornaments.articulation(el, id(el) in slurred)
             if breath:  # the note ends a breath early (a figure too: its notes fit before)
                 gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
-            velocity = dyn.velocity(offset) + weight
+            velocity = dyn.velocity(offset) + weight + rises.get(id(el), 0.0)
             pitches = _pitches(el, percussion_key)
             # where a tie from this note goes on: its end, or past the unfilled end of its bar
             tie_on = on + dur + unfilled.get(round((float(el.offset) + float(el.quarterLength))
@@ -616,6 +640,10 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                 else:
                     open_ties.pop(pitch, None)
     notes = _finish_notes(events)
+    last = max(notes, key=lambda n: (n.off, n.on), default=None)
+    if last is not None and last.off >= round((tl.total - 1.0) * TICKS_PER_QUARTER):
+        # the piece's last note (in this part): it may die away
+        dyn.fade_out(last.on / TICKS_PER_QUARTER, last.off / TICKS_PER_QUARTER)
     is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)
     if not is_percussion:  # a drum channel's program chooses the kit
         controls.extend(techniques.program_changes(staves, name=name, inst=inst,
