@@ -259,13 +259,45 @@ def test_a_long_last_note_dies_away_unless_marked():
         expression.VELOCITY_CURVE_EXPONENT
     assert falling[-1] == pytest.approx(EXPRESSION_BASELINE * mp_over_mf, abs=2)
     assert last.velocity == DYNAMIC_VELOCITY["mf"]  # struck as written
-    # a dynamic on it: played as marked, no fade; a short last note: none either
+    # a dynamic on it: played as marked, no fade (only a held note's swell, back at its end);
+    # a short last note: none either
     marked = _line(["C5", "D5", "E5"], [1, 1, 4], part_instrument=instrument.Flute(),
                    marks={0: "mf", 2: "f"})
-    assert all(v == EXPRESSION_BASELINE for t, v in _cc(marked, CC11) if t > marked.notes[-1].on)
+    assert min(v for t, v in _cc(marked, CC11) if t > marked.notes[-1].on) >= EXPRESSION_BASELINE
     short = _line(["C5", "D5", "E5"], [1, 1, 1], part_instrument=instrument.Flute(),
                   marks={0: "mf"})
     assert all(v == EXPRESSION_BASELINE for _, v in _cc(short, CC11))
+
+
+def test_a_long_held_note_swells_gently_and_comes_back():
+    from music21 import dynamics, instrument
+    from pipeline.score.phrasing import load_phrasing
+
+    swell = load_phrasing().swell_db["woodwinds"]
+    # a whole note in the middle of a flute line (the line goes on after it)
+    flute = _line(["C5", "D5", "E5", "F5"], [1, 1, 4, 1], part_instrument=instrument.Flute(),
+                  marks={0: "mf"})
+    held = flute.notes[2]
+    cc = [(t, v) for t, v in _cc(flute, CC11) if held.on <= t < held.off]
+    top = max(v for _, v in cc)
+    assert top == round(EXPRESSION_BASELINE * 10 ** (swell / 40))  # +swell dB at its middle
+    middle = held.on + (held.off - held.on) / 2
+    assert abs(next(t for t, v in cc if v == top) - middle) <= (held.off - held.on) / 8
+    assert cc[-1][1] == EXPRESSION_BASELINE  # back by its end, for the next note
+    # none under a hairpin (it does as marked), none on a piano
+    from music21 import meter, note, stream
+    part = stream.Part([instrument.Flute(), meter.TimeSignature("4/4")])
+    notes = [note.Note(p, quarterLength=q) for p, q in (("C5", 1), ("E5", 4), ("F5", 1))]
+    for n in notes:
+        part.append(n)
+    part.insert(0, dynamics.Dynamic("mf"))
+    part.insert(1.0, dynamics.Crescendo(notes[1], notes[1]))
+    (under,) = perform(LoadedScore(Path("cresc.musicxml"), "music21",
+                                   stream.Score([part]))).tracks
+    rising = [v for t, v in _cc(under, CC11) if under.notes[1].on <= t < under.notes[1].off]
+    assert rising == sorted(rising)  # the crescendo alone: no swell back down
+    piano = _line(["C4", "D4", "E4", "F4"], [1, 1, 4, 1], marks={0: "mf"})
+    assert _cc(piano, CC11) == []
 
 
 # --- expression as heard ------------------------------------------------------------------------

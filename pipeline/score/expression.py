@@ -113,9 +113,12 @@ class LevelCurve:
         return np.interp(ticks, self.ticks, self.levels)
 
 
-def shape(track: Track, curve: LevelCurve, *, baseline: int = EXPRESSION_BASELINE) -> Track:
+def shape(track: Track, curve: LevelCurve, *, baseline: int = EXPRESSION_BASELINE,
+          swell_db: float = 0.0, swell_ticks: int = 2 * TICKS_PER_QUARTER) -> Track:
     """The track with CC11 following ``curve`` and its velocities set to share the level with
-    it (the design in the module docstring). Notes must be in their final, played ticks."""
+    it (the design in the module docstring). Notes must be in their final, played ticks.
+    ``swell_db``: a note held alone for ``swell_ticks`` or more at a steady level swells that
+    much towards its middle and back (a half sine)."""
     if not track.notes:
         return track
     on = np.array([n.on for n in track.notes], dtype=np.int64)
@@ -140,14 +143,19 @@ def shape(track: Track, curve: LevelCurve, *, baseline: int = EXPRESSION_BASELIN
                                                           first_sample[of_sample])
 
     accent_tick, accent_ratio = _phrase_accents(curve, starts)
+    swells = _swelling(curve, starts, ends, np.bincount(phrase, minlength=len(starts)),
+                       accent_ratio, swell_db, swell_ticks)
+    # a level ratio r heard through CC11 changes the level by 40·0.83·log10(r) dB
+    swell_ratio = 10.0 ** (swells / (40.0 * VELOCITY_CURVE_EXPONENT))
 
     def level(t: np.ndarray, k: np.ndarray) -> np.ndarray:
         """The level of phrase ``k`` at tick ``t``: the curve, with the phrase's opening
-        accent falling back to it."""
+        accent falling back to it, and a long held note's swell."""
         plain = curve.at(t)
         fall = np.clip(1.0 - (t - accent_tick[k]) / (ACCENT_FALL_QUARTERS * TICKS_PER_QUARTER),
                        0.0, 1.0)
-        return plain * (1.0 + (accent_ratio[k] - 1.0) * fall)
+        x = np.clip((t - starts[k]) / np.maximum(ends[k] - starts[k], 1), 0.0, 1.0)
+        return plain * (1.0 + (accent_ratio[k] - 1.0) * fall) * swell_ratio[k] ** np.sin(np.pi * x)
 
     sampled = level(ticks.astype(np.float64), of_sample)
     # the level CC11's baseline stands for in each phrase: its opening level, or higher where
@@ -167,6 +175,20 @@ def shape(track: Track, curve: LevelCurve, *, baseline: int = EXPRESSION_BASELIN
     notes = tuple(Note(n.on, n.off, n.pitch, int(v)) for n, v in zip(track.notes, new_velocity))
     controls = tuple(sorted(track.controls + tuple(expression), key=lambda c: c.tick))
     return replace(track, notes=notes, controls=controls, expression=baseline)
+
+
+def _swelling(curve: LevelCurve, starts, ends, notes, accent_ratio, swell_db: float,
+              swell_ticks: int) -> np.ndarray:
+    """Per phrase, the swell (dB) of a note held alone (one note), long enough, at a level that
+    the score keeps steady over it (no hairpin, dynamic or accent on it); 0 for the others."""
+    out = np.zeros(len(starts))
+    if swell_db <= 0:
+        return out
+    for k in np.flatnonzero((notes == 1) & (ends - starts >= swell_ticks) & (accent_ratio == 1.0)):
+        levels = curve.at(np.linspace(starts[k], ends[k], 16))
+        if levels.max() - levels.min() < 1e-6:
+            out[k] = swell_db
+    return out
 
 
 def _phrase_accents(curve: LevelCurve, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -243,7 +243,11 @@ def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Time
     on the notes' played ticks."""
     if not track.is_percussion and expression.sustains(track.name, track.instrument,
                                                        track.program):
-        track = expression.shape(track, dyn.curve())
+        table = phrasing.load_phrasing()
+        track = expression.shape(track, dyn.curve(),
+                                 swell_db=phrasing.swell_db(track.name, track.instrument,
+                                                            track.program),
+                                 swell_ticks=round(table.swell_min_quarters * TICKS_PER_QUARTER))
     # a piano's staves share one <part>: its marks once
     marks = list({id(m): m for s in staves for m in pedals.get(id(s), ())}.values())
     if marks:

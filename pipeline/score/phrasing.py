@@ -1,6 +1,8 @@
 """Phrase shaping read ahead from the score (``data/phrasing.toml``), as NotePerformer and
-players do: a slurred phrase rises towards its peak note and relaxes after it, and a piece's long
-last note dies away gently unless a dynamic or hairpin on it says otherwise. (A slur's last note
+players do: a slurred phrase rises towards its peak note and relaxes after it, a long note held
+alone swells slightly towards its middle (its family's amount; :func:`pipeline.score.expression
+.shape` draws it), and a piece's long last note dies away gently unless a dynamic or hairpin on
+it says otherwise. (A slur's last note
 is already played shorter than the notes it joins: see :mod:`pipeline.score.ornaments`.)"""
 from __future__ import annotations
 
@@ -21,13 +23,15 @@ class Phrasing:
     final_min_quarters: float
     final_fall_levels: int
     final_from_fraction: float
+    swell_min_quarters: float
+    swell_db: dict  # family → the most a long held note swells (dB)
 
 
 @functools.lru_cache(maxsize=1)
 def load_phrasing() -> Phrasing:
     """Read and check ``data/phrasing.toml``."""
     data = package_toml(WHERE)
-    slur, final = data.get("slur", {}), data.get("final_note", {})
+    slur, final, swell = data.get("slur", {}), data.get("final_note", {}), data.get("swell", {})
     return Phrasing(
         rise_velocity=number(slur, "rise_velocity", f"{WHERE} [slur]", PipelineError, 0.0, 20.0),
         min_slur_notes=int(number(slur, "min_notes", f"{WHERE} [slur]", PipelineError, 2, 50)),
@@ -36,7 +40,30 @@ def load_phrasing() -> Phrasing:
         final_fall_levels=int(number(final, "fall_levels", f"{WHERE} [final_note]",
                                      PipelineError, 0, 4)),
         final_from_fraction=number(final, "from_fraction", f"{WHERE} [final_note]",
-                                   PipelineError, 0.0, 0.95))
+                                   PipelineError, 0.0, 0.95),
+        swell_min_quarters=number(swell, "min_quarters", f"{WHERE} [swell]", PipelineError,
+                                  0.5, 64.0),
+        swell_db={family: number(swell, family, f"{WHERE} [swell]", PipelineError, 0.0, 3.0)
+                  for family in swell if family != "min_quarters" and _family(family)})
+
+
+def _family(name: str) -> bool:
+    from pipeline.settings.instruments import FAMILIES
+
+    if name not in FAMILIES:
+        raise PipelineError(f"{WHERE} [swell]: '{name}' is not a family (one of: "
+                            f"{', '.join(FAMILIES)})")
+    return True
+
+
+def swell_db(name: str, instrument: str | None, program: int | None) -> float:
+    """How much a long held note of this part swells (dB), by its family."""
+    from pipeline.settings import instruments
+
+    info = instruments.lookup_first(name, instrument)
+    family = info.family if info is not None else \
+        instruments.family_of_program(program) if program is not None else None
+    return float(load_phrasing().swell_db.get(family, 0.0))
 
 
 def slur_rises(staff, flat, table: Phrasing | None = None) -> dict[int, float]:
