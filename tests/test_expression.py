@@ -209,7 +209,7 @@ def test_sf_accents_its_note_and_the_level_returns():
 
 # --- phrase shaping (pipeline/data/phrasing.toml) -------------------------------------------------
 
-def _line(pitches, lengths, *, part_instrument=None, marks=None, slur=None):
+def _line(pitches, lengths, *, part_instrument=None, marks=None, slur=None, articulation=None):
     """The track of a one-staff line (``pitches`` as note names, ``lengths`` in quarters),
     with dynamics ``marks`` ({note index: mark}, p at the start by default) and a slur over
     the notes ``slur`` = (first, last)."""
@@ -219,6 +219,8 @@ def _line(pitches, lengths, *, part_instrument=None, marks=None, slur=None):
     part.append(part_instrument or instrument.Piano())
     part.append(meter.TimeSignature("4/4"))
     notes = [note.Note(p, quarterLength=q) for p, q in zip(pitches, lengths)]
+    if articulation is not None:  # (note index, music21 articulation class)
+        notes[articulation[0]].articulations.append(articulation[1]())
     for n in notes:
         part.append(n)
     for index, mark in (marks or {0: "p"}).items():
@@ -298,6 +300,31 @@ def test_a_long_held_note_swells_gently_and_comes_back():
     assert rising == sorted(rising)  # the crescendo alone: no swell back down
     piano = _line(["C4", "D4", "E4", "F4"], [1, 1, 4, 1], marks={0: "mf"})
     assert _cc(piano, CC11) == []
+
+
+def test_an_accent_on_a_held_note_peaks_at_the_attack_and_falls_back():
+    from music21 import articulations, instrument
+
+    def flute(accented: bool):
+        track = _line(["C5", "D5", "E5", "F5"], [1, 1, 1, 1], part_instrument=instrument.Flute(),
+                      marks={0: "mf"}, articulation=(2, articulations.Accent) if accented else None)
+        return track, _cc(track, CC11)
+
+    plain, plain_cc = flute(False)
+    accented, cc = flute(True)
+    mf, note = DYNAMIC_VELOCITY["mf"], accented.notes[2]
+    assert note.velocity == mf + 12  # struck accented …
+    at_attack = [v for t, v in cc if t <= note.on][-1]
+    within = [v for t, v in cc if note.on <= t < note.off]
+    fallen = round(EXPRESSION_BASELINE * (mf / (mf + 12)) ** expression.VELOCITY_CURVE_EXPONENT)
+    assert at_attack == EXPRESSION_BASELINE and within[-1] == fallen  # … then back to mf
+    assert within == sorted(within, reverse=True)
+    assert next(t for t, v in cc if v == fallen) - note.on <= expression.ACCENT_FALL_QUARTERS * Q
+    assert [n.velocity for n in plain.notes] == [mf] * 4
+    assert all(v == EXPRESSION_BASELINE for _, v in plain_cc)
+    piano = _line(["C4", "D4", "E4", "F4"], [1, 1, 1, 1], marks={0: "mf"},
+                  articulation=(2, articulations.Accent))
+    assert piano.notes[2].velocity == mf + 12 and _cc(piano, CC11) == []  # struck: velocity
 
 
 # --- expression as heard ------------------------------------------------------------------------

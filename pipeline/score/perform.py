@@ -405,6 +405,8 @@ class _Dynamics:
         self.offsets: list[float] = []
         self.levels: list[float] = []
         self.accents: dict[float, int] = {}
+        #: articulation accents (>, ^, portato): the level a note starts at, falling back
+        self.stressed: dict[float, float] = {}
         level = DEFAULT_VELOCITY
         for off, value in marks:
             if isinstance(value, int):  # a playback velocity
@@ -460,6 +462,12 @@ class _Dynamics:
         self.offsets.insert(i, end)
         self.levels.insert(i, v1)
 
+    def stress(self, offset: float, level: float) -> None:
+        """A note at ``offset`` (played quarters) accented by its articulation starts at
+        ``level``: on a held note the accent peaks at the attack and falls back to the dynamic
+        (as an sfz does), rather than the whole note being louder."""
+        self.stressed[offset] = max(self.stressed.get(offset, 0.0), level)
+
     def level(self, offset: float) -> float:
         i = bisect.bisect_right(self.offsets, offset + 1e-6) - 1
         return self.levels[i] if i >= 0 else DEFAULT_VELOCITY
@@ -485,8 +493,9 @@ class _Dynamics:
         eps = 1e-4  # over level()'s tolerance of 1e-6, under a tick
         xs = [x for p in points for x in (p - eps, p)] or [0.0]
         levels = [self._written(x) for x in xs]
+        marked = {**self.stressed, **{off: float(v) for off, v in self.accents.items()}}
         accents = tuple(sorted((round(off * TICKS_PER_QUARTER), float(v))
-                               for off, v in self.accents.items()))
+                               for off, v in marked.items()))
         return expression.LevelCurve(np.array(xs) * TICKS_PER_QUARTER, np.array(levels),
                                      accents)
 
@@ -592,6 +601,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
             gate, weight, breath = ornaments.articulation(el, id(el) in slurred)
             if breath:  # the note ends a breath early (a figure too: its notes fit before)
                 gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
+            if weight > 0:
+                dyn.stress(offset, dyn.velocity(offset) + weight)
             velocity = dyn.velocity(offset) + weight + rises.get(id(el), 0.0)
             pitches = _pitches(el, percussion_key)
             # where a tie from this note goes on: its end, or past the unfilled end of its bar
