@@ -9,8 +9,10 @@ import soundfile as sf
 
 from pipeline.model import Control, Note, Performance, TempoMap, Track
 from pipeline.render import attack
-from pipeline.render.attack import (HOP_S, LEGATO_HOLD_S, MIN_KEPT, compensated_timing, delay_s,
-                                    level_curve, written_timing)
+from pipeline.render.attack import (HOP_S, compensated_timing, delay_s, level_curve, load_rules,
+                                    written_timing)
+
+LEGATO_HOLD_S, MIN_KEPT = load_rules().legato_hold_s, load_rules().min_kept
 
 from conftest import MUSESCORE
 

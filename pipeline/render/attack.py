@@ -15,7 +15,8 @@ prepare it move that much earlier. It belongs to the voices, not to the music:
 
 Three rules keep the line a line. A connected line (slurred or tenuto: the perform stage gives
 every other note a small gap) is played legato: each note sounds to its written end and
-``LEGATO_HOLD_S`` beyond, under the next note's early start, so the two cross-fade instead of
+``legato_hold_ms`` beyond (``data/attack.toml``, with the other rules' figures), under the
+next note's early start, so the two cross-fade instead of
 the line dipping at every change (a sample re-attacked from silence dips several dB). Any other
 note never starts before the note it follows in its part has ended: that note ends a little
 earlier instead (by the difference of their delays, a few milliseconds as a rule), unless that
@@ -27,6 +28,7 @@ moves before the piece's start: every stem starts with the same silence instead
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -34,9 +36,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.dsp.fluidsynth import Synth
+from pipeline.errors import PipelineError
 from pipeline.model import OWN_PROGRAM, Performance, Track, Voice
 from pipeline.render import voice_cache
 from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
+from pipeline.settings.validation import number, package_toml
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +48,33 @@ CACHE_VERSION = 3  # 2: every note measured alone (no fading voice under it); 3:
 ENVELOPE_S = 1.0      # each measured note is held this long; longer notes read its whole curve
 HOP_S = 0.005         # the level curve's step
 WINDOW_S = 0.010      # the level: mean power over a window this long, centred on each step
-HEARD_DB = -6.0       # a note is heard once its level comes this close to its peak
 VELOCITY_STEP = 16    # velocities measured at the middle of steps this wide
-MAX_SHIFT_S = 0.35    # a slower rise is a swell written into the sample, not an attack
-MIN_KEPT = 0.5        # a note ended early for the next keeps at least this share of its length
-LEGATO_GAP_S = 0.002  # a note ending this close to the next one's start is connected to it
-LEGATO_HOLD_S = 0.03  # … and is held this far into it: the two cross-fade, as players join notes
 SILENT_DB = -200.0
 WORKERS = 2           # synths measuring side by side
+WHERE = "data/attack.toml"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The musical rules of ``data/attack.toml`` (see its comments)."""
+
+    heard_db: float
+    max_shift_s: float
+    min_kept: float
+    legato_gap_s: float
+    legato_hold_s: float
+
+
+@functools.lru_cache(maxsize=1)
+def load_rules() -> Rules:
+    """Read and check ``data/attack.toml``."""
+    data = package_toml(WHERE)
+    return Rules(heard_db=number(data, "heard_db", WHERE, PipelineError, -20.0, -1.0),
+                 max_shift_s=number(data, "max_shift_ms", WHERE, PipelineError, 0.0, 1000.0) / 1e3,
+                 min_kept=number(data, "min_kept", WHERE, PipelineError, 0.0, 1.0),
+                 legato_gap_s=number(data, "legato_gap_ms", WHERE, PipelineError, 0.0, 50.0) / 1e3,
+                 legato_hold_s=number(data, "legato_hold_ms", WHERE, PipelineError,
+                                      0.0, 200.0) / 1e3)
 
 
 @dataclass(frozen=True)
@@ -144,27 +167,29 @@ def _rules(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, new_on: np.ndarra
     has ended (see the module). A note whose written end touches the next note's start (a
     slurred or tenuto line: the perform stage leaves other notes a gap) sounds to that end,
     under the next note's early start, unless they share a key. Else a note that had ended by
-    another's written start ends by its new start, keeping at least ``MIN_KEPT`` of its
+    another's written start ends by its new start, keeping at least ``min_kept`` of its
     length, or the later note starts when it ends."""
+    rules = load_rules()
+    gap, hold, kept = rules.legato_gap_s, rules.legato_hold_s, rules.min_kept
     by_end = np.argsort(off, kind="stable")
     ends = off[by_end]
     # the notes that ended by each note's written start and may reach past its new one
-    lows = np.searchsorted(ends, on - MAX_SHIFT_S - 1.0, side="left").tolist()
+    lows = np.searchsorted(ends, on - rules.max_shift_s - 1.0, side="left").tolist()
     highs = np.searchsorted(ends, on + 1e-9, side="right").tolist()
     order, by_end = np.argsort(on, kind="stable").tolist(), by_end.tolist()
     on_, off_, key = on.tolist(), off.tolist(), pitch.tolist()
     start, end = new_on.tolist(), new_off.tolist()  # plain floats: a loop over every note
     for k in order:  # legato first: a note held to its end …
         for j in by_end[lows[k]:highs[k]]:
-            if j != k and on_[j] < on_[k] and key[j] != key[k] and off_[j] > on_[k] - LEGATO_GAP_S:
-                end[j] = max(end[j], off_[j] + LEGATO_HOLD_S)
+            if j != k and on_[j] < on_[k] and key[j] != key[k] and off_[j] > on_[k] - gap:
+                end[j] = max(end[j], off_[j] + hold)
     for k in order:  # … then no note into another that had ended
         for j in by_end[lows[k]:highs[k]]:
             if j == k or on_[j] >= on_[k] or end[j] <= start[k]:
                 continue
-            if key[j] != key[k] and off_[j] > on_[k] - LEGATO_GAP_S:
+            if key[j] != key[k] and off_[j] > on_[k] - gap:
                 continue  # legato: the overlap is the point
-            if start[k] - start[j] >= MIN_KEPT * (off_[j] - on_[j]):
+            if start[k] - start[j] >= kept * (off_[j] - on_[j]):
                 end[j] = start[k]
             else:
                 start[k] = min(end[j], on_[k])
@@ -227,13 +252,15 @@ def note_delays(performance: Performance, voices: tuple[Voice, ...], *,
 
 def delay_s(levels_db, steps: int) -> float:
     """When a note whose level curve (dB, every ``HOP_S``) is ``levels_db`` is first heard,
-    over its first ``steps`` steps: where it first comes within ``HEARD_DB`` of their peak
-    (0 for a silent note; at most ``MAX_SHIFT_S``)."""
+    over its first ``steps`` steps: where it first comes within the rules' ``heard_db`` of
+    their peak
+    (0 for a silent note; at most the rules' ``max_shift_ms``)."""
+    rules = load_rules()
     curve = np.asarray(levels_db[:steps], dtype=np.float64)
     if curve.size == 0 or curve.max() <= SILENT_DB:
         return 0.0
-    first = int(np.argmax(curve >= curve.max() + HEARD_DB))
-    return min(MAX_SHIFT_S, first * HOP_S)
+    first = int(np.argmax(curve >= curve.max() + rules.heard_db))
+    return min(rules.max_shift_s, first * HOP_S)
 
 
 def level_curve(audio: np.ndarray, sample_rate: int) -> np.ndarray:
