@@ -1,7 +1,7 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
 #               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n] [ATTACK=0]
-#               [VIBRATO=0]
+#               [VIBRATO=0] [PHRASING=0]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3
@@ -21,6 +21,7 @@ SEED ?=
 MIX_STEMS ?=
 ATTACK ?=
 VIBRATO ?=
+PHRASING ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
 CORPUS ?=
@@ -41,7 +42,8 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(SWING),--swing "$(SWING)") $(if $(HUMANIZE),--humanize "$(HUMANIZE)") \
 	$(if $(SEED),--seed "$(SEED)") $(if $(filter 1 yes true,$(MIX_STEMS)),--mix-stems) \
 	$(if $(filter 0 no false,$(ATTACK)),--no-attack-compensation) \
-	$(if $(filter 0 no false,$(VIBRATO)),--no-vibrato)
+	$(if $(filter 0 no false,$(VIBRATO)),--no-vibrato) \
+	$(if $(filter 0 no false,$(PHRASING)),--no-phrasing)
 
 .PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
 
@@ -55,6 +57,7 @@ help:
 	@echo "             MIX_STEMS=1 (also write mix-stems/, each instrument's part of the mix, for a DAW)"
 	@echo "             ATTACK=0 (notes start as written, not early by the time their sound takes to speak)"
 	@echo "             VIBRATO=0 (no vibrato added to straight samples of saxes, singers, jazz brass)"
+	@echo "             PHRASING=0 (no phrase shaping: slur rises, swells, accent falls, the last note's fade)"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"

@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="start each note early by the time its sound takes to be heard, so it is "
                         "heard on the beat (on by default; performance.mid keeps the written "
                         "times either way)")
+    _phrasing_option(r)
     r.add_argument("--vibrato", action=argparse.BooleanOptionalAction, default=True,
                    help="a modest vibrato on long notes of voices whose samples are straight, "
                         "where the style wants one: saxes, singers, a jazz band's brass (on by "
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     pf.add_argument("--fermata-hold", type=_positive, metavar="FACTOR",
                     help="how many times its length a note under a fermata lasts (default: 2.0; "
                          "1.0 = not held, as MuseScore 3 plays, for comparing with its playback)")
+    _phrasing_option(pf)
     _humanize_options(pf)
     _max_duration(pf)
     _common(pf)
@@ -105,6 +107,13 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
     return value
+
+
+def _phrasing_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--phrasing", action=argparse.BooleanOptionalAction, default=True,
+                   help="shape phrases as a player does: a slur rises to its peak note, a held "
+                        "note swells, an accent falls back, the last note dies away (on by "
+                        "default; see pipeline/data/phrasing.toml)")
 
 
 def _humanize_options(p: argparse.ArgumentParser) -> None:
@@ -167,7 +176,7 @@ def _render(args) -> int:
                       reference=args.reference, swing=args.swing, layout=args.layout,
                       humanize=args.humanize, seed=args.seed, max_duration_s=args.max_duration,
                       mix_stems=args.mix_stems, attack_compensation=args.attack_compensation,
-                      vibrato=args.vibrato, accelerator=accelerator)
+                      vibrato=args.vibrato, phrasing=args.phrasing, accelerator=accelerator)
         interactive = not args.quiet and sys.stderr.isatty()
         if args.album:
             bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -304,7 +313,7 @@ def _perform(args) -> int:
     performance = perform_to_midi(args.score, args.output, soundfont=args.soundfont,
                                   swing=args.swing, fermata_hold=args.fermata_hold,
                                   humanize=args.humanize, seed=args.seed,
-                                  max_duration_s=args.max_duration)
+                                  max_duration_s=args.max_duration, phrasing=args.phrasing)
     if not args.quiet:
         print(f"{args.output}: {len(performance.tracks)} tracks, {performance.note_count} notes, "
               f"{performance.duration_s:.1f} s")

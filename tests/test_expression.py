@@ -402,3 +402,26 @@ def test_lilypond_pedal_marks():
     bar = 10 * BAR
     gap = expression.PEDAL_CHANGE_TICKS
     assert _cc(track, CC64) == [(bar, 127), (bar + Q, 0), (bar + Q + gap, 127), (bar + 3 * Q, 0)]
+
+
+def test_no_phrasing_plays_only_what_is_written(tmp_path):
+    from music21 import dynamics, instrument, meter, note, spanner, stream
+    from pipeline.run import perform_to_midi
+
+    # a slurred line ending on a long note, performed (and written to MIDI) both ways
+    part = stream.Part([instrument.Flute(), meter.TimeSignature("4/4")])
+    notes = [note.Note(p, quarterLength=q) for p, q in zip(["C5", "E5", "G5", "E5", "C5"],
+                                                            [1, 1, 1, 1, 4])]
+    for n in notes:
+        part.append(n)
+    part.insert(0, dynamics.Dynamic("mf"))
+    part.insert(0, spanner.Slur(notes[0], notes[3]))
+    path = tmp_path / "line.musicxml"
+    stream.Score([part]).write("musicxml", fp=str(path))
+    plain = perform_to_midi(path, tmp_path / "plain.mid", phrasing=False).tracks[0]
+    full = perform_to_midi(path, tmp_path / "full.mid").tracks[0]
+    mf = DYNAMIC_VELOCITY["mf"]
+    assert [n.velocity for n in plain.notes] == [mf] * 5  # no rise to the peak
+    assert all(v == EXPRESSION_BASELINE for _, v in _cc(plain, CC11))  # no swell, no fade
+    assert [n.velocity for n in full.notes] != [mf] * 5
+    assert any(v != EXPRESSION_BASELINE for _, v in _cc(full, CC11))

@@ -104,7 +104,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                  reference: str | Path | None = None, swing: float | None = None,
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
                  mix_stems: bool = False, attack_compensation: bool = True,
-                 vibrato: bool = True,
+                 vibrato: bool = True, phrasing: bool = True,
                  progress: ProgressFn | None = None, max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``: :func:`render_to_mix`, then
@@ -113,7 +113,8 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
     ``attack_compensation``: each note starts early by the time its voice takes to be heard
     (:mod:`pipeline.render.attack`); ``performance.mid`` keeps the written times either way.
     ``vibrato``: long notes of straight samples get the vibrato their style wants
-    (:mod:`pipeline.render.vibrato`).
+    (:mod:`pipeline.render.vibrato`). ``phrasing``: phrases shaped as a player does
+    (:mod:`pipeline.score.phrasing`).
 
     ``mix_stems``: also write each player's post-fader contribution to the mix, its reverb
     included, to ``mix-stems/`` (one room convolution and one full-length file per player:
@@ -139,7 +140,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                               soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                               humanize=humanize, seed=seed, max_duration_s=max_duration_s,
                               mix_stems=mix_stems, attack_compensation=attack_compensation,
-                              add_vibrato=vibrato, accelerator=speed)
+                              add_vibrato=vibrato, phrasing=phrasing, accelerator=speed)
         return master_mix(piece, preset_objs, reference=ref, progress=progress,
                           accelerator=speed)
 
@@ -149,6 +150,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                   seed: int = DEFAULT_SEED, max_duration_s: float = MAX_DURATION_S,
                   slug: str | None = None, mix_stems: bool = False,
                   attack_compensation: bool = True, add_vibrato: bool = True,
+                  phrasing: bool = True,
                   accelerator: Accelerator | None = None) -> MixedPiece:
     """Load, perform, assign, render and mix a score into a hidden working folder under
     ``out_root`` (stems, mix-stems, performance.mid, mix.wav): :func:`master_mix` finishes it."""
@@ -161,7 +163,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
         if chosen is not None:
             settings = seat_layout(chosen, settings)
         feel = swing_feel(chosen, settings.swing)  # unless a template still to be detected says
-        score = speed.score(score_path)
+        score = speed.score(score_path, phrasing=phrasing)
         with stage("load"):
             fast.prepare(score, swing=feel)
         with stage("perform"):
@@ -263,9 +265,10 @@ def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
                     soundfont: str | Path | None = None, swing: float | None = None,
                     fermata_hold: float | None = None, humanize: float = 0.0,
                     seed: int | None = None, max_duration_s: float = MAX_DURATION_S,
+                    phrasing: bool = True,
                     accelerator: Accelerator | None = None) -> Performance:
     """Load and perform a score and write ``performance.mid`` without rendering audio
-    (``fermata_hold``: see :func:`pipeline.score.perform.perform`; None: its default;
+    (``fermata_hold``, ``phrasing``: see :func:`pipeline.score.perform.perform`; None: its default;
     ``humanize``/``seed``: see :func:`pipeline.score.humanize.humanize`; ``accelerator``: the
     command's, see :mod:`pipeline.speed.accelerator`). The score's sidecar, if it has one, sets
     the swing, soundfont and parts' programs the options leave."""
@@ -274,7 +277,7 @@ def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
     settings = choose(read_sidecar(Path(score_path)), soundfont=soundfont, swing=swing)
     with _accelerated(accelerator) as speed, speed.collector_paused():
         performance = perform(load(Path(score_path)), swing=swing_feel(None, settings.swing),
-                              **kwargs)
+                              phrasing=phrasing, **kwargs)
     performance = _played(performance, max_duration_s, humanize, seed)
     voices = assign(performance, soundfont=find_soundfont(settings.soundfont),
                     parts=part_settings(settings, performance))
@@ -290,7 +293,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                  sample_rate: int = 48000, reference: str | Path | None = None,
                  swing: float | None = None, layout: str | None = None, humanize: float = 0.0,
                  seed: int | None = None, mix_stems: bool = False,
-                 attack_compensation: bool = True, vibrato: bool = True,
+                 attack_compensation: bool = True, vibrato: bool = True, phrasing: bool = True,
                  progress: Callable[[str, str, float], None] | None = None,
                  max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> list[RenderResult]:
@@ -320,7 +323,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                                       sample_rate=sample_rate, humanize=humanize, seed=seed,
                                       max_duration_s=max_duration_s, mix_stems=mix_stems,
                                       attack_compensation=attack_compensation,
-                                      add_vibrato=vibrato,
+                                      add_vibrato=vibrato, phrasing=phrasing,
                                       progress=lambda s, f, n=path.name: report_progress(n, s, f),
                                       accelerator=speed)
                 pieces.append(piece)

@@ -30,7 +30,7 @@ from pipeline.score import musicxml
 
 from pipeline.score import ornaments
 
-from pipeline.score import phrasing
+from pipeline.score.phrasing import load_phrasing as phrasing_table, slur_rises, swell_db
 
 from pipeline.score import techniques
 
@@ -69,7 +69,7 @@ DRUMSET_BY_POSITION = {  # (display step, octave) on a percussion-clef 5-line st
 DEFAULT_DRUM = 38
 
 def perform(score: LoadedScore, *, swing: float | None = None,
-            fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
+            fermata_hold: float = timing.FERMATA_FACTOR, phrasing: bool = True) -> Performance:
     """Turn a loaded score into a performance. A music21 score is brought to sounding pitch
     in place (performing it again gives the same performance).
 
@@ -83,6 +83,9 @@ def perform(score: LoadedScore, *, swing: float | None = None,
         How many times its written length a note or rest under a fermata lasts, every part
         waiting (default 2.0). 1.0 plays fermatas unheld, as MuseScore 3 does with MusicXML
         fermatas: compare against its playback with 1.0 to see every other difference.
+    phrasing
+        Shape phrases as a player does (:mod:`pipeline.score.phrasing`: a slur's rise, a held
+        note's swell, an accent's fall, the last note's dying away); False: as written only.
 
     Raises
     ------
@@ -93,7 +96,7 @@ def perform(score: LoadedScore, *, swing: float | None = None,
         performance = _perform_midi(score.data, score.path)
     else:
         performance = _perform_music21(score.data, score.path, swing=swing,
-                                       fermata_hold=fermata_hold)
+                                       fermata_hold=fermata_hold, phrasing=phrasing)
     if not performance.tracks or performance.note_count == 0:
         raise ScoreError(f"{score.path}: the score has no notes to play")
     return performance
@@ -103,7 +106,8 @@ def perform(score: LoadedScore, *, swing: float | None = None,
 # music21 scores
 
 def _perform_music21(score, path: Path, *, swing: float | None = None,
-                     fermata_hold: float = timing.FERMATA_FACTOR) -> Performance:
+                     fermata_hold: float = timing.FERMATA_FACTOR,
+                     phrasing: bool = True) -> Performance:
     score = _to_sounding_pitch(score, path)
     comping.realize_numeral_chords(score, path)  # music21 keeps no Roman numeral's degree
     form.align_measures(score)
@@ -119,7 +123,7 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     tracks, played, comped = [], [], False  # played: each track's staves and dynamics
     for name, staves in groups:
         plan = comping.slash_plan(name, staves, tl, slash_bars.get(id(staves[0]), set()))
-        track, dyn = _perform_instrument(name, staves, tl,
+        track, dyn = _perform_instrument(name, staves, tl, phrasing=phrasing,
                                          skip=plan.skipped if plan else frozenset(),
                                          sound_dynamics=sound_dynamics.get(id(staves[0]), ()),
                                          hairpins=hairpins.get(id(staves[0])))
@@ -130,7 +134,8 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
             comped = True
         track = timing.adjust(track, staves, tl, timed)
         if track.notes:
-            tracks.append(_expression_and_pedals(track, dyn, staves, tl, pedals))
+            tracks.append(_expression_and_pedals(track, dyn, staves, tl, pedals,
+                                                 phrasing=phrasing))
             played.append((staves, dyn))
     pitched = [i for i, t in enumerate(tracks) if not t.is_percussion]
     if not comped and len(pitched) == 1:  # a lead sheet: nobody plays its chord symbols
@@ -238,15 +243,16 @@ def _pedal_marks(score, path: Path) -> dict[int, list[expression.PedalMark]]:
 
 
 def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Timeline,
-                           pedals: dict[int, list[expression.PedalMark]]) -> Track:
+                           pedals: dict[int, list[expression.PedalMark]], *,
+                           phrasing: bool = True) -> Track:
     """A sustaining instrument's expression (CC11) and any instrument's pedals (CC64, CC66),
     on the notes' played ticks."""
     if not track.is_percussion and expression.sustains(track.name, track.instrument,
                                                        track.program):
-        table = phrasing.load_phrasing()
+        table, shaped = phrasing_table(), phrasing
         track = expression.shape(track, dyn.curve(),
-                                 swell_db=phrasing.swell_db(track.name, track.instrument,
-                                                            track.program),
+                                 swell_db=swell_db(track.name, track.instrument,
+                                                            track.program) if shaped else 0.0,
                                  swell_ticks=round(table.swell_min_quarters * TICKS_PER_QUARTER))
     # a piano's staves share one <part>: its marks once
     marks = list({id(m): m for s in staves for m in pedals.get(id(s), ())}.values())
@@ -445,7 +451,7 @@ class _Dynamics:
         """The piece's last note, from ``start`` to ``end`` (played quarters): if it is long and
         no dynamic or hairpin is on it, it falls ``fall_levels`` levels over its last part
         (:mod:`pipeline.score.phrasing`)."""
-        table = phrasing.load_phrasing()
+        table = phrasing_table()
         if end - start < table.final_min_quarters or table.final_fall_levels <= 0:
             return
         marked = any(start - 1e-6 <= off <= end + 1e-6 for off in (*self.offsets,
@@ -556,7 +562,7 @@ def _slurred_ids(staff, flat) -> set[int]:
     return ids
 
 
-def _perform_instrument(name: str, staves, tl: form.Timeline,
+def _perform_instrument(name: str, staves, tl: form.Timeline, *, phrasing: bool = True,
                         skip: frozenset[int] = frozenset(),
                         sound_dynamics=(), hairpins=None) -> tuple[Track, "_Dynamics"]:
     """One instrument's notes as written, and its dynamics; ``skip`` holds ids of notes not
@@ -576,7 +582,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
     for staff in staves:
         flat = staff.flatten()
         slurred = _slurred_ids(staff, flat)
-        rises = phrasing.slur_rises(staff, flat)
+        rises = slur_rises(staff, flat) if phrasing else {}
         figures = ornaments.spanner_index(staff)
         unfilled = _unfilled_bar_ends(staff)
         # pitch → index into events of a tie still open
@@ -601,7 +607,7 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
             gate, weight, breath = ornaments.articulation(el, id(el) in slurred)
             if breath:  # the note ends a breath early (a figure too: its notes fit before)
                 gate = min(gate, (_breath_end(on, on + dur) - on) / dur)
-            if weight > 0:
+            if weight > 0 and phrasing:
                 dyn.stress(offset, dyn.velocity(offset) + weight)
             velocity = dyn.velocity(offset) + weight + rises.get(id(el), 0.0)
             pitches = _pitches(el, percussion_key)
@@ -656,7 +662,8 @@ def _perform_instrument(name: str, staves, tl: form.Timeline,
                     open_ties.pop(pitch, None)
     notes = _finish_notes(events)
     last = max(notes, key=lambda n: (n.off, n.on), default=None)
-    if last is not None and last.off >= round((tl.total - 1.0) * TICKS_PER_QUARTER):
+    if phrasing and last is not None and \
+            last.off >= round((tl.total - 1.0) * TICKS_PER_QUARTER):
         # the piece's last note (in this part): it may die away
         dyn.fade_out(last.on / TICKS_PER_QUARTER, last.off / TICKS_PER_QUARTER)
     is_percussion = bool(notes) and all_unpitched and not _is_pitched_percussion(inst)

@@ -76,9 +76,9 @@ class Accelerator:
 
     # ---- the piece's score and presets ----
 
-    def score(self, path: Path) -> ScoreSource:
+    def score(self, path: Path, *, phrasing: bool = True) -> ScoreSource:
         """The score's performance source: cache, helper, else a parse here."""
-        return ScoreSource(path, self.head_start)
+        return ScoreSource(path, self.head_start, phrasing=phrasing)
 
     @contextmanager
     def piece(self, score_path: Path, *, soundfont: Path, sample_rate: int) -> Iterator["PieceSpeed"]:

@@ -51,10 +51,13 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def key(score_path: Path, *, swing: float | None, fermata_hold: float | None) -> str:
+def key(score_path: Path, *, swing: float | None, fermata_hold: float | None,
+        phrasing: bool = True) -> str:
     """The cache key of the performance of ``score_path`` with these options."""
     h = hashlib.sha256(_code_digest().encode())
     h.update(f"|swing={swing!r}|fermata_hold={fermata_hold!r}|".encode())
+    if not phrasing:  # (the key of a shaped performance is as it was)
+        h.update(b"|phrasing=False|")
     with open(score_path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

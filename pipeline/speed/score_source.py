@@ -18,9 +18,11 @@ class ScoreSource:
     performed with the same options before; it is parsed only when a performance has to be
     made (``head_start``: the helper process parsing the command's scores, if any)."""
 
-    def __init__(self, path: Path, head_start: Prefetch | None = None):
+    def __init__(self, path: Path, head_start: Prefetch | None = None, *,
+                 phrasing: bool = True):
         self.path = path
         self.head_start = head_start
+        self.phrasing = phrasing  # (the helper shapes phrases: without, this parses itself)
         self.loaded = None
         self.keys: dict = {}    # swing → cache key (None: the file cannot be read)
         self.cached: dict = {}  # swing → performance, or None when the cache has none
@@ -35,7 +37,8 @@ class ScoreSource:
         if swing not in self.cached:
             try:
                 self.keys[swing] = performance_cache.key(self.path, swing=swing,
-                                                         fermata_hold=None)
+                                                         fermata_hold=None,
+                                                         phrasing=self.phrasing)
             except OSError:
                 self.keys[swing] = None  # missing or unreadable: load() says so in its own words
             key = self.keys[swing]
@@ -56,7 +59,7 @@ class ScoreSource:
         if self._look_up(swing) is None:
             if self.loaded is None:
                 self.loaded = load(self.path)
-            self.cached[swing] = perform(self.loaded, swing=swing)
+            self.cached[swing] = perform(self.loaded, swing=swing, phrasing=self.phrasing)
             if self.keys[swing]:
                 performance_cache.write(self.keys[swing], self.cached[swing])
         return self.cached[swing]
