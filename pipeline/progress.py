@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 #: Rough share of a render's wall time per stage, for one overall progress figure.
-STAGE_WEIGHTS = {"load": 0.15, "perform": 0.05, "assign": 0.01, "attack": 0.01, "render": 0.5, "mix": 0.12,
-                 "export": 0.05, "master": 0.12, "report": 0.04}
+STAGE_WEIGHTS = {"load": 0.15, "perform": 0.05, "assign": 0.01, "attack": 0.01, "render": 0.5,
+                 "mix": 0.12, "export": 0.05, "master": 0.12, "report": 0.04}
 
 ProgressFn = Callable[[str, float], None]
 

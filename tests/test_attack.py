@@ -61,7 +61,7 @@ def delays(monkeypatch):
     """Give each track's notes the delays listed (seconds), without a soundfont."""
     def use(*per_track):
         monkeypatch.setattr(attack, "note_delays",
-                            lambda performance, voices, sample_rate: tuple(
+                            lambda performance, voices, lengths_s, sample_rate: tuple(
                                 np.array(d, dtype=float) for d in per_track))
     return use
 

@@ -96,6 +96,7 @@ class Synth:
     def __init__(self, *, sample_rate: int, channels: int = 16, polyphony: int = 1024):
         self.lib = library()
         self.channels = channels
+        self.sample_rate = sample_rate
         self.settings = self.lib.new_fluid_settings()
         midi_channels = max(16, -(-channels // 16) * 16)
         self.midi_channels = midi_channels
@@ -167,6 +168,18 @@ class Synth:
 
     def active_voices(self) -> int:
         return self.lib.fluid_synth_get_active_voice_count(self.synth)
+
+    def silence(self, scratch: np.ndarray, max_s: float = 1.0) -> None:
+        """Stop every voice of every channel and run until none is left (at most ``max_s``),
+        rendering into ``scratch`` (as :meth:`process_into`'s ``out``): "all sound off" still
+        lets a voice fade for a few blocks, which would sound under the next note played."""
+        for channel in range(self.channels):
+            self.cc(channel, 120, 0)
+        step = min(scratch.shape[1], 1024)
+        for _ in range(int(max_s * self.sample_rate) // step):
+            if self.active_voices() == 0:
+                return
+            self.process_into(scratch, 0, step)
 
     def process_into(self, out: np.ndarray, start: int, frames: int) -> None:
         """Add ``frames`` frames of every channel into ``out[:, start:start+frames]``.

@@ -129,10 +129,11 @@ def compensated_timing(performance: Performance, voices: tuple[Voice, ...], *,
                        sample_rate: int) -> Timing:
     """Every note started early by its voice's measured delay (see the module)."""
     tm = performance.tempo_map
-    delays = note_delays(performance, voices, sample_rate=sample_rate)
+    seconds = [_note_seconds(track, tm) for track in performance.tracks]
+    delays = note_delays(performance, voices, [off - on for on, off in seconds],
+                         sample_rate=sample_rate)
     parts = []
-    for track, delay in zip(performance.tracks, delays):
-        on, off = _note_seconds(track, tm)
+    for track, (on, off), delay in zip(performance.tracks, seconds, delays):
         control = _control_seconds(track, tm)
         pitch = np.array([n.pitch for n in track.notes], dtype=np.int64)
         new_on, new_off = _rules(on, off, pitch, on - delay, off - delay)
@@ -179,16 +180,18 @@ def _rules(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, new_on: np.ndarra
     order, by_end = np.argsort(on, kind="stable").tolist(), by_end.tolist()
     on_, off_, key = on.tolist(), off.tolist(), pitch.tolist()
     start, end = new_on.tolist(), new_off.tolist()  # plain floats: a loop over every note
+    def joined(j: int, k: int) -> bool:
+        """Note ``j`` leads into ``k`` legato: it ends where ``k`` starts, on another key."""
+        return key[j] != key[k] and off_[j] > on_[k] - gap
+
     for k in order:  # legato first: a note held to its end …
         for j in by_end[lows[k]:highs[k]]:
-            if j != k and on_[j] < on_[k] and key[j] != key[k] and off_[j] > on_[k] - gap:
+            if j != k and on_[j] < on_[k] and joined(j, k):
                 end[j] = max(end[j], off_[j] + hold)
     for k in order:  # … then no note into another that had ended
         for j in by_end[lows[k]:highs[k]]:
-            if j == k or on_[j] >= on_[k] or end[j] <= start[k]:
-                continue
-            if key[j] != key[k] and off_[j] > on_[k] - gap:
-                continue  # legato: the overlap is the point
+            if j == k or on_[j] >= on_[k] or end[j] <= start[k] or joined(j, k):
+                continue  # (legato: the overlap is the point)
             if start[k] - start[j] >= kept * (off_[j] - on_[j]):
                 end[j] = start[k]
             else:
@@ -210,10 +213,11 @@ def _controls(control: np.ndarray, on: np.ndarray, new_on: np.ndarray) -> np.nda
 
 # ---- measuring ----
 
-def note_delays(performance: Performance, voices: tuple[Voice, ...], *,
+def note_delays(performance: Performance, voices: tuple[Voice, ...], lengths_s: list, *,
                 sample_rate: int) -> tuple[np.ndarray, ...]:
     """Per track, each note's delay (s) from note-on to heard, by its voice, key, velocity
-    and length; measured once per voice, key and velocity step, then read from the cache."""
+    and length (``lengths_s``: per track, each note's, in seconds); measured once per voice,
+    key and velocity step, then read from the cache."""
     path = voice_cache.cache_file("attack.json")
     cache = voice_cache.load(path)
     wanted: dict[str, tuple[Voice, int, int, int]] = {}
@@ -238,23 +242,24 @@ def note_delays(performance: Performance, voices: tuple[Voice, ...], *,
         voice_cache.save(path, cache, "attack")
     hops = int(round(ENVELOPE_S / HOP_S))
     out = []
-    for track, keys in zip(performance.tracks, per_track):
+    for track, keys, length_s in zip(performance.tracks, per_track, lengths_s):
         if not keys:
             out.append(np.zeros(len(track.notes)))
             continue
-        tm = performance.tempo_map
-        on, off = _note_seconds(track, tm)
-        length = np.clip(np.rint((off - on) / HOP_S).astype(np.int64), 2, hops)
+        steps = np.clip(np.rint(length_s / HOP_S).astype(np.int64), 2, hops).tolist()
         curves = {key: _unpack(cache[key]) for key in set(keys)}
-        out.append(np.array([delay_s(curves[key], n) for key, n in zip(keys, length)]))
+        delays: dict[tuple[str, int], float] = {}  # most notes share a key and a length
+        for key, n in zip(keys, steps):
+            if (key, n) not in delays:
+                delays[key, n] = delay_s(curves[key], n)
+        out.append(np.array([delays[key, n] for key, n in zip(keys, steps)]))
     return tuple(out)
 
 
 def delay_s(levels_db, steps: int) -> float:
     """When a note whose level curve (dB, every ``HOP_S``) is ``levels_db`` is first heard,
     over its first ``steps`` steps: where it first comes within the rules' ``heard_db`` of
-    their peak
-    (0 for a silent note; at most the rules' ``max_shift_ms``)."""
+    their peak (0 for a silent note; at most the rules' ``max_shift_ms``)."""
     rules = load_rules()
     curve = np.asarray(levels_db[:steps], dtype=np.float64)
     if curve.size == 0 or curve.max() <= SILENT_DB:
@@ -314,7 +319,7 @@ def _measure_share(notes: list, sample_rate: int) -> dict[str, str]:
             synth.noteon(0, pitch, velocity)
             synth.process_into(out, 0, frames)
             curves[key] = _pack(level_curve(out, sample_rate))
-            silence_voices(synth, out, sample_rate)
+            synth.silence(out)
     return curves
 
 
@@ -326,17 +331,6 @@ def _pack(levels_db: np.ndarray) -> str:
 
 def _unpack(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<i2") / 10.0
-
-
-def silence_voices(synth: Synth, scratch: np.ndarray, sample_rate: int) -> None:
-    """Stop every voice and run the synth until none is left: "all sound off" still lets a
-    voice fade for a few blocks, which would sound under the next note measured."""
-    synth.cc(0, 120, 0)
-    step = min(scratch.shape[1], 1024)
-    for _ in range(sample_rate // step):  # at most a second
-        if synth.active_voices() == 0:
-            return
-        synth.process_into(scratch, 0, step)
 
 
 def _prefix(voice: Voice, program: int) -> str:

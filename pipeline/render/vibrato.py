@@ -24,7 +24,7 @@ from pipeline.dsp.fluidsynth import Synth
 from pipeline.errors import PipelineError
 from pipeline.model import Performance, Voice
 from pipeline.render import voice_cache
-from pipeline.render.attack import Timing, silence_voices
+from pipeline.render.attack import Timing
 from pipeline.render.preset_holder import PresetHolder
 from pipeline.settings.instruments import FAMILIES
 from pipeline.settings.validation import number, package_toml
@@ -69,13 +69,13 @@ class PartVibrato:
 
     times_s: np.ndarray
     values: np.ndarray
-    style: str | None = None
+    style: Style | None = None
     carried_cents: float | None = None
 
-    def summary(self, table: Table) -> dict | None:
-        if self.style is not None:
-            s = next(x for x in table.styles if x.name == self.style)
-            return {"added": self.style, "depth_cents": s.depth_cents, "rate_hz": s.rate_hz}
+    def summary(self) -> dict | None:
+        s = self.style
+        if s is not None:
+            return {"added": s.name, "depth_cents": s.depth_cents, "rate_hz": s.rate_hz}
         if self.carried_cents is not None:
             return {"own_cents": round(self.carried_cents, 1)}
         return None
@@ -124,7 +124,7 @@ def plan(performance: Performance, voices: tuple[Voice, ...], timing: Timing, *,
         else:
             heard = part.on_s + part.shift_s  # written starts, in the stem's time
             times, values = wheel(heard, part.off_s, style)
-            out.append(PartVibrato(times, values, style=style.name, carried_cents=own[i]))
+            out.append(PartVibrato(times, values, style=style, carried_cents=own[i]))
     return tuple(out)
 
 
@@ -180,7 +180,7 @@ def _own_vibrato(wanted: dict[int, tuple[Voice, int]], sample_rate: int) -> dict
                 cents = pitch_cents(out.mean(axis=0)[int(SETTLE_S * sample_rate):],
                                     sample_rate, pitch)
                 cache[key] = round(swing_cents(cents), 2)
-                silence_voices(synth, out, sample_rate)
+                synth.silence(out)
         voice_cache.save(path, cache, "vibrato")
     return {i: float(cache[k]) for i, k in keys.items()}
 

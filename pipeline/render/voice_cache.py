@@ -1,5 +1,5 @@
 """What is measured of a soundfont's voices once and kept on disk (the balance calibration, the
-attack times): the JSON files beside each other in the cache folder, and the stamp that makes a
+attack times, the samples' own vibrato): the JSON files beside each other in the cache folder, and the stamp that makes a
 changed soundfont measure again."""
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline import __version__
 from pipeline.model import Mix, Performance, Stems, Voice
 from pipeline.render.attack import Timing
-from pipeline.render.vibrato import PartVibrato, load_table as load_vibrato
+from pipeline.render.vibrato import PartVibrato
 from pipeline.output.piece_report import (MixSummary, PartReport, PerformanceSummary,
                                           PieceReport, Setting, StemsSummary, Timings,
                                           part_from_json)
@@ -106,7 +106,7 @@ def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing,
                    soundfont=str(voice.soundfont), bank=voice.bank, program=voice.program,
                    voice_source=voice.source, family=voice.family,
                    percussion=voice.is_percussion, notes=len(track.notes), level=level,
-                   attack=attack, vibrato=wheel.summary(load_vibrato()) if wheel else None)
+                   attack=attack, vibrato=wheel.summary() if wheel else None)
         for track, voice, level, own, attack, wheel in zip(
             performance.tracks, voices, the_mix.stem_levels, sidecar_parts, timing.summary(),
             vibrato or (None,) * len(voices)))

@@ -140,7 +140,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                               soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                               humanize=humanize, seed=seed, max_duration_s=max_duration_s,
                               mix_stems=mix_stems, attack_compensation=attack_compensation,
-                              add_vibrato=vibrato, phrasing=phrasing, accelerator=speed)
+                              vibrato=vibrato, phrasing=phrasing, accelerator=speed)
         return master_mix(piece, preset_objs, reference=ref, progress=progress,
                           accelerator=speed)
 
@@ -149,7 +149,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                   sample_rate: int, progress: ProgressFn | None = None, humanize: float = 0.0,
                   seed: int = DEFAULT_SEED, max_duration_s: float = MAX_DURATION_S,
                   slug: str | None = None, mix_stems: bool = False,
-                  attack_compensation: bool = True, add_vibrato: bool = True,
+                  attack_compensation: bool = True, vibrato: bool = True,
                   phrasing: bool = True,
                   accelerator: Accelerator | None = None) -> MixedPiece:
     """Load, perform, assign, render and mix a score into a hidden working folder under
@@ -187,8 +187,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
         with stage("attack"):
             timing = compensated_timing(performance, voices, sample_rate=sample_rate) \
                 if attack_compensation else written_timing(performance)
-            vibrato = plan_vibrato(performance, voices, timing, ensemble=ensemble,
-                                   sample_rate=sample_rate) if add_vibrato else None
+            wheels = plan_vibrato(performance, voices, timing, ensemble=ensemble,
+                                  sample_rate=sample_rate) if vibrato else None
 
         folder = PieceFolder(out_root, slug or slugify(score_path.stem))
         midi = None
@@ -196,7 +196,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
             midi = speed.in_background(write_midi, performance, folder.work / "performance.mid",
                                        [(v.bank, v.program) for v in voices])
-            the_mix, stems = _render_and_mix(performance, voices, timing, vibrato, template,
+            the_mix, stems = _render_and_mix(performance, voices, timing, wheels, template,
                                              folder, speed, settings=settings, parts=parts,
                                              sample_rate=sample_rate, mix_stems=mix_stems,
                                              progress=progress, timings=timings)
@@ -210,7 +210,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             if failure:
                 raise failure from exc
             raise
-    record = piece_record(score_path, performance, voices, timing, vibrato, stems, the_mix,
+    record = piece_record(score_path, performance, voices, timing, wheels, stems, the_mix,
                           ensemble=ensemble,
                           settings=settings, template=template, soundfont=soundfont,
                           timings=timings)
@@ -323,7 +323,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                                       sample_rate=sample_rate, humanize=humanize, seed=seed,
                                       max_duration_s=max_duration_s, mix_stems=mix_stems,
                                       attack_compensation=attack_compensation,
-                                      add_vibrato=vibrato, phrasing=phrasing,
+                                      vibrato=vibrato, phrasing=phrasing,
                                       progress=lambda s, f, n=path.name: report_progress(n, s, f),
                                       accelerator=speed)
                 pieces.append(piece)
@@ -422,7 +422,7 @@ def _log_choices(performance: Performance, voices, ensemble: str, settings: Piec
     log.info("ensemble: %s (%s)", ensemble, origin(settings, "ensemble"))
 
 
-def _render_and_mix(performance, voices, timing: Timing, vibrato, template, folder: PieceFolder,
+def _render_and_mix(performance, voices, timing: Timing, wheels, template, folder: PieceFolder,
                     speed: Accelerator, *,
                     settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
                     progress: ProgressFn, timings: dict[str, float]) -> tuple[Mix, Stems]:
@@ -438,7 +438,7 @@ def _render_and_mix(performance, voices, timing: Timing, vibrato, template, fold
     with ThreadPoolExecutor(2, thread_name_prefix="score2audio-render") as side:
         def synthesise() -> tuple[Stems, float]:
             stems = render(performance, voices, stems_dir=stems_dir, sample_rate=sample_rate,
-                           timing=timing, vibrato=vibrato,
+                           timing=timing, vibrato=wheels,
                            progress=lambda f: progress("render", f), feed=feed)
             return stems, time.perf_counter()
 

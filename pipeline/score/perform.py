@@ -249,11 +249,9 @@ def _expression_and_pedals(track: Track, dyn: "_Dynamics", staves, tl: form.Time
     on the notes' played ticks."""
     if not track.is_percussion and expression.sustains(track.name, track.instrument,
                                                        track.program):
-        table, shaped = phrasing_table(), phrasing
-        track = expression.shape(track, dyn.curve(),
-                                 swell_db=swell_db(track.name, track.instrument,
-                                                            track.program) if shaped else 0.0,
-                                 swell_ticks=round(table.swell_min_quarters * TICKS_PER_QUARTER))
+        swell = swell_db(track.name, track.instrument, track.program) if phrasing else 0.0
+        track = expression.shape(track, dyn.curve(), swell_db=swell, swell_ticks=round(
+            phrasing_table().swell_min_quarters * TICKS_PER_QUARTER))
     # a piano's staves share one <part>: its marks once
     marks = list({id(m): m for s in staves for m in pedals.get(id(s), ())}.values())
     if marks:
