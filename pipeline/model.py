@@ -189,6 +189,26 @@ class Stems:
         return self.frames / self.sample_rate
 
 
+@dataclass(frozen=True)
+class AttackApplied:
+    """How much earlier than written a part's notes start, to be heard on the beat (made by
+    the render stage's attack compensation, read by the report)."""
+
+    median_ms: float
+    max_ms: float
+    held_back: int  # notes that had to give up some of their head start
+
+
+@dataclass(frozen=True)
+class VibratoApplied:
+    """A part's vibrato: the style added (its depth and rate), or the preset's own swing."""
+
+    added: str | None = None
+    depth_cents: float | None = None
+    rate_hz: float | None = None
+    own_cents: float | None = None
+
+
 class StemStream(Protocol):
     """What the mix stage reads of stems handed over while they are rendered (the render's
     :class:`~pipeline.render.stems.StemFeed` is one), so that the mixer needs nothing of the

@@ -114,7 +114,7 @@ def test_a_short_note_is_not_cut_to_nothing_for_the_next(delays):
     assert part.on_s[1] >= part.off_s[0] - 1e-9
     assert part.shift_s[1] < 0.2
     timing = compensated_timing(perf, (None,), sample_rate=SR)
-    assert timing.summary()[0]["held_back"] == 1
+    assert timing.summary()[0].held_back == 1
 
 
 def test_chords_and_overlapping_voices_are_left_overlapping(delays):
@@ -283,7 +283,7 @@ def test_every_instrument_is_heard_within_20_ms_of_the_piano(on_the_beat, render
     # as written, the strings and the choir trail the piano by a tenth of a second or more
     assert max(m - plain["Piano"] for m in plain.values()) > 0.08
     # the report says what was done
-    attack_ms = {p.part: p.attack["median_ms"] for p in result.report.parts}
+    attack_ms = {p.part: p.attack.median_ms for p in result.report.parts}
     assert attack_ms["Violin"] > 40 > attack_ms["Piano"]
 
 
@@ -329,7 +329,7 @@ def _line_xml(name: str, program: int, base: int, slurred: bool, bars: int = 6) 
 def note_change_dips(stem: Path, ons_s: np.ndarray, lead_in_s: float) -> np.ndarray:
     """At each written note change inside a bar: how far (dB) the level (the power over 10 ms,
     every 5 ms) falls between 40 ms before and 60 ms after it, under the median level of the
-    two notes' middles (200–50 ms before, 100–250 ms after)."""
+    middle thirds of the two notes (their bodies, clear of any gap, wherever it falls)."""
     audio, sr = sf.read(str(stem), dtype="float64", always_2d=True)
     power = np.square(audio).sum(axis=1)
     window, sums = int(0.010 * sr), np.concatenate(([0.0], np.cumsum(power)))
@@ -340,21 +340,23 @@ def note_change_dips(stem: Path, ons_s: np.ndarray, lead_in_s: float) -> np.ndar
         hi = np.clip(centres + window // 2, 0, power.size)
         return 10 * np.log10(np.maximum((sums[hi] - sums[lo]) / window, 1e-20))
 
+    def body(a: float, b: float) -> np.ndarray:
+        return level(a + (b - a) / 3, a + 2 * (b - a) / 3)
+
+    starts = ons_s + lead_in_s
     dips = []
-    for k, t in enumerate(ons_s[1:] + lead_in_s, 1):
+    for k in range(1, starts.size - 1):
         if k % 8:  # not across a bar line, where the slur ends
-            body = np.median(np.concatenate([level(t - 0.2, t - 0.05), level(t + 0.1, t + 0.25)]))
-            dips.append(body - level(t - 0.04, t + 0.06).min())
+            t = starts[k]
+            middles = np.concatenate([body(starts[k - 1], t), body(t, starts[k + 1])])
+            dips.append(np.median(middles) - level(t - 0.04, t + 0.06).min())
     return np.array(dips)
 
 
 @pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
-@pytest.mark.parametrize("name, program, base, shallower_db", [
-    # a flute re-attacked from silence dips 7 dB at each note; the violin's slow release
-    # dips under 6 dB even detached: legato takes all of it away
-    ("Flute", 74, 72, 6.0), ("Violin", 41, 67, 4.5)])
+@pytest.mark.parametrize("name, program, base", [("Flute", 74, 72), ("Violin", 41, 67)])
 def test_a_slurred_line_dips_far_less_than_a_detached_one(tmp_path, render_once, name, program,
-                                                          base, shallower_db):
+                                                          base):
     dips = {}
     for slurred in (False, True):
         score = tmp_path / f"{name.lower()}-{'slurred' if slurred else 'detached'}.musicxml"
@@ -363,7 +365,9 @@ def test_a_slurred_line_dips_far_less_than_a_detached_one(tmp_path, render_once,
         ons, _ = _written(score)[name]
         dips[slurred] = float(np.median(note_change_dips(
             result.folder / result.report.parts[0].stem, ons, result.report.stems.lead_in_s)))
-    assert dips[True] <= dips[False] - shallower_db, dips
+    # detached, each note is re-attacked from near silence (about 7 dB down); slurred, the
+    # line carries on through the change
+    assert dips[True] <= dips[False] - 6.0, dips
     assert dips[True] < 1.0, dips
 
 
@@ -440,7 +444,7 @@ def test_vibrato_is_measured_on_the_stem_as_the_table_says(tmp_path, render_once
     straight = render_once(score, soundfont=MUSESCORE, ensemble="quintet", vibrato=False)
     voices = next(s for s in load_table().styles if s.name == "voices")
     parts = {p.part: p for p in result.report.parts}
-    assert parts["Voice"].vibrato["added"] == "voices"
+    assert parts["Voice"].vibrato.added == "voices"
     # the voice's long notes, once the vibrato has grown: its depth and rate, pitch-tracked
     from pipeline.score.load import load
     from pipeline.score.perform import perform
@@ -471,5 +475,5 @@ def test_a_jazz_band_s_trumpet_gets_vibrato(tmp_path, render_once):
     score.write_text(_long_notes_xml(), encoding="utf-8")
     result = render_once(score, soundfont=MUSESCORE, ensemble="jazz-band")
     parts = {p.part: p for p in result.report.parts}
-    assert parts["Trumpet"].vibrato["added"] == "jazz-brass"
+    assert parts["Trumpet"].vibrato.added == "jazz-brass"
     assert parts["Piano"].vibrato is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from pipeline.model import StemLevel
+from pipeline.model import AttackApplied, StemLevel, VibratoApplied
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,11 @@ class PartReport:
     percussion: bool
     notes: int
     level: StemLevel
-    #: how much earlier than written its notes start, to be heard on the beat (ms: median,
-    #: largest; held_back: notes that had to give some of it up); None when not compensated
-    attack: dict | None = None
-    #: the vibrato added (style, depth, rate) or the preset's own swing; None: neither
-    vibrato: dict | None = None
+    #: how much earlier than written its notes start, to be heard on the beat; None when not
+    #: compensated
+    attack: AttackApplied | None = None
+    #: the vibrato added or the preset's own swing; None: neither
+    vibrato: VibratoApplied | None = None
 
     @property
     def stem(self) -> str:
@@ -217,6 +217,9 @@ LEVEL_KEYS = ("pan", "peak_dbfs", "loudness_lufs", "depth", "seat", "bus", "cali
 def _part_json(p: PartReport) -> dict:
     level = p.level
     return {**{k: getattr(p, k) for k in PART_KEYS}, "set_by_sidecar": list(p.set_by_sidecar),
+            "attack": vars(p.attack).copy() if p.attack else None,
+            "vibrato": ({k: v for k, v in vars(p.vibrato).items() if v is not None}
+                        if p.vibrato else None),
             "stem": level.file, **{k: getattr(level, k) for k in LEVEL_KEYS},
             "eq": [dict(b) for b in level.eq],
             "compressor": dict(level.compressor) if level.compressor is not None else None}
@@ -227,8 +230,12 @@ def part_from_json(p: dict) -> PartReport:
     level = StemLevel(part=p["part"], file=p["stem"], instrument=p["instrument_map"] or "",
                       family=p["family"], **{k: p[k] for k in LEVEL_KEYS if k != "eq"},
                       eq=tuple(p["eq"]))
-    return PartReport(**{k: p.get(k) for k in PART_KEYS if k != "set_by_sidecar"},
-                      set_by_sidecar=tuple(p["set_by_sidecar"]), level=level)
+    attack, vibrato = p.get("attack"), p.get("vibrato")
+    return PartReport(**{k: p.get(k) for k in PART_KEYS
+                         if k not in ("set_by_sidecar", "attack", "vibrato")},
+                      set_by_sidecar=tuple(p["set_by_sidecar"]), level=level,
+                      attack=AttackApplied(**attack) if attack else None,
+                      vibrato=VibratoApplied(**vibrato) if vibrato else None)
 
 
 def _master_json(m: MasterReport) -> dict:

@@ -15,7 +15,7 @@ from pipeline.dsp import kernels
 from pipeline.files import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
 from pipeline.dsp.spectrum import long_term_psd
-from pipeline.model import SpanGain, StemLevel
+from pipeline.model import AttackApplied, SpanGain, StemLevel, VibratoApplied
 from pipeline.output.piece_report import Guard, MasterReport, PartReport, PieceReport
 
 WAVEFORM_COLUMNS = 2400
@@ -337,21 +337,21 @@ def _chain(m: MasterReport) -> str:
     return "".join(f"<li>{e(i)}</li>" for i in items)
 
 
-def _attack(attack: dict | None) -> str:
+def _attack(attack: AttackApplied | None) -> str:
     """'98 ms (up to 131)' for a part's attack compensation."""
     if not attack:
         return "—"
-    held = f", {attack['held_back']} held back" if attack.get("held_back") else ""
-    return f"{attack['median_ms']:g} ms (up to {attack['max_ms']:g}{held})"
+    held = f", {attack.held_back} held back" if attack.held_back else ""
+    return f"{attack.median_ms:g} ms (up to {attack.max_ms:g}{held})"
 
 
-def _vibrato(vibrato: dict | None) -> str:
+def _vibrato(vibrato: VibratoApplied | None) -> str:
     """'±15 cents at 5.5 Hz (voices)', or the preset's own swing, for a part's vibrato."""
     if not vibrato:
         return "—"
-    if "added" in vibrato:
-        return f"±{vibrato['depth_cents']:g} cents at {vibrato['rate_hz']:g} Hz ({vibrato['added']})"
-    return f"its own, ±{vibrato['own_cents']:g} cents"
+    if vibrato.added:
+        return f"±{vibrato.depth_cents:g} cents at {vibrato.rate_hz:g} Hz ({vibrato.added})"
+    return f"its own, ±{vibrato.own_cents:g} cents"
 
 
 def _stem_tone(level: StemLevel) -> str:

@@ -37,7 +37,7 @@ import numpy as np
 
 from pipeline.dsp.fluidsynth import Synth
 from pipeline.errors import PipelineError
-from pipeline.model import OWN_PROGRAM, Performance, Track, Voice
+from pipeline.model import OWN_PROGRAM, AttackApplied, Performance, Track, Voice
 from pipeline.render import voice_cache
 from pipeline.render.preset_holder import PresetHolder, preset_key, program_change
 from pipeline.settings.validation import number, package_toml
@@ -99,7 +99,7 @@ class Timing:
     parts: tuple[PartTiming, ...]
     compensated: bool
 
-    def summary(self) -> tuple[dict | None, ...]:
+    def summary(self) -> tuple[AttackApplied | None, ...]:
         """Per part, the head start given (median and largest, ms) and the notes that could
         not take all of theirs; None for a part without notes or when not compensated."""
         out = []
@@ -108,9 +108,9 @@ class Timing:
                 out.append(None)
                 continue
             given = p.shift_s * 1000.0
-            out.append({"median_ms": round(float(np.median(given)), 1),
-                        "max_ms": round(float(given.max()), 1),
-                        "held_back": int(np.count_nonzero(p.shift_s < p.delay_s - 5e-4))})
+            out.append(AttackApplied(
+                median_ms=round(float(np.median(given)), 1), max_ms=round(float(given.max()), 1),
+                held_back=int(np.count_nonzero(p.shift_s < p.delay_s - 5e-4))))
         return tuple(out)
 
 

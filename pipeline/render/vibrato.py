@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.dsp.fluidsynth import Synth
 from pipeline.errors import PipelineError
-from pipeline.model import Performance, Voice
+from pipeline.model import Performance, VibratoApplied, Voice
 from pipeline.render import voice_cache
 from pipeline.render.attack import Timing
 from pipeline.render.preset_holder import PresetHolder
@@ -72,12 +72,12 @@ class PartVibrato:
     style: Style | None = None
     carried_cents: float | None = None
 
-    def summary(self) -> dict | None:
+    def summary(self) -> VibratoApplied | None:
         s = self.style
         if s is not None:
-            return {"added": s.name, "depth_cents": s.depth_cents, "rate_hz": s.rate_hz}
+            return VibratoApplied(added=s.name, depth_cents=s.depth_cents, rate_hz=s.rate_hz)
         if self.carried_cents is not None:
-            return {"own_cents": round(self.carried_cents, 1)}
+            return VibratoApplied(own_cents=round(self.carried_cents, 1))
         return None
 
 
