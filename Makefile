@@ -1,7 +1,7 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
 #               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n] [ATTACK=0]
-#               [VIBRATO=0] [PHRASING=0]
+#               [VIBRATO=0] [PHRASING=0] [REHEARSAL=1 [COUNT_IN=1]]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3
@@ -22,6 +22,10 @@ MIX_STEMS ?=
 ATTACK ?=
 VIBRATO ?=
 PHRASING ?=
+REHEARSAL ?=
+COUNT_IN ?=
+REHEARSAL_PART_DB ?=
+REHEARSAL_OTHERS_DB ?=
 BENCH_ARGS ?=
 AGREEMENT_ARGS ?=
 CORPUS ?=
@@ -43,7 +47,10 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(SEED),--seed "$(SEED)") $(if $(filter 1 yes true,$(MIX_STEMS)),--mix-stems) \
 	$(if $(filter 0 no false,$(ATTACK)),--no-attack-compensation) \
 	$(if $(filter 0 no false,$(VIBRATO)),--no-vibrato) \
-	$(if $(filter 0 no false,$(PHRASING)),--no-phrasing)
+	$(if $(filter 0 no false,$(PHRASING)),--no-phrasing) \
+	$(if $(filter 1 yes true,$(REHEARSAL)),--rehearsal) $(if $(filter 1 yes true,$(COUNT_IN)),--count-in) \
+	$(if $(REHEARSAL_PART_DB),--rehearsal-part-db "$(REHEARSAL_PART_DB)") \
+	$(if $(REHEARSAL_OTHERS_DB),--rehearsal-others-db "$(REHEARSAL_OTHERS_DB)")
 
 .PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
 
@@ -58,6 +65,8 @@ help:
 	@echo "             ATTACK=0 (notes start as written, not early by the time their sound takes to speak)"
 	@echo "             VIBRATO=0 (no vibrato added to straight samples of saxes, singers, jazz brass)"
 	@echo "             PHRASING=0 (no phrase shaping: slur rises, swells, accent falls, the last note's fade)"
+	@echo "             REHEARSAL=1 (also rehearsal/<part>.mp3: each part +6 dB and centred, the rest -6 dB;"
+	@echo "             REHEARSAL_PART_DB=…, REHEARSAL_OTHERS_DB=… change them; COUNT_IN=1: a bar of clicks first)"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"

@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
                         "heard on the beat (on by default; performance.mid keeps the written "
                         "times either way)")
     _phrasing_option(r)
+    r.add_argument("--rehearsal", action="store_true",
+                   help="also write rehearsal/<part>.mp3 for each part: that part louder and "
+                        "centred, the others softer (made from the mix stems, which are written "
+                        "too)")
+    r.add_argument("--rehearsal-part-db", type=float, default=6.0, metavar="DB",
+                   help="a rehearsal track's own part, against the mix (default: +6)")
+    r.add_argument("--rehearsal-others-db", type=float, default=-6.0, metavar="DB",
+                   help="the other parts in a rehearsal track, against the mix (default: -6)")
+    r.add_argument("--count-in", action="store_true",
+                   help="rehearsal tracks start with a bar of clicks at the opening tempo")
     r.add_argument("--vibrato", action=argparse.BooleanOptionalAction, default=True,
                    help="a modest vibrato on long notes of voices whose samples are straight, "
                         "where the style wants one: saxes, singers, a jazz band's brass (on by "
@@ -169,14 +179,19 @@ def _render(args) -> int:
                                      swing=args.swing) as accelerator:
         from pipeline.run import render_album, render_score
 
+        from pipeline.mix.rehearsal import Rehearsal
+
         presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) \
             if args.preset else None
+        rehearsal = Rehearsal(args.rehearsal_part_db, args.rehearsal_others_db, args.count_in) \
+            if args.rehearsal else None
         common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                       soundfont=args.soundfont, sample_rate=args.sample_rate,
                       reference=args.reference, swing=args.swing, layout=args.layout,
                       humanize=args.humanize, seed=args.seed, max_duration_s=args.max_duration,
                       mix_stems=args.mix_stems, attack_compensation=args.attack_compensation,
-                      vibrato=args.vibrato, phrasing=args.phrasing, accelerator=accelerator)
+                      vibrato=args.vibrato, phrasing=args.phrasing, rehearsal=rehearsal,
+                      accelerator=accelerator)
         interactive = not args.quiet and sys.stderr.isatty()
         if args.album:
             bar = _Progress(interactive, f"album ({len(args.scores)} pieces)")
@@ -224,6 +239,11 @@ def _summary(result, quiet: bool) -> None:
               f"(ceiling {m.ceiling_dbtp:g})")
         if m.guard.engaged:
             print(f"    guard: {m.guard.why}")
+    if rep.rehearsal:
+        t = rep.rehearsal[0]
+        count = f", a {t.count_in_beats}-beat count-in" if t.count_in_beats else ""
+        print(f"  rehearsal/: {len(rep.rehearsal)} tracks (own part {t.part_gain_db:+g} dB, "
+              f"the others {t.others_gain_db:+g} dB{count})")
 
 
 def _settings_line(settings) -> str:

@@ -159,10 +159,15 @@ def _ogg_crc(page: bytes) -> int:
     return int(f"{reflected:032b}"[::-1], 2)
 
 
+def read_audio(path: Path) -> np.ndarray:
+    """A file written by :func:`write_audio`, back as (channels, frames) float32."""
+    audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio.T)
+
+
 def read_mix(folder: Path) -> np.ndarray:
     """The mix written by :func:`write_mix`, back as (2, frames) float32."""
-    audio, _ = sf.read(str(folder / "mix.wav"), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(audio.T)
+    return read_audio(folder / "mix.wav")
 
 
 def write_mix(folder: Path, mix: Mix, progress: Callable[[int], None] | None = None) -> Path:

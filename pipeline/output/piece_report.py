@@ -113,6 +113,21 @@ class PerformanceSummary:
     played_s: float
     tempo_bpm_start: float
     tempo_changes: int
+    time_signature: tuple[int, int] = (4, 4)  # the opening one
+
+
+@dataclass(frozen=True)
+class RehearsalTrack:
+    """A part's rehearsal track: the part forward and centred, the others back, mastered as the
+    web demo is."""
+
+    part: str
+    file: str
+    part_gain_db: float
+    others_gain_db: float
+    count_in_beats: int           # 0: no count-in
+    integrated_lufs: float | None
+    true_peak_dbtp: float | None  # of the decoded MP3
 
 
 @dataclass(frozen=True)
@@ -168,6 +183,7 @@ class PieceReport:
     masters: tuple[MasterReport, ...]
     timings: Timings
     pipeline_version: str
+    rehearsal: tuple[RehearsalTrack, ...] = ()
 
     def setting(self, name: str) -> Setting:
         return dict(self.settings)[name]
@@ -193,13 +209,15 @@ def as_json(report: PieceReport) -> dict:
         "instrumentation": report.instrumentation,
         "sample_rate": report.sample_rate,
         "duration_s": report.duration_s,
-        "performance": vars(report.performance).copy(),
+        "performance": {**vars(report.performance),
+                        "time_signature": list(report.performance.time_signature)},
         "soundfont": report.soundfont,
         "parts": [_part_json(p) for p in report.parts],
         "stems": vars(report.stems).copy(),
         "mix": {"file": report.mix.file, "loudness_lufs": report.mix.loudness_lufs,
                 "duration_s": report.mix.duration_s, **report.mix.settings},
         "masters": [_master_json(m) for m in report.masters],
+        "rehearsal": [vars(t).copy() for t in report.rehearsal],
         "timings_s": report.timings.as_dict(),
         "pipeline_version": report.pipeline_version,
     }

@@ -380,6 +380,17 @@ def _page(report: PieceReport, pictures) -> str:
                               m.peak_to_loudness_db, m.limiter_max_reduction_db,
                               m.limiter_mean_reduction_db, _guard(m.guard)))
                         for m in report.masters)
+    rehearsal = ""
+    if report.rehearsal:
+        first = report.rehearsal[0]
+        count = f", after a {first.count_in_beats}-beat count-in" if first.count_in_beats else ""
+        rows = "\n".join(_row((t.part, t.file, t.integrated_lufs, t.true_peak_dbtp))
+                         for t in report.rehearsal)
+        rehearsal = (f"<h2>Rehearsal tracks</h2>\n<p class=\"meta\">Each part "
+                     f"{first.part_gain_db:+g} dB and centred, the others "
+                     f"{first.others_gain_db:+g} dB{e(count)}; mastered as the web demo is."
+                     f"</p>\n<table><tr><th>part</th><th>file</th><th>integrated LUFS</th>"
+                     f"<th>true peak dBTP (decoded)</th></tr>\n{rows}</table>")
     chains = "\n".join(f"<h3>{e(m.preset)}: {e(m.description)}</h3>\n<ul>{_chain(m)}</ul>"
                        for m in report.masters)
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.as_dict().items())
@@ -407,6 +418,7 @@ ensemble <b>{e(report.ensemble)}</b> ({e(report.ensemble_chosen_by)}) ·
 <th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>
 <th>limiter max GR dB</th><th>mean GR dB</th><th>dynamic-range guard</th></tr>
 {masters}</table>
+{rehearsal}
 <h2>What the mastering chain did</h2>
 {chains}
 <p>Mix: peak {mix['peak_dbfs']} dBFS, {mix['loudness_lufs']} LUFS, room {e(mix['room'])}

@@ -21,7 +21,7 @@ from pipeline.settings.config import Template
 from pipeline.settings.sidecar import PieceSettings, swing_feel
 from pipeline.voices.ensemble import instrumentation
 
-FORMAT = 1  # bumped when what is stored changes shape
+FORMAT = 2  # bumped when what is stored changes shape
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice
             file="performance.mid", notes=performance.note_count,
             played_s=round(performance.duration_s, 3),
             tempo_bpm_start=round(performance.tempo_map.bpm_at(0), 2),
-            tempo_changes=len(performance.tempo_map.changes)),
+            tempo_changes=len(performance.tempo_map.changes),
+            time_signature=performance.time_signature),
         soundfont=str(soundfont),
         parts=_parts(performance, voices, timing, vibrato, the_mix, settings),
         stems=StemsSummary(folder="stems", frames=stems.frames,
@@ -142,7 +143,8 @@ def read_record(path: Path) -> PieceRecord:
         ensemble=r["ensemble"], ensemble_chosen_by=r["ensemble_chosen_by"], sidecar=r["sidecar"],
         settings=tuple((k, Setting(s["value"], s["from"])) for k, s in r["settings"].items()),
         instrumentation=r["instrumentation"], sample_rate=r["sample_rate"],
-        duration_s=r["duration_s"], performance=PerformanceSummary(**r["performance"]),
+        duration_s=r["duration_s"], performance=PerformanceSummary(
+            **{**r["performance"], "time_signature": tuple(r["performance"]["time_signature"])}),
         soundfont=r["soundfont"], parts=tuple(part_from_json(p) for p in r["parts"]),
         stems=StemsSummary(**r["stems"]), mix=mix_summary, masters=(),
         timings=Timings(tuple((k, v) for k, v in r["timings_s"].items() if k != "total")),

@@ -21,10 +21,12 @@ from pipeline.errors import RenderError
 from pipeline.master.mastering import (Prepared, Reference, album_targets, load_reference,
                                        master, prepare)
 from pipeline.mix.mixer import mix
+from pipeline.mix.rehearsal import Rehearsal, count_in, rehearsal_balance, with_count_in
 from pipeline.model import Mix, Performance, Stems
-from pipeline.output.export import (PieceFolder, read_mix, write_master, write_mix,
-                                    write_report)
-from pipeline.output.piece_report import MasterReport, PieceReport, Timings
+from pipeline.dsp.loudness import measure
+from pipeline.output.export import (PieceFolder, read_audio, read_mix, write_lossy, write_master,
+                                    write_mix, write_report)
+from pipeline.output.piece_report import MasterReport, PieceReport, RehearsalTrack, Timings
 from pipeline.output.report import report_pictures, shape, stage_picture, trace, write_html
 from pipeline.paths import slugify
 from pipeline.progress import MAX_DURATION_S, ProgressFn
@@ -41,7 +43,7 @@ from pipeline.score.humanize import humanize as humanized
 from pipeline.score.load import load
 from pipeline.score.musicxml import release_parsed
 from pipeline.score.perform import perform, write_midi
-from pipeline.settings.config import Preset, load_template
+from pipeline.settings.config import Preset, load_preset, load_template
 from pipeline.settings.sidecar import PieceSettings, choose, read_sidecar, swing_feel
 from pipeline.settings.soundfonts import find_soundfont
 from pipeline.speed.accelerator import Accelerator, WriteBehind
@@ -105,10 +107,14 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
                  mix_stems: bool = False, attack_compensation: bool = True,
                  vibrato: bool = True, phrasing: bool = True,
+                 rehearsal: Rehearsal | None = None,
                  progress: ProgressFn | None = None, max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``: :func:`render_to_mix`, then
     :func:`master_mix`.
+
+    ``rehearsal``: also write ``rehearsal/<part>.mp3``, each part forward and centred and the
+    others back (:mod:`pipeline.mix.rehearsal`), made from the mix stems (written too).
 
     ``attack_compensation``: each note starts early by the time its voice takes to be heard
     (:mod:`pipeline.render.attack`); ``performance.mid`` keeps the written times either way.
@@ -139,10 +145,11 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
         piece = render_to_mix(Path(score_path), out_root=Path(out_root), settings=settings,
                               soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                               humanize=humanize, seed=seed, max_duration_s=max_duration_s,
-                              mix_stems=mix_stems, attack_compensation=attack_compensation,
+                              mix_stems=mix_stems or rehearsal is not None,
+                              attack_compensation=attack_compensation,
                               vibrato=vibrato, phrasing=phrasing, accelerator=speed)
         return master_mix(piece, preset_objs, reference=ref, progress=progress,
-                          accelerator=speed)
+                          rehearsal=rehearsal, accelerator=speed)
 
 
 def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, soundfont: Path,
@@ -221,11 +228,12 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
                progress: ProgressFn | None = None, targets: dict[str, float] | None = None,
                album: dict | None = None,
                before_commit: Callable[[Path, PieceReport], None] | None = None,
+               rehearsal: Rehearsal | None = None,
                accelerator: Accelerator | None = None) -> RenderResult:
     """Master a piece rendered to its mix for each preset, write its files and report, and
     move its folder into place (``targets``: an album's loudness per preset; ``album``: the
     album's note; ``before_commit(working folder, report)`` adds files that must arrive with
-    the rest)."""
+    the rest; ``rehearsal``: its rehearsal tracks too, from its mix stems)."""
     progress = progress or _quiet
     timings = dict(piece.record.report.timings.seconds)
     folder = piece.folder
@@ -236,8 +244,13 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
             with stage("master"):
                 masters, traces = _master_all(piece, presets, reference, targets, album, jobs,
                                               progress)
+            tracks = ()
+            if rehearsal is not None:
+                with stage("rehearsal"):
+                    piece.wait_written()  # they are made from mix.wav
+                    tracks = _rehearsal_tracks(piece, rehearsal, album)
             with stage("report"):
-                report = replace(piece.record.report, masters=tuple(masters),
+                report = replace(piece.record.report, masters=tuple(masters), rehearsal=tracks,
                                  timings=Timings(tuple(timings.items())))  # the page's, so far
                 # the pictures need no file names: drawn while the last master's are written
                 pictures = report_pictures(report, jobs.mix_trace.result(), traces,
@@ -294,6 +307,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                  swing: float | None = None, layout: str | None = None, humanize: float = 0.0,
                  seed: int | None = None, mix_stems: bool = False,
                  attack_compensation: bool = True, vibrato: bool = True, phrasing: bool = True,
+                 rehearsal: Rehearsal | None = None,
                  progress: Callable[[str, str, float], None] | None = None,
                  max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> list[RenderResult]:
@@ -321,7 +335,8 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                 piece = render_to_mix(path, out_root=Path(out_root), settings=settings,
                                       soundfont=find_soundfont(settings.soundfont),
                                       sample_rate=sample_rate, humanize=humanize, seed=seed,
-                                      max_duration_s=max_duration_s, mix_stems=mix_stems,
+                                      max_duration_s=max_duration_s,
+                                      mix_stems=mix_stems or rehearsal is not None,
                                       attack_compensation=attack_compensation,
                                       vibrato=vibrato, phrasing=phrasing,
                                       progress=lambda s, f, n=path.name: report_progress(n, s, f),
@@ -333,7 +348,7 @@ def render_album(score_paths: list[str | Path], *, name: str = "album",
                 piece.mix = replace(piece.mix, audio=read_mix(piece.folder.work))
                 n = Path(piece.record.report.source).name
                 results.append(master_mix(piece, preset_objs, reference=ref, targets=target,
-                                          album=note, accelerator=speed,
+                                          album=note, rehearsal=rehearsal, accelerator=speed,
                                           progress=lambda s, f, n=n: report_progress(n, s, f)))
             return results
         except BaseException:
@@ -464,6 +479,42 @@ def _render_and_mix(performance, voices, timing: Timing, wheels, template, folde
     log.info("render: %d stems of %.1f s at %d Hz", len(stems.stems), stems.duration_s,
              stems.sample_rate)
     return the_mix, stems
+
+
+def _rehearsal_tracks(piece: MixedPiece, rehearsal: Rehearsal,
+                      album: dict | None) -> tuple[RehearsalTrack, ...]:
+    """Each part's rehearsal track: its balance (from the mix and its mix stem), a bar of
+    clicks first if asked, mastered and encoded as the web demo is."""
+    record, work = piece.record, piece.folder.work
+    report, sr = record.report, record.mix_sample_rate
+    preset = load_preset("web-demo")
+    mastering = load_template(record.template).mastering
+    whole = read_mix(work)
+    clicks, beats = None, 0
+    if rehearsal.count_in:
+        clicks, beats = count_in(report.performance.time_signature,
+                                 report.performance.tempo_bpm_start, sr,
+                                 music_peak=float(np.abs(whole).max()))
+    (work / "rehearsal").mkdir(exist_ok=True)
+    tracks = []
+    for part in report.parts:
+        audio = rehearsal_balance(whole, read_audio(work / part.level.mix_stem), rehearsal)
+        if clicks is not None:
+            audio = with_count_in(audio, clicks, report.stems.lead_in_s, sr)
+        loud = measure(audio, sr)
+        mastered = master(Mix(audio, sr, (), {}, loud.integrated_lufs(), loud.short_term_lufs()),
+                          preset, mastering, consume_mix=True)
+        name = f"rehearsal/{Path(part.stem).stem}.mp3"  # named as its stem: NN-<part>
+        written = write_lossy(work / name, mastered.audio, mastered.sample_rate, preset,
+                              {**record.tags((album or {}).get("name")),
+                               "title": f"{report.title} ({part.part}, rehearsal)"})
+        tracks.append(RehearsalTrack(
+            part=part.part, file=name, part_gain_db=rehearsal.part_gain_db,
+            others_gain_db=rehearsal.others_gain_db, count_in_beats=beats,
+            integrated_lufs=written["decoded_lufs"],
+            true_peak_dbtp=written["decoded_true_peak_dbtp"]))
+        del audio, mastered
+    return tuple(tracks)
 
 
 class _MasterJobs:
