@@ -1,7 +1,7 @@
 # score2audio — the two commands a composer needs:
 #   make render SCORE=scores/piano-nocturne.musicxml [OUT=out] [ENSEMBLE=…] [LAYOUT=…] [PRESET=…]
 #               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n] [ATTACK=0]
-#               [VIBRATO=0] [PHRASING=0] [REHEARSAL=1 [COUNT_IN=1]]
+#               [VIBRATO=0] [PHRASING=0] [REHEARSAL=1 [COUNT_IN=1]] [BARS=12-24 [PASS=2] [LOOP=1]]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
 #   make test
 PYTHON ?= python3
@@ -23,6 +23,9 @@ ATTACK ?=
 VIBRATO ?=
 PHRASING ?=
 REHEARSAL ?=
+BARS ?=
+PASS ?=
+LOOP ?=
 COUNT_IN ?=
 REHEARSAL_PART_DB ?=
 REHEARSAL_OTHERS_DB ?=
@@ -50,7 +53,8 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(filter 0 no false,$(PHRASING)),--no-phrasing) \
 	$(if $(filter 1 yes true,$(REHEARSAL)),--rehearsal) $(if $(filter 1 yes true,$(COUNT_IN)),--count-in) \
 	$(if $(REHEARSAL_PART_DB),--rehearsal-part-db "$(REHEARSAL_PART_DB)") \
-	$(if $(REHEARSAL_OTHERS_DB),--rehearsal-others-db "$(REHEARSAL_OTHERS_DB)")
+	$(if $(REHEARSAL_OTHERS_DB),--rehearsal-others-db "$(REHEARSAL_OTHERS_DB)") \
+	$(if $(BARS),--bars "$(BARS)") $(if $(PASS),--pass "$(PASS)") $(if $(filter 1 yes true,$(LOOP)),--loop)
 
 .PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
 
@@ -67,6 +71,8 @@ help:
 	@echo "             PHRASING=0 (no phrase shaping: slur rises, swells, accent falls, the last note's fade)"
 	@echo "             REHEARSAL=1 (also rehearsal/<part>.mp3: each part +6 dB and centred, the rest -6 dB;"
 	@echo "             REHEARSAL_PART_DB=…, REHEARSAL_OTHERS_DB=… change them; COUNT_IN=1: a bar of clicks first)"
+	@echo "             BARS=12-24 (only those bars, as played; PASS=2 from the repeat's second time;"
+	@echo "             LOOP=1 made to loop seamlessly)"
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"

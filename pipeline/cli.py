@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
                         "heard on the beat (on by default; performance.mid keeps the written "
                         "times either way)")
     _phrasing_option(r)
+    r.add_argument("--bars", metavar="FIRST-LAST",
+                   help="render only these bars, as played (e.g. 12-24; numbers as printed), "
+                        "into <out>/<score>-bars-12-24/")
+    r.add_argument("--pass", dest="pass_number", type=int, default=1, metavar="N",
+                   help="with --bars: start on the N-th time the first bar is played (a repeat's "
+                        "second pass: 2; default: 1)")
+    r.add_argument("--loop", action="store_true",
+                   help="with --bars: make the excerpt loop seamlessly (the room's tail folded "
+                        "onto its start)")
     r.add_argument("--rehearsal", action="store_true",
                    help="also write rehearsal/<part>.mp3 for each part: that part louder and "
                         "centred, the others softer (made from the mix stems, which are written "
@@ -183,8 +192,16 @@ def _render(args) -> int:
 
         presets = tuple(p.strip() for p in args.preset.split(",") if p.strip()) \
             if args.preset else None
+        from pipeline.score.excerpt import parse_bars
+
         rehearsal = Rehearsal(args.rehearsal_part_db, args.rehearsal_others_db, args.count_in) \
             if args.rehearsal else None
+        if (args.loop or args.pass_number != 1) and not args.bars:
+            raise PipelineError("--loop and --pass go with --bars (which bars to play)")
+        bars = parse_bars(args.bars, pass_number=args.pass_number, loop=args.loop) \
+            if args.bars else None
+        if bars is not None and args.album:
+            raise PipelineError("--bars renders an excerpt of one score, not an album")
         common = dict(out_root=args.out, ensemble=args.ensemble, presets=presets,
                       soundfont=args.soundfont, sample_rate=args.sample_rate,
                       reference=args.reference, swing=args.swing, layout=args.layout,
@@ -208,7 +225,7 @@ def _render(args) -> int:
         for score in args.scores:
             bar = _Progress(interactive, Path(score).name)
             try:
-                result = render_score(score, progress=bar, **common)
+                result = render_score(score, progress=bar, bars=bars, **common)
             except PipelineError as exc:
                 if len(args.scores) == 1 or args.debug:
                     raise
@@ -232,6 +249,12 @@ def _summary(result, quiet: bool) -> None:
         changed = [f"{p.part} ({', '.join(p.set_by_sidecar)})" for p in rep.parts
                    if p.set_by_sidecar]
         print(f"  sidecar: {rep.sidecar}" + (f"; parts: {'; '.join(changed)}" if changed else ""))
+    if rep.excerpt:
+        x = rep.excerpt
+        print(f"  excerpt: bars {x.first_bar}-{x.last_bar}"
+              + (f" (pass {x.pass_number})" if x.pass_number > 1 else "")
+              + f", from {x.start_s:.1f} s in the piece, {x.played_s:.1f} s"
+              + (", looped" if x.loop else ""))
     for m in rep.masters:
         names = ", ".join(f.file for f in m.files)
         target = "" if m.target_lufs is None else f" (target {m.target_lufs:g} LUFS)"

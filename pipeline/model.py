@@ -123,8 +123,22 @@ class Track:
 
 
 @dataclass(frozen=True)
+class PlayedBar:
+    """A bar as it is played: the measure number printed in the score, which written measure it
+    is (0-based), the how-manyth time it is played (2 on a repeat's second pass), and where it
+    is played (ticks)."""
+
+    number: str
+    index: int
+    time_played: int
+    start_tick: int
+    end_tick: int
+
+
+@dataclass(frozen=True)
 class Performance:
-    """A score as played: one track per instrument, on one tempo map."""
+    """A score as played: one track per instrument, on one tempo map; ``bars`` in the order
+    they are played (a MIDI file's are counted from its first time signature)."""
 
     title: str
     composer: str
@@ -133,6 +147,7 @@ class Performance:
     source: Path | None = None
     time_signature: tuple[int, int] = (4, 4)
     copyright: str = ""   # the score's rights notice, written into the audio files' tags
+    bars: tuple[PlayedBar, ...] = ()
 
     @property
     def end_tick(self) -> int:

@@ -331,6 +331,33 @@ def master(mix: Mix, preset: Preset, mastering: Mastering, reference: Reference 
                   buffers=buffers)
 
 
+#: a loop is mastered this many times round, the middle turn kept
+LOOP_TURNS = 3
+
+
+def master_loop(mix: Mix, preset: Preset, mastering: Mastering,
+                reference: Reference | None = None, *,
+                ready: Callable[[np.ndarray, int], None] | None = None,
+                buffers: AudioBuffers = IN_MEMORY) -> Master:
+    """The master of a mix that loops (:func:`pipeline.mix.loop.fold_loop`): the chain runs
+    over it played three times round and keeps the middle turn, so its EQ, glue and limiter
+    are in the state at the turn's end that they were in at its start and the loop joins
+    itself without a step; nothing is trimmed or faded at its edges."""
+    turns = replace(mix, audio=np.tile(mix.audio, (1, LOOP_TURNS)))
+    m = master(turns, replace(preset, trim_silence=False), mastering, reference,
+               consume_mix=True, buffers=buffers)
+    turn = m.audio.shape[1] // LOOP_TURNS
+    audio = np.ascontiguousarray(m.audio[:, turn:2 * turn])
+    if ready is not None:
+        ready(audio, m.sample_rate)
+    chain_turn = m.limiter_gain.frames // LOOP_TURNS  # the limiter's gain is at the chain's rate
+    steps = m.short_term_lufs.size // LOOP_TURNS
+    return replace(m, audio=audio, limiter_gain=m.limiter_gain.crop(chain_turn, 2 * chain_turn),
+                   short_term_lufs=m.short_term_lufs[steps:2 * steps],
+                   measurements={**m.measurements,
+                                 "duration_s": round(turn / m.sample_rate, 3)})
+
+
 def _measure(audio: np.ndarray, sample_rate: int):
     """Loudness and true peak (dBTP) of ``audio``: the meter (one thread) runs beside the
     true-peak oversampling (two)."""

@@ -117,6 +117,18 @@ class PerformanceSummary:
 
 
 @dataclass(frozen=True)
+class ExcerptReport:
+    """Which bars of the piece were rendered, and where they are played in the whole."""
+
+    first_bar: str
+    last_bar: str
+    pass_number: int
+    loop: bool
+    start_s: float   # in the whole performance
+    played_s: float  # the bars' length (a loop's exactly)
+
+
+@dataclass(frozen=True)
 class RehearsalTrack:
     """A part's rehearsal track: the part forward and centred, the others back, mastered as the
     web demo is."""
@@ -184,6 +196,7 @@ class PieceReport:
     timings: Timings
     pipeline_version: str
     rehearsal: tuple[RehearsalTrack, ...] = ()
+    excerpt: ExcerptReport | None = None
 
     def setting(self, name: str) -> Setting:
         return dict(self.settings)[name]
@@ -218,6 +231,7 @@ def as_json(report: PieceReport) -> dict:
                 "duration_s": report.mix.duration_s, **report.mix.settings},
         "masters": [_master_json(m) for m in report.masters],
         "rehearsal": [vars(t).copy() for t in report.rehearsal],
+        "excerpt": vars(report.excerpt).copy() if report.excerpt else None,
         "timings_s": report.timings.as_dict(),
         "pipeline_version": report.pipeline_version,
     }

@@ -13,7 +13,8 @@ from pipeline import __version__
 from pipeline.model import Mix, Performance, Stems, Voice
 from pipeline.render.attack import Timing
 from pipeline.render.vibrato import PartVibrato
-from pipeline.output.piece_report import (MixSummary, PartReport, PerformanceSummary,
+from pipeline.output.piece_report import (ExcerptReport, MixSummary, PartReport,
+                                          PerformanceSummary,
                                           PieceReport, Setting, StemsSummary, Timings,
                                           part_from_json)
 from pipeline.run.checks import origin, part_settings
@@ -52,8 +53,9 @@ class PieceRecord:
 def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice, ...],
                  timing: Timing, vibrato: tuple[PartVibrato, ...] | None, stems: Stems,
                  the_mix: Mix, *, ensemble: str, settings: PieceSettings,
-                 template: Template, soundfont: Path, timings: dict[str, float]) -> PieceRecord:
-    """The record of a piece just mixed."""
+                 template: Template, soundfont: Path, timings: dict[str, float],
+                 excerpt: ExcerptReport | None = None) -> PieceRecord:
+    """The record of a piece (or the excerpt of it) just mixed."""
     mix_lufs = the_mix.loudness_lufs
     mix_s = round(the_mix.audio.shape[1] / the_mix.sample_rate, 3)
     report = PieceReport(
@@ -78,7 +80,8 @@ def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice
         mix=MixSummary(file="mix.wav",
                        loudness_lufs=round(mix_lufs, 2) if np.isfinite(mix_lufs) else None,
                        duration_s=mix_s, settings=dict(the_mix.settings)),
-        masters=(), timings=Timings(tuple(timings.items())), pipeline_version=__version__)
+        masters=(), timings=Timings(tuple(timings.items())), pipeline_version=__version__,
+        excerpt=excerpt)
     return PieceRecord(report, template.name, the_mix.sample_rate, float(mix_lufs),
                        tuple(float(x) for x in the_mix.short_term_lufs))
 

@@ -19,14 +19,16 @@ import numpy as np
 
 from pipeline.errors import RenderError
 from pipeline.master.mastering import (Prepared, Reference, album_targets, load_reference,
-                                       master, prepare)
+                                       master, master_loop, prepare)
 from pipeline.mix.mixer import mix
+from pipeline.mix.loop import fold_loop
 from pipeline.mix.rehearsal import Rehearsal, count_in, rehearsal_balance, with_count_in
 from pipeline.model import Mix, Performance, Stems
 from pipeline.dsp.loudness import measure
 from pipeline.output.export import (PieceFolder, read_audio, read_mix, write_lossy, write_master,
                                     write_mix, write_report)
-from pipeline.output.piece_report import MasterReport, PieceReport, RehearsalTrack, Timings
+from pipeline.output.piece_report import (ExcerptReport, MasterReport, PieceReport,
+                                          RehearsalTrack, Timings)
 from pipeline.output.report import report_pictures, shape, stage_picture, trace, write_html
 from pipeline.paths import slugify
 from pipeline.progress import MAX_DURATION_S, ProgressFn
@@ -38,6 +40,7 @@ from pipeline.render.stems import (StemFeed, max_stem_frames, preset_changes, re
 from pipeline.run.checks import (check_duration, check_options, check_space, checked_seed,
                                  origin, part_settings, seat_layout, write_failure)
 from pipeline.run.piece_record import PieceRecord, piece_record
+from pipeline.score.excerpt import Bars, excerpt, played_span
 from pipeline.score.humanize import DEFAULT_SEED
 from pipeline.score.humanize import humanize as humanized
 from pipeline.score.load import load
@@ -107,11 +110,15 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                  layout: str | None = None, humanize: float = 0.0, seed: int | None = None,
                  mix_stems: bool = False, attack_compensation: bool = True,
                  vibrato: bool = True, phrasing: bool = True,
-                 rehearsal: Rehearsal | None = None,
+                 rehearsal: Rehearsal | None = None, bars: Bars | None = None,
                  progress: ProgressFn | None = None, max_duration_s: float = MAX_DURATION_S,
                  accelerator: Accelerator | None = None) -> RenderResult:
     """Render one score into ``out_root/<score-name>/``: :func:`render_to_mix`, then
     :func:`master_mix`.
+
+    ``bars``: only those bars, as played (:mod:`pipeline.score.excerpt`), into
+    ``out_root/<score-name>-bars-<first>-<last>/``; a loop's mix and masters are one turn of
+    it that joins itself (:mod:`pipeline.mix.loop`).
 
     ``rehearsal``: also write ``rehearsal/<part>.mp3``, each part forward and centred and the
     others back (:mod:`pipeline.mix.rehearsal`), made from the mix stems (written too).
@@ -146,7 +153,7 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
                               soundfont=sf_path, sample_rate=sample_rate, progress=progress,
                               humanize=humanize, seed=seed, max_duration_s=max_duration_s,
                               mix_stems=mix_stems or rehearsal is not None,
-                              attack_compensation=attack_compensation,
+                              attack_compensation=attack_compensation, bars=bars,
                               vibrato=vibrato, phrasing=phrasing, accelerator=speed)
         return master_mix(piece, preset_objs, reference=ref, progress=progress,
                           rehearsal=rehearsal, accelerator=speed)
@@ -157,10 +164,11 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                   seed: int = DEFAULT_SEED, max_duration_s: float = MAX_DURATION_S,
                   slug: str | None = None, mix_stems: bool = False,
                   attack_compensation: bool = True, vibrato: bool = True,
-                  phrasing: bool = True,
+                  phrasing: bool = True, bars: Bars | None = None,
                   accelerator: Accelerator | None = None) -> MixedPiece:
     """Load, perform, assign, render and mix a score into a hidden working folder under
-    ``out_root`` (stems, mix-stems, performance.mid, mix.wav): :func:`master_mix` finishes it."""
+    ``out_root`` (stems, mix-stems, performance.mid, mix.wav): :func:`master_mix` finishes it.
+    ``bars``: only those bars (see :func:`render_score`)."""
     progress = progress or _quiet
     timings: dict[str, float] = {}
     with _accelerated(accelerator) as speed, \
@@ -187,6 +195,10 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                                       max_duration_s, humanize, seed)
         if settings.sidecar is not None and settings.sidecar.copyright:
             performance = replace(performance, copyright=settings.sidecar.copyright)
+        whole, excerpted = performance, None
+        if bars is not None:  # cut from the whole as played: its voices, ensemble and seats
+            performance = excerpt(performance, bars)
+            excerpted = _excerpt_report(whole, performance, bars)
         del score  # the parsed score is large (music21 objects, the MusicXML tree)
         release_parsed()
         _log_choices(performance, voices, ensemble, settings)
@@ -197,7 +209,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             wheels = plan_vibrato(performance, voices, timing, ensemble=ensemble,
                                   sample_rate=sample_rate) if vibrato else None
 
-        folder = PieceFolder(out_root, slug or slugify(score_path.stem))
+        folder = PieceFolder(out_root, slug or _slug(score_path, bars))
         midi = None
         try:
             check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
@@ -207,6 +219,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                                              folder, speed, settings=settings, parts=parts,
                                              sample_rate=sample_rate, mix_stems=mix_stems,
                                              progress=progress, timings=timings)
+            if excerpted is not None and excerpted.loop:
+                the_mix = fold_loop(the_mix, loop_s=excerpted.played_s, origin_s=timing.lead_in_s)
             with stage("export"):
                 mix_written = speed.write_behind(write_mix, folder.work, the_mix)
         except BaseException as exc:
@@ -220,7 +234,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
     record = piece_record(score_path, performance, voices, timing, wheels, stems, the_mix,
                           ensemble=ensemble,
                           settings=settings, template=template, soundfont=soundfont,
-                          timings=timings)
+                          timings=timings, excerpt=excerpted)
     return MixedPiece(record, the_mix, folder, (midi, mix_written.future), mix_written)
 
 
@@ -481,6 +495,23 @@ def _render_and_mix(performance, voices, timing: Timing, wheels, template, folde
     return the_mix, stems
 
 
+def _slug(score_path: Path, bars: Bars | None) -> str:
+    """The piece's folder name: the score's, and which bars for an excerpt."""
+    slug = slugify(score_path.stem)
+    if bars is None:
+        return slug
+    return slugify(f"{slug}-bars-{bars.first}-{bars.last}"
+                   + (f"-pass-{bars.pass_number}" if bars.pass_number > 1 else "")
+                   + ("-loop" if bars.loop else ""), max_length=100)
+
+
+def _excerpt_report(whole: Performance, part: Performance, bars: Bars) -> ExcerptReport:
+    start = whole.bars[played_span(whole, bars)[0]]
+    return ExcerptReport(bars.first, bars.last, bars.pass_number, bars.loop,
+                         start_s=round(float(whole.tempo_map.seconds(start.start_tick)), 3),
+                         played_s=float(part.tempo_map.seconds(part.bars[-1].end_tick)))
+
+
 def _rehearsal_tracks(piece: MixedPiece, rehearsal: Rehearsal,
                       album: dict | None) -> tuple[RehearsalTrack, ...]:
     """Each part's rehearsal track: its balance (from the mix and its mix stem), a bar of
@@ -576,10 +607,15 @@ def _master_all(piece: MixedPiece, presets: list[Preset], reference, targets, al
                 # (the gain search), which it would add to
                 jobs.staging = speed.beside(stage_picture, record.report.parts)
 
-        m = master(the_mix, p, mastering, reference, target_lufs=target,
-                   album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
-                   mix_in_use=mix_in_use, ready=ready,
-                   buffers=speed.audio_buffers(piece.folder.work))
+        excerpt = record.report.excerpt
+        if excerpt is not None and excerpt.loop:
+            m = master_loop(the_mix, p, mastering, reference, ready=ready,
+                            buffers=speed.audio_buffers(piece.folder.work))
+        else:
+            m = master(the_mix, p, mastering, reference, target_lufs=target,
+                       album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
+                       mix_in_use=mix_in_use, ready=ready,
+                       buffers=speed.audio_buffers(piece.folder.work))
         log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                  m.measurements["true_peak_dbtp"])
         traces.append(trace(f"master ({p.name})", jobs.shaping.result(), m.sample_rate,

@@ -38,7 +38,7 @@ from pipeline.score import timing
 from pipeline.errors import ScoreError
 from pipeline.score.load import LoadedScore
 from pipeline.model import (DEFAULT_VELOCITY, DYNAMIC_VELOCITY, OWN_PROGRAM, TICKS_PER_QUARTER,
-                            Control, Note, Performance, TempoMap, Track)
+                            Control, Note, Performance, PlayedBar, TempoMap, Track)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,7 +147,29 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score),
-        copyright=str((md.copyright if md else None) or "").strip())
+        copyright=str((md.copyright if md else None) or "").strip(),
+        bars=played_bars(tl))
+
+
+def played_bars(tl: form.Timeline) -> tuple[PlayedBar, ...]:
+    """The bars in the order ``tl`` plays them, each with its number and pass."""
+    times: dict[int, int] = {}
+    bars = []
+    for i, (_, start, length) in zip(tl.order, tl.segments):
+        times[i] = times.get(i, 0) + 1
+        bars.append(PlayedBar(tl.numbers[i], i, times[i], round(start * TICKS_PER_QUARTER),
+                              round((start + length) * TICKS_PER_QUARTER)))
+    return tuple(bars)
+
+
+def counted_bars(end_tick: int, time_signature: tuple[int, int],
+                 ticks_per_quarter: int) -> tuple[PlayedBar, ...]:
+    """Bars of ``time_signature`` from the start to ``end_tick`` (a MIDI file's: it has no
+    bar lines), numbered from 1."""
+    beats, unit = time_signature
+    length = max(1, round(beats * 4 / unit * ticks_per_quarter))
+    return tuple(PlayedBar(str(k + 1), k, 1, k * length, (k + 1) * length)
+                 for k in range(max(1, -(-end_tick // length))))
 
 
 def _lead_sheet_comping(staves, dyn: "_Dynamics", tl: form.Timeline, timed) -> list[Track]:
@@ -829,9 +851,11 @@ def _perform_midi(midi, path: Path) -> Performance:
         changes = sane
     if not changes or changes[0][0] != 0:
         changes.insert(0, (0, 500_000))
-    return Performance(title=title or path.stem, composer="", tracks=tuple(tracks),
-                       tempo_map=TempoMap(midi.ticks_per_beat, tuple(changes)), source=path,
-                       time_signature=time_sig, copyright=notice)
+    performance = Performance(title=title or path.stem, composer="", tracks=tuple(tracks),
+                              tempo_map=TempoMap(midi.ticks_per_beat, tuple(changes)),
+                              source=path, time_signature=time_sig, copyright=notice)
+    return replace(performance, bars=counted_bars(performance.end_tick, time_sig,
+                                                  midi.ticks_per_beat))
 
 
 # ---------------------------------------------------------------------------------------------
