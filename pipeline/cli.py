@@ -209,6 +209,8 @@ def _render(args) -> int:
 def _summary(result, quiet: bool) -> None:
     if quiet:
         return
+    from pipeline.output.piece_report import range_notes
+
     rep = result.report
     print(f"{rep.title} — {rep.instrumentation} ({rep.ensemble}, {rep.duration_s:.1f} s)")
     print(f"  files: {result.folder}/")
@@ -217,6 +219,9 @@ def _summary(result, quiet: bool) -> None:
         changed = [f"{p.part} ({', '.join(p.set_by_sidecar)})" for p in rep.parts
                    if p.set_by_sidecar]
         print(f"  sidecar: {rep.sidecar}" + (f"; parts: {'; '.join(changed)}" if changed else ""))
+    for p in rep.parts:  # notes beyond the instrument's range or the soundfont's samples
+        if notes := range_notes(p):
+            print(f"  {p.part}: {'; '.join(notes)}")
     for m in rep.masters:
         names = ", ".join(f.file for f in m.files)
         target = "" if m.target_lufs is None else f" (target {m.target_lufs:g} LUFS)"

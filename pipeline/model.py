@@ -133,6 +133,9 @@ class Performance:
     source: Path | None = None
     time_signature: tuple[int, int] = (4, 4)
     copyright: str = ""   # the score's rights notice, written into the audio files' tags
+    #: where each bar played starts: ``(tick, its number as printed)``, in play order (repeats
+    #: and jumps included); empty for a MIDI file, whose bars are counted from its meter
+    bars: tuple[tuple[int, str], ...] = ()
 
     @property
     def end_tick(self) -> int:
@@ -146,6 +149,17 @@ class Performance:
     @property
     def note_count(self) -> int:
         return sum(len(t.notes) for t in self.tracks)
+
+    def bar_numbers(self, ticks: np.ndarray) -> list[str]:
+        """The number (as printed) of the bar each tick is played in (vectorised lookup)."""
+        ticks = np.asarray(ticks, dtype=np.int64)
+        if self.bars:
+            starts = np.array([t for t, _ in self.bars], dtype=np.int64)
+            i = np.clip(np.searchsorted(starts, ticks, side="right") - 1, 0, None)
+            return [self.bars[k][1] for k in i.tolist()]
+        beats, unit = self.time_signature
+        per_bar = max(1, round(self.tempo_map.ticks_per_quarter * 4 * beats / unit))
+        return [str(k + 1) for k in (ticks // per_bar).tolist()]
 
 
 @dataclass(frozen=True)
@@ -207,6 +221,32 @@ class VibratoApplied:
     depth_cents: float | None = None
     rate_hz: float | None = None
     own_cents: float | None = None
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """Notes of a part beyond its instrument's range (the assign stage's range check): all on
+    one ``side`` ("below" or "above"), ``beyond`` the "professional" range (no player reaches
+    them) or only the "practical" one (a professional can play them)."""
+
+    side: str
+    beyond: str
+    notes: int
+    written: tuple[str, ...]   # the notes as the player's part shows them, the farthest first
+    bars: tuple[str, ...]      # the bars they are in (as printed), in play order, distinct
+
+
+@dataclass(frozen=True)
+class ZoneRefit:
+    """Notes a part's soundfont preset has no samples for (no zone covers their key and
+    velocity), and how the render played them instead: ``how`` is "octave up", "octave down",
+    "fallback preset" (``preset``: its name) or "velocity" (the nearest one it has)."""
+
+    how: str
+    notes: int
+    keys: tuple[str, ...]      # the notes as the player's part shows them, the farthest first
+    bars: tuple[str, ...]
+    preset: str | None = None
 
 
 class StemStream(Protocol):

@@ -82,6 +82,8 @@ class Timeline:
     total: float
     #: in play order: (written start, played start, length) of each measure played
     segments: tuple[tuple[float, float, float], ...] = ()
+    #: each measure's number as printed (``starts``' order), for messages and the report
+    numbers: tuple[str, ...] = ()
 
     def bar(self, offset: float) -> int:
         """The index of the measure the written ``offset`` is in (0 before the first)."""
@@ -148,7 +150,7 @@ def timeline(score, *, source: str | Path | None = None) -> Timeline:
         segments.append((bars[i].start, t, bars[i].length))
         t += bars[i].length
     return Timeline(tuple(b.start for b in bars), tuple(tuple(p) for p in played), t,
-                    tuple(segments))
+                    tuple(segments), tuple(_name(bars, i) for i in range(len(bars))))
 
 
 def play_order(bars: list[_Bar]) -> list[int]:

@@ -147,6 +147,8 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score),
+        bars=tuple((round(played * TICKS_PER_QUARTER), tl.numbers[tl.bar(written)])
+                   for written, played, _ in tl.segments),
         copyright=str((md.copyright if md else None) or "").strip())
 
 
