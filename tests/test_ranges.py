@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import DATA, FLUIDR3, MUSESCORE
 from pipeline.errors import PipelineError
 from pipeline.model import Note, Performance, Track, Voice
-from pipeline.output.piece_report import range_notes
+from pipeline.output.piece_report import as_json, part_from_json, range_notes
 from pipeline.render.zones import fit_to_zones
 from pipeline.settings import instruments, ranges as range_table
 from pipeline.settings.soundfont_zones import coverage, read_zones
@@ -47,6 +47,9 @@ def test_flute_b3_and_tuba_above_its_range_are_reported_with_their_bars(render_o
     assert parts["Flute"]["out_of_range"][0]["written"] == ["B3"]
     page = (result.folder / "report.html").read_text()
     assert "C5 in bars 3, 6" in page and "B3 in bars 2, 5" in page
+    # the portfolio's cache keeps them: the parts read back from JSON are the same
+    assert tuple(part_from_json(p) for p in as_json(result.report)["parts"]) == \
+        result.report.parts
 
 
 def test_the_summary_prints_one_line_per_part(render_once, capsys):
@@ -104,6 +107,7 @@ def test_a_double_bass_high_d_is_heard_on_fluidr3_an_octave_down(render_once):
     midi = mido.MidiFile(result.folder / "performance.mid")
     played = [m.note for t in midi.tracks for m in t if m.type == "note_on" and m.velocity]
     assert played == [43, 62]   # G2 and D4 as written, not the D3 rendered
+    assert part_from_json(as_json(result.report)["parts"][0]) == bass
 
 
 @pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")
