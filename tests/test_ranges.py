@@ -52,11 +52,12 @@ def test_flute_b3_and_tuba_above_its_range_are_reported_with_their_bars(render_o
         result.report.parts
 
 
-def test_the_summary_prints_one_line_per_part(render_once, capsys):
-    from pipeline.cli import _summary
+def test_the_summary_prints_one_line_per_part(tmp_path, capsys):
+    """As the user sees it: ``score2audio render`` prints one line per part out of range."""
+    from pipeline.cli import main
 
-    result = render_once(FLUTE_TUBA, soundfont=MUSESCORE if MUSESCORE.exists() else FLUIDR3)
-    _summary(result, quiet=False)
+    sf_options = ["--soundfont", str(MUSESCORE if MUSESCORE.exists() else FLUIDR3)]
+    assert main(["render", str(FLUTE_TUBA), "--out", str(tmp_path), *sf_options]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "  Flute: 2 notes below its practical range: for professional players only " \
            "(B3 in bars 2, 5)" in lines
