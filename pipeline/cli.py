@@ -241,6 +241,8 @@ def _render(args) -> int:
 def _summary(result, quiet: bool) -> None:
     if quiet:
         return
+    from pipeline.output.piece_report import range_notes
+
     rep = result.report
     print(f"{rep.title} — {rep.instrumentation} ({rep.ensemble}, {rep.duration_s:.1f} s)")
     print(f"  files: {result.folder}/")
@@ -255,6 +257,9 @@ def _summary(result, quiet: bool) -> None:
               + (f" (pass {x.pass_number})" if x.pass_number > 1 else "")
               + f", from {x.start_s:.1f} s in the piece, {x.played_s:.1f} s"
               + (", looped" if x.loop else ""))
+    for p in rep.parts:  # notes beyond the instrument's range or the soundfont's samples
+        if notes := range_notes(p):
+            print(f"  {p.part}: {'; '.join(notes)}")
     for m in rep.masters:
         names = ", ".join(f.file for f in m.files)
         target = "" if m.target_lufs is None else f" (target {m.target_lufs:g} LUFS)"

@@ -162,6 +162,15 @@ class Performance:
     def note_count(self) -> int:
         return sum(len(t.notes) for t in self.tracks)
 
+    def bar_numbers(self, ticks: np.ndarray) -> list[str]:
+        """The number (as printed) of the bar each tick is played in (vectorised lookup)."""
+        ticks = np.asarray(ticks, dtype=np.int64)
+        if not self.bars:
+            return ["1"] * ticks.size
+        starts = np.array([b.start_tick for b in self.bars], dtype=np.int64)
+        i = np.clip(np.searchsorted(starts, ticks, side="right") - 1, 0, None)
+        return [self.bars[k].number for k in i.tolist()]
+
 
 @dataclass(frozen=True)
 class Voice:
@@ -222,6 +231,32 @@ class VibratoApplied:
     depth_cents: float | None = None
     rate_hz: float | None = None
     own_cents: float | None = None
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """Notes of a part beyond its instrument's range (the assign stage's range check): all on
+    one ``side`` ("below" or "above"), ``beyond`` the "professional" range (no player reaches
+    them) or only the "practical" one (a professional can play them)."""
+
+    side: str
+    beyond: str
+    notes: int
+    written: tuple[str, ...]   # the notes as the player's part shows them, the farthest first
+    bars: tuple[str, ...]      # the bars they are in (as printed), in play order, distinct
+
+
+@dataclass(frozen=True)
+class ZoneRefit:
+    """Notes a part's soundfont preset has no samples for (no zone covers their key and
+    velocity), and how the render played them instead: ``how`` is "octave up", "octave down",
+    "fallback preset" (``preset``: its name) or "velocity" (the nearest one it has)."""
+
+    how: str
+    notes: int
+    keys: tuple[str, ...]      # the notes as the player's part shows them, the farthest first
+    bars: tuple[str, ...]
+    preset: str | None = None
 
 
 class StemStream(Protocol):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from pipeline.model import AttackApplied, StemLevel, VibratoApplied
+from pipeline.model import AttackApplied, OutOfRange, StemLevel, VibratoApplied, ZoneRefit
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,50 @@ class PartReport:
     attack: AttackApplied | None = None
     #: the vibrato added or the preset's own swing; None: neither
     vibrato: VibratoApplied | None = None
+    #: its notes beyond its instrument's professional or practical range
+    out_of_range: tuple[OutOfRange, ...] = ()
+    #: the notes its soundfont preset has no samples for, and how they were played instead
+    zone_refits: tuple[ZoneRefit, ...] = ()
 
     @property
     def stem(self) -> str:
         return self.level.file
+
+
+SHOWN_BARS = 5  # bars named in a line; the report.json lists more
+
+
+def _notes(n: int) -> str:
+    return f"{n} note" if n == 1 else f"{n} notes"
+
+
+def _where(names: tuple[str, ...], bars: tuple[str, ...]) -> str:
+    shown = ", ".join(bars[:SHOWN_BARS]) + (", …" if len(bars) > SHOWN_BARS else "")
+    return f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''} in " \
+           f"{'bar' if len(bars) == 1 else 'bars'} {shown})"
+
+
+def range_notes(part: PartReport) -> list[str]:
+    """What a composer is told about a part's range and the soundfont: one phrase per
+    finding, e.g. "3 notes below its practical range: for professional players only (B3 in
+    bars 4, 9, 12)"."""
+    out = []
+    for f in part.out_of_range:
+        if f.beyond == "professional":
+            what = f"{_notes(f.notes)} {f.side} its range: no player can play them"
+        else:
+            what = f"{_notes(f.notes)} {f.side} its practical range: for professional players only"
+        out.append(f"{what} {_where(f.written, f.bars)}")
+    for z in part.zone_refits:
+        if z.how == "fallback preset":
+            what = f"{_notes(z.notes)} the soundfont's preset has no samples for, played by {z.preset}"
+        elif z.how == "velocity":
+            what = (f"{_notes(z.notes)} at a dynamic the soundfont's preset has no samples for, "
+                    f"played at the nearest it has")
+        else:
+            what = f"{_notes(z.notes)} the soundfont's preset has no samples for, played an {z.how}"
+        out.append(f"{what} {_where(z.keys, z.bars)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -240,7 +280,8 @@ def as_json(report: PieceReport) -> dict:
 #: A part's fields in report.json, in order, then its level's under their own names (the
 #: level's file is the part's "stem"; its part, instrument and family are the part's own).
 PART_KEYS = ("part", "instrument", "instrument_map", "set_by_sidecar", "soundfont", "bank",
-             "program", "voice_source", "family", "percussion", "notes", "attack", "vibrato")
+             "program", "voice_source", "family", "percussion", "notes", "attack", "vibrato",
+             "out_of_range", "zone_refits")
 LEVEL_KEYS = ("pan", "peak_dbfs", "loudness_lufs", "depth", "seat", "bus", "calibration_db",
               "gain_db", "send_db", "predelay_ms", "damping_hz", "mix_lufs", "mix_stem",
               "level_db", "eq", "compressor")
@@ -252,6 +293,10 @@ def _part_json(p: PartReport) -> dict:
             "attack": vars(p.attack).copy() if p.attack else None,
             "vibrato": ({k: v for k, v in vars(p.vibrato).items() if v is not None}
                         if p.vibrato else None),
+            "out_of_range": [{**vars(f), "written": list(f.written), "bars": list(f.bars)}
+                             for f in p.out_of_range],
+            "zone_refits": [{**vars(z), "keys": list(z.keys), "bars": list(z.bars)}
+                            for z in p.zone_refits],
             "stem": level.file, **{k: getattr(level, k) for k in LEVEL_KEYS},
             "eq": [dict(b) for b in level.eq],
             "compressor": dict(level.compressor) if level.compressor is not None else None}
@@ -263,11 +308,18 @@ def part_from_json(p: dict) -> PartReport:
                       family=p["family"], **{k: p[k] for k in LEVEL_KEYS if k != "eq"},
                       eq=tuple(p["eq"]))
     attack, vibrato = p.get("attack"), p.get("vibrato")
-    return PartReport(**{k: p.get(k) for k in PART_KEYS
-                         if k not in ("set_by_sidecar", "attack", "vibrato")},
+    typed = ("set_by_sidecar", "attack", "vibrato", "out_of_range", "zone_refits")
+    return PartReport(**{k: p.get(k) for k in PART_KEYS if k not in typed},
                       set_by_sidecar=tuple(p["set_by_sidecar"]), level=level,
                       attack=AttackApplied(**attack) if attack else None,
-                      vibrato=VibratoApplied(**vibrato) if vibrato else None)
+                      vibrato=VibratoApplied(**vibrato) if vibrato else None,
+                      out_of_range=tuple(
+                          OutOfRange(**{**f, "written": tuple(f["written"]),
+                                        "bars": tuple(f["bars"])})
+                          for f in p.get("out_of_range", ())),
+                      zone_refits=tuple(
+                          ZoneRefit(**{**z, "keys": tuple(z["keys"]), "bars": tuple(z["bars"])})
+                          for z in p.get("zone_refits", ())))
 
 
 def _master_json(m: MasterReport) -> dict:

@@ -16,7 +16,8 @@ from pipeline.files import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
 from pipeline.dsp.spectrum import long_term_psd
 from pipeline.model import AttackApplied, SpanGain, StemLevel, VibratoApplied
-from pipeline.output.piece_report import Guard, MasterReport, PartReport, PieceReport
+from pipeline.output.piece_report import (Guard, MasterReport, PartReport, PieceReport,
+                                          range_notes)
 
 WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
@@ -354,6 +355,25 @@ def _vibrato(vibrato: VibratoApplied | None) -> str:
     return f"its own, ±{vibrato.own_cents:g} cents"
 
 
+def _ranges(report: PieceReport) -> str:
+    """The parts' notes beyond their instruments' ranges and the soundfont's samples."""
+    e = html.escape
+    items = "\n".join(f"<li><b>{e(p.part)}</b>: {e('; '.join(lines))}</li>"
+                      for p in report.parts if (lines := range_notes(p)))
+    if not items:
+        return ("<h2>Ranges</h2>\n<p>Every note lies within its instrument's practical range, "
+                "and the soundfont has samples for all of them.</p>")
+    return f"""<h2>Ranges</h2>
+<p class="meta">Each part against its instrument's range (sounding pitch; notes named as the
+player's part shows them): beyond the <i>practical</i> range, only a professional player can play
+a note; beyond the <i>professional</i> range, no player can (see pipeline/data/ranges.toml). Notes
+the soundfont's preset has no samples for would be silent: they are played an octave in, or by
+the family's fallback preset; performance.mid keeps them as written.</p>
+<ul>
+{items}
+</ul>"""
+
+
 def _stem_tone(level: StemLevel) -> str:
     """'3200 Hz −2 dB; 2:1 over −32 LUFS, at most 2.1 dB' for a stem's EQ and compressor."""
     items = [f"{b['hz']:g} Hz {b['gain_db']:+g} dB" for b in level.eq]
@@ -374,6 +394,7 @@ def _page(report: PieceReport, pictures) -> str:
                             p.stem, p.level.mix_stem))
                       for p in report.parts)
     settings = " · ".join(f"{k} {v.value} ({v.source})" for k, v in report.settings if v.value)
+    ranges = _ranges(report)
     masters = "\n".join(_row((m.preset, ", ".join(f.file for f in m.files),
                               m.integrated_lufs, m.target_lufs, m.loudness_range_lu,
                               m.short_term_max_lufs, m.true_peak_dbtp, m.ceiling_dbtp,
@@ -413,6 +434,7 @@ img {{ max-width: 100%; }}
 ensemble <b>{e(report.ensemble)}</b> ({e(report.ensemble_chosen_by)}) ·
 {report.duration_s:.1f} s · {report.sample_rate} Hz</p>
 <p class="meta">Settings: {e(settings)}{e(' · sidecar ' + report.sidecar if report.sidecar else '')}</p>
+{ranges}
 <h2>Masters</h2>
 <table><tr><th>preset</th><th>files</th><th>integrated LUFS</th><th>target</th><th>LRA LU</th>
 <th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>

@@ -228,7 +228,7 @@ def note_delays(performance: Performance, voices: tuple[Voice, ...], lengths_s: 
             per_track.append([])
             continue
         prefixes: dict[int, str] = {}  # per program: the voice's part of the key
-        for note, program in zip(track.notes, _programs(track, voice)):
+        for note, program in zip(track.notes, note_programs(track, voice)):
             if program not in prefixes:
                 prefixes[program] = _prefix(voice, program)
             v = _velocity_step(note.velocity)
@@ -342,7 +342,7 @@ def _velocity_step(velocity: int) -> int:
     return int(min(127, (velocity // VELOCITY_STEP) * VELOCITY_STEP + VELOCITY_STEP // 2))
 
 
-def _programs(track: Track, voice: Voice) -> list[int]:
+def note_programs(track: Track, voice: Voice) -> list[int]:
     """The program each note is played with: the voice's, or the last program change at or
     before its start (pizz., arco…)."""
     changes = sorted((c.tick, voice.program if c.number == OWN_PROGRAM else c.number)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import __version__
-from pipeline.model import Mix, Performance, Stems, Voice
+from pipeline.model import Mix, OutOfRange, Performance, Stems, Voice, ZoneRefit
 from pipeline.render.attack import Timing
 from pipeline.render.vibrato import PartVibrato
 from pipeline.output.piece_report import (ExcerptReport, MixSummary, PartReport,
@@ -54,8 +54,12 @@ def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice
                  timing: Timing, vibrato: tuple[PartVibrato, ...] | None, stems: Stems,
                  the_mix: Mix, *, ensemble: str, settings: PieceSettings,
                  template: Template, soundfont: Path, timings: dict[str, float],
-                 excerpt: ExcerptReport | None = None) -> PieceRecord:
-    """The record of a piece (or the excerpt of it) just mixed."""
+                 excerpt: ExcerptReport | None = None,
+                 beyond: tuple[tuple[OutOfRange, ...], ...] | None = None,
+                 refits: tuple[tuple[ZoneRefit, ...], ...] | None = None) -> PieceRecord:
+    """The record of a piece (or the excerpt of it) just mixed (``beyond``: per part, its notes
+    beyond its instrument's range; ``refits``: the notes its soundfont preset could not play,
+    and how they were played)."""
     mix_lufs = the_mix.loudness_lufs
     mix_s = round(the_mix.audio.shape[1] / the_mix.sample_rate, 3)
     report = PieceReport(
@@ -73,7 +77,7 @@ def piece_record(score_path: Path, performance: Performance, voices: tuple[Voice
             tempo_changes=len(performance.tempo_map.changes),
             time_signature=performance.time_signature),
         soundfont=str(soundfont),
-        parts=_parts(performance, voices, timing, vibrato, the_mix, settings),
+        parts=_parts(performance, voices, timing, vibrato, the_mix, settings, beyond, refits),
         stems=StemsSummary(folder="stems", frames=stems.frames,
                            duration_s=round(stems.duration_s, 3),
                            lead_in_s=round(stems.lead_in_s, 4)),
@@ -100,9 +104,10 @@ def _settings(s: PieceSettings, ensemble: str, template: Template,
 
 def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing,
            vibrato: tuple[PartVibrato, ...] | None, the_mix: Mix,
-           settings: PieceSettings) -> tuple[PartReport, ...]:
+           settings: PieceSettings, beyond=None, refits=None) -> tuple[PartReport, ...]:
     """Each part's voice, seat and levels in the mix."""
     sidecar_parts = part_settings(settings, performance) or (None,) * len(voices)
+    none = ((),) * len(voices)
     return tuple(
         PartReport(part=track.name, instrument=voice.preset_name or track.instrument,
                    instrument_map=voice.instrument or None,
@@ -110,10 +115,11 @@ def _parts(performance: Performance, voices: tuple[Voice, ...], timing: Timing,
                    soundfont=str(voice.soundfont), bank=voice.bank, program=voice.program,
                    voice_source=voice.source, family=voice.family,
                    percussion=voice.is_percussion, notes=len(track.notes), level=level,
-                   attack=attack, vibrato=wheel.summary() if wheel else None)
-        for track, voice, level, own, attack, wheel in zip(
+                   attack=attack, vibrato=wheel.summary() if wheel else None,
+                   out_of_range=out, zone_refits=refit)
+        for track, voice, level, own, attack, wheel, out, refit in zip(
             performance.tracks, voices, the_mix.stem_levels, sidecar_parts, timing.summary(),
-            vibrato or (None,) * len(voices)))
+            vibrato or (None,) * len(voices), beyond or none, refits or none))
 
 
 # ---- the record as JSON (the portfolio's cache) ----

@@ -35,6 +35,7 @@ from pipeline.progress import MAX_DURATION_S, ProgressFn
 from pipeline.render.calibration import calibration_db
 from pipeline.render.attack import Timing, compensated_timing, written_timing
 from pipeline.render.vibrato import plan as plan_vibrato
+from pipeline.render.zones import fit_to_zones
 from pipeline.render.stems import (StemFeed, max_stem_frames, preset_changes, render,
                                    stem_files)
 from pipeline.run.checks import (check_duration, check_options, check_space, checked_seed,
@@ -52,6 +53,7 @@ from pipeline.settings.soundfonts import find_soundfont
 from pipeline.speed.accelerator import Accelerator, WriteBehind
 from pipeline.voices.assign import assign
 from pipeline.voices.ensemble import detect_ensemble
+from pipeline.voices.ranges import check_ranges
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +204,16 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
         del score  # the parsed score is large (music21 objects, the MusicXML tree)
         release_parsed()
         _log_choices(performance, voices, ensemble, settings)
-        fast.hold([(v, v.program) for v in voices] + preset_changes(performance, voices))
+        with stage("assign"):
+            beyond = check_ranges(performance, voices)
+            # what is rendered: every note where its preset has samples (performance.mid
+            # keeps the written notes)
+            played, refits = fit_to_zones(performance, voices)
+        fast.hold([(v, v.program) for v in voices] + preset_changes(played, voices))
         with stage("attack"):
-            timing = compensated_timing(performance, voices, sample_rate=sample_rate) \
-                if attack_compensation else written_timing(performance)
-            wheels = plan_vibrato(performance, voices, timing, ensemble=ensemble,
+            timing = compensated_timing(played, voices, sample_rate=sample_rate) \
+                if attack_compensation else written_timing(played)
+            wheels = plan_vibrato(played, voices, timing, ensemble=ensemble,
                                   sample_rate=sample_rate) if vibrato else None
 
         folder = PieceFolder(out_root, slug or _slug(score_path, bars))
@@ -215,7 +222,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
             check_space(out_root, performance, sample_rate, mix_stems=mix_stems)
             midi = speed.in_background(write_midi, performance, folder.work / "performance.mid",
                                        [(v.bank, v.program) for v in voices])
-            the_mix, stems = _render_and_mix(performance, voices, timing, wheels, template,
+            the_mix, stems = _render_and_mix(played, voices, timing, wheels, template,
                                              folder, speed, settings=settings, parts=parts,
                                              sample_rate=sample_rate, mix_stems=mix_stems,
                                              progress=progress, timings=timings)
@@ -232,7 +239,7 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                 raise failure from exc
             raise
     record = piece_record(score_path, performance, voices, timing, wheels, stems, the_mix,
-                          ensemble=ensemble,
+                          ensemble=ensemble, beyond=beyond, refits=refits,
                           settings=settings, template=template, soundfont=soundfont,
                           timings=timings, excerpt=excerpted)
     return MixedPiece(record, the_mix, folder, (midi, mix_written.future), mix_written)

@@ -152,7 +152,7 @@ def timeline(score, *, source: str | Path | None = None) -> Timeline:
         segments.append((bars[i].start, t, bars[i].length))
         t += bars[i].length
     return Timeline(tuple(b.start for b in bars), tuple(tuple(p) for p in played), t,
-                    tuple(segments), tuple(order), tuple(b.number for b in bars))
+                    tuple(segments), tuple(order), tuple(_name(bars, i) for i in range(len(bars))))
 
 
 def play_order(bars: list[_Bar]) -> list[int]:
