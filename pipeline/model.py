@@ -123,6 +123,38 @@ class Track:
 
 
 @dataclass(frozen=True)
+class PlayedBar:
+    """One bar as it is played, in play order: a bar repeated or reached again by a D.C. is
+    played (and listed) once per pass. Made by the perform stage from its own unrolling of
+    repeats and jumps (:mod:`pipeline.score.form`)."""
+
+    measure: int      # the written measure: its index in the score's parts (0 = the first)
+    number: str       # the measure number printed in the score ("0" for a pickup, "12a", …)
+    start_tick: int   # on the performance's tempo map (rit., fermatas included)
+    end_tick: int
+
+
+@dataclass(frozen=True)
+class BarTime:
+    """A played bar in the audio: seconds from the start of the stems, the mix and the
+    masters (the lead-in included)."""
+
+    measure: int
+    number: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Timemap:
+    """Where each played bar is heard in the audio (:meth:`Performance.timemap`); no bars for
+    a performance that has none (a MIDI file)."""
+
+    lead_in_s: float
+    bars: tuple[BarTime, ...] = ()
+
+
+@dataclass(frozen=True)
 class Performance:
     """A score as played: one track per instrument, on one tempo map."""
 
@@ -133,6 +165,8 @@ class Performance:
     source: Path | None = None
     time_signature: tuple[int, int] = (4, 4)
     copyright: str = ""   # the score's rights notice, written into the audio files' tags
+    #: every bar as played, in order (none for a MIDI file: it has no written bars)
+    bars: tuple[PlayedBar, ...] = ()
 
     @property
     def end_tick(self) -> int:
@@ -146,6 +180,17 @@ class Performance:
     @property
     def note_count(self) -> int:
         return sum(len(t.notes) for t in self.tracks)
+
+    def timemap(self, lead_in_s: float) -> Timemap:
+        """The played bars in seconds of audio whose score time 0 is at ``lead_in_s`` (the
+        stems' :attr:`Stems.lead_in_s`)."""
+        if not self.bars:
+            return Timemap(round(lead_in_s, 4))
+        ticks = np.array([(b.start_tick, b.end_tick) for b in self.bars], dtype=np.int64)
+        seconds = self.tempo_map.seconds(ticks) + lead_in_s
+        return Timemap(round(lead_in_s, 4), tuple(
+            BarTime(b.measure, b.number, round(float(a), 4), round(float(z), 4))
+            for b, (a, z) in zip(self.bars, seconds)))
 
 
 @dataclass(frozen=True)

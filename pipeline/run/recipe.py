@@ -23,7 +23,7 @@ from pipeline.master.mastering import (Prepared, Reference, album_targets, load_
 from pipeline.mix.mixer import mix
 from pipeline.model import Mix, Performance, Stems
 from pipeline.output.export import (PieceFolder, read_mix, write_master, write_mix,
-                                    write_report)
+                                    write_report, write_timemap)
 from pipeline.output.piece_report import MasterReport, PieceReport, Timings
 from pipeline.output.report import report_pictures, shape, stage_picture, trace, write_html
 from pipeline.paths import slugify
@@ -202,6 +202,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                                              progress=progress, timings=timings)
             with stage("export"):
                 mix_written = speed.write_behind(write_mix, folder.work, the_mix)
+                # the played bars where the audio has them: a page follows the score with it
+                write_timemap(folder.work, performance.timemap(stems.lead_in_s))
         except BaseException as exc:
             failure = write_failure(out_root, exc)
             if midi is not None:

@@ -82,6 +82,10 @@ class Timeline:
     total: float
     #: in play order: (written start, played start, length) of each measure played
     segments: tuple[tuple[float, float, float], ...] = ()
+    #: in play order: the index of each measure played (as ``segments``)
+    order: tuple[int, ...] = ()
+    #: each written measure's printed number
+    numbers: tuple[str, ...] = ()
 
     def bar(self, offset: float) -> int:
         """The index of the measure the written ``offset`` is in (0 before the first)."""
@@ -148,7 +152,7 @@ def timeline(score, *, source: str | Path | None = None) -> Timeline:
         segments.append((bars[i].start, t, bars[i].length))
         t += bars[i].length
     return Timeline(tuple(b.start for b in bars), tuple(tuple(p) for p in played), t,
-                    tuple(segments))
+                    tuple(segments), tuple(order), tuple(b.number for b in bars))
 
 
 def play_order(bars: list[_Bar]) -> list[int]:

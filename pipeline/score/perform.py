@@ -38,7 +38,7 @@ from pipeline.score import timing
 from pipeline.errors import ScoreError
 from pipeline.score.load import LoadedScore
 from pipeline.model import (DEFAULT_VELOCITY, DYNAMIC_VELOCITY, OWN_PROGRAM, TICKS_PER_QUARTER,
-                            Control, Note, Performance, TempoMap, Track)
+                            Control, Note, Performance, PlayedBar, TempoMap, Track)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,7 +147,14 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
         title=_title(md, path), composer=str(composer).strip(),
         tracks=tuple(tracks), tempo_map=tempo_map, source=path,
         time_signature=_first_time_signature(score),
-        copyright=str((md.copyright if md else None) or "").strip())
+        copyright=str((md.copyright if md else None) or "").strip(), bars=_played_bars(tl))
+
+
+def _played_bars(tl: form.Timeline) -> tuple[PlayedBar, ...]:
+    """The bars in the order the timeline plays them, on the tempo map's ticks."""
+    return tuple(PlayedBar(k, tl.numbers[k], round(played * TICKS_PER_QUARTER),
+                           round((played + length) * TICKS_PER_QUARTER))
+                 for k, (_, played, length) in zip(tl.order, tl.segments))
 
 
 def _lead_sheet_comping(staves, dyn: "_Dynamics", tl: form.Timeline, timed) -> list[Track]:
