@@ -43,7 +43,8 @@ OPTIONS = {
 #: How far above and below its staves a measure's box reaches, in fractions of the page's width.
 BOX_MARGIN = 0.008
 _SVG = "{http://www.w3.org/2000/svg}"
-_BBOX = re.compile(r'<g id="bbox-[^"]*"[^>]*?/>|<g id="bbox-[^"]*"[^>]*>\s*<rect\b[^>]*/>\s*</g>')
+#: A bounding box's group: empty, or holding its rect (and a title), never another group.
+_BBOX = re.compile(r'<g id="bbox-[^"]*"[^>]*?/>|<g id="bbox-[^"]*"[^>]*>(?:(?!</?g\b).)*?</g>', re.S)
 
 
 @dataclass(frozen=True)
