@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("portfolio", help="render a folder of scores and publish them as a web page")
     pt.add_argument("scores_dir", metavar="DIR", help="the folder of scores (searched recursively)")
     pt.add_argument("--out", default="site", metavar="SITE", help="the site folder (default: site)")
-    pt.add_argument("--title", default="Portfolio", help="the page's title (default: Portfolio)")
+    pt.add_argument("--title", help="the site's title (default: portfolio.toml's title, else "
+                    "Portfolio)")
     pt.add_argument("--soundfont", metavar="PATH", help="a .sf2/.sf3 file (default: MuseScore General)")
     pt.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
                     help="synthesis sample rate (default: 48000)")

@@ -124,15 +124,35 @@ class Track:
 
 @dataclass(frozen=True)
 class PlayedBar:
-    """A bar as it is played: the measure number printed in the score, which written measure it
-    is (0-based), the how-manyth time it is played (2 on a repeat's second pass), and where it
-    is played (ticks)."""
+    """One bar as it is played, in play order: a bar repeated or reached again by a D.C. is
+    played (and listed) once per pass. Made by the perform stage from its own unrolling of
+    repeats and jumps (:mod:`pipeline.score.form`); a MIDI file's are counted from its first
+    time signature."""
 
-    number: str
-    index: int
-    time_played: int
-    start_tick: int
+    measure: int      # the written measure: its index in the score's parts (0 = the first)
+    number: str       # the measure number printed in the score ("0" for a pickup, "12a", …)
+    start_tick: int   # on the performance's tempo map (rit., fermatas included)
     end_tick: int
+    time_played: int = 1  # 2 on a repeat's second pass, …
+
+
+@dataclass(frozen=True)
+class BarTime:
+    """A played bar in the audio: seconds from the start of the stems, the mix and the
+    masters (the lead-in included)."""
+
+    measure: int
+    number: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Timemap:
+    """Where each played bar is heard in the audio (:meth:`Performance.timemap`)."""
+
+    lead_in_s: float
+    bars: tuple[BarTime, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +190,17 @@ class Performance:
         starts = np.array([b.start_tick for b in self.bars], dtype=np.int64)
         i = np.clip(np.searchsorted(starts, ticks, side="right") - 1, 0, None)
         return [self.bars[k].number for k in i.tolist()]
+
+    def timemap(self, lead_in_s: float) -> Timemap:
+        """The played bars in seconds of audio whose score time 0 is at ``lead_in_s`` (the
+        stems' :attr:`Stems.lead_in_s`)."""
+        if not self.bars:
+            return Timemap(round(lead_in_s, 4))
+        ticks = np.array([(b.start_tick, b.end_tick) for b in self.bars], dtype=np.int64)
+        seconds = self.tempo_map.seconds(ticks) + lead_in_s
+        return Timemap(round(lead_in_s, 4), tuple(
+            BarTime(b.measure, b.number, round(float(a), 4), round(float(z), 4))
+            for b, (a, z) in zip(self.bars, seconds)))
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def _performance(notes, controls=(), bars=4) -> Performance:
     q = 960
     return Performance("t", "", (Track("Violin", "violin", tuple(notes), tuple(controls)),),
                        TempoMap(q, ((0, 500_000), (2 * 4 * q, 1_000_000))),
-                       bars=tuple(PlayedBar(str(k + 1), k, 1, k * 4 * q, (k + 1) * 4 * q)
+                       bars=tuple(PlayedBar(k, str(k + 1), k * 4 * q, (k + 1) * 4 * q)
                                   for k in range(bars)))
 
 

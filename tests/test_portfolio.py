@@ -34,6 +34,7 @@ RIGHTS = "© 2024 A. Composer, all rights reserved"
 SIDECAR_RIGHTS = "CC BY 4.0 — Duo Sidecar"
 MIDI_RIGHTS = "(c) 2025 Trio Meta"
 BROKEN = "broken.musicxml"
+NOTE = "Two players & their pauses.\n\nA second paragraph <b>not</b> bold."
 #: An MP3 carries the encoder's delay and padding (about 50 ms); a browser may also round.
 DURATION_TOLERANCE_S = 0.15
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -49,8 +50,8 @@ def _make_scores(root: Path) -> Path:
     (root / "solo" / "clarinet-written-d.musicxml").write_text(
         text.replace("</creator>", f"</creator><rights>{RIGHTS}</rights>"), "utf-8")
     shutil.copy(DATA / "caesura-breath.musicxml", root / "duets")
-    (root / "duets" / "caesura-breath.toml").write_text(f'copyright = "{SIDECAR_RIGHTS}"\n',
-                                                        "utf-8")
+    (root / "duets" / "caesura-breath.toml").write_text(
+        f'copyright = "{SIDECAR_RIGHTS}"\nnotes = """{NOTE}"""\n', "utf-8")
     _trio_midi(root / "little-trio.mid")
     (root / BROKEN).write_text("<score-partwise><part-list>", "utf-8")
     return root
@@ -120,7 +121,7 @@ def test_the_broken_score_fails_alone_and_the_others_are_published(cold):
     # categories in the order of the design, each with its count
     assert ">2 Solo</a> · <a href=\"#duet\">1 Duet</a> · <a href=\"#trio\">1 Trio</a>" in page
     for title in ("Single A4", "Clarinet written D", "Pauses", "Little Trio"):
-        assert f"<h3>{title}</h3>" in page
+        assert f">{title}</a></h3>" in page
     assert page.count("<audio ") == 4 and "broken" not in page
     assert "http://" not in page and "https://" not in page  # nothing from the network
     for record in _manifest(site).values():
@@ -266,9 +267,11 @@ def test_slugs_are_unique_and_follow_the_folders():
 # ---------------------------------------------------------------------------------------------
 # what a web host carries
 
-#: Everything in a published piece's folder: what its card on the page links to.
+#: Everything in a published piece's folder: what its card and its pages link to (a score
+#: that is not MIDI has its engraving too).
 PUBLISHED = {"master-web-demo.mp3", "master-web-demo.ogg", "master-streaming.wav", "stems.zip",
-             "score", "waveform.svg", "report.html", "report.json"}
+             "score", "waveform.svg", "report.html", "report.json", "timemap.json",
+             "index.html", "embed.html"}
 #: A float sample rounded to the 24-bit grid moves by at most half a step.
 HALF_LSB_24 = 2.0 ** -24
 
@@ -277,7 +280,9 @@ def test_a_published_folder_holds_what_the_page_links_to(cold):
     _, site, _, _ = cold
     for record in _manifest(site).values():
         if record["status"] == "done":
-            assert {p.name for p in (site / PIECES / record["slug"]).iterdir()} == PUBLISHED
+            engraved = {"engraving"} if not record["slug"].endswith("trio") else set()
+            assert {p.name for p in (site / PIECES / record["slug"]).iterdir()} == \
+                PUBLISHED | engraved
             # the work material stays out of the site: only the mix, to master again
             cache = site / CACHE / record["slug"]
             assert (cache / "mix.wav").is_file()
@@ -397,7 +402,7 @@ def test_a_killed_run_resumes_where_it_stopped_and_renders_nothing_twice(cold, t
     # the page lists only what is published, all of it whole (a piece a worker published just
     # before the kill may not be listed yet: the next run lists it)
     page = (site / "index.html").read_text("utf-8") if (site / "index.html").exists() else ""
-    listed = set(re.findall(r'<article id="([^"]+)">', page))
+    listed = set(re.findall(r'<article class="card" id="([^"]+)">', page))
     published = {p.name for p in (site / PIECES).glob("*") if not p.name.startswith(".")}
     assert listed <= published
     for slug in published:
@@ -571,3 +576,344 @@ def test_a_sidecar_copyright_that_is_not_text_is_one_line(tmp_path):
         load_sidecar(path)
     path.write_text('copyright = "  © 2025 Someone  "\n', "utf-8")
     assert load_sidecar(path).copyright == "© 2025 Someone"
+
+
+# ---------------------------------------------------------------------------------------------
+# following the score: a page per piece, its engraving and its timemap
+
+FOLLOW = "pickup-repeat-dc-rit.musicxml"
+#: The written measures in the order they are played: a pickup, 1–2, |: 3–4 :| twice, 5 (Fine),
+#: 6 (rit., fermata, D.C. al Fine), then from the start without the repeat to the Fine.
+FOLLOW_ORDER = [0, 1, 2, 3, 4, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5]
+#: The first pitch of each written measure (MIDI numbers): G4, C5, D5, F5, G5, A5, B5.
+FOLLOW_PITCH = {0: 67, 1: 72, 2: 74, 3: 77, 4: 79, 5: 81, 6: 83}
+ABOUT = ('composer = "A. Composer"\nbio = """Writes for flutes.\n\nLives by the sea."""\n'
+         'contact = "a.composer@example.org"\nensemble_order = ["solo", "trio"]\n')
+
+
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory):
+    """(scores folder, site folder) of a portfolio of one piece with a repeat and a D.C., and
+    the composer's words."""
+    base = tmp_path_factory.mktemp("followed")
+    scores = base / "scores"
+    scores.mkdir()
+    shutil.copy(DATA / FOLLOW, scores / "round-trip.musicxml")
+    (scores / "round-trip.toml").write_text('notes = "Out and back again."\n', "utf-8")
+    (scores / "portfolio.toml").write_text(ABOUT, "utf-8")
+    build_portfolio(scores, base / "site", workers=1)
+    return scores, base / "site"
+
+
+def _timemap(site: Path, slug: str) -> dict:
+    return json.loads((site / PIECES / slug / "timemap.json").read_text("utf-8"))
+
+
+def test_the_timemap_is_the_performance_heard_in_the_audio(followed):
+    _, site = followed
+    folder = site / PIECES / "round-trip"
+    timemap = _timemap(site, "round-trip")
+    bars = timemap["bars"]
+    assert [b["measure"] for b in bars] == FOLLOW_ORDER
+    assert [b["number"] for b in bars] == [str(m) for m in FOLLOW_ORDER]
+    lead_in = json.loads((folder / "report.json").read_text("utf-8"))["stems"]["lead_in_s"]
+    assert bars[0]["start_s"] == pytest.approx(lead_in, abs=1e-3) and lead_in > 0
+    for a, b in zip(bars, bars[1:]):
+        assert b["start_s"] == pytest.approx(a["end_s"], abs=1e-6)  # no gaps, no overlaps
+    lengths = [b["end_s"] - b["start_s"] for b in bars]
+    assert lengths[8] > 1.3 * lengths[7]  # bar 6's rit. and fermata
+    # what sounds in the middle of each played bar's first note is that bar's pitch: the
+    # timemap is where the master has the music (a 0.15 s window, 20 ms after the bar's start)
+    audio, rate = sf.read(str(folder / "master-streaming.wav"), dtype="float64")
+    mono = audio.mean(axis=1)
+    for bar in bars:
+        start = int((bar["start_s"] + 0.02) * rate)
+        window = mono[start:start + int(0.15 * rate)] * np.hanning(int(0.15 * rate))
+        spectrum = np.abs(np.fft.rfft(window, 1 << 16))
+        peak_hz = np.argmax(spectrum) * rate / (1 << 16)
+        heard = 69 + 12 * np.log2(peak_hz / 440)
+        assert heard == pytest.approx(FOLLOW_PITCH[bar["measure"]], abs=0.5), bar
+
+
+def test_the_piece_page_has_the_engraved_score_and_the_composers_words(followed):
+    _, site = followed
+    page = (site / PIECES / "round-trip" / "index.html").read_text("utf-8")
+    index = (site / "index.html").read_text("utf-8")
+    assert "<p>Out and back again.</p>" in page and ">Out and back again.</p>" in index
+    assert '<p class="composer">A. Composer</p>' in index
+    assert "<p>Writes for flutes.</p><p>Lives by the sea.</p>" in index
+    assert '<a href="mailto:a.composer@example.org">' in index
+    assert 'href="pieces/round-trip/index.html"' in index
+    pages = re.findall(r'<img src="engraving/(page-\d+\.svg)" width="(\d+)" height="(\d+)" '
+                       r'loading="(\w+)"', page)
+    assert pages and pages[0][3] == "eager" and all(p[3] == "lazy" for p in pages[1:])
+    for name, _, _, _ in pages:
+        svg = (site / PIECES / "round-trip" / "engraving" / name).read_text("utf-8")
+        assert svg.startswith("<svg") and "bounding-box" not in svg
+    data = json.loads(re.search(r'<script type="application/json" id="timemap">(.*?)</script>',
+                                page).group(1))
+    assert [b[2] for b in data["bars"]] == FOLLOW_ORDER
+    assert sorted(map(int, data["boxes"])) == list(range(7))  # every written measure placed
+    # the boxes go left to right along the one system
+    lefts = [data["boxes"][str(m)][1] for m in range(7)]
+    assert lefts == sorted(lefts)
+    embed = (site / PIECES / "round-trip" / "embed.html").read_text("utf-8")
+    assert "<audio " in embed and 'href="../../assets/site.css"' in embed
+    assert (site / "assets" / "site.js").is_file() and (site / "assets" / "site.css").is_file()
+    for text in (page, index, embed):  # nothing fetched from elsewhere
+        assert not re.search(r'(src|href)="(https?:)?//', text.replace(
+            'href="https://www.verovio.org"', ""))
+
+
+def test_a_midi_piece_has_no_engraving_and_its_page_says_so(cold):
+    _, site, _, _ = cold
+    page = (site / PIECES / "little-trio" / "index.html").read_text("utf-8")
+    assert "written as a MIDI file" in page and "<img src=\"engraving/" not in page
+    assert '<audio id="player"' in page
+    # its bars are counted from its time signature (a MIDI file has no bar lines)
+    timemap = _timemap(site, "little-trio")
+    assert [b["number"] for b in timemap["bars"]] == [str(k + 1) for k in range(len(timemap["bars"]))]
+    assert timemap["bars"][0]["start_s"] == pytest.approx(timemap["lead_in_s"])
+
+
+def test_a_changed_programme_note_rewrites_the_pages_and_renders_nothing(cold, tmp_path):
+    scores, site = _copy(cold, tmp_path)
+    sidecar = scores / "duets" / "caesura-breath.toml"
+    sidecar.write_text(sidecar.read_text("utf-8").replace("their pauses", "their rests"), "utf-8")
+    before = _audio_files(site)
+    page = site / PIECES / "duets-caesura-breath" / "index.html"
+    other = site / PIECES / "solo-single-a4" / "index.html"
+    other_mtime = other.stat().st_mtime_ns
+    events = []
+    result = build_portfolio(scores, site, workers=1, progress=events.append)
+    assert set(_status(result).values()) == {"unchanged", "failed"}
+    assert all(e.total == 0 for e in events)  # nothing rendered, nothing mastered
+    assert _audio_files(site) == before
+    assert "<p>Two players &amp; their rests.</p>" in page.read_text("utf-8")
+    assert ">Two players &amp; their rests.</p>" in (site / "index.html").read_text("utf-8")
+    assert other.stat().st_mtime_ns == other_mtime  # a page whose text is the same is left
+
+
+def test_portfolio_toml_and_notes_mistakes_are_one_line(tmp_path):
+    from pipeline.errors import SidecarError
+    from pipeline.settings.sidecar import load_sidecar, read_portfolio_settings
+
+    (tmp_path / "portfolio.toml").write_text('ensemble_order = ["solo", "kazoo band"]\n', "utf-8")
+    with pytest.raises(SidecarError, match=r"^\S+portfolio.toml: 'ensemble_order' names "
+                                           r"'kazoo band' \(allowed: .*solo"):
+        read_portfolio_settings(tmp_path)
+    (tmp_path / "portfolio.toml").write_text('composer = "X"\nwebsite = "y"\n', "utf-8")
+    with pytest.raises(SidecarError, match=r"unknown key 'website' \(allowed: title, composer, "
+                                           r"bio, contact, ensemble_order\)$"):
+        read_portfolio_settings(tmp_path)
+    (tmp_path / "portfolio.toml").write_text("bio = 3\n", "utf-8")
+    with pytest.raises(SidecarError, match=r"'bio' = 3 is not allowed"):
+        read_portfolio_settings(tmp_path)
+    assert read_portfolio_settings(tmp_path / "nowhere").composer is None
+    (tmp_path / "piece.toml").write_text("notes = ['a']\n", "utf-8")
+    with pytest.raises(SidecarError, match=r"^\S+piece.toml: 'notes' = \['a'\] is not allowed "
+                                           r"\(the programme note in quotes"):
+        load_sidecar(tmp_path / "piece.toml")
+
+
+def test_engraved_measures_are_matched_by_number_when_the_counts_differ():
+    from pipeline.portfolio.engrave import EngravedMeasure, Engraving, measure_boxes
+
+    engraving = Engraving(("page-001.svg",), ((100, 100),), tuple(
+        EngravedMeasure(n, 1, (k / 10, 0.1, 0.1, 0.1)) for k, n in enumerate("01223")))
+    same = measure_boxes(engraving, {0: "0", 1: "1", 2: "2", 3: "2", 4: "3"})
+    assert [same[k] is engraving.measures[k] for k in range(5)] == [True] * 5
+    # a measure the engraving lacks (written 3 of 6, "X1"): the others found in order
+    fewer = measure_boxes(engraving, {0: "0", 1: "1", 2: "X1", 3: "2", 4: "2", 5: "3"})
+    assert sorted(fewer) == [0, 1, 3, 4, 5]
+    assert [engraving.measures.index(fewer[k]) for k in (3, 4, 5)] == [2, 3, 4]
+
+
+class _Served(http.server.SimpleHTTPRequestHandler):
+    """The site with byte ranges (a browser seeks in audio only where the server sends them,
+    as every web host does), ``pages`` served from memory and results POSTed to ``results``."""
+
+    pages: dict[str, str] = {}
+    results: list = []
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path in self.pages:
+            body = self.pages[path].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        wanted = re.match(r"bytes=(\d*)-(\d*)$", self.headers.get("Range", ""))
+        file = Path(self.translate_path(path))
+        if not wanted or not file.is_file():
+            return super().do_GET()
+        size = file.stat().st_size
+        first = int(wanted.group(1) or 0)
+        last = min(int(wanted.group(2)) if wanted.group(2) else size - 1, size - 1)
+        with open(file, "rb") as fh:
+            fh.seek(first)
+            body = fh.read(last - first + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(str(file)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.results.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _in_browser(site: Path, harness: str, *, timeout_s: float = 90) -> dict:
+    """Open ``harness`` (served as /harness.html beside the site) in headless Chromium, in real
+    time (media does not play in virtual time), until it POSTs its result."""
+    chromium = _chromium()
+    handler = type("Handler", (_Served,), {"pages": {"/harness.html": harness}, "results": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(handler, directory=site))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    browser = subprocess.Popen([chromium, *CHROMIUM_FLAGS, "--window-size=1200,900",
+                                "--autoplay-policy=no-user-gesture-required",
+                                f"http://127.0.0.1:{server.server_address[1]}/harness.html"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not handler.results and time.monotonic() < deadline and browser.poll() is None:
+            time.sleep(0.1)
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+        server.shutdown()
+        server.server_close()
+    assert handler.results, "the page in the browser sent no result"
+    result = handler.results[0]
+    assert "error" not in result, result.get("error")
+    return result
+
+
+#: Loads a piece's page in a frame; at each time asked for, seeks and reads the highlighted bar;
+#: clicks the middle of each engraved bar and reads where the audio went; plays for a moment.
+FOLLOW_HARNESS = """<!doctype html><meta charset="utf-8"><body style="margin:0">
+<iframe id="page" src="pieces/round-trip/index.html" style="width:1200px;height:800px;border:0">
+</iframe><script>
+const TIMES = %s;
+const frameEl = document.getElementById("page");
+const frames = (win) => new Promise(r => win.requestAnimationFrame(() => win.requestAnimationFrame(r)));
+const event = (el, name, ms) => new Promise(r => { el.addEventListener(name, r, {once: true}); setTimeout(r, ms); });
+const send = (data) => fetch("/result", {method: "POST", body: JSON.stringify(data)});
+frameEl.onload = async () => { try {
+  const win = frameEl.contentWindow, doc = frameEl.contentDocument;
+  const audio = doc.getElementById("player");
+  if (audio.readyState < 1) await event(audio, "loadedmetadata", 15000);
+  const shown = () => {
+    const mark = doc.querySelector(".bar-mark:not([hidden])");
+    return mark ? Number(mark.dataset.measure) : null;
+  };
+  const seen = [];
+  for (const t of TIMES) {
+    const done = event(audio, "seeked", 5000);
+    audio.currentTime = t;
+    await done; await frames(win);
+    seen.push({t, at: audio.currentTime, measure: shown()});
+  }
+  const map = JSON.parse(doc.getElementById("timemap").textContent);
+  const clicks = [];
+  for (const [measure, box] of Object.entries(map.boxes)) {
+    const done = event(audio, "seeked", 5000);
+    audio.currentTime = 0;
+    await done;
+    const page = doc.querySelectorAll(".page")[box[0] - 1];
+    page.scrollIntoView();
+    await frames(win);
+    const r = page.getBoundingClientRect();
+    const x = r.left + (box[1] + box[3] / 2) * r.width, y = r.top + (box[2] + box[4] / 2) * r.height;
+    const seeked = event(audio, "seeked", 5000);
+    doc.elementFromPoint(x, y).dispatchEvent(new win.MouseEvent("click",
+      {clientX: x, clientY: y, bubbles: true}));
+    await seeked;
+    clicks.push({measure: Number(measure), time: audio.currentTime, shown: shown()});
+  }
+  const seekTo = event(audio, "seeked", 5000);
+  audio.currentTime = %s;
+  await seekTo;
+  await audio.play();
+  await new Promise(r => setTimeout(r, 1500));
+  const playing = {time: audio.currentTime, measure: shown(), paused: audio.paused};
+  audio.pause();
+  send({seen, clicks, playing});
+} catch (e) { send({error: String(e) + " " + e.stack}); } };
+</script>"""
+
+
+def test_the_score_follows_the_audio_in_a_browser(followed):
+    _, site = followed
+    bars = _timemap(site, "round-trip")["bars"]
+    # each played bar at a quarter and at three quarters of its length: both passes of the
+    # repeat (bars 3 and 4), and bars 0–5 again after the D.C.
+    times = [b["start_s"] + f * (b["end_s"] - b["start_s"]) for b in bars for f in (0.25, 0.75)]
+    expected = [b["measure"] for b in bars for _ in (0.25, 0.75)]
+    start = bars[4]["start_s"] + 0.2  # bar 4, first pass: playing on goes back to bar 3
+    result = _in_browser(site, FOLLOW_HARNESS % (json.dumps(times), start))
+    for seen, measure in zip(result["seen"], expected):
+        assert seen["at"] == pytest.approx(seen["t"], abs=0.01)
+        assert seen["measure"] == measure, seen
+    assert len(result["seen"]) == len(expected)
+    first_start = {}
+    for b in bars:
+        first_start.setdefault(b["measure"], b["start_s"])
+    assert sorted(c["measure"] for c in result["clicks"]) == sorted(first_start)
+    for click in result["clicks"]:  # a click on bar N: the audio at its first start
+        assert click["time"] == pytest.approx(first_start[click["measure"]], abs=0.01), click
+        assert click["shown"] == click["measure"]
+    playing = result["playing"]
+    assert not playing["paused"] and playing["time"] > start + 0.5
+    heard = max(b["measure"] for b in bars[:6] if b["start_s"] <= playing["time"])
+    assert playing["measure"] == [b["measure"] for b in bars if b["start_s"] <= playing["time"]][-1]
+    assert heard in (3, 4)
+
+
+#: Loads the index in a frame and sums its layout shifts once everything has loaded.
+SHIFT_HARNESS = """<!doctype html><meta charset="utf-8"><body style="margin:0">
+<iframe id="page" src="index.html" style="width:%dpx;height:900px;border:0"></iframe><script>
+const frameEl = document.getElementById("page");
+frameEl.onload = () => {
+  const win = frameEl.contentWindow;
+  let total = 0, shifts = [];
+  new win.PerformanceObserver(list => { for (const e of list.getEntries()) {
+    total += e.value; shifts.push(e.value); } }).observe({type: "layout-shift", buffered: true});
+  win.scrollTo(0, win.document.body.scrollHeight);  // the cards further down load too
+  setTimeout(() => fetch("/result", {method: "POST", body: JSON.stringify({total, shifts,
+    cards: win.document.querySelectorAll("article.card").length})}), 4000);
+};
+</script>"""
+
+
+def test_thirty_pieces_load_without_layout_shift(cold, tmp_path):
+    from pipeline.portfolio.site import write_site
+    from pipeline.settings.sidecar import PortfolioSettings
+
+    _, site, _, _ = cold
+    ours = tmp_path / "site"
+    records = [r for r in _manifest(site).values() if r["status"] == "done"]
+    pieces = []
+    for i in range(30):
+        record = records[i % len(records)]
+        slug = f"{record['slug']}-{i}"
+        shutil.copytree(site / PIECES / record["slug"], ours / PIECES / slug)
+        pieces.append((slug, {**record["entry"], "title": f"{record['entry']['title']} {i}"}))
+    about = PortfolioSettings(title="Thirty", composer="A. Composer", bio="Words.")
+    write_site(ours, pieces, pieces_folder=PIECES, about=about,
+               notes={slug: "A note. " * (i % 7) for i, (slug, _) in enumerate(pieces)})
+    for width in (1200, 390):
+        result = _in_browser(ours, SHIFT_HARNESS % width)
+        assert result["cards"] == 30
+        assert result["total"] < 0.01, result  # "good" is below 0.1

@@ -23,7 +23,7 @@ from pipeline.files import atomic_path, for_output, umask, write_raw
 from pipeline.settings.config import LOSSY_FORMATS, Preset
 from pipeline.errors import OutputError
 from pipeline.dsp.loudness import integrated_lufs, true_peak_dbtp
-from pipeline.model import Mix
+from pipeline.model import BarTime, Mix, Timemap
 from pipeline.output.piece_report import PieceReport, as_json
 
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
@@ -200,6 +200,34 @@ def write_report(folder: Path, report: PieceReport) -> Path:
         tmp.write_text(json.dumps(as_json(report), indent=2, ensure_ascii=False) + "\n",
                        encoding="utf-8")
     return path
+
+
+TIMEMAP = "timemap.json"
+TIMEMAP_FORMAT = 1
+
+
+def write_timemap(folder: Path, timemap: Timemap) -> Path:
+    """``folder/timemap.json``: where each played bar is heard in the audio, in play order
+    (a bar repeated is listed once per pass), for a page that follows the score."""
+    data = {"format": TIMEMAP_FORMAT, "lead_in_s": timemap.lead_in_s,
+            "bars": [{"measure": b.measure, "number": b.number, "start_s": b.start_s,
+                      "end_s": b.end_s} for b in timemap.bars]}
+    path = folder / TIMEMAP
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+    return path
+
+
+def read_timemap(path: Path) -> Timemap:
+    """The timemap :func:`write_timemap` wrote (ValueError, KeyError or TypeError for another
+    format or shape, OSError for a file that cannot be read)."""
+    data = json.loads(path.read_text("utf-8"))
+    if data.get("format") != TIMEMAP_FORMAT:
+        raise ValueError(f"format {data.get('format')!r}, not {TIMEMAP_FORMAT}")
+    return Timemap(float(data["lead_in_s"]), tuple(
+        BarTime(int(b["measure"]), str(b["number"]), float(b["start_s"]), float(b["end_s"]))
+        for b in data["bars"]))
 
 
 class PieceFolder:

@@ -17,9 +17,14 @@ A run has three phases:
    tolerance it keeps its files: a difference no one hears is not worth re-encoding every piece
    of a category.
 
-The published folder holds what the page links to: the masters (MP3 and Ogg for the player, a
-WAV), ``stems.zip`` (the dry stems as 24-bit WAV with ``performance.mid``), the score, the
-waveform and the report. The float32 stems and the mix stems are working material: they are
+The published folder holds what the pages link to: the masters (MP3 and Ogg for the player, a
+WAV), ``stems.zip`` (the dry stems as 24-bit WAV with ``performance.mid``), the score, its
+engraving (one SVG per page, :mod:`pipeline.portfolio.engrave`, made with the render: it depends
+on the score only), ``timemap.json`` (where each played bar is heard), the waveform and the
+report. The pages (``index.html``, each piece's ``index.html`` and ``embed.html``,
+:mod:`pipeline.portfolio.site`) are written by this process from what is published and from the
+composer's words (``portfolio.toml``, the sidecars' ``notes``), whenever their text changes: a
+changed programme note rewrites a page and renders nothing. The float32 stems and the mix stems are working material: they are
 deleted once the zip is made (``score2audio render`` keeps them for one piece).
 
 Progress is durable: the manifest is rewritten (atomically) as soon as a piece is rendered and
@@ -27,8 +32,9 @@ as soon as it is published, so a run killed even by SIGKILL resumes where it sto
 whose cached render matches its fingerprint is only mastered (status ``resumed``), never
 rendered twice. The index lists only published pieces.
 
-A piece is unchanged when its fingerprint is: the bytes of the score and of its sidecar
-(:mod:`pipeline.settings.sidecar`; its ``preset`` is not used: a portfolio has its own), the presets, the
+A piece is unchanged when its fingerprint is: the bytes of the score and what its sidecar says
+of the sound (:mod:`pipeline.settings.sidecar`, all but its ``notes``; its ``preset`` is not used:
+a portfolio has its own), the presets, the
 instrument map and its category's template, the content of the soundfonts (the default, its
 fallback and the sidecar's), the sample rate and the pipeline version (``OUT/manifest.json``
 keeps one per piece). A piece that failed is reported as failed again
@@ -70,11 +76,13 @@ from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, rea
                           read_record, render_to_mix, write_album_entries, write_record)
 from pipeline.speed.accelerator import Accelerator
 from pipeline.errors import OutputError, PipelineError, ScoreError
-from pipeline.output.export import PieceFolder, read_mix
+from pipeline.output.export import TIMEMAP, PieceFolder, read_mix
 from pipeline.output.piece_report import PieceReport
 from pipeline.score.load import MIDI_SUFFIXES, MUSICXML_SUFFIXES
 from pipeline.paths import slugify
-from pipeline.settings.sidecar import Sidecar, choose, find_sidecar, read_sidecar
+from pipeline.settings.sidecar import (PortfolioSettings, Sidecar, choose, find_sidecar,
+                                       read_portfolio_settings, read_sidecar, sound_settings)
+from pipeline.portfolio import engrave
 from pipeline.portfolio.site import WAVEFORM_COLUMNS, waveform_svg, write_site
 from pipeline.settings.soundfonts import fallback_soundfont, find_soundfont
 
@@ -87,8 +95,9 @@ PLAYER_PRESET, WAV_PRESET = PRESETS
 PIECES = "pieces"
 CACHE = ".cache"
 MANIFEST = "manifest.json"
-#: 2: the work material moved from the published folders to ``.cache/<slug>/``.
-MANIFEST_FORMAT = 2
+#: 2: the work material moved from the published folders to ``.cache/<slug>/``; 3: a render
+#: has its timemap and engraving.
+MANIFEST_FORMAT = 3
 #: An unchanged piece is mastered again only when its album level moves by more than this.
 ALBUM_TOLERANCE_LU = 0.1
 #: Written by this module into a piece's folder beside what the render wrote.
@@ -261,7 +270,7 @@ def _base_fingerprint(piece: _Piece, settings: str, soundfonts: dict | None = No
     h.update(piece.source.read_bytes())
     side = find_sidecar(piece.source)
     if side is not None:
-        h.update(side.name.encode() + b"\0" + side.read_bytes())
+        h.update(side.name.encode() + b"\0" + sound_settings(side))
         fonts = _sidecar_soundfonts(read_sidecar(piece.source))
         h.update(str(_soundfont_identity(fonts, {} if soundfonts is None else soundfonts)).encode())
     return h.hexdigest()
@@ -312,6 +321,7 @@ def _render_piece_with(job: _RenderJob, speed: Accelerator) -> tuple[str, dict]:
         entries = album_entries(piece, presets)
         _zip_stems(work, job.slug, piece.record.report.title,
                    peaks_dbfs=[level.peak_dbfs for level in piece.mix.stem_levels])
+        _engrave(job.source, work)
         # mastering needs only the mix; the stems live on in the zip
         shutil.rmtree(work / "stems")
         write_record(work / CACHED_PIECE, piece.record)
@@ -347,6 +357,11 @@ def _master_piece(job: _MasterJob) -> dict:
     def publish(work: Path, report: PieceReport) -> None:
         # in the working folder, before it replaces the published one: all of it or nothing
         _link(cache / STEMS_ZIP, work / STEMS_ZIP)
+        _link(cache / TIMEMAP, work / TIMEMAP)
+        if (cache / engrave.FOLDER).is_dir():
+            (work / engrave.FOLDER).mkdir()
+            for page in (cache / engrave.FOLDER).iterdir():
+                _link(page, work / engrave.FOLDER / page.name)
         with atomic_path(work / SCORE_FOLDER / job.source.name) as tmp:
             shutil.copyfile(job.source, tmp)
         entry.update(_site_entry(work, report, job.source.name))
@@ -375,11 +390,24 @@ def _site_entry(folder: Path, report: PieceReport, score_name: str) -> dict:
         "player": files[PLAYER_PRESET], "wav": wav,
         "stems_zip": STEMS_ZIP, "score": f"{SCORE_FOLDER}/{score_name}",
         "waveform": WAVEFORM, "report": "report.html",
+        "timemap": TIMEMAP if (folder / TIMEMAP).is_file() else None,
+        "engraved": (folder / engrave.FOLDER / engrave.LAYOUT).is_file(),
         # the WAV is read already: its digest from those samples, not from the file again
         "audio_sha256": {name: _digest(rate, audio.shape[1], [audio]) if name == wav
                          else audio_digest(folder / name)
                          for names in files.values() for name in names},
     }
+
+
+def _engrave(score: Path, folder: Path) -> None:
+    """The score's engraving in ``folder``; a piece whose score cannot be engraved is
+    published without it (its page says so)."""
+    try:
+        engrave.engrave(score, folder)
+    except Exception as exc:  # Verovio's own failure: the recording still stands
+        log.warning("%s: not engraved (%s: %s); its page shows no score", score,
+                    type(exc).__name__, exc)
+        shutil.rmtree(folder / engrave.FOLDER, ignore_errors=True)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -613,13 +641,15 @@ def _run(runner, fn, jobs: dict[str, object], phase: str,
 def build_portfolio(scores_dir: str | Path, out_dir: str | Path, *,
                     soundfont: str | Path | None = None, sample_rate: int = 48000,
                     workers: int | None = None, dask: str | None = None,
-                    title: str = "Portfolio",
+                    title: str | None = None,
                     progress: Callable[[Progress], None] | None = None) -> PortfolioResult:
     """Render every score under ``scores_dir`` that changed since the last run into
     ``out_dir/pieces/``, master each ensemble category as an album and write ``out_dir/index.html``.
 
     ``workers``: processes of the local pool (default: one per core); ``dask``: the address of a
-    Dask scheduler to send the pieces to instead.
+    Dask scheduler to send the pieces to instead. ``title``: the site's, over the one of
+    ``portfolio.toml`` in ``scores_dir`` (:func:`pipeline.settings.sidecar.read_portfolio_settings`:
+    the composer's name, words and contact, the order of the categories), else "Portfolio".
 
     Raises
     ------
@@ -635,6 +665,8 @@ def build_portfolio(scores_dir: str | Path, out_dir: str | Path, *,
                          f"{', '.join(sorted(SCORE_SUFFIXES))} in it and its folders)")
     for preset in PRESETS:
         load_preset(preset)
+    about = read_portfolio_settings(scores_dir)
+    about = replace(about, title=title or about.title or "Portfolio")
     font = find_soundfont(soundfont)
     try:
         (out_dir / CACHE).mkdir(parents=True, exist_ok=True)
@@ -650,7 +682,7 @@ def build_portfolio(scores_dir: str | Path, out_dir: str | Path, *,
         runner = _DaskRunner(dask) if dask else _LocalRunner(workers)
         try:
             result = _build(sources, scores_dir, out_dir, font, soundfont and Path(soundfont),
-                            sample_rate, title, progress, runner)
+                            sample_rate, about, progress, runner)
         except BaseException:
             runner.close(abort=True)
             raise
@@ -661,7 +693,7 @@ def build_portfolio(scores_dir: str | Path, out_dir: str | Path, *,
         return result
 
 
-def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, title, progress, runner):
+def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, about, progress, runner):
     manifest = _read_manifest(out_dir)
     records = manifest["pieces"]
     fonts = [font] + [f for f in (fallback_soundfont(font),) if f is not None]
@@ -693,7 +725,7 @@ def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, title, 
             render_jobs[piece.rel] = _RenderJob(piece.source, piece.slug, out_dir, font_option,
                                                 sample_rate, piece.base_fingerprint)
     _clean(out_dir, {p.slug for p in pieces}, records, {p.rel for p in pieces})
-    save = functools.partial(_save, out_dir, manifest, pieces, title)
+    save = functools.partial(_save, out_dir, manifest, pieces, about, _notes(pieces))
     save(index=True)  # the pieces whose scores are gone have left the page
     try:
         for rel, value, error in _run(runner, _render_piece, render_jobs, "render", progress):
@@ -713,7 +745,7 @@ def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, title, 
             records[rel] = {**published, "status": "rendered", "slug": piece.slug,
                             "fingerprint": piece.fingerprint, "category": piece.category}
             save()
-        master_jobs = _plan(pieces, render_jobs, outcomes, out_dir, title)
+        master_jobs = _plan(pieces, render_jobs, outcomes, out_dir, about.title)
         for rel, entry, error in _run(runner, _master_piece, master_jobs, "master", progress):
             piece, job = by_rel[rel], master_jobs[rel]
             if error:  # not fingerprinted: tried again next run, from its cached render
@@ -740,17 +772,31 @@ def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, title, 
                            out_dir / MANIFEST)
 
 
-def _save(out_dir: Path, manifest: dict, pieces: list[_Piece], title: str, *,
-          index: bool = False) -> Path:
-    """Write the manifest and, with ``index``, the page of the published pieces; returns the
-    page's path. Each is replaced whole: a run killed at any moment leaves the last of each.
-    The page goes first, so a piece the manifest calls done is already on it."""
+def _notes(pieces: list[_Piece]) -> dict[str, str]:
+    """Each piece's programme note (its sidecar's ``notes``), by slug; a sidecar that cannot be
+    read gives none here (its render says why)."""
+    notes = {}
+    for piece in pieces:
+        try:
+            sidecar = read_sidecar(piece.source)
+        except PipelineError:
+            continue
+        if sidecar is not None and sidecar.notes:
+            notes[piece.slug] = sidecar.notes
+    return notes
+
+
+def _save(out_dir: Path, manifest: dict, pieces: list[_Piece], about: PortfolioSettings,
+          notes: dict[str, str], *, index: bool = False) -> Path:
+    """Write the manifest and, with ``index``, the pages of the published pieces; returns the
+    index's path. Each is replaced whole: a run killed at any moment leaves the last of each.
+    The pages go first, so a piece the manifest calls done is already on them."""
     path = out_dir / "index.html"
     if index:
         records = manifest["pieces"]
         shown = [(r["slug"], r["entry"]) for r in (records.get(p.rel, {}) for p in pieces)
                  if r.get("status") in ("done", "rendered") and _published(out_dir, r)]
-        path = write_site(out_dir, shown, pieces_folder=PIECES, title=title)
+        path = write_site(out_dir, shown, pieces_folder=PIECES, about=about, notes=notes)
     _write_manifest(out_dir, manifest)
     return path
 

@@ -26,7 +26,7 @@ from pipeline.mix.rehearsal import Rehearsal, count_in, rehearsal_balance, with_
 from pipeline.model import Mix, Performance, Stems
 from pipeline.dsp.loudness import measure
 from pipeline.output.export import (PieceFolder, read_audio, read_mix, write_lossy, write_master,
-                                    write_mix, write_report)
+                                    write_mix, write_report, write_timemap)
 from pipeline.output.piece_report import (ExcerptReport, MasterReport, PieceReport,
                                           RehearsalTrack, Timings)
 from pipeline.output.report import report_pictures, shape, stage_picture, trace, write_html
@@ -230,6 +230,8 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                 the_mix = fold_loop(the_mix, loop_s=excerpted.played_s, origin_s=timing.lead_in_s)
             with stage("export"):
                 mix_written = speed.write_behind(write_mix, folder.work, the_mix)
+                # the played bars where the audio has them: a page follows the score with it
+                write_timemap(folder.work, performance.timemap(stems.lead_in_s))
         except BaseException as exc:
             failure = write_failure(out_root, exc)
             if midi is not None:

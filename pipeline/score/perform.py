@@ -157,8 +157,8 @@ def played_bars(tl: form.Timeline) -> tuple[PlayedBar, ...]:
     bars = []
     for i, (_, start, length) in zip(tl.order, tl.segments):
         times[i] = times.get(i, 0) + 1
-        bars.append(PlayedBar(tl.numbers[i], i, times[i], round(start * TICKS_PER_QUARTER),
-                              round((start + length) * TICKS_PER_QUARTER)))
+        bars.append(PlayedBar(i, tl.numbers[i], round(start * TICKS_PER_QUARTER),
+                              round((start + length) * TICKS_PER_QUARTER), times[i]))
     return tuple(bars)
 
 
@@ -168,7 +168,7 @@ def counted_bars(end_tick: int, time_signature: tuple[int, int],
     bar lines), numbered from 1."""
     beats, unit = time_signature
     length = max(1, round(beats * 4 / unit * ticks_per_quarter))
-    return tuple(PlayedBar(str(k + 1), k, 1, k * length, (k + 1) * length)
+    return tuple(PlayedBar(k, str(k + 1), k * length, (k + 1) * length)
                  for k in range(max(1, -(-end_tick // length))))
 
 

@@ -2,7 +2,8 @@
 
 ``<score-name>.toml`` is looked for first (several scores in one folder each have their own),
 then ``piece.toml`` (one piece per folder). It may set the ensemble, layout, preset, soundfont,
-swing and the copyright notice (over the score's, for the tags), and per part
+swing, the copyright notice (over the score's, for the tags) and a programme note (``notes``,
+for the portfolio's page: it changes no sound), and per part
 (``[parts."Violin II"]`` by name, case-insensitive, or ``[parts.2]`` by
 1-based position in the score) its instrument, soundfont, bank, program, level and pan::
 
@@ -22,6 +23,7 @@ checked when the file is read, and a bad one is a one-line error naming the file
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,11 @@ from pipeline.errors import SidecarError, SoundfontError
 from pipeline.settings.soundfonts import check_soundfont
 
 SIDECAR_NAME = "piece.toml"
-TOP_KEYS = ("ensemble", "layout", "preset", "soundfont", "swing", "copyright", "parts")
+TOP_KEYS = ("ensemble", "layout", "preset", "soundfont", "swing", "copyright", "notes", "parts")
+#: The keys that change no sound (a render is the same whatever they say).
+PAGE_ONLY_KEYS = ("notes",)
+PORTFOLIO_NAME = "portfolio.toml"
+PORTFOLIO_KEYS = ("title", "composer", "bio", "contact", "ensemble_order")
 PART_KEYS = ("instrument", "soundfont", "bank", "program", "level", "pan")
 LEVEL_RANGE_DB = (-24.0, 12.0)
 
@@ -67,6 +73,7 @@ class Sidecar:
     swing: float | None = None
     parts: tuple[tuple[str | int, PartSettings], ...] = ()  # key: a part name or a 1-based index
     copyright: str | None = None  # over the score's rights notice
+    notes: str | None = None  # the programme note, for the portfolio's page
 
     def for_tracks(self, names: list[str]) -> tuple[PartSettings | None, ...]:
         """Each track's settings, in score order (``None`` for a part the file does not name).
@@ -108,14 +115,20 @@ def read_sidecar(score_path: Path) -> Sidecar | None:
     return load_sidecar(path) if path is not None else None
 
 
-def load_sidecar(path: Path) -> Sidecar:
+def _read_toml(path: Path, allowed: tuple[str, ...]) -> dict:
+    """The TOML file's table, its keys checked against ``allowed``."""
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise SidecarError(f"{path}: cannot be read ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SidecarError(f"{path}: not valid TOML ({exc})") from exc
-    _known(data, TOP_KEYS, path, "")
+    _known(data, allowed, path, "")
+    return data
+
+
+def load_sidecar(path: Path) -> Sidecar:
+    data = _read_toml(path, TOP_KEYS)
     parts = data.get("parts", {})
     if not isinstance(parts, dict):
         raise SidecarError(f"{path}: 'parts' must be tables [parts.\"<part name>\"] or [parts.N]")
@@ -127,7 +140,23 @@ def load_sidecar(path: Path) -> Sidecar:
         soundfont=_soundfont(data, "soundfont", path, "soundfont"),
         swing=_number(data, "swing", path, "swing", 0.0, 4.0),
         parts=tuple((_part_key(k), _part(v, path, k)) for k, v in parts.items()),
-        copyright=_notice(data, path))
+        copyright=_notice(data, path),
+        notes=_words(data, "notes", path, "the programme note in quotes, \"\"\"…\"\"\" for several "
+                     "paragraphs"))
+
+
+def sound_settings(path: Path) -> bytes:
+    """What a sidecar file says that can change the sound: its TOML without the keys of
+    :data:`PAGE_ONLY_KEYS`, canonically (a changed programme note leaves it the same). The
+    file's bytes when it is not valid TOML (reading it then fails with its own message)."""
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return raw
+    for key in PAGE_ONLY_KEYS:
+        data.pop(key, None)
+    return json.dumps(data, sort_keys=True, default=str).encode()
 
 
 def _known(table: dict, allowed: tuple[str, ...], path: Path, prefix: str) -> None:
@@ -142,6 +171,15 @@ def _notice(data: dict, path: Path) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise SidecarError(f"{path}: 'copyright' = {value!r} is not allowed (the notice in quotes, "
                            f"e.g. \"© 2025 A. Composer\")")
+    return value.strip() if value is not None else None
+
+
+def _words(data: dict, key: str, path: Path, what: str) -> str | None:
+    """Free text (a note, a biography): a string, kept as written but for the blank lines and
+    spaces around it; None when absent."""
+    value = data.get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise SidecarError(f"{path}: '{key}' = {value!r} is not allowed ({what})")
     return value.strip() if value is not None else None
 
 
@@ -271,3 +309,41 @@ def swing_feel(template, swing: float | None) -> float | None:
     if swing is not None:
         return swing if swing > 1.0 else None
     return template.swing if template is not None else None
+
+
+@dataclass(frozen=True)
+class PortfolioSettings:
+    """The composer's own words for a portfolio's site: ``portfolio.toml`` in the scores folder
+    (every key optional)."""
+
+    path: Path | None = None
+    title: str | None = None            # the site's title
+    composer: str | None = None
+    bio: str | None = None
+    contact: str | None = None          # a URL or an (e-mail) address
+    ensemble_order: tuple[str, ...] = ()  # the categories first on the page, in this order
+
+
+def read_portfolio_settings(scores_dir: Path) -> PortfolioSettings:
+    """``scores_dir/portfolio.toml``, validated (empty settings when there is none).
+
+    Raises :class:`SidecarError` with one line naming the file and the key."""
+    path = Path(scores_dir) / PORTFOLIO_NAME
+    if not path.is_file():
+        return PortfolioSettings()
+    data = _read_toml(path, PORTFOLIO_KEYS)
+    order = data.get("ensemble_order", [])
+    allowed = template_names()
+    if not isinstance(order, list) or not all(isinstance(v, str) for v in order):
+        raise SidecarError(f"{path}: 'ensemble_order' = {order!r} is not allowed (a list of "
+                           f"ensemble names, e.g. [\"orchestra\", \"quartet\"])")
+    for name in order:
+        if name not in allowed:
+            raise SidecarError(f"{path}: 'ensemble_order' names {name!r} (allowed: "
+                               f"{', '.join(allowed)})")
+    return PortfolioSettings(
+        path=path, title=_words(data, "title", path, "the site's title in quotes"),
+        composer=_words(data, "composer", path, "the composer's name in quotes"),
+        bio=_words(data, "bio", path, "a few sentences in quotes"),
+        contact=_words(data, "contact", path, "a web address or an e-mail address in quotes"),
+        ensemble_order=tuple(dict.fromkeys(order)))
