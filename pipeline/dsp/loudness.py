@@ -240,6 +240,36 @@ def measure(audio: np.ndarray, sample_rate: int) -> Loudness:
     return meter.result()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a loudness meter shows for a whole programme (EBU R128 / ITU-R BS.1770-4)."""
+
+    integrated_lufs: float      # -inf for silence
+    loudness_range_lu: float
+    true_peak_dbtp: float
+
+    @property
+    def plr_db(self) -> float:
+        """Peak-to-loudness ratio: true peak minus integrated loudness."""
+        return self.true_peak_dbtp - self.integrated_lufs
+
+
+def measure_with_true_peak(audio: np.ndarray, sample_rate: int) -> tuple[Loudness, float]:
+    """:func:`measure` and :func:`true_peak_dbtp` of ``audio`` (channels, frames): the meter
+    (one thread) runs beside the true-peak oversampling (two)."""
+    with ThreadPoolExecutor(1) as side:
+        loud = side.submit(measure, audio, sample_rate)
+        tp = true_peak_dbtp(audio)
+        return loud.result(), tp
+
+
+def reading(audio: np.ndarray, sample_rate: int) -> Reading:
+    """The meter's :class:`Reading` of ``audio`` (channels, frames), each channel weighted 1
+    (mono is measured as one channel, as ffmpeg's ``ebur128`` does)."""
+    loud, tp = measure_with_true_peak(audio, sample_rate)
+    return Reading(loud.integrated_lufs(), loud.range_lu(), tp)
+
+
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS of ``audio`` shaped (channels, frames); ``-inf`` for silence."""
     return measure(audio, sample_rate).integrated_lufs()

@@ -24,7 +24,7 @@ from pipeline.settings.config import LOSSY_FORMATS, Preset
 from pipeline.errors import OutputError
 from pipeline.dsp.loudness import integrated_lufs, true_peak_dbtp
 from pipeline.model import Mix
-from pipeline.output.piece_report import PieceReport, as_json
+from pipeline.output.piece_report import MixFileReport, PieceReport, as_json
 
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
 MP3_QUALITY = 2  # LAME's -q 2: near-best encoding, about 60× real time here
@@ -188,7 +188,7 @@ def write_master(folder: Path, audio: np.ndarray, sample_rate: int, preset: Pres
         return list(pool.map(one, preset.formats))
 
 
-def write_report(folder: Path, report: PieceReport) -> Path:
+def write_report(folder: Path, report: PieceReport | MixFileReport) -> Path:
     """``folder/report.json``: the report as plain JSON."""
     path = folder / "report.json"
     with atomic_path(path) as tmp:
