@@ -374,7 +374,7 @@ def _meter(args) -> int:
         rows.append({"file": name,
                      "integrated_lufs": round(r.integrated_lufs, 2) if finite else None,
                      "loudness_range_lu": round(r.loudness_range_lu, 2),
-                     "true_peak_dbtp": round(r.true_peak_dbtp, 2),
+                     "true_peak_dbtp": round(r.true_peak_dbtp, 2) if finite else None,
                      "plr_db": round(r.plr_db, 2) if finite else None})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -383,8 +383,8 @@ def _meter(args) -> int:
         for row in rows:
             lufs = "silent" if row["integrated_lufs"] is None else f"{row['integrated_lufs']:6.1f} LUFS"
             plr = "" if row["plr_db"] is None else f"  PLR {row['plr_db']:5.1f} dB"
-            print(f"{row['file']:<{width}}  {lufs}  LRA {row['loudness_range_lu']:5.1f} LU  "
-                  f"TP {row['true_peak_dbtp']:6.1f} dBTP{plr}")
+            peak = "" if row["true_peak_dbtp"] is None else f"  TP {row['true_peak_dbtp']:6.1f} dBTP"
+            print(f"{row['file']:<{width}}  {lufs}  LRA {row['loudness_range_lu']:5.1f} LU{peak}{plr}")
     return EXIT_ERROR if failed else 0
 
 

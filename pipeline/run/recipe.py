@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.dsp.loudness import Reading, reading
-from pipeline.errors import RenderError
+from pipeline.errors import AudioFileError, RenderError
 from pipeline.files import read_audio
 from pipeline.master.mastering import (PRESET_ONLY, Prepared, Reference, album_targets,
                                        load_mix, load_reference, master, prepare)
@@ -352,7 +352,11 @@ def _rounded(value: float) -> float | None:
 def meter_file(path: str | Path) -> Reading:
     """The loudness meter's reading of an audio file as it is (mono as one channel, as
     ffmpeg's ``ebur128`` measures it): integrated loudness, loudness range, true peak."""
-    audio, sample_rate = read_audio(Path(path))
+    path = Path(path)
+    audio, sample_rate = read_audio(path)
+    if audio.shape[0] > 2:  # BS.1770 weights surround channels and leaves out the LFE
+        raise AudioFileError(f"{path}: {audio.shape[0]} channels; the meter measures mono and "
+                             f"stereo files")
     return reading(audio, sample_rate)
 
 
