@@ -3,6 +3,8 @@
 #               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n] [ATTACK=0]
 #               [VIBRATO=0] [PHRASING=0]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
+#   make master MIX=my-mix.wav [PRESET=cd,streaming] [OUT=out] [REFERENCE=…] [ENSEMBLE=…]
+#   make meter FILES="a.wav b.flac"
 #   make test
 PYTHON ?= python3
 VENV   := .venv
@@ -27,6 +29,10 @@ AGREEMENT_ARGS ?=
 CORPUS ?=
 CORPUS_ARGS ?=
 
+MIX ?=
+FILES ?=
+METER_ARGS ?=
+
 SCORES ?= scores
 DASK ?=
 JOBS ?=
@@ -45,7 +51,10 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(filter 0 no false,$(VIBRATO)),--no-vibrato) \
 	$(if $(filter 0 no false,$(PHRASING)),--no-phrasing)
 
-.PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
+MASTER_ARGS := --out "$(OUT)" $(if $(PRESET),--preset "$(PRESET)") \
+	$(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)")
+
+.PHONY: render portfolio master meter test bench bench-master agreement corpus setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -61,6 +70,11 @@ help:
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"
+	@echo "make master MIX=my-mix.wav                  master a mix you made (WAV/FLAC) into $(OUT)/<name>/"
+	@echo "    options: PRESET=name[,name] OUT=dir REFERENCE=track.wav"
+	@echo "             ENSEMBLE=name (master it as that ensemble's pieces: tone, glue, guard)"
+	@echo "make meter FILES=\"a.wav b.flac\"             loudness (LUFS), range (LU), true peak (dBTP), PLR"
+	@echo "    options: METER_ARGS=--json"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time whole renders beside fluidsynth and MuseScore"
 	@echo "    BENCH_ARGS='--cases grosse-fuge,orchestra-5 --warm --no-references --json FILE'"
@@ -73,6 +87,14 @@ render: setup
 
 portfolio: setup
 	@$(BIN)/score2audio portfolio "$(SCORES)" $(PORTFOLIO_ARGS)
+
+master: setup
+	@if [ -z "$(MIX)" ]; then echo "usage: make master MIX=my-mix.wav [PRESET=cd,streaming]" >&2; exit 2; fi
+	@$(BIN)/score2audio master "$(MIX)" $(MASTER_ARGS)
+
+meter: setup
+	@if [ -z "$(FILES)" ]; then echo 'usage: make meter FILES="a.wav b.flac"' >&2; exit 2; fi
+	@$(BIN)/score2audio meter $(METER_ARGS) $(FILES)
 
 setup: system-deps $(VENV)/.installed
 
