@@ -82,7 +82,7 @@ def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
             else:
                 _encode_vorbis(tmp, scaled, sample_rate, preset.ogg_quality, tags)
             decoded, _ = sf.read(str(tmp), dtype="float32", always_2d=True)
-        tp = true_peak_dbtp(decoded.T)
+        tp = true_peak_dbtp(decoded.T, sample_rate)
         if tp <= preset.ceiling_dbtp:
             break
         trim_db -= tp - preset.ceiling_dbtp + 0.1
