@@ -3,6 +3,8 @@
 #               [SOUNDFONT=…] [HUMANIZE=0–1] [SEED=n] [ATTACK=0]
 #               [VIBRATO=0] [PHRASING=0] [REHEARSAL=1 [COUNT_IN=1]] [BARS=12-24 [PASS=2] [LOOP=1]]
 #   make portfolio SCORES=scores/ OUT=site/ [DASK=tcp://host:8786]
+#   make master MIX=my-mix.wav [PRESET=cd,streaming] [OUT=out] [REFERENCE=…] [ENSEMBLE=…]
+#   make meter FILES="a.wav b.flac"
 #   make test
 PYTHON ?= python3
 VENV   := .venv
@@ -34,6 +36,10 @@ AGREEMENT_ARGS ?=
 CORPUS ?=
 CORPUS_ARGS ?=
 
+MIX ?=
+FILES ?=
+METER_ARGS ?=
+
 SCORES ?= scores
 DASK ?=
 JOBS ?=
@@ -56,7 +62,10 @@ RENDER_ARGS := --out "$(OUT)" $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)") $(if $(
 	$(if $(REHEARSAL_OTHERS_DB),--rehearsal-others-db "$(REHEARSAL_OTHERS_DB)") \
 	$(if $(BARS),--bars "$(BARS)") $(if $(PASS),--pass "$(PASS)") $(if $(filter 1 yes true,$(LOOP)),--loop)
 
-.PHONY: render portfolio test bench bench-master agreement corpus setup system-deps test-deps clean help
+MASTER_ARGS := --out "$(OUT)" $(if $(PRESET),--preset "$(PRESET)") \
+	$(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(ENSEMBLE),--ensemble "$(ENSEMBLE)")
+
+.PHONY: render portfolio master meter test bench bench-master agreement corpus setup system-deps test-deps clean help
 
 help:
 	@echo "make render SCORE=path/to/score.musicxml   render a score into $(OUT)/<name>/"
@@ -76,6 +85,11 @@ help:
 	@echo "make portfolio SCORES=scores/ OUT=site/     render every score in a folder (again: only"
 	@echo "    what changed) and publish them as a web page, OUT/index.html"
 	@echo "    options: DASK=tcp://scheduler:8786 (render on a Dask cluster) JOBS=n SOUNDFONT=file"
+	@echo "make master MIX=my-mix.wav                  master a mix you made (WAV/FLAC) into $(OUT)/<name>/"
+	@echo "    options: PRESET=name[,name] OUT=dir REFERENCE=track.wav"
+	@echo "             ENSEMBLE=name (master it as that ensemble's pieces: tone, glue, guard)"
+	@echo "make meter FILES=\"a.wav b.flac\"             loudness (LUFS), range (LU), true peak (dBTP), PLR"
+	@echo "    options: METER_ARGS=--json"
 	@echo "make test                                   run the test suite"
 	@echo "make bench                                  time whole renders beside fluidsynth and MuseScore"
 	@echo "    BENCH_ARGS='--cases grosse-fuge,orchestra-5 --warm --no-references --json FILE'"
@@ -88,6 +102,14 @@ render: setup
 
 portfolio: setup
 	@$(BIN)/score2audio portfolio "$(SCORES)" $(PORTFOLIO_ARGS)
+
+master: setup
+	@if [ -z "$(MIX)" ]; then echo "usage: make master MIX=my-mix.wav [PRESET=cd,streaming]" >&2; exit 2; fi
+	@$(BIN)/score2audio master "$(MIX)" $(MASTER_ARGS)
+
+meter: setup
+	@if [ -z "$(FILES)" ]; then echo 'usage: make meter FILES="a.wav b.flac"' >&2; exit 2; fi
+	@$(BIN)/score2audio meter $(METER_ARGS) $(FILES)
 
 setup: system-deps $(VENV)/.installed
 

@@ -114,6 +114,27 @@ def _parser() -> argparse.ArgumentParser:
                     "tcp://scheduler:8786 (its workers must see DIR and SITE at the same paths)")
     _common(pt)
 
+    ms = sub.add_parser("master", help="master a mix you bring (WAV, FLAC…) for delivery presets")
+    ms.add_argument("mix", metavar="MIX", help="the mix: WAV or FLAC (mono or stereo, 44.1–192 kHz, "
+                    "16/24/32-bit or float)")
+    ms.add_argument("--preset", default="streaming", metavar="NAME[,NAME]",
+                    help="delivery preset(s), comma-separated (default: streaming); see 'presets'")
+    ms.add_argument("--out", default="out", metavar="DIR",
+                    help="output folder: the masters and report go to DIR/<mix-name>/ "
+                         "(default: out)")
+    ms.add_argument("--reference", metavar="FILE",
+                    help="a finished recording whose tonal balance and loudness the master should match")
+    ms.add_argument("--ensemble", metavar="NAME",
+                    help="master it as this ensemble's pieces are (its tonal target, glue and "
+                         "dynamic-range guard); default: the presets' chain as written")
+    _common(ms)
+
+    mt = sub.add_parser("meter", help="measure audio files: integrated loudness, loudness range, "
+                        "true peak, PLR (EBU R128)")
+    mt.add_argument("files", nargs="+", metavar="FILE")
+    mt.add_argument("--json", action="store_true", help="print JSON instead of a line per file")
+    _common(mt)
+
     for name, what in (("templates", "ensemble mix templates"), ("presets", "delivery presets")):
         _common(sub.add_parser(name, help=f"list the {what}"))
     return p
@@ -261,18 +282,24 @@ def _summary(result, quiet: bool) -> None:
     for p in rep.parts:  # notes beyond the instrument's range or the soundfont's samples
         if notes := range_notes(p):
             print(f"  {p.part}: {'; '.join(notes)}")
-    for m in rep.masters:
+    _master_lines(rep.masters)
+    if rep.rehearsal:
+        t = rep.rehearsal[0]
+        count = f", a {t.count_in_beats}-beat count-in" if t.count_in_beats else ""
+        print(f"  rehearsal/: {len(rep.rehearsal)} tracks (own part {t.part_gain_db:+g} dB, "
+              f"the others {t.others_gain_db:+g} dB{count})")
+
+
+def _master_lines(masters) -> None:
+    """A line per master (its files, loudness against the target, true peak against the
+    ceiling), and the guard's reason when it stopped short."""
+    for m in masters:
         names = ", ".join(f.file for f in m.files)
         target = "" if m.target_lufs is None else f" (target {m.target_lufs:g} LUFS)"
         print(f"  {names}: {m.integrated_lufs} LUFS{target}, {m.true_peak_dbtp} dBTP "
               f"(ceiling {m.ceiling_dbtp:g})")
         if m.guard.engaged:
             print(f"    guard: {m.guard.why}")
-    if rep.rehearsal:
-        t = rep.rehearsal[0]
-        count = f", a {t.count_in_beats}-beat count-in" if t.count_in_beats else ""
-        print(f"  rehearsal/: {len(rep.rehearsal)} tracks (own part {t.part_gain_db:+g} dB, "
-              f"the others {t.others_gain_db:+g} dB{count})")
 
 
 def _settings_line(settings) -> str:
@@ -356,6 +383,60 @@ def _portfolio(args) -> int:
     return EXIT_ERROR if result.failed else 0
 
 
+def _master(args) -> int:
+    from pipeline.run import master_file
+
+    presets = tuple(p.strip() for p in args.preset.split(",") if p.strip())
+    bar = _Progress(not args.quiet and sys.stderr.isatty(), Path(args.mix).name)
+    try:
+        result = master_file(args.mix, presets, out_root=args.out, ensemble=args.ensemble,
+                             reference=args.reference, progress=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        src = result.report.source
+        print(f"{src.file} ({src.format}, {src.sample_rate} Hz, "
+              f"{'mono' if src.channels == 1 else 'stereo'}, {src.duration_s:.1f} s): "
+              f"{src.integrated_lufs} LUFS, {src.true_peak_dbtp} dBTP")
+        print(f"  files: {result.folder}/")
+        _master_lines(result.report.masters)
+    return 0
+
+
+def _meter(args) -> int:
+    import json
+    import math
+
+    from pipeline.run import meter_file
+
+    rows, failed = [], 0
+    for name in args.files:
+        try:
+            r = meter_file(name)
+        except PipelineError as exc:
+            if args.debug:
+                raise
+            print(f"score2audio: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        finite = math.isfinite(r.integrated_lufs)
+        rows.append({"file": name,
+                     "integrated_lufs": round(r.integrated_lufs, 2) if finite else None,
+                     "loudness_range_lu": round(r.loudness_range_lu, 2),
+                     "true_peak_dbtp": round(r.true_peak_dbtp, 2) if finite else None,
+                     "plr_db": round(r.plr_db, 2) if finite else None})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max((len(row["file"]) for row in rows), default=0)
+        for row in rows:
+            lufs = "silent" if row["integrated_lufs"] is None else f"{row['integrated_lufs']:6.1f} LUFS"
+            plr = "" if row["plr_db"] is None else f"  PLR {row['plr_db']:5.1f} dB"
+            peak = "" if row["true_peak_dbtp"] is None else f"  TP {row['true_peak_dbtp']:6.1f} dBTP"
+            print(f"{row['file']:<{width}}  {lufs}  LRA {row['loudness_range_lu']:5.1f} LU{peak}{plr}")
+    return EXIT_ERROR if failed else 0
+
+
 def _perform(args) -> int:
     from pipeline.run import perform_to_midi
 
@@ -409,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="score2audio: %(levelname)s: %(message)s")
     logging.getLogger("music21").setLevel(logging.ERROR)
-    handler = {"render": _render, "perform": _perform, "portfolio": _portfolio, "templates": _list,
-               "presets": _list}
+    handler = {"render": _render, "perform": _perform, "portfolio": _portfolio, "master": _master,
+               "meter": _meter, "templates": _list, "presets": _list}
     previous = _catch_termination()
     try:
         return handler[args.command](args)

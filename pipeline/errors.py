@@ -33,6 +33,10 @@ class ReferenceTrackError(PipelineError):
     """A reference track for mastering cannot be read or is unusable."""
 
 
+class AudioFileError(PipelineError):
+    """An audio file given to be mastered or metered cannot be read or is unusable."""
+
+
 class RenderError(PipelineError):
     """FluidSynth is missing or synthesis failed."""
 

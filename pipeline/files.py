@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import OutputError
+from pipeline.errors import AudioFileError, OutputError, PipelineError
 
 LITTLE_ENDIAN = sys.byteorder == "little"  # a float WAV's samples are little-endian
 
@@ -114,3 +114,26 @@ def read_float_frames(f, frames: int) -> np.ndarray:
     if got < 0:
         raise sf.LibsndfileError(sf._snd.sf_error(f._file), prefix=f"Error reading {f.name!r}: ")
     return out[: got // (4 * f.channels)].T
+
+
+def read_audio(path: Path, *, error: type[PipelineError] = AudioFileError,
+               what: str = "audio file") -> tuple[np.ndarray, int]:
+    """A user's audio file (WAV, FLAC, OGG, MP3…, 8–32-bit integer or float) as (channels,
+    frames) float32 and its sample rate. Raises ``error`` with one line naming the file and
+    the problem (``what`` it was meant to be): missing, not audio, empty, not finite."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        audio, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise error(f"{path}: cannot read the {what}: not audio that libsndfile reads "
+                    f"({str(exc).splitlines()[0]})") from exc
+    if audio.size == 0:
+        raise error(f"{path}: the {what} holds no audio (0 frames)")
+    audio = np.ascontiguousarray(audio.T)
+    if not np.isfinite(audio).all():
+        raise error(f"{path}: the {what} holds samples that are not numbers (NaN or infinite)")
+    return audio, int(sample_rate)

@@ -89,8 +89,12 @@ def test_true_peak_between_samples():
     n = np.arange(48000)
     x = np.sin(np.pi / 2 * n + np.pi / 4).astype(np.float32)[None].repeat(2, axis=0)
     assert np.abs(x).max() == pytest.approx(0.7071, abs=1e-4)
-    # the 48-tap interpolator is 0.11 dB down at a quarter of the rate
-    assert true_peak_dbtp(x) == pytest.approx(0.0, abs=0.15)
+    fade = np.sin(np.linspace(0, np.pi / 2, 480, dtype=np.float32)) ** 2
+    x[:, :480] *= fade  # no step at either end: a step rings over the sine's peak
+    x[:, -480:] *= fade[::-1]
+    # the interpolated points fall on the quarters of a frame, where this sine peaks (as
+    # ffmpeg's 192 kHz resampling reads it); the filter's passband is 0.01 dB down there
+    assert true_peak_dbtp(x) == pytest.approx(0.0, abs=0.02)
 
 
 @pytest.mark.parametrize("pan", [True, False])

@@ -17,7 +17,8 @@ from scipy.signal import firwin, tf2sos
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import gain_to_db
 
-TRUE_PEAK_OVERSAMPLING = 4
+TRUE_PEAK_OVERSAMPLING = 4  # at 48 kHz and above; lower rates are taken to 192 kHz or more
+TRUE_PEAK_RATE = 192000     # BS.1770-4's 4× of 48 kHz, and the rate ffmpeg's ebur128 resamples to
 _CHUNK = 1 << 18
 _PEAK_BLOCK = 1 << 12  # frames per block whose sample peak decides if it is oversampled
 _SPAN = 1 << 16        # frames oversampled at a time (one task for a thread)
@@ -36,7 +37,8 @@ RUNG_OUT = 1e-12
 @functools.lru_cache(maxsize=8)
 def k_weighting(sample_rate: int) -> np.ndarray:
     """The K-weighting pre-filter and RLB high-pass (pyloudnorm's design) as second-order sections."""
-    return np.vstack([tf2sos(f.b, f.a) for f in pyloudnorm.Meter(sample_rate)._filters.values()])
+    return np.vstack([tf2sos(f.b, f.a) for f in
+                      pyloudnorm.Meter(sample_rate, filter_class="DeMan")._filters.values()])
 
 
 def _loudness(power: np.ndarray) -> np.ndarray:
@@ -239,30 +241,75 @@ def measure(audio: np.ndarray, sample_rate: int) -> Loudness:
     return meter.result()
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a loudness meter shows for a whole programme (EBU R128 / ITU-R BS.1770-4)."""
+
+    integrated_lufs: float      # -inf for silence
+    loudness_range_lu: float
+    true_peak_dbtp: float
+
+    @property
+    def plr_db(self) -> float:
+        """Peak-to-loudness ratio: true peak minus integrated loudness."""
+        return self.true_peak_dbtp - self.integrated_lufs
+
+
+def measure_with_true_peak(audio: np.ndarray, sample_rate: int) -> tuple[Loudness, float]:
+    """:func:`measure` and :func:`true_peak_dbtp` of ``audio`` (channels, frames): the meter
+    (one thread) runs beside the true-peak oversampling (two)."""
+    with ThreadPoolExecutor(1) as side:
+        loud = side.submit(measure, audio, sample_rate)
+        tp = true_peak_dbtp(audio, sample_rate)
+        return loud.result(), tp
+
+
+def reading(audio: np.ndarray, sample_rate: int) -> Reading:
+    """The meter's :class:`Reading` of ``audio`` (channels, frames), each channel weighted 1
+    (mono is measured as one channel, as ffmpeg's ``ebur128`` does)."""
+    loud, tp = measure_with_true_peak(audio, sample_rate)
+    return Reading(loud.integrated_lufs(), loud.range_lu(), tp)
+
+
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS of ``audio`` shaped (channels, frames); ``-inf`` for silence."""
     return measure(audio, sample_rate).integrated_lufs()
 
 
-@functools.lru_cache(maxsize=1)
-def _interpolator() -> np.ndarray:
-    # 48 taps, 12 per phase, as BS.1770-4's example; passband to ~0.45 of the base rate
-    h = firwin(48, 0.9 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 8.0)) * TRUE_PEAK_OVERSAMPLING
+def oversampling(sample_rate: int | None) -> int:
+    """How many points per frame the true peak is read at: 4 at 48 kHz and above (None: 4);
+    below, the fewest that reach :data:`TRUE_PEAK_RATE` and include the half frame (6 at
+    44.1 kHz: at 4× a limited CD master's peaks between the points rose 0.12 dB over what the
+    limiter held; at 5× a quarter-rate sine sampled at ±45° read 0.11 dB low)."""
+    if sample_rate is None or sample_rate * TRUE_PEAK_OVERSAMPLING >= TRUE_PEAK_RATE:
+        return TRUE_PEAK_OVERSAMPLING
+    factor = -(-TRUE_PEAK_RATE // sample_rate)
+    return factor + factor % 2
+
+
+@functools.lru_cache(maxsize=4)
+def _interpolator(factor: int = TRUE_PEAK_OVERSAMPLING) -> np.ndarray:
+    # 24 taps per phase and one more (97 for 4×). Odd: the interpolated points fall on the
+    # quarters of a frame, as ffmpeg's 192 kHz resampling does, not an eighth off them (which
+    # read a sine at a quarter of the rate sampled at ±45° 0.17 dB low). Twice BS.1770-4's
+    # example's 12 per phase, passing to 0.95 of the Nyquist frequency: with 12 (to 0.9) the
+    # top octave was 2.5 dB down at 0.8 of it, and a 16-bit CD master's peaks made of it read
+    # 0.11 dB under ffmpeg's (and its limiter let them through)
+    h = firwin(24 * factor + 1, 0.95 / factor, window=("kaiser", 8.0)) * factor
     return h.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def interpolation_bound() -> float:
+@functools.lru_cache(maxsize=4)
+def interpolation_bound(factor: int = TRUE_PEAK_OVERSAMPLING) -> float:
     """The most an interpolated point can exceed the largest neighbouring sample (|Σ h| per
     phase, worst phase): blocks whose sample peak times this stays under a floor cannot reach it."""
-    h = _interpolator().astype(np.float64)
-    return max(1.0, max(float(np.abs(h[k::TRUE_PEAK_OVERSAMPLING]).sum())
-                        for k in range(TRUE_PEAK_OVERSAMPLING)))
+    h = _interpolator(factor).astype(np.float64)
+    return max(1.0, max(float(np.abs(h[k::factor]).sum()) for k in range(factor)))
 
 
-@functools.lru_cache(maxsize=1)
-def _polyphase() -> tuple[np.ndarray, np.ndarray]:
-    return kernels.polyphase(_interpolator(), TRUE_PEAK_OVERSAMPLING)
+@functools.lru_cache(maxsize=4)
+def _polyphase(factor: int = TRUE_PEAK_OVERSAMPLING) -> tuple[np.ndarray, np.ndarray]:
+    return kernels.polyphase(_interpolator(factor), factor)
 
 
 def _frame_peaks(chunk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -285,8 +332,8 @@ def _block_peaks(frame_peaks) -> np.ndarray:
     return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
 
 
-def _candidate_spans(block_peaks: np.ndarray, floor: float,
-                     frames: int) -> list[tuple[int, int, float]]:
+def _candidate_spans(block_peaks: np.ndarray, floor: float, frames: int,
+                     factor: int = TRUE_PEAK_OVERSAMPLING) -> list[tuple[int, int, float]]:
     """``(start, stop, reach)`` of the frame spans (at most ``_SPAN`` long) whose true peak
     might reach ``floor``, ``reach`` being the most it can be: a block's interpolated points
     see only its own and its neighbours' samples, and exceed the largest of them by at most
@@ -294,7 +341,7 @@ def _candidate_spans(block_peaks: np.ndarray, floor: float,
     near = block_peaks.copy()
     near[1:] = np.maximum(near[1:], block_peaks[:-1])
     near[:-1] = np.maximum(near[:-1], block_peaks[1:])
-    reach = near * np.float32(interpolation_bound())
+    reach = near * np.float32(interpolation_bound(factor))
     hit = reach >= floor
     edges = np.flatnonzero(np.diff(np.concatenate(([0], hit.view(np.int8), [0]))))
     spans = []
@@ -306,11 +353,12 @@ def _candidate_spans(block_peaks: np.ndarray, floor: float,
     return spans
 
 
-def _true_peaks(audio: np.ndarray, spans, env: np.ndarray | None = None, env_start: int = 0):
+def _true_peaks(audio: np.ndarray, spans, env: np.ndarray | None = None, env_start: int = 0,
+                factor: int = TRUE_PEAK_OVERSAMPLING):
     """Per span, the largest true peak in it, each worked out on a thread; with ``env``
     (frames from ``env_start``), its frames of the span are raised to the per-frame true
     peak too."""
-    taps, shifts = _polyphase()
+    taps, shifts = _polyphase(factor)
     x = np.ascontiguousarray(audio, dtype=np.float32)
 
     def one(span) -> float:
@@ -324,22 +372,26 @@ def _true_peaks(audio: np.ndarray, spans, env: np.ndarray | None = None, env_sta
         return list(pool.map(one, spans))
 
 
-def true_peak_envelope(audio: np.ndarray, floor: float = 0.0) -> np.ndarray:
+def true_peak_envelope(audio: np.ndarray, floor: float = 0.0, *,
+                       sample_rate: int | None = None) -> np.ndarray:
     """Per-frame true peak (linear) of ``audio`` (channels, frames): the largest magnitude of
-    any channel at the frame or at the 4×-oversampled points up to the next frame; shape (frames,).
+    any channel at the frame or at the oversampled points up to the next frame (4×, or more
+    under 48 kHz: see :func:`oversampling`); shape (frames,).
 
     Blocks that cannot reach ``floor`` (linear) even between samples keep their sample peaks,
     which is exact for every use that only asks where the envelope exceeds ``floor``.
     """
-    frames = audio.shape[1]
+    frames, factor = audio.shape[1], oversampling(sample_rate)
     if floor <= 0:  # everywhere: the kernel takes the samples' own peaks too
         out = np.zeros(frames, dtype=np.float32)
-        _true_peaks(audio, [(a, min(frames, a + _SPAN)) for a in range(0, frames, _SPAN)], out)
+        _true_peaks(audio, [(a, min(frames, a + _SPAN)) for a in range(0, frames, _SPAN)], out,
+                    factor=factor)
         return out
     out = np.empty(frames, dtype=np.float32)
     for start in range(0, frames, _CHUNK):
         _frame_peaks(audio[:, start:start + _CHUNK], out[start:start + _CHUNK])
-    _true_peaks(audio, _candidate_spans(_block_peaks(out), floor, frames), out)
+    _true_peaks(audio, _candidate_spans(_block_peaks(out), floor, frames, factor), out,
+                factor=factor)
     return out
 
 
@@ -353,6 +405,7 @@ class PeakMap:
     block: int
     block_peaks: np.ndarray
     candidates: tuple[tuple[int, int, float], ...]
+    factor: int = TRUE_PEAK_OVERSAMPLING  # points per frame (see :func:`oversampling`)
 
     def sample_peak_outside(self, regions: list[tuple[int, int]]) -> float:
         """The largest sample peak of the blocks not wholly inside any of ``regions``
@@ -366,14 +419,14 @@ class PeakMap:
         return float(outside.max()) if outside.size else 0.0
 
 
-def peak_map(audio: np.ndarray, floor: float) -> PeakMap:
+def peak_map(audio: np.ndarray, floor: float, *, sample_rate: int | None = None) -> PeakMap:
     """The :class:`PeakMap` of ``audio`` (channels, frames) for ``floor`` (linear, > 0), read a
     chunk at a time (no per-frame array is kept)."""
-    frames = audio.shape[1]
+    frames, factor = audio.shape[1], oversampling(sample_rate)
     block_peaks = _block_peaks(_frame_peaks(audio[:, start:start + _CHUNK])
                                for start in range(0, frames, _CHUNK))
     return PeakMap(frames, _PEAK_BLOCK, block_peaks,
-                   tuple(_candidate_spans(block_peaks, floor, frames)))
+                   tuple(_candidate_spans(block_peaks, floor, frames, factor)), factor)
 
 
 def true_peak_span(audio: np.ndarray, start: int, stop: int, peaks: PeakMap, *,
@@ -387,12 +440,13 @@ def true_peak_span(audio: np.ndarray, start: int, stop: int, peaks: PeakMap, *,
         _frame_peaks(audio[:, a:b], out[a - start:b - start])
     inside = [(a, b) for a, b, _ in peaks.candidates if start <= a and b <= stop]
     if inside:
-        _true_peaks(audio, inside, out, env_start=start)
+        _true_peaks(audio, inside, out, env_start=start, factor=peaks.factor)
     return out
 
 
-def true_peak_dbtp(audio: np.ndarray) -> float:
-    """True peak in dBTP. Only blocks that could exceed the largest sample between their
+def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None) -> float:
+    """True peak in dBTP (oversampled 4×, or more under 48 kHz: see :func:`oversampling`;
+    None: 4×). Only blocks that could exceed the largest sample between their
     samples are oversampled: the result is exact and usually far cheaper than the whole (and
     no per-frame envelope is kept)."""
     frames = audio.shape[1]
@@ -404,12 +458,13 @@ def true_peak_dbtp(audio: np.ndarray) -> float:
     if peak == 0.0:
         return -200.0
     # loudest first: once a true peak is found, spans that cannot beat it are skipped
-    spans = sorted(_candidate_spans(block_peaks, peak, frames), key=lambda span: -span[2])
+    factor = oversampling(sample_rate)
+    spans = sorted(_candidate_spans(block_peaks, peak, frames, factor), key=lambda span: -span[2])
     best, batch = peak, 4 * THREADS
     for first in range(0, len(spans), batch):
         todo = [span for span in spans[first:first + batch] if span[2] > best]
         if not todo:
             break
-        best = max([best, *_true_peaks(audio, todo)])
+        best = max([best, *_true_peaks(audio, todo, factor=factor)])
     return gain_to_db(best)
 

@@ -83,7 +83,7 @@ def loud_spans(audio: np.ndarray, sample_rate: int, *, floor: float, deepest_db:
     array from ``buffers`` (a loud piece is loud for much of its length)."""
     frames = audio.shape[1]
     step = step_frames(sample_rate)
-    peaks = peak_map(audio, floor) if floor > 0 else None
+    peaks = peak_map(audio, floor, sample_rate=sample_rate) if floor > 0 else None
     before, after = reach_frames(sample_rate, deepest_db)
     regions: list[list[int]] = []
     for a, b, _ in peaks.candidates if peaks is not None else ():

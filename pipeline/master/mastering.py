@@ -31,11 +31,12 @@ from scipy.signal import resample_poly
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
-from pipeline.settings.config import Mastering, Preset
+from pipeline.settings.config import SAMPLE_RATES, Mastering, Preset
 from pipeline.master.limiter import glue_gain
 from pipeline.master.loud_spans import LoudSpans, loud_spans
-from pipeline.errors import ReferenceTrackError
-from pipeline.dsp.loudness import gated_lufs, integrated_lufs, measure, true_peak_dbtp
+from pipeline.errors import AudioFileError, ReferenceTrackError
+from pipeline.files import read_audio
+from pipeline.dsp.loudness import gated_lufs, integrated_lufs, measure, measure_with_true_peak
 from pipeline.model import IN_MEMORY, AudioBuffers, Master, Mix, SpanGain
 from pipeline.master.tone import (apply_tone, band_levels, correction, fit_eq, response_db, tilt_target,
                    tone_settings)
@@ -69,12 +70,7 @@ class Reference:
 def load_reference(path: str | Path) -> Reference:
     """Read a reference track (WAV, FLAC, OGG, MP3…) and measure its spectrum and loudness."""
     path = Path(path)
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise ReferenceTrackError(f"{path}: cannot read the reference track "
-                                  f"({str(exc).splitlines()[0]})") from exc
-    audio = audio.T
+    audio, sr = read_audio(path, error=ReferenceTrackError, what="reference track")
     if audio.shape[0] == 1:
         audio = np.repeat(audio, 2, axis=0)
     if audio.shape[1] < MIN_REFERENCE_S * sr:
@@ -84,6 +80,41 @@ def load_reference(path: str | Path) -> Reference:
     if not np.isfinite(lufs):
         raise ReferenceTrackError(f"{path}: the reference track is silent")
     return Reference(path, band_levels(audio[:2], sr), lufs)
+
+
+#: How the chain masters a mix whose ensemble it is not told: the preset's chain as written
+#: (its full glue, its own guard), toward the tonal target most templates share.
+PRESET_ONLY = Mastering(tilt_db_per_octave=-4.5, glue_amount=1.0, max_limiting_db=float("inf"),
+                        relative_loudness_lu=0.0)
+#: The rates a mix from a file may have: the chain down-samples to the preset's rate first and
+#: up-samples last; below the lowest delivery rate the EQ's bands (to 14 kHz) and the
+#: presets' shelves would lie at or over the mix's Nyquist frequency.
+MIX_RATES = (min(SAMPLE_RATES), 192000)
+
+
+def load_mix(path: str | Path) -> Mix:
+    """A mix from a file (WAV, FLAC…: mono or stereo, 16/24/32-bit or float, 44.1–192 kHz)
+    for :func:`master`: mono is played on both channels. Raises :class:`AudioFileError` with
+    one line naming the file and the problem."""
+    path = Path(path)
+    audio, sr = read_audio(path, what="mix")
+    if audio.shape[0] > 2:
+        raise AudioFileError(f"{path}: {audio.shape[0]} channels; the mastering chain takes a "
+                             f"stereo (or mono) mix")
+    if not MIX_RATES[0] <= sr <= MIX_RATES[1]:
+        raise AudioFileError(f"{path}: sample rate {sr} Hz; the mastering chain takes "
+                             f"{MIX_RATES[0]}–{MIX_RATES[1]} Hz (resample the mix first)")
+    channels = audio.shape[0]
+    if channels == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    loud = measure(audio, sr)
+    if not np.isfinite(loud.integrated_lufs()):
+        raise AudioFileError(f"{path}: the mix is silent (under the meter's -70 LUFS gate): "
+                             f"nothing to master")
+    info = sf.info(str(path))
+    return Mix(audio, sr, (), {"source": str(path), "format": f"{info.format} {info.subtype}",
+                               "channels": channels},
+               loud.integrated_lufs(), loud.short_term_lufs())
 
 
 @dataclass
@@ -278,7 +309,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     upsampled = prep.out_rate != sr
     if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
-        loud, tp = _measure(out, sr)
+        loud, tp = measure_with_true_peak(out, sr)
         out = _resample(out, sr, prep.out_rate, buffers)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
     out, word = _word_length(out, preset, in_place=True)
@@ -286,7 +317,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     if ready is not None:
         ready(out, sr)
     if not upsampled:
-        loud, tp = _measure(out, sr)
+        loud, tp = measure_with_true_peak(out, sr)
     max_reduction, mean_reduction, limiting = _reduction_stats(
         [kernels.reduction_sums(g, REDUCED_DB) for g in gr.gains], gr.frames)
     integrated = loud.integrated_lufs()
@@ -356,15 +387,6 @@ def master_loop(mix: Mix, preset: Preset, mastering: Mastering,
                    short_term_lufs=m.short_term_lufs[steps:2 * steps],
                    measurements={**m.measurements,
                                  "duration_s": round(turn / m.sample_rate, 3)})
-
-
-def _measure(audio: np.ndarray, sample_rate: int):
-    """Loudness and true peak (dBTP) of ``audio``: the meter (one thread) runs beside the
-    true-peak oversampling (two)."""
-    with ThreadPoolExecutor(1) as side:
-        loud = side.submit(measure, audio, sample_rate)
-        tp = true_peak_dbtp(audio)
-        return loud.result(), tp
 
 
 def _r(value: float) -> float | None:

@@ -24,7 +24,7 @@ from pipeline.settings.config import LOSSY_FORMATS, Preset
 from pipeline.errors import OutputError
 from pipeline.dsp.loudness import integrated_lufs, true_peak_dbtp
 from pipeline.model import BarTime, Mix, Timemap
-from pipeline.output.piece_report import PieceReport, as_json
+from pipeline.output.piece_report import MixFileReport, PieceReport, as_json
 
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
 MP3_QUALITY = 2  # LAME's -q 2: near-best encoding, about 60× real time here
@@ -82,7 +82,7 @@ def write_lossy(path: Path, audio: np.ndarray, sample_rate: int, preset: Preset,
             else:
                 _encode_vorbis(tmp, scaled, sample_rate, preset.ogg_quality, tags)
             decoded, _ = sf.read(str(tmp), dtype="float32", always_2d=True)
-        tp = true_peak_dbtp(decoded.T)
+        tp = true_peak_dbtp(decoded.T, sample_rate)
         if tp <= preset.ceiling_dbtp:
             break
         trim_db -= tp - preset.ceiling_dbtp + 0.1
@@ -159,15 +159,10 @@ def _ogg_crc(page: bytes) -> int:
     return int(f"{reflected:032b}"[::-1], 2)
 
 
-def read_audio(path: Path) -> np.ndarray:
-    """A file written by :func:`write_audio`, back as (channels, frames) float32."""
-    audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(audio.T)
-
-
 def read_mix(folder: Path) -> np.ndarray:
     """The mix written by :func:`write_mix`, back as (2, frames) float32."""
-    return read_audio(folder / "mix.wav")
+    audio, _ = sf.read(str(folder / "mix.wav"), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio.T)
 
 
 def write_mix(folder: Path, mix: Mix, progress: Callable[[int], None] | None = None) -> Path:
@@ -193,7 +188,7 @@ def write_master(folder: Path, audio: np.ndarray, sample_rate: int, preset: Pres
         return list(pool.map(one, preset.formats))
 
 
-def write_report(folder: Path, report: PieceReport) -> Path:
+def write_report(folder: Path, report: PieceReport | MixFileReport) -> Path:
     """``folder/report.json``: the report as plain JSON."""
     path = folder / "report.json"
     with atomic_path(path) as tmp:

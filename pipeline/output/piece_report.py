@@ -146,6 +146,13 @@ class MasterReport:
                    formats=tuple(preset.formats), guard=guard, album=m.pop("album", None), **m)
 
 
+def with_files(masters: tuple[MasterReport, ...],
+               files: list[list[Mapping]]) -> tuple[MasterReport, ...]:
+    """``masters`` with their written files (as the writer lists them, master by master)."""
+    return tuple(replace(m, files=tuple(MasterFile(**f) for f in written))
+                 for m, written in zip(masters, files))
+
+
 @dataclass(frozen=True)
 class PerformanceSummary:
     file: str
@@ -243,12 +250,53 @@ class PieceReport:
 
     def with_files(self, files: list[list[Mapping]]) -> "PieceReport":
         """The report with each master's written files (as the writer lists them)."""
-        masters = tuple(replace(m, files=tuple(MasterFile(**f) for f in written))
-                        for m, written in zip(self.masters, files))
-        return replace(self, masters=masters)
+        return replace(self, masters=with_files(self.masters, files))
 
 
-def as_json(report: PieceReport) -> dict:
+@dataclass(frozen=True)
+class SourceMix:
+    """A mix brought as a file to be mastered: what it is and what the meter read on it."""
+
+    file: str
+    format: str                    # e.g. "WAV PCM_24"
+    sample_rate: int
+    channels: int
+    duration_s: float
+    integrated_lufs: float | None
+    loudness_range_lu: float
+    true_peak_dbtp: float
+
+
+@dataclass(frozen=True)
+class MixFileReport:
+    """Everything the report of a mix mastered from a file says (``score2audio master``)."""
+
+    title: str
+    source: SourceMix
+    mastering: str                 # whose mastering settings: an ensemble's, or the presets'
+    reference: str | None
+    masters: tuple[MasterReport, ...]
+    timings: Timings
+    pipeline_version: str
+    parts: tuple[PartReport, ...] = ()  # none: the pictures show no stage
+
+    def with_files(self, files: list[list[Mapping]]) -> "MixFileReport":
+        """The report with each master's written files (as the writer lists them)."""
+        return replace(self, masters=with_files(self.masters, files))
+
+
+def as_json(report: PieceReport | MixFileReport) -> dict:
+    """``report.json``'s content: plain values, in the order a reader meets them."""
+    if isinstance(report, MixFileReport):
+        return {"title": report.title, "source": vars(report.source).copy(),
+                "mastering": report.mastering, "reference": report.reference,
+                "masters": [_master_json(m) for m in report.masters],
+                "timings_s": report.timings.as_dict(),
+                "pipeline_version": report.pipeline_version}
+    return _piece_json(report)
+
+
+def _piece_json(report: PieceReport) -> dict:
     """``report.json``'s content: plain values, in the order a reader meets them."""
     return {
         "title": report.title,

@@ -16,8 +16,8 @@ from pipeline.files import atomic_path
 from pipeline.dsp.loudness import SHORT_TERM_STEPS, STEP_S
 from pipeline.dsp.spectrum import long_term_psd
 from pipeline.model import AttackApplied, SpanGain, StemLevel, VibratoApplied
-from pipeline.output.piece_report import (Guard, MasterReport, PartReport, PieceReport,
-                                          range_notes)
+from pipeline.output.piece_report import (Guard, MasterReport, MixFileReport, PartReport,
+                                          PieceReport, range_notes)
 
 WAVEFORM_COLUMNS = 2400
 FIGURE_SIZE = (10, 3.2)
@@ -85,7 +85,7 @@ def trace(label: str, audio: np.ndarray | Shape, sample_rate: int, lufs: float |
 STAGE_TITLE = "Stage layout: where each player sits (seen from the audience)"
 
 
-def report_pictures(report: PieceReport, mix: Trace, masters: list[Trace], *,
+def report_pictures(report: PieceReport | MixFileReport, mix: Trace, masters: list[Trace], *,
                     stage: str | None = None) -> list[tuple[str, str]]:
     """The report's pictures (title, PNG as base64) for the piece described by ``report``
     (its file names are not needed); ``stage``: the stage's, drawn already."""
@@ -106,12 +106,15 @@ def stage_picture(parts: tuple[PartReport, ...]) -> str | None:
     return _stage(parts) if parts else None
 
 
-def write_html(folder: Path, report: PieceReport, pictures: list[tuple[str, str]]) -> Path:
-    """Write ``folder/report.html`` for the piece described by ``report``, with the
-    :func:`report_pictures`."""
+def write_html(folder: Path, report: PieceReport | MixFileReport,
+               pictures: list[tuple[str, str]]) -> Path:
+    """Write ``folder/report.html`` for the piece (or mix file) described by ``report``, with
+    the :func:`report_pictures`."""
     path = folder / "report.html"
+    page = _file_page(report, pictures) if isinstance(report, MixFileReport) else \
+        _page(report, pictures)
     with atomic_path(path) as tmp:
-        tmp.write_text(_page(report, pictures), encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8")
     return path
 
 
@@ -153,7 +156,7 @@ def _waveforms(mix: Trace, masters: list[Trace]) -> str:
     return _png(fig)
 
 
-def _loudness(mix: Trace, masters: list[Trace], report: PieceReport) -> str:
+def _loudness(mix: Trace, masters: list[Trace], report: PieceReport | MixFileReport) -> str:
     fig, ax = _figure()
     offset = STEP_S * SHORT_TERM_STEPS  # a 3 s window ends 3 s after the start
     # earlier masters are drawn wider, so a master that lies on top of another still shows
@@ -384,6 +387,67 @@ def _stem_tone(level: StemLevel) -> str:
     return "; ".join(items) or "—"
 
 
+def _head(title: str) -> str:
+    """The page's head and its first heading."""
+    e = html.escape
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)} — score2audio report</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left; }}
+img {{ max-width: 100%; }}
+.meta {{ color: #555; }}
+</style></head><body>
+<h1>{e(title)}</h1>"""
+
+
+def _masters(masters: tuple[MasterReport, ...]) -> str:
+    """The masters' table and what the chain did for each."""
+    e = html.escape
+    rows = "\n".join(_row((m.preset, ", ".join(f.file for f in m.files),
+                           m.integrated_lufs, m.target_lufs, m.loudness_range_lu,
+                           m.short_term_max_lufs, m.true_peak_dbtp, m.ceiling_dbtp,
+                           m.peak_to_loudness_db, m.limiter_max_reduction_db,
+                           m.limiter_mean_reduction_db, _guard(m.guard)))
+                     for m in masters)
+    chains = "\n".join(f"<h3>{e(m.preset)}: {e(m.description)}</h3>\n<ul>{_chain(m)}</ul>"
+                       for m in masters)
+    return f"""<h2>Masters</h2>
+<table><tr><th>preset</th><th>files</th><th>integrated LUFS</th><th>target</th><th>LRA LU</th>
+<th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>
+<th>limiter max GR dB</th><th>mean GR dB</th><th>dynamic-range guard</th></tr>
+{rows}</table>
+<h2>What the mastering chain did</h2>
+{chains}"""
+
+
+def _images(pictures) -> str:
+    e = html.escape
+    return "\n".join(f'<h2>{e(title)}</h2>\n<img alt="{e(title)}" src="data:image/png;base64,{png}">'
+                     for title, png in pictures)
+
+
+def _file_page(report: MixFileReport, pictures) -> str:
+    """The page of a mix mastered from a file: the mix as measured, the masters, the pictures."""
+    e = html.escape
+    src = report.source
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.as_dict().items())
+    reference = f" · reference {e(report.reference)}" if report.reference else ""
+    return f"""{_head(report.title)}
+<p class="meta">Mix {e(src.file)}: {e(src.format)}, {src.sample_rate} Hz,
+{"mono" if src.channels == 1 else "stereo"}, {src.duration_s:.1f} s ·
+{src.integrated_lufs} LUFS, LRA {src.loudness_range_lu} LU, true peak {src.true_peak_dbtp} dBTP ·
+mastering settings: {e(report.mastering)}{reference}</p>
+{_masters(report.masters)}
+{_images(pictures)}
+<p class="meta">Time per stage: {e(timings)}. score2audio {e(report.pipeline_version)}.</p>
+</body></html>
+"""
+
+
 def _page(report: PieceReport, pictures) -> str:
     e = html.escape
     parts = "\n".join(_row((p.part, p.instrument, p.program, p.level.seat, p.level.pan,
@@ -395,12 +459,6 @@ def _page(report: PieceReport, pictures) -> str:
                       for p in report.parts)
     settings = " · ".join(f"{k} {v.value} ({v.source})" for k, v in report.settings if v.value)
     ranges = _ranges(report)
-    masters = "\n".join(_row((m.preset, ", ".join(f.file for f in m.files),
-                              m.integrated_lufs, m.target_lufs, m.loudness_range_lu,
-                              m.short_term_max_lufs, m.true_peak_dbtp, m.ceiling_dbtp,
-                              m.peak_to_loudness_db, m.limiter_max_reduction_db,
-                              m.limiter_mean_reduction_db, _guard(m.guard)))
-                        for m in report.masters)
     rehearsal = ""
     if report.rehearsal:
         first = report.rehearsal[0]
@@ -412,40 +470,19 @@ def _page(report: PieceReport, pictures) -> str:
                      f"{first.others_gain_db:+g} dB{e(count)}; mastered as the web demo is."
                      f"</p>\n<table><tr><th>part</th><th>file</th><th>integrated LUFS</th>"
                      f"<th>true peak dBTP (decoded)</th></tr>\n{rows}</table>")
-    chains = "\n".join(f"<h3>{e(m.preset)}: {e(m.description)}</h3>\n<ul>{_chain(m)}</ul>"
-                       for m in report.masters)
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.as_dict().items())
-    images = "\n".join(f'<h2>{e(title)}</h2>\n<img alt="{e(title)}" src="data:image/png;base64,{png}">'
-                       for title, png in pictures)
     mix = {"loudness_lufs": report.mix.loudness_lufs, **report.mix.settings}
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(report.title)} — score2audio report</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left; }}
-img {{ max-width: 100%; }}
-.meta {{ color: #555; }}
-</style></head><body>
-<h1>{e(report.title)}</h1>
+    return f"""{_head(report.title)}
 <p class="meta">{e(report.composer or 'composer unknown')} · {e(report.instrumentation)} ·
 ensemble <b>{e(report.ensemble)}</b> ({e(report.ensemble_chosen_by)}) ·
 {report.duration_s:.1f} s · {report.sample_rate} Hz</p>
 <p class="meta">Settings: {e(settings)}{e(' · sidecar ' + report.sidecar if report.sidecar else '')}</p>
 {ranges}
-<h2>Masters</h2>
-<table><tr><th>preset</th><th>files</th><th>integrated LUFS</th><th>target</th><th>LRA LU</th>
-<th>short-term max</th><th>true peak dBTP</th><th>ceiling</th><th>PLR dB</th>
-<th>limiter max GR dB</th><th>mean GR dB</th><th>dynamic-range guard</th></tr>
-{masters}</table>
+{_masters(report.masters)}
 {rehearsal}
-<h2>What the mastering chain did</h2>
-{chains}
 <p>Mix: peak {mix['peak_dbfs']} dBFS, {mix['loudness_lufs']} LUFS, room {e(mix['room'])}
 (RT60 {mix['rt60_s']} s), gain {mix['mix_gain_db']} dB.</p>
-{images}
+{_images(pictures)}
 <h2>Parts</h2>
 <p class="meta">Stem levels: the dry stem as rendered (peak, LUFS); the balance calibration that
 brings mf on this instrument to the common level; the total gain in the mix (calibration, seat,

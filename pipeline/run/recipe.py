@@ -17,18 +17,22 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from pipeline.errors import RenderError
-from pipeline.master.mastering import (Prepared, Reference, album_targets, load_reference,
-                                       master, master_loop, prepare)
+from pipeline import __version__
+from pipeline.dsp.loudness import Reading, reading
+from pipeline.errors import AudioFileError, RenderError
+from pipeline.files import read_audio
+from pipeline.master.mastering import (PRESET_ONLY, Prepared, Reference, album_targets,
+                                       load_mix, load_reference, master, master_loop,
+                                       prepare)
 from pipeline.mix.mixer import mix
 from pipeline.mix.loop import fold_loop
 from pipeline.mix.rehearsal import Rehearsal, count_in, rehearsal_balance, with_count_in
 from pipeline.model import Mix, Performance, Stems
 from pipeline.dsp.loudness import measure
-from pipeline.output.export import (PieceFolder, read_audio, read_mix, write_lossy, write_master,
-                                    write_mix, write_report, write_timemap)
-from pipeline.output.piece_report import (ExcerptReport, MasterReport, PieceReport,
-                                          RehearsalTrack, Timings)
+from pipeline.output.export import (PieceFolder, read_mix, write_lossy, write_master, write_mix,
+                                    write_report, write_timemap)
+from pipeline.output.piece_report import (ExcerptReport, MasterReport, MixFileReport,
+                                          PieceReport, RehearsalTrack, SourceMix, Timings)
 from pipeline.output.report import report_pictures, shape, stage_picture, trace, write_html
 from pipeline.paths import slugify
 from pipeline.progress import MAX_DURATION_S, ProgressFn
@@ -265,8 +269,12 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
         jobs = _MasterJobs(speed)
         try:
             with stage("master"):
-                masters, traces = _master_all(piece, presets, reference, targets, album, jobs,
-                                              progress)
+                masters, traces = _master_all(
+                    piece.mix, load_template(piece.record.template).mastering, presets,
+                    reference, targets, album, jobs, progress, folder=piece.folder.work,
+                    tags=piece.record.tags((album or {}).get("name")),
+                    parts=piece.record.report.parts, mix_written=lambda frames: _mix_written(piece, frames),
+                    loop=piece.record.report.excerpt is not None and piece.record.report.excerpt.loop)
             tracks = ()
             if rehearsal is not None:
                 with stage("rehearsal"):
@@ -295,6 +303,98 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
                 raise failure from exc
             raise
     return RenderResult(final, report)
+
+
+def master_file(mix_path: str | Path, presets: tuple[str, ...], *, out_root: str | Path = "out",
+                ensemble: str | None = None, reference: str | Path | None = None,
+                progress: ProgressFn | None = None,
+                accelerator: Accelerator | None = None) -> MixFileResult:
+    """Master a mix brought as a file (WAV, FLAC…: mono or stereo, 44.1–192 kHz, any word
+    length) for each preset into ``out_root/<file-name>/``: the masters the presets ask for,
+    ``report.json`` and ``report.html``. ``ensemble``: master it as that template's pieces are
+    (its tonal target, glue and guard); None: the presets' chain as written.
+
+    Raises
+    ------
+    PipelineError
+        (or a subclass) with a one-line message naming the file or setting at fault; nothing is
+        left in ``out_root`` for this mix when it is raised.
+    """
+    progress = progress or _quiet
+    mix_path = Path(mix_path)
+    preset_objs = check_options(ensemble, presets, None)
+    timings: dict[str, float] = {}
+    with _accelerated(accelerator) as speed:
+        stage = _stage_timer(progress, timings, speed)
+        with stage("load"):
+            the_mix = load_mix(mix_path)
+            source = _source_mix(mix_path, the_mix)
+        ref = load_reference(reference) if reference else None
+        mastering = load_template(ensemble).mastering if ensemble else PRESET_ONLY
+        folder = PieceFolder(Path(out_root), slugify(mix_path.stem))
+        jobs = _MasterJobs(speed)
+        try:
+            with stage("master"):
+                masters, traces = _master_all(
+                    the_mix, mastering, preset_objs, ref, None, None, jobs, progress,
+                    folder=folder.work, parts=(),
+                    tags={"title": mix_path.stem, "software": f"score2audio {__version__}"})
+            del the_mix
+            with stage("report"):
+                report = MixFileReport(
+                    title=mix_path.name, source=source,
+                    mastering=f"ensemble {ensemble}" if ensemble else "the presets' own",
+                    reference=ref.path.name if ref else None, masters=tuple(masters),
+                    timings=Timings(tuple(timings.items())), pipeline_version=__version__)
+                pictures = report_pictures(report, jobs.mix_trace.result(), traces)
+                report = report.with_files(jobs.files())
+                write_html(folder.work, report, pictures)
+            report = replace(report, timings=Timings(tuple(timings.items())))
+            write_report(folder.work, report)
+            final = folder.commit()
+        except BaseException as exc:
+            failure = write_failure(folder.final.parent, exc)
+            jobs.settle()  # nothing may write into the folder after this
+            folder.discard()
+            if failure:
+                raise failure from exc
+            raise
+    return MixFileResult(final, report)
+
+
+@dataclass(frozen=True)
+class MixFileResult:
+    folder: Path
+    report: MixFileReport
+
+
+def _source_mix(path: Path, the_mix: Mix) -> SourceMix:
+    """What the mix file is and what the meter reads on it (as the file is: mono as one
+    channel, the level it had)."""
+    channels = the_mix.settings["channels"]
+    audio = the_mix.audio[:channels]
+    metered = reading(audio, the_mix.sample_rate)
+    return SourceMix(file=path.name, format=the_mix.settings["format"],
+                     sample_rate=the_mix.sample_rate, channels=channels,
+                     duration_s=round(audio.shape[1] / the_mix.sample_rate, 3),
+                     integrated_lufs=_rounded(metered.integrated_lufs),
+                     loudness_range_lu=round(metered.loudness_range_lu, 2),
+                     true_peak_dbtp=round(metered.true_peak_dbtp, 2))
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 2) if np.isfinite(value) else None
+
+
+def meter_file(path: str | Path) -> Reading:
+    """The loudness meter's reading of an audio file as it is (mono as one channel, as
+    ffmpeg's ``ebur128`` measures it): integrated loudness, loudness range, true peak."""
+    path = Path(path)
+    audio, sample_rate = read_audio(path)
+    if audio.shape[0] > 2:  # BS.1770 weights surround channels and leaves out the LFE
+        raise AudioFileError(f"{path}: {audio.shape[0]} channels; the meter measures mono and "
+                             f"stereo files")
+    return reading(audio, sample_rate)
 
 
 def perform_to_midi(score_path: str | Path, midi_path: str | Path, *,
@@ -538,7 +638,7 @@ def _rehearsal_tracks(piece: MixedPiece, rehearsal: Rehearsal,
     (work / "rehearsal").mkdir(exist_ok=True)
     tracks = []
     for part in report.parts:
-        audio = rehearsal_balance(whole, read_audio(work / part.level.mix_stem), rehearsal)
+        audio = rehearsal_balance(whole, read_audio(work / part.level.mix_stem)[0], rehearsal)
         if clicks is not None:
             audio = with_count_in(audio, clicks, report.stems.lead_in_s, sr)
         loud = measure(audio, sr)
@@ -577,13 +677,25 @@ class _MasterJobs:
                 job.exception()
 
 
-def _master_all(piece: MixedPiece, presets: list[Preset], reference, targets, album,
-                jobs: _MasterJobs, progress: ProgressFn) -> tuple[list[MasterReport], list]:
-    """Each preset's master, its files written and its picture's shape taken while the next
-    is made (one master's audio in memory at a time); the last one uses the mix up."""
-    speed, record, the_mix = jobs.speed, piece.record, piece.mix
-    mastering = load_template(record.template).mastering
-    tags = record.tags((album or {}).get("name"))
+def _mix_written(piece: MixedPiece, frames: int | None) -> None:
+    """Until the piece's mix.wav is written as far as the master is about to change the mix
+    (its first ``frames``; None: all)."""
+    if frames is not None and piece.mix_written is not None:
+        piece.mix_written.wait(frames)  # the tone trails mix.wav's writer
+    else:
+        piece.wait_written()
+
+
+def _master_all(the_mix: Mix, mastering, presets: list[Preset], reference, targets, album,
+                jobs: _MasterJobs, progress: ProgressFn, *, folder: Path, tags: dict, parts,
+                mix_written: Callable[[int | None], None] | None = None, loop: bool = False,
+                ) -> tuple[list[MasterReport], list]:
+    """Each preset's master, its files written into ``folder`` and its picture's shape taken
+    while the next is made (one master's audio in memory at a time); the last one uses the mix
+    up (``mix_written(frames)`` is called before it changes the mix's first ``frames``; None:
+    all). ``parts``: the report's, for the stage picture. ``loop``: the mix is one turn of a
+    loop (:func:`pipeline.master.mastering.master_loop`)."""
+    speed = jobs.speed
     # the mix's trace is taken beside the master's first steps, before the last master uses
     # the mix up
     jobs.mix_trace = speed.beside(trace, "mix", the_mix.audio, the_mix.sample_rate,
@@ -592,10 +704,8 @@ def _master_all(piece: MixedPiece, presets: list[Preset], reference, targets, al
     def mix_in_use(frames: int | None) -> None:
         """The master is about to change the mix's first ``frames`` (None: all)."""
         jobs.mix_trace.result()
-        if frames is not None and piece.mix_written is not None:
-            piece.mix_written.wait(frames)  # the tone trails mix.wav's writer
-        else:
-            piece.wait_written()
+        if mix_written is not None:
+            mix_written(frames)
 
     masters, traces = [], []
     for i, p in enumerate(presets):
@@ -607,24 +717,22 @@ def _master_all(piece: MixedPiece, presets: list[Preset], reference, targets, al
             """The master's audio is final: its files are written, and its picture's shape
             taken, while it is measured (the last one's files while the report's pictures are
             drawn)."""
-            jobs.writing.append(speed.in_background(write_master, piece.folder.work, audio,
+            jobs.writing.append(speed.in_background(write_master, folder, audio,
                                                     sample_rate, p, several=len(presets) > 1,
                                                     tags=tags))
             jobs.shaping = speed.beside(shape, audio, sample_rate)
             if p is presets[-1]:
                 # matplotlib is loaded (and the stage drawn) past the master's peak of memory
                 # (the gain search), which it would add to
-                jobs.staging = speed.beside(stage_picture, record.report.parts)
+                jobs.staging = speed.beside(stage_picture, parts)
 
-        excerpt = record.report.excerpt
-        if excerpt is not None and excerpt.loop:
+        if loop:
             m = master_loop(the_mix, p, mastering, reference, ready=ready,
-                            buffers=speed.audio_buffers(piece.folder.work))
+                            buffers=speed.audio_buffers(folder))
         else:
             m = master(the_mix, p, mastering, reference, target_lufs=target,
                        album=(album or {}).get(p.name), consume_mix=i == len(presets) - 1,
-                       mix_in_use=mix_in_use, ready=ready,
-                       buffers=speed.audio_buffers(piece.folder.work))
+                       mix_in_use=mix_in_use, ready=ready, buffers=speed.audio_buffers(folder))
         log.info("master %s: %s LUFS, %s dBTP", p.name, m.measurements["integrated_lufs"],
                  m.measurements["true_peak_dbtp"])
         traces.append(trace(f"master ({p.name})", jobs.shaping.result(), m.sample_rate,
