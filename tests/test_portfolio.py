@@ -51,7 +51,7 @@ def _make_scores(root: Path) -> Path:
         text.replace("</creator>", f"</creator><rights>{RIGHTS}</rights>"), "utf-8")
     shutil.copy(DATA / "caesura-breath.musicxml", root / "duets")
     (root / "duets" / "caesura-breath.toml").write_text(
-        f'copyright = "{SIDECAR_RIGHTS}"\nnotes = """{NOTE}"""\n', "utf-8")
+        f'copyright = "{SIDECAR_RIGHTS}"\nnotes = """{NOTE}"""\nrehearsal = true\n', "utf-8")
     _trio_midi(root / "little-trio.mid")
     (root / BROKEN).write_text("<score-partwise><part-list>", "utf-8")
     return root
@@ -281,8 +281,9 @@ def test_a_published_folder_holds_what_the_page_links_to(cold):
     for record in _manifest(site).values():
         if record["status"] == "done":
             engraved = {"engraving"} if not record["slug"].endswith("trio") else set()
+            asked = {"rehearsal"} if record["slug"] == "duets-caesura-breath" else set()  # its sidecar
             assert {p.name for p in (site / PIECES / record["slug"]).iterdir()} == \
-                PUBLISHED | engraved
+                PUBLISHED | engraved | asked
             # the work material stays out of the site: only the mix, to master again
             cache = site / CACHE / record["slug"]
             assert (cache / "mix.wav").is_file()
@@ -665,6 +666,23 @@ def test_the_piece_page_has_the_engraved_score_and_the_composers_words(followed)
             'href="https://www.verovio.org"', ""))
 
 
+def test_a_piece_whose_sidecar_asks_offers_a_rehearsal_track_per_part(cold):
+    _, site, _, _ = cold
+    folder = site / PIECES / "duets-caesura-breath"
+    page = (folder / "index.html").read_text("utf-8")
+    report = json.loads((folder / "report.json").read_text("utf-8"))
+    stems = [Path(p["stem"]).stem for p in report["parts"]]
+    assert len(stems) >= 2
+    for part, stem in zip(report["parts"], stems):
+        track = folder / "rehearsal" / f"{stem}.mp3"
+        assert track.stat().st_size > 1000
+        assert f'href="rehearsal/{stem}.mp3"' in page and f">{part['part']}</a>" in page
+    # the others were not asked for theirs, and the cache keeps no mix stems
+    assert not (site / PIECES / "solo-single-a4" / "rehearsal").exists()
+    assert "Rehearsal tracks" not in (site / PIECES / "solo-single-a4" / "index.html").read_text("utf-8")
+    assert not list(site.glob(".cache/*/mix-stems"))
+
+
 def test_a_midi_piece_has_no_engraving_and_its_page_says_so(cold):
     _, site, _, _ = cold
     page = (site / PIECES / "little-trio" / "index.html").read_text("utf-8")
@@ -704,10 +722,13 @@ def test_portfolio_toml_and_notes_mistakes_are_one_line(tmp_path):
         read_portfolio_settings(tmp_path)
     (tmp_path / "portfolio.toml").write_text('composer = "X"\nwebsite = "y"\n', "utf-8")
     with pytest.raises(SidecarError, match=r"unknown key 'website' \(allowed: title, composer, "
-                                           r"bio, contact, ensemble_order\)$"):
+                                           r"bio, contact, ensemble_order, rehearsal\)$"):
         read_portfolio_settings(tmp_path)
     (tmp_path / "portfolio.toml").write_text("bio = 3\n", "utf-8")
     with pytest.raises(SidecarError, match=r"'bio' = 3 is not allowed"):
+        read_portfolio_settings(tmp_path)
+    (tmp_path / "portfolio.toml").write_text('rehearsal = "yes"\n', "utf-8")
+    with pytest.raises(SidecarError, match=r"'rehearsal' = 'yes' is not allowed \(true or false\)"):
         read_portfolio_settings(tmp_path)
     assert read_portfolio_settings(tmp_path / "nowhere").composer is None
     (tmp_path / "piece.toml").write_text("notes = ['a']\n", "utf-8")

@@ -72,8 +72,10 @@ from pipeline import __version__
 from pipeline.dsp.audio import BLOCK_FRAMES, db_to_gain, requantize
 from pipeline.files import atomic_path, for_output
 from pipeline.settings.config import load_preset
+from pipeline.mix.rehearsal import Rehearsal
 from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, read_album_entries,
-                          read_record, render_to_mix, write_album_entries, write_record)
+                          read_record, rehearsal_tracks, render_to_mix, write_album_entries,
+                          write_record)
 from pipeline.speed.accelerator import Accelerator
 from pipeline.errors import OutputError, PipelineError, ScoreError
 from pipeline.output.export import TIMEMAP, PieceFolder, read_mix
@@ -102,6 +104,7 @@ MANIFEST_FORMAT = 3
 ALBUM_TOLERANCE_LU = 0.1
 #: Written by this module into a piece's folder beside what the render wrote.
 STEMS_ZIP, WAVEFORM, SCORE_FOLDER = "stems.zip", "waveform.svg", "score"
+REHEARSAL = "rehearsal"  # a folder of rehearsal tracks, NN-<part>.mp3
 #: In a piece's cache folder: its state, its album measurements and what it was rendered for.
 CACHED_PIECE, CACHED_ALBUM, CACHE_STAMP = "piece.json", "album.json", "render.json"
 #: Where a stem too loud for a fixed-point file is brought to (all stems of the piece together).
@@ -157,6 +160,7 @@ class _RenderJob:
     soundfont: Path | None  # the option's, over the sidecar's
     sample_rate: int
     base_fingerprint: str   # the cache is stamped with it and the category
+    rehearsal: bool = False  # portfolio.toml's: every piece gets rehearsal tracks
 
 
 @dataclass(frozen=True)
@@ -312,13 +316,18 @@ def _render_piece_with(job: _RenderJob, speed: Accelerator) -> tuple[str, dict]:
                  ", ".join(PRESETS))
         sidecar = replace(sidecar, presets=())
     settings = choose(sidecar, soundfont=job.soundfont, default_presets=PRESETS)
+    rehearsal = job.rehearsal or (sidecar is not None and sidecar.rehearsal)
     piece = render_to_mix(job.source, out_root=job.out_dir / CACHE, settings=settings,
                           soundfont=find_soundfont(settings.soundfont),
                           sample_rate=job.sample_rate, slug=job.slug, accelerator=speed,
-                          mix_stems=False)  # the site publishes the dry stems
+                          # the site publishes the dry stems; rehearsal tracks are made of these
+                          mix_stems=rehearsal)
     work = piece.folder.work
     try:
         entries = album_entries(piece, presets)
+        if rehearsal:
+            rehearsal_tracks(piece, Rehearsal())
+            shutil.rmtree(work / "mix-stems")
         _zip_stems(work, job.slug, piece.record.report.title,
                    peaks_dbfs=[level.peak_dbfs for level in piece.mix.stem_levels])
         _engrave(job.source, work)
@@ -362,6 +371,10 @@ def _master_piece(job: _MasterJob) -> dict:
             (work / engrave.FOLDER).mkdir()
             for page in (cache / engrave.FOLDER).iterdir():
                 _link(page, work / engrave.FOLDER / page.name)
+        if (cache / REHEARSAL).is_dir():
+            (work / REHEARSAL).mkdir()
+            for track in (cache / REHEARSAL).iterdir():
+                _link(track, work / REHEARSAL / track.name)
         with atomic_path(work / SCORE_FOLDER / job.source.name) as tmp:
             shutil.copyfile(job.source, tmp)
         entry.update(_site_entry(work, report, job.source.name))
@@ -391,6 +404,10 @@ def _site_entry(folder: Path, report: PieceReport, score_name: str) -> dict:
         "stems_zip": STEMS_ZIP, "score": f"{SCORE_FOLDER}/{score_name}",
         "waveform": WAVEFORM, "report": "report.html",
         "timemap": TIMEMAP if (folder / TIMEMAP).is_file() else None,
+        # a rehearsal track per part, named as its stem (NN-<part>.mp3)
+        "rehearsal": [{"part": p.part, "file": f"{REHEARSAL}/{Path(p.stem).stem}.mp3"}
+                      for p in report.parts
+                      if (folder / REHEARSAL / f"{Path(p.stem).stem}.mp3").is_file()],
         "engraved": (folder / engrave.FOLDER / engrave.LAYOUT).is_file(),
         # the WAV is read already: its digest from those samples, not from the file again
         "audio_sha256": {name: _digest(rate, audio.shape[1], [audio]) if name == wav
@@ -698,6 +715,8 @@ def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, about, 
     records = manifest["pieces"]
     fonts = [font] + [f for f in (fallback_soundfont(font),) if f is not None]
     settings = _settings_digest(_soundfont_identity(fonts, manifest["soundfonts"]), sample_rate)
+    if about.rehearsal:  # every piece is rendered with its rehearsal tracks
+        settings += "|rehearsal"
     rels = [s.relative_to(scores_dir).as_posix() for s in sources]
     pieces = [_Piece(s, r, slug, record=records.get(r, {}))
               for s, r, slug in zip(sources, rels, _slugs(rels))]
@@ -723,7 +742,8 @@ def _build(sources, scores_dir, out_dir, font, font_option, sample_rate, about, 
             outcomes[piece.rel] = Outcome(piece.rel, "failed", record["reason"])
         else:
             render_jobs[piece.rel] = _RenderJob(piece.source, piece.slug, out_dir, font_option,
-                                                sample_rate, piece.base_fingerprint)
+                                                sample_rate, piece.base_fingerprint,
+                                                about.rehearsal)
     _clean(out_dir, {p.slug for p in pieces}, records, {p.rel for p in pieces})
     save = functools.partial(_save, out_dir, manifest, pieces, about, _notes(pieces))
     save(index=True)  # the pieces whose scores are gone have left the page

@@ -271,6 +271,15 @@ def _piece_pages(out_dir: Path, base: str, slug: str, entry: dict, note: str | N
             f'{_duration(entry["duration_s"])}')
     notes_html = f'<div class="notes">{_paragraphs(note)}</div>\n' if note else ""
     rights = f'<p class="rights">{e(entry["copyright"])}</p>\n' if entry.get("copyright") else ""
+    rehearsal = ""
+    if entry.get("rehearsal"):
+        links = "".join(f'<span><a href="{href(t["file"])}" download="{e(slug)}-'
+                        f'{e(Path(t["file"]).name)}">{e(t["part"])}</a> '
+                        f'<small>{_size(folder / t["file"])}</small></span>'
+                        for t in entry["rehearsal"])
+        rehearsal = (f'<p class="downloads rehearsal" aria-label="Rehearsal tracks">'
+                     f'<span>Rehearsal tracks (each part louder, in the middle):</span>{links}'
+                     f'</p>\n')
     audio_id = "player"
     barnav = ""
     if follow is not None and follow["boxes"]:
@@ -314,7 +323,8 @@ def _piece_pages(out_dir: Path, base: str, slug: str, entry: dict, note: str | N
             f'{e(site_title)}</a></nav>\n'
             f'<header class="piece-head">\n<h1>{e(title)}</h1>\n{by}<p class="meta">{meta}</p>\n'
             f'{notes_html}<p class="downloads" aria-label="Downloads">'
-            f'{_downloads(folder, slug, entry, href)}</p>\n{rights}</header>\n<main id="main">\n'
+            f'{_downloads(folder, slug, entry, href)}</p>\n{rehearsal}{rights}</header>\n'
+            f'<main id="main">\n'
             f'<div class="player"><div class="player-inner">'
             f'{_wave(href(entry["waveform"]), title, audio_id, entry["duration_s"])}'
             f'{_audio(entry, href, audio_id)}{barnav}</div></div>\n{score}'

@@ -7,7 +7,8 @@ call. Each function runs the stages in order (see :mod:`pipeline.run.recipe`).
   between them (the portfolio, via :class:`PieceRecord`, :func:`write_record`, :func:`read_record`);
 - :func:`perform_to_midi` — the performance alone, as MIDI;
 - :func:`master_file` — a mix brought as a file (from a DAW) mastered for presets, with report;
-- :func:`meter_file` — an audio file's integrated loudness, loudness range and true peak.
+- :func:`meter_file` — an audio file's integrated loudness, loudness range and true peak;
+- :func:`rehearsal_tracks` — a piece mixed with its mix stems, a rehearsal track per part.
 
 Pass an :class:`~pipeline.speed.accelerator.Accelerator` to share its background threads and
 helper process between calls; without one each call makes its own.
@@ -16,9 +17,10 @@ from pipeline.run.piece_record import (PieceRecord, read_album_entries, read_rec
                                        write_album_entries, write_record)
 from pipeline.run.recipe import (MixedPiece, MixFileResult, RenderResult, album_entries, album_plan,
                                  master_file, master_mix, meter_file, perform_to_midi,
-                                 render_album, render_score, render_to_mix)
+                                 rehearsal_tracks, render_album, render_score, render_to_mix)
 
 __all__ = ["MixFileResult", "MixedPiece", "PieceRecord", "RenderResult", "album_entries",
            "album_plan", "master_file", "master_mix", "meter_file", "perform_to_midi",
-           "read_album_entries", "read_record", "render_album", "render_score", "render_to_mix",
+           "read_album_entries", "read_record", "rehearsal_tracks", "render_album", "render_score",
+           "render_to_mix",
            "write_album_entries", "write_record"]

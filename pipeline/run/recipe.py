@@ -151,6 +151,8 @@ def render_score(score_path: str | Path, *, out_root: str | Path = "out",
     seed = checked_seed(humanize, seed)
     settings = choose(read_sidecar(Path(score_path)), ensemble=ensemble, layout=layout,
                       presets=presets, soundfont=soundfont, swing=swing)
+    if rehearsal is None and settings.sidecar is not None and settings.sidecar.rehearsal:
+        rehearsal = Rehearsal()
     preset_objs = check_options(settings.ensemble, settings.presets, settings.swing)
     sf_path = find_soundfont(settings.soundfont)
     ref = load_reference(reference) if reference else None
@@ -279,7 +281,7 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
             if rehearsal is not None:
                 with stage("rehearsal"):
                     piece.wait_written()  # they are made from mix.wav
-                    tracks = _rehearsal_tracks(piece, rehearsal, album)
+                    tracks = rehearsal_tracks(piece, rehearsal, album)
             with stage("report"):
                 report = replace(piece.record.report, masters=tuple(masters), rehearsal=tracks,
                                  timings=Timings(tuple(timings.items())))  # the page's, so far
@@ -621,10 +623,11 @@ def _excerpt_report(whole: Performance, part: Performance, bars: Bars) -> Excerp
                          played_s=float(part.tempo_map.seconds(part.bars[-1].end_tick)))
 
 
-def _rehearsal_tracks(piece: MixedPiece, rehearsal: Rehearsal,
-                      album: dict | None) -> tuple[RehearsalTrack, ...]:
-    """Each part's rehearsal track: its balance (from the mix and its mix stem), a bar of
-    clicks first if asked, mastered and encoded as the web demo is."""
+def rehearsal_tracks(piece: MixedPiece, rehearsal: Rehearsal,
+                     album: dict | None = None) -> tuple[RehearsalTrack, ...]:
+    """Each part's rehearsal track, ``rehearsal/<NN-part>.mp3`` in the piece's working folder:
+    its balance (from mix.wav and its mix stem, both written), a bar of clicks first if asked,
+    mastered and encoded as the web demo is."""
     record, work = piece.record, piece.folder.work
     report, sr = record.report, record.mix_sample_rate
     preset = load_preset("web-demo")

@@ -34,11 +34,12 @@ from pipeline.errors import SidecarError, SoundfontError
 from pipeline.settings.soundfonts import check_soundfont
 
 SIDECAR_NAME = "piece.toml"
-TOP_KEYS = ("ensemble", "layout", "preset", "soundfont", "swing", "copyright", "notes", "parts")
+TOP_KEYS = ("ensemble", "layout", "preset", "soundfont", "swing", "copyright", "notes",
+            "rehearsal", "parts")
 #: The keys that change no sound (a render is the same whatever they say).
 PAGE_ONLY_KEYS = ("notes",)
 PORTFOLIO_NAME = "portfolio.toml"
-PORTFOLIO_KEYS = ("title", "composer", "bio", "contact", "ensemble_order")
+PORTFOLIO_KEYS = ("title", "composer", "bio", "contact", "ensemble_order", "rehearsal")
 PART_KEYS = ("instrument", "soundfont", "bank", "program", "level", "pan")
 LEVEL_RANGE_DB = (-24.0, 12.0)
 
@@ -74,6 +75,7 @@ class Sidecar:
     parts: tuple[tuple[str | int, PartSettings], ...] = ()  # key: a part name or a 1-based index
     copyright: str | None = None  # over the score's rights notice
     notes: str | None = None  # the programme note, for the portfolio's page
+    rehearsal: bool = False  # the portfolio offers rehearsal tracks of its parts
 
     def for_tracks(self, names: list[str]) -> tuple[PartSettings | None, ...]:
         """Each track's settings, in score order (``None`` for a part the file does not name).
@@ -142,7 +144,8 @@ def load_sidecar(path: Path) -> Sidecar:
         parts=tuple((_part_key(k), _part(v, path, k)) for k, v in parts.items()),
         copyright=_notice(data, path),
         notes=_words(data, "notes", path, "the programme note in quotes, \"\"\"…\"\"\" for several "
-                     "paragraphs"))
+                     "paragraphs"),
+        rehearsal=_switch(data, "rehearsal", path))
 
 
 def sound_settings(path: Path) -> bytes:
@@ -172,6 +175,13 @@ def _notice(data: dict, path: Path) -> str | None:
         raise SidecarError(f"{path}: 'copyright' = {value!r} is not allowed (the notice in quotes, "
                            f"e.g. \"© 2025 A. Composer\")")
     return value.strip() if value is not None else None
+
+
+def _switch(data: dict, key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise SidecarError(f"{path}: '{key}' = {value!r} is not allowed (true or false)")
+    return value
 
 
 def _words(data: dict, key: str, path: Path, what: str) -> str | None:
@@ -322,6 +332,7 @@ class PortfolioSettings:
     bio: str | None = None
     contact: str | None = None          # a URL or an (e-mail) address
     ensemble_order: tuple[str, ...] = ()  # the categories first on the page, in this order
+    rehearsal: bool = False             # every piece's page offers rehearsal tracks
 
 
 def read_portfolio_settings(scores_dir: Path) -> PortfolioSettings:
@@ -346,4 +357,4 @@ def read_portfolio_settings(scores_dir: Path) -> PortfolioSettings:
         composer=_words(data, "composer", path, "the composer's name in quotes"),
         bio=_words(data, "bio", path, "a few sentences in quotes"),
         contact=_words(data, "contact", path, "a web address or an e-mail address in quotes"),
-        ensemble_order=tuple(dict.fromkeys(order)))
+        ensemble_order=tuple(dict.fromkeys(order)), rehearsal=_switch(data, "rehearsal", path))
