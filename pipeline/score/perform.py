@@ -24,7 +24,7 @@ from pipeline.score import comping
 
 from pipeline.score import expression
 
-from pipeline.score import form
+from pipeline.score import closed_score, form
 
 from pipeline.score import musicxml
 
@@ -115,18 +115,21 @@ def _perform_music21(score, path: Path, *, swing: float | None = None,
     tl = form.timeline(score, source=path)
     timed = timing.timing(score, tl, source=path, swing=swing, fermata_hold=fermata_hold)
     tempo_map = timed.tempo_map
-    groups = list(_instrument_groups(score))
+    # a choir in closed score: each voice of a sung staff is its own part (the marks read
+    # from the file stay under the staff it came from)
+    groups, taken_from = closed_score.split_sung_voices(list(_instrument_groups(score)))
     slash_bars = comping.measure_style_slash_bars(score, path)
     pedals = _pedal_marks(score, path)
     sound_dynamics = _sound_dynamics(score, path)
     hairpins = _hairpins(score, path)
     tracks, played, comped = [], [], False  # played: each track's staves and dynamics
     for name, staves in groups:
-        plan = comping.slash_plan(name, staves, tl, slash_bars.get(id(staves[0]), set()))
+        key = id(taken_from.get(id(staves[0]), staves[0]))
+        plan = comping.slash_plan(name, staves, tl, slash_bars.get(key, set()))
         track, dyn = _perform_instrument(name, staves, tl, phrasing=phrasing,
                                          skip=plan.skipped if plan else frozenset(),
-                                         sound_dynamics=sound_dynamics.get(id(staves[0]), ()),
-                                         hairpins=hairpins.get(id(staves[0])))
+                                         sound_dynamics=sound_dynamics.get(key, ()),
+                                         hairpins=hairpins.get(key))
         if plan is not None:  # slashes or chord symbols over rests: the player comps
             comp = comping.realize(plan, staves, tl, dyn.velocity, timed.swing)
             track = replace(track, notes=_finish_notes(
