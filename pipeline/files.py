@@ -10,6 +10,8 @@ It reaches into soundfile's internals, its cffi handles ``sf._snd`` (libsndfile)
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import sys
 import tempfile
@@ -19,6 +21,8 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.errors import AudioFileError, OutputError, PipelineError
+
+log = logging.getLogger(__name__)
 
 LITTLE_ENDIAN = sys.byteorder == "little"  # a float WAV's samples are little-endian
 
@@ -137,3 +141,35 @@ def read_audio(path: Path, *, error: type[PipelineError] = AudioFileError,
     if not np.isfinite(audio).all():
         raise error(f"{path}: the {what} holds samples that are not numbers (NaN or infinite)")
     return audio, int(sample_rate)
+
+
+# ---- caches of what is measured or read once per file (a soundfont's voices, its zones) ----
+
+def file_stamp(path: Path) -> str:
+    """``path``'s size and modification time ("?" when it cannot be read): a file replaced or
+    changed gets another stamp, so what was cached of it is measured again."""
+    try:
+        stat = Path(path).stat()
+        return f"{stat.st_size}:{int(stat.st_mtime)}"
+    except OSError:
+        return "?"
+
+
+def read_cache(path: Path) -> dict:
+    """The JSON object cached at ``path``; empty when there is none yet or it is damaged (it is
+    only a cache)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_cache(path: Path, data: dict, what: str) -> None:
+    """``data`` as JSON at ``path``, written whole or not at all; an unwritable cache is a
+    warning (it only costs time on the next run)."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
+    except PipelineError as exc:
+        log.warning("%s cache %s not written: %s", what, path, exc)

@@ -49,6 +49,13 @@ def render_once(tmp_path_factory):
     return render
 
 
+def score_file(tmp_path_factory, name: str, text: str) -> Path:
+    """``text`` (a score made by a test) written to ``<name>.musicxml`` in a folder of its own."""
+    path = tmp_path_factory.mktemp(name) / f"{name}.musicxml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def ffmpeg_ebur128(path: Path) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) measured by ffmpeg's ebur128 filter."""
     if shutil.which("ffmpeg") is None:

@@ -14,7 +14,7 @@ from pipeline.render.attack import (HOP_S, compensated_timing, delay_s, level_cu
 
 LEGATO_HOLD_S, MIN_KEPT = load_rules().legato_hold_s, load_rules().min_kept
 
-from conftest import MUSESCORE
+from conftest import MUSESCORE, score_file
 
 SR = 48000
 TPQ = TempoMap().ticks_per_quarter  # 120 bpm: a crotchet is 0.5 s
@@ -247,10 +247,7 @@ def heard_onsets(stem: Path, ons_s: np.ndarray, offs_s: np.ndarray, lead_in_s: f
 
 @pytest.fixture(scope="module")
 def on_the_beat(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("on-the-beat")
-    score = folder / "on-the-beat.musicxml"
-    score.write_text(_score_xml(), encoding="utf-8")
-    return score
+    return score_file(tmp_path_factory, "on-the-beat", _score_xml())
 
 
 def _written(score: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -62,7 +62,7 @@ def test_a_note_held_into_the_excerpt_sounds_from_its_start_and_stops_at_its_end
     q = 960
     held = Note(2 * q, 6 * q, 60, 80)     # from bar 1 into bar 2
     past = Note(7 * q, 13 * q, 64, 80)    # from bar 2 into bar 4
-    part = excerpt(_performance([held, past]), Bars("2", "3"))
+    part, _ = excerpt(_performance([held, past]), Bars("2", "3"))
     assert [(n.on, n.off) for n in part.tracks[0].notes] == [(0, 2 * q), (3 * q, 8 * q)]
 
 
@@ -72,7 +72,7 @@ def test_controllers_keep_the_value_they_have_at_the_start_and_the_tempo_is_the_
                 Control(q, "control_change", 11, 90), Control(2 * q, "control_change", 11, 70),
                 Control(3 * q, "program_change", 45, 0),          # pizz. before the excerpt
                 Control(5 * q, "control_change", 11, 100)]        # inside it
-    part = excerpt(_performance([Note(4 * q, 5 * q, 60, 80)], controls), Bars("2", "3"))
+    part, _ = excerpt(_performance([Note(4 * q, 5 * q, 60, 80)], controls), Bars("2", "3"))
     at_start = {(c.kind, c.number): c.value for c in part.tracks[0].controls if c.tick == 0}
     assert at_start == {("control_change", 64): 127, ("control_change", 11): 70,
                         ("program_change", 45): 0}

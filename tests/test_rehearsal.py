@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import MUSESCORE
+from conftest import MUSESCORE, score_file
 from test_attack import heard_onsets
 from pipeline.dsp.loudness import integrated_lufs
 from pipeline.mix.rehearsal import Rehearsal, count_in, rehearsal_balance, with_count_in
@@ -134,10 +134,7 @@ def _music_start(path: Path) -> float:
 
 @pytest.fixture(scope="module")
 def turns(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("turns")
-    score = folder / "turns.musicxml"
-    score.write_text(_turns_xml(), encoding="utf-8")
-    return score
+    return score_file(tmp_path_factory, "turns", _turns_xml())
 
 
 @pytest.mark.skipif(not MUSESCORE.exists(), reason="MuseScore General is not installed")

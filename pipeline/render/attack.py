@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.dsp.fluidsynth import Synth
+from pipeline.files import read_cache, write_cache
 from pipeline.errors import PipelineError
 from pipeline.model import OWN_PROGRAM, AttackApplied, Performance, Track, Voice
 from pipeline.render import voice_cache
@@ -219,7 +220,7 @@ def note_delays(performance: Performance, voices: tuple[Voice, ...], lengths_s: 
     and length (``lengths_s``: per track, each note's, in seconds); measured once per voice,
     key and velocity step, then read from the cache."""
     path = voice_cache.cache_file("attack.json")
-    cache = voice_cache.load(path)
+    cache = read_cache(path)
     wanted: dict[str, tuple[Voice, int, int, int]] = {}
     per_track = []
     for track, voice in zip(performance.tracks, voices):
@@ -239,7 +240,7 @@ def note_delays(performance: Performance, voices: tuple[Voice, ...], lengths_s: 
         per_track.append(keys)
     if wanted:
         cache.update(_measure(list(wanted.items()), sample_rate))
-        voice_cache.save(path, cache, "attack")
+        write_cache(path, cache, "attack")
     hops = int(round(ENVELOPE_S / HOP_S))
     out = []
     for track, keys, length_s in zip(performance.tracks, per_track, lengths_s):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.dsp.loudness import integrated_lufs
+from pipeline.files import read_cache, write_cache
 from pipeline.model import DYNAMIC_VELOCITY, REFERENCE_LUFS, Performance, Track, Voice
 from pipeline.dsp.fluidsynth import Synth
 from pipeline.render import voice_cache
@@ -87,7 +88,7 @@ def calibration_db(performance: Performance, voices: tuple[Voice, ...], *,
     Tracks without notes get 0 dB.
     """
     path = cache_file()
-    cache = voice_cache.load(path)
+    cache = read_cache(path)
     gains, dirty, synth = [], False, None
     try:
         for track, voice in zip(performance.tracks, voices):
@@ -116,5 +117,5 @@ def calibration_db(performance: Performance, voices: tuple[Voice, ...], *,
         if synth is not None:
             synth.close()
     if dirty:
-        voice_cache.save(path, cache, "calibration")
+        write_cache(path, cache, "calibration")
     return tuple(gains)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.dsp.fluidsynth import Synth
+from pipeline.files import read_cache, write_cache
 from pipeline.errors import PipelineError
 from pipeline.model import Performance, VibratoApplied, Voice
 from pipeline.render import voice_cache
@@ -161,7 +162,7 @@ def _own_vibrato(wanted: dict[int, tuple[Voice, int]], sample_rate: int) -> dict
     """How far (cents, either side) each voice's own pitch swings on a sustained note at its
     part's register; measured once and cached."""
     path = voice_cache.cache_file("vibrato.json")
-    cache = voice_cache.load(path)
+    cache = read_cache(path)
     keys = {i: f"v{CACHE_VERSION}|{voice_cache.voice_key(v)}|{pitch}|{sample_rate}"
             for i, (v, pitch) in wanted.items()}
     missing = {k: wanted[i] for i, k in keys.items() if k not in cache}
@@ -181,7 +182,7 @@ def _own_vibrato(wanted: dict[int, tuple[Voice, int]], sample_rate: int) -> dict
                                     sample_rate, pitch)
                 cache[key] = round(swing_cents(cents), 2)
                 synth.silence(out)
-        voice_cache.save(path, cache, "vibrato")
+        write_cache(path, cache, "vibrato")
     return {i: float(cache[k]) for i, k in keys.items()}
 
 

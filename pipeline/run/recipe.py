@@ -28,7 +28,6 @@ from pipeline.mix.mixer import mix
 from pipeline.mix.loop import fold_loop
 from pipeline.mix.rehearsal import Rehearsal, count_in, rehearsal_balance, with_count_in
 from pipeline.model import Mix, Performance, Stems
-from pipeline.dsp.loudness import measure
 from pipeline.output.export import (PieceFolder, read_mix, write_lossy, write_master, write_mix,
                                     write_report, write_timemap)
 from pipeline.output.piece_report import (ExcerptReport, MasterReport, MixFileReport,
@@ -45,7 +44,7 @@ from pipeline.render.stems import (StemFeed, max_stem_frames, preset_changes, re
 from pipeline.run.checks import (check_duration, check_options, check_space, checked_seed,
                                  origin, part_settings, seat_layout, write_failure)
 from pipeline.run.piece_record import PieceRecord, piece_record
-from pipeline.score.excerpt import Bars, excerpt, played_span
+from pipeline.score.excerpt import Bars, excerpt
 from pipeline.score.humanize import DEFAULT_SEED
 from pipeline.score.humanize import humanize as humanized
 from pipeline.score.load import load
@@ -203,10 +202,11 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                                       max_duration_s, humanize, seed)
         if settings.sidecar is not None and settings.sidecar.copyright:
             performance = replace(performance, copyright=settings.sidecar.copyright)
-        whole, excerpted = performance, None
+        excerpted = None
         if bars is not None:  # cut from the whole as played: its voices, ensemble and seats
-            performance = excerpt(performance, bars)
-            excerpted = _excerpt_report(whole, performance, bars)
+            whole = performance
+            performance, start_tick = excerpt(whole, bars)
+            excerpted = _excerpt_report(whole, start_tick, performance, bars)
         del score  # the parsed score is large (music21 objects, the MusicXML tree)
         release_parsed()
         _log_choices(performance, voices, ensemble, settings)
@@ -232,12 +232,14 @@ def render_to_mix(score_path: Path, *, out_root: Path, settings: PieceSettings, 
                                              folder, speed, settings=settings, parts=parts,
                                              sample_rate=sample_rate, mix_stems=mix_stems,
                                              progress=progress, timings=timings)
-            if excerpted is not None and excerpted.loop:
+            looped = excerpted is not None and excerpted.loop
+            if looped:  # one turn, from the first downbeat
                 the_mix = fold_loop(the_mix, loop_s=excerpted.played_s, origin_s=timing.lead_in_s)
             with stage("export"):
                 mix_written = speed.write_behind(write_mix, folder.work, the_mix)
                 # the played bars where the audio has them: a page follows the score with it
-                write_timemap(folder.work, performance.timemap(stems.lead_in_s))
+                write_timemap(folder.work,
+                              performance.timemap(0.0 if looped else stems.lead_in_s))
         except BaseException as exc:
             failure = write_failure(out_root, exc)
             if midi is not None:
@@ -269,14 +271,16 @@ def master_mix(piece: MixedPiece, presets: list[Preset], *, reference: Reference
     with _accelerated(accelerator) as speed:
         stage = _stage_timer(progress, timings, speed)
         jobs = _MasterJobs(speed)
+        cut = piece.record.report.excerpt
         try:
             with stage("master"):
                 masters, traces = _master_all(
                     piece.mix, load_template(piece.record.template).mastering, presets,
                     reference, targets, album, jobs, progress, folder=piece.folder.work,
                     tags=piece.record.tags((album or {}).get("name")),
-                    parts=piece.record.report.parts, mix_written=lambda frames: _mix_written(piece, frames),
-                    loop=piece.record.report.excerpt is not None and piece.record.report.excerpt.loop)
+                    parts=piece.record.report.parts,
+                    mix_written=lambda frames: _mix_written(piece, frames),
+                    loop=cut is not None and cut.loop)
             tracks = ()
             if rehearsal is not None:
                 with stage("rehearsal"):
@@ -616,10 +620,10 @@ def _slug(score_path: Path, bars: Bars | None) -> str:
                    + ("-loop" if bars.loop else ""), max_length=100)
 
 
-def _excerpt_report(whole: Performance, part: Performance, bars: Bars) -> ExcerptReport:
-    start = whole.bars[played_span(whole, bars)[0]]
+def _excerpt_report(whole: Performance, start_tick: int, part: Performance,
+                    bars: Bars) -> ExcerptReport:
     return ExcerptReport(bars.first, bars.last, bars.pass_number, bars.loop,
-                         start_s=round(float(whole.tempo_map.seconds(start.start_tick)), 3),
+                         start_s=round(float(whole.tempo_map.seconds(start_tick)), 3),
                          played_s=float(part.tempo_map.seconds(part.bars[-1].end_tick)))
 
 
@@ -644,9 +648,9 @@ def rehearsal_tracks(piece: MixedPiece, rehearsal: Rehearsal,
         audio = rehearsal_balance(whole, read_audio(work / part.level.mix_stem)[0], rehearsal)
         if clicks is not None:
             audio = with_count_in(audio, clicks, report.stems.lead_in_s, sr)
-        loud = measure(audio, sr)
-        mastered = master(Mix(audio, sr, (), {}, loud.integrated_lufs(), loud.short_term_lufs()),
-                          preset, mastering, consume_mix=True)
+        # the mix's own loudness is only reported, and a track's master is not: not measured
+        mastered = master(Mix(audio, sr, (), {}, float("nan"), np.zeros(0)), preset, mastering,
+                          consume_mix=True)
         name = f"rehearsal/{Path(part.stem).stem}.mp3"  # named as its stem: NN-<part>
         written = write_lossy(work / name, mastered.audio, mastered.sample_rate, preset,
                               {**record.tags((album or {}).get("name")),

@@ -48,11 +48,12 @@ def split_sung_voices(groups: list[tuple[str, list]]) -> tuple[list[tuple[str, l
 
 def _sung(name: str, staff) -> bool:
     """Whether a staff is sung: by its name (or its instrument's), else its MIDI program."""
+    if instruments.voice_for(name) is not None:
+        return True
     inst = staff.getInstrument(returnDefault=False)
     info = instruments.lookup_first(name, inst.instrumentName if inst else None)
-    if info is not None or instruments.voice_for(name) is not None:
-        return (info is not None and info.family == "voices") or \
-            instruments.voice_for(name) is not None
+    if info is not None:
+        return info.family == "voices"
     program = inst.midiProgram if inst is not None else None
     return program is not None and instruments.family_of_program(program) == "voices"
 

@@ -44,10 +44,10 @@ def parse_bars(text: str, *, pass_number: int = 1, loop: bool = False) -> Bars:
     return Bars(m.group(1), m.group(2) or m.group(1), pass_number, loop)
 
 
-def played_span(performance: Performance, bars: Bars) -> tuple[int, int]:
+def _played_span(performance: Performance, bars: Bars) -> tuple[int, int]:
     """The first and last index in ``performance.bars`` of the excerpt ``bars``."""
     played = performance.bars
-    where = performance.source.name if performance.source else "the score"
+    where = _where(performance)
     starts = [i for i, b in enumerate(played) if b.number == bars.first]
     if not starts:
         numbers = [b.number for b in played]
@@ -66,20 +66,25 @@ def played_span(performance: Performance, bars: Bars) -> tuple[int, int]:
     return first, last
 
 
-def excerpt(performance: Performance, bars: Bars) -> Performance:
-    """The bars ``bars`` of ``performance``, starting at tick 0."""
-    first, last = played_span(performance, bars)
+def excerpt(performance: Performance, bars: Bars) -> tuple[Performance, int]:
+    """The bars ``bars`` of ``performance``, starting at tick 0, and the tick of the whole
+    performance they start at."""
+    first, last = _played_span(performance, bars)
     start, end = performance.bars[first].start_tick, performance.bars[last].end_tick
     # every player stays, resting or not: the ensemble and its seating are the whole piece's
     tracks = tuple(_track(t, start, end) for t in performance.tracks)
     if not any(t.notes for t in tracks):
-        raise ScoreError(f"{performance.source.name if performance.source else 'the score'}: "
-                         f"nothing is played in {bars.label}")
-    return replace(performance, title=f"{performance.title} ({bars.label})", tracks=tracks,
+        raise ScoreError(f"{_where(performance)}: nothing is played in {bars.label}")
+    part = replace(performance, title=f"{performance.title} ({bars.label})", tracks=tracks,
                    tempo_map=_tempo(performance.tempo_map, start, end),
                    bars=tuple(replace(b, start_tick=b.start_tick - start,
                                       end_tick=b.end_tick - start)
                               for b in performance.bars[first:last + 1]))
+    return part, start
+
+
+def _where(performance: Performance) -> str:
+    return performance.source.name if performance.source else "the score"
 
 
 def _track(track: Track, start: int, end: int) -> Track:

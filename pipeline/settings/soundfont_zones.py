@@ -10,19 +10,15 @@ none does, FluidSynth plays nothing. Read once per soundfont file and kept in th
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import PipelineError, SoundfontError
-from pipeline.files import atomic_path
+from pipeline.errors import SoundfontError
+from pipeline.files import file_stamp, read_cache, write_cache
 from pipeline.paths import cache_folder
-
-log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # 2: with the presets' names
 KEY_RANGE, VEL_RANGE, INSTRUMENT, SAMPLE_ID = 43, 44, 41, 53  # SoundFont 2.04 generators
@@ -52,20 +48,12 @@ class Coverage:
 def coverage(soundfont: Path, bank: int, program: int) -> Coverage:
     """The keys and velocities preset ``bank``:``program`` of ``soundfont`` plays (none when
     the file has no such preset)."""
-    zones = _zones(str(Path(soundfont).resolve()), _stamp(Path(soundfont)))
+    zones = _zones(str(Path(soundfont).resolve()), file_stamp(Path(soundfont)))
     name, spans = zones.get(f"{bank}:{program}", ("", []))
     cells = np.zeros((128, 128), dtype=bool)
     for k0, k1, v0, v1 in spans:
         cells[k0:k1 + 1, v0:v1 + 1] = True
     return Coverage(cells, name)
-
-
-def _stamp(path: Path) -> str:
-    try:
-        stat = path.stat()
-        return f"{stat.st_size}:{int(stat.st_mtime)}"
-    except OSError:
-        return "?"
 
 
 _lock = threading.Lock()
@@ -79,25 +67,17 @@ def _zones(path: str, stamp: str) -> dict[str, tuple[str, list]]:
     cache = cache_folder() / "soundfont-zones.json"
     key = f"{path}|{stamp}|{CACHE_VERSION}"
     with _lock:
-        try:
-            data = json.loads(cache.read_text("utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
+        data = read_cache(cache)
+        if isinstance(data.get(key), dict):
             try:
                 return {k: (str(v[0]), [tuple(int(x) for x in r) for r in v[1]])
                         for k, v in data[key].items()}
             except (TypeError, ValueError, IndexError):
                 pass  # a damaged cache: it is only a cache, read the soundfont again
         zones = read_zones(Path(path))
-        data = {k: v for k, v in data.items() if not k.startswith(f"{path}|")} \
-            if isinstance(data, dict) else {}
+        data = {k: v for k, v in data.items() if not k.startswith(f"{path}|")}
         data[key] = zones
-        try:
-            with atomic_path(cache) as tmp:
-                tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        except PipelineError as exc:  # an unwritable cache only costs time on the next render
-            log.warning("soundfont zones cache %s not written: %s", cache, exc)
+        write_cache(cache, data, "soundfont zones")
         return zones
 
 
