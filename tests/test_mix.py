@@ -533,3 +533,42 @@ def test_calibration_puts_piano_harp_and_guitar_beside_sustained_instruments(sou
     # reference had decayed; these crotchets have not); repeated crotchets measure them as played
     gap = calibrated[:3].mean() - calibrated[3:].mean()
     assert abs(gap) <= 1.0 and np.ptp(calibrated) <= 3.0, (gap, calibrated)
+
+
+def test_mixing_while_rendering_is_mixing_the_files(tmp_path):
+    # the recipe mixes the stems as the synths make them, each player's block played on its
+    # synth's thread; that must be the very mix of the stems as written: here three synths
+    # ending at different times (a part that stops early, one resting through whole blocks,
+    # one with a long last note), a compressed player, mix stems
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.render.stems import StemFeed, max_stem_frames, stem_files
+
+    if not FLUIDR3.exists():
+        pytest.skip(f"{FLUIDR3} is not installed")
+    block_s = BLOCK_FRAMES / SR
+    beats = int(4 * block_s / 0.5)  # four blocks of crotchets at 120
+    early = _scale_track("Violin", 67, beats=beats // 3)
+    resting = Track("Bass", "Bass", tuple(n for n in _scale_track("Bass", 40, beats=beats).notes
+                                          if not block_s < n.on / TPQ * 0.5 < 2.5 * block_s))
+    long = Track("Piano", "Piano", _scale_track("Piano", 55, beats=beats).notes
+                 + (Note(beats * TPQ, (beats + 8) * TPQ, 48, 90),))
+    performance = Performance("staggered", "", (early, resting, long))
+    voices = assign(performance, soundfont=FLUIDR3, sample_rate=SR)
+    template = load_template("duet")
+    streamed_dir = tmp_path / "streamed"
+    feed = StemFeed(stem_files(performance, streamed_dir / "stems"), SR,
+                    max_stem_frames(performance, SR))
+    with ThreadPoolExecutor(1) as side:
+        rendering = side.submit(render, performance, voices, stems_dir=streamed_dir / "stems",
+                                sample_rate=SR, workers=3, feed=feed)
+        streamed = mix(feed, voices, template, mix_stems_dir=streamed_dir / "mix-stems")
+        stems = rendering.result()
+    assert any(v.instrument in template.compress for v in voices)
+    assert stems.frames == feed.frames > 4 * BLOCK_FRAMES
+    from_files = mix(stems, voices, template, mix_stems_dir=tmp_path / "mix-stems")
+    np.testing.assert_array_equal(streamed.audio, from_files.audio)
+    assert streamed.stem_levels == from_files.stem_levels and streamed.loudness_lufs == from_files.loudness_lufs
+    for s in stems.stems:
+        np.testing.assert_array_equal(read(streamed_dir / "mix-stems" / s.path.name)[0],
+                                      read(tmp_path / "mix-stems" / s.path.name)[0])

@@ -132,10 +132,9 @@ class _Channel:
         # the room's pre-delay, shorter for back rows: they hear the room sooner after their
         # own sound than the front rows do
         self.predelay_ms = max(0.0, template.room.predelay_ms - d.predelay_ms * placement.depth)
-        # the send's delay line: the pre-delay's frames, then a block's (see room_input)
+        # the send's delay: the pre-delay's frames, carried from one block into the next
         self.delay = round(self.predelay_ms / 1000 * sr)
-        self.line = np.zeros((2, self.delay + BLOCK_FRAMES), dtype=np.float32)
-        self.line_filled = 0  # frames of the last block in the line, after the delay
+        self.carried_send = np.zeros((2, self.delay), dtype=np.float32)
         # its own reverb, for its mix stem only: the mix convolves the summed sends once
         self.reverb = reverb.stream() if reverb is not None else None
         self.carried = np.zeros((2, 0), dtype=np.float32)  # output past the last block
@@ -187,19 +186,18 @@ class _Channel:
         return y
 
     def room_input(self, dry: np.ndarray | None, n: int) -> np.ndarray | None:
-        """What the player sends into the room for this block, after its pre-delay: a view
-        of the delay line, valid until the next call (None: silence)."""
-        d, line = self.delay, self.line
-        if d and self.line_filled:  # the frames that ran past the last block come first
-            line[:, :d] = line[:, self.line_filled:self.line_filled + d]
-        self.line_filled = n
+        """What the player sends into the room for this block, after its pre-delay: (2, n)
+        float32 of its own (None: silence)."""
+        d = self.delay
+        if dry is None and not self.carried_send.any():
+            return None
+        line = np.empty((2, d + n), dtype=np.float32)
+        line[:, :d] = self.carried_send  # the frames that ran past the last block come first
         if dry is None:
-            if not line[:, :d].any():
-                self.line_filled = 0
-                return None
-            line[:, d:d + n] = 0.0
+            line[:, d:] = 0.0
         else:
-            np.multiply(dry, self.send, out=line[:, d:d + n])
+            np.multiply(dry, self.send, out=line[:, d:])
+        self.carried_send = line[:, n:]
         return line[:, :n]
 
 
@@ -255,13 +253,13 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
             writers = [files_open.enter_context(for_output(sf.SoundFile(
                 str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
                 for p in partial]
-            if live:
-                blocks = ((start, n, parts.__getitem__) for start, n, parts in stems.blocks())
+            if live:  # each player plays its block on the synth thread that made it
+                played = stems.blocks(lambda i, audio, width: channels[i].play(audio, width))
             else:
-                blocks = _file_blocks(stems, files_open)
+                played = _played_file_blocks(stems, channels, files_open, pool)
             report = (lambda done: progress(done / stems.frames)) if progress and not live \
                 else None
-            frames = _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang,
+            frames = _mix_blocks(played, channels, writers, out, meter, hall, pool, overhang,
                                  report)
         out, peak = _trim_tail(out, frames, frames + overhang)
         meter.feed(out[:, frames:])  # the room's decay, as far as it is kept
@@ -321,26 +319,28 @@ def _round(value: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
 
-def _file_blocks(stems: Stems, files_open: ExitStack):
-    """The stems' blocks as read from their files: ``(start, n, fetch)``, ``fetch(i)``
-    reading stem ``i``'s next ``n`` frames (the players read side by side)."""
+def _played_file_blocks(stems: Stems, channels: list[_Channel], files_open: ExitStack, pool):
+    """The players' blocks from the stems' files: ``(start, n, played)``, ``played[i]``
+    player ``i``'s ``(dry, send)`` (:meth:`_Channel.play`; the players read and play side by
+    side on ``pool``)."""
     files = [files_open.enter_context(sf.SoundFile(str(s.path))) for s in stems.stems]
+
+    def play(i: int, n: int):
+        return channels[i].play(read_float_frames(files[i], n), n)
+
     for start in range(0, stems.frames, BLOCK_FRAMES):
         n = min(BLOCK_FRAMES, stems.frames - start)
-        yield start, n, lambda i, n=n: read_float_frames(files[i], n)
+        yield start, n, list(pool.map(play, range(len(channels)), [n] * len(channels)))
 
 
 def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, progress) -> int:
-    """Play every block of the stems (``blocks``: ``(start, n, fetch)``, ``fetch(i)`` giving
-    player ``i``'s (2, n) block or None where silent) into ``out``: the players on the pool,
-    then their sums (left and right side by side, each in the players' order, so the mix is
-    the same bits whatever thread played whom); one room for all of them, convolved, added
-    and metered on a thread of its own while the next block's players play; each player's
+    """Sum every block of the players (``blocks``: ``(start, n, played)``, ``played[i]``
+    player ``i``'s ``(dry, send)`` for the block, each (2, ≥ n) float32 or None where silent)
+    into ``out``: left and right side by side on the pool, each in the players' order (so the
+    mix is the same bits whatever thread played whom); one room for all of them, convolved,
+    added and metered on a thread of its own while the next block is summed; each player's
     contribution to ``writers`` when mix stems are asked for. Returns the stems' length."""
     room_in = np.zeros((2, BLOCK_FRAMES), dtype=np.float32)
-
-    def play(i: int, fetch, n: int):
-        return channels[i].play(fetch(i), n)
 
     def add_row(row: int, played, start: int, n: int) -> bool:
         """One channel (row) of every player's dry signal and send summed into the mix and
@@ -350,15 +350,15 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
         for dry, send in played:
             if dry is not None:
                 if written:
-                    out[row, start:start + n] += dry[row]
+                    out[row, start:start + n] += dry[row, :n]
                 else:  # written, not added (the array is not filled)
-                    out[row, start:start + n] = dry[row]
+                    out[row, start:start + n] = dry[row, :n]
                     written = True
             if send is not None:
                 if sent:
-                    room_in[row, :n] += send[row]
+                    room_in[row, :n] += send[row, :n]
                 else:
-                    room_in[row, :n] = send[row]
+                    room_in[row, :n] = send[row, :n]
                     sent = True
         if not written:
             out[row, start:start + n] = 0.0
@@ -375,12 +375,14 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
             carried = wet[:, n:]
         meter.feed(out[:, at:at + n])
 
+    def write_contribution(i: int, played, n: int) -> None:
+        dry, send = (None if part is None else part[:, :n] for part in played)
+        writers[i].write(channels[i].contribution(dry, send, n).T)
+
     frames = 0
     with ThreadPoolExecutor(1) as room_thread:
         echo = None
-        for start, n, fetch in blocks:
-            played = list(pool.map(play, range(len(channels)), [fetch] * len(channels),
-                                   [n] * len(channels)))
+        for start, n, played in blocks:
             # the two channels are summed side by side
             sent = any(list(pool.map(add_row, (0, 1), [played] * 2, [start] * 2, [n] * 2)))
             sends = room_in[:, :n].copy() if sent else None
@@ -388,8 +390,7 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
                 echo.result()  # at most one block's room waiting behind the one running
             echo = room_thread.submit(room, sends, start, n)
             if writers:
-                list(pool.map(lambda i: writers[i].write(
-                    channels[i].contribution(*played[i], n).T), range(len(channels))))
+                list(pool.map(write_contribution, range(len(channels)), played, [n] * len(channels)))
             del played
             frames = start + n
             if progress:

@@ -187,7 +187,8 @@ def _render_group(performance: Performance, voices, timing: Timing, vibrato, tra
     """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
     (raising :class:`RenderError`) when ``cancel`` is set. ``send(block, frames, last)``:
     each block (all the synth's channels, a full block's width; None: silent) is handed on
-    as well, then ``send(_END, written, last)``."""
+    as well, then ``send(_END, written, last)``; ``send`` tells whether it keeps the block
+    (else its memory is used again)."""
     n = len(track_indexes)
     silence = 10.0 ** (SILENCE_DBFS / 20.0)
     max_tail = int(MAX_TAIL_S * sample_rate)
@@ -212,9 +213,9 @@ def _render_group(performance: Performance, voices, timing: Timing, vibrato, tra
             state["written"] += used
             state["pos"] = 0
             handed = send is not None and used and kernels.any_sound(block)
-            if send is not None and used:
-                send(buf if handed else None, used, state["last"])
-            if handed:
+            kept = send is not None and used and send(buf if handed else None, used,
+                                                      state["last"])
+            if handed and kept:
                 buf = np.zeros_like(buf)  # the block is the mixer's now
             else:
                 buf[:, :used] = 0.0
@@ -274,9 +275,14 @@ class StemFeed:
     mixer's :class:`~pipeline.model.StemStream`.
 
     Each synth's queue holds a few blocks: a mixer that falls behind holds the synths back.
-    The stems' length is known only when every synth has finished; a block lying wholly past
-    the last frame heard so far waits until a later block is heard or the render ends. A
-    block of a synth's channels that is exactly silent travels as None."""
+    Every block is a whole ``BLOCK_FRAMES`` wide (a synth's last one zero-padded), so the rows
+    of blocks lie on one grid whichever synth ends first. The stems' length is known only when
+    every synth has finished; a block lying wholly past the last frame heard so far waits
+    until a later block is heard or the render ends. A block of a synth's channels that is
+    exactly silent travels as None. A mixer that asks (``blocks(prepare)``) has its work on
+    each stem's block done by the synth thread that made it, while the block is in the
+    processor's cache and beside the other synths, rather than after every synth has made
+    its block."""
 
     DEPTH = 3
 
@@ -287,6 +293,8 @@ class StemFeed:
         self.frames: int | None = None  # the stems' length, once the render has ended
         self.cancelled = threading.Event()
         self._started = threading.Event()
+        self._consuming = threading.Event()  # blocks() has been called: its prepare is known
+        self._prepare: Callable | None = None
         self._groups: list[tuple[int, ...]] = []
         self._queues: list[queue.Queue] = []
         self._error: BaseException | None = None
@@ -296,14 +304,23 @@ class StemFeed:
         self._queues = [queue.Queue(self.DEPTH) for _ in groups]
         self._started.set()
 
-    def put(self, group: int, block, frames: int, last: int) -> None:
-        """A synth's next block (None: silent; ``_END``: no more), its frames and the last
-        audible frame so far (the synth thread's side)."""
+    def put(self, group: int, block, frames: int, last: int) -> bool:
+        """A synth's next block ((2 × its channels, ``BLOCK_FRAMES``) float32; None: silent;
+        ``_END``: no more), the frames of it rendered and the last audible frame so far (the
+        synth thread's side). The block is prepared here when the mixer asked (see
+        :meth:`blocks`). Returns whether the feed keeps the block (else the synth may reuse
+        its memory at once)."""
+        while not self._consuming.wait(0.1):
+            if self.cancelled.is_set():
+                raise RenderError("render cancelled")
+        if self._prepare is not None and block is not _END:
+            block = [self._prepare(i, None if block is None else block[2 * c:2 * c + 2],
+                                   BLOCK_FRAMES) for c, i in enumerate(self._groups[group])]
         q = self._queues[group]
         while not self.cancelled.is_set():
             try:
                 q.put((block, frames, last), timeout=0.1)
-                return
+                return self._prepare is None
             except queue.Full:
                 continue
         raise RenderError("render cancelled")
@@ -332,10 +349,19 @@ class StemFeed:
             except queue.Empty:
                 continue
 
-    def blocks(self):
+    def blocks(self, prepare: Callable | None = None):
         """Every block of the stems as cut to their length, in order: ``(start, n, parts)``
         where ``parts[i]`` is stem ``i``'s (2, n) float32 view, or None where it is silent.
-        When the last has been given, :attr:`frames` is the stems' length."""
+        When the last has been given, :attr:`frames` is the stems' length.
+
+        With ``prepare(i, audio, width)``, ``parts[i]`` is what it returned for stem ``i``'s
+        block instead (``audio``: (2, width) float32 or None where silent): it is called once
+        for every stem and block, in order for each stem, on the synth thread that made the
+        block (on this one for the blocks after its synth's last), always with the whole
+        ``BLOCK_FRAMES`` (take the first ``n`` frames of what it made: the stems' last block
+        is cut after it is prepared)."""
+        self._prepare = prepare
+        self._consuming.set()
         self._get(None)
         ended = [False] * len(self._groups)
         waiting: list[tuple[int, int, list]] = []  # rendered, not yet known to be in the stems
@@ -351,7 +377,7 @@ class StemFeed:
                     if block is _END:
                         ended[g], block = True, None
                     else:
-                        width = max(width, frames)
+                        width = BLOCK_FRAMES
                 row.append(block)
             if width:
                 waiting.append((start, width, row))
@@ -364,14 +390,18 @@ class StemFeed:
                 yield self._parts(at, min(width, self.frames - at), row)
         while start < self.frames:  # past every synth's last block (a margin longer than it)
             n = min(BLOCK_FRAMES, self.frames - start)
-            yield start, n, [None] * len(self.stems)
+            yield self._parts(start, n, [None] * len(self._groups))
             start += n
 
     def _parts(self, start: int, n: int, row: list) -> tuple[int, int, list]:
+        """A row of the synths' blocks as the stems' parts (prepared, where asked: those of a
+        synth that has ended are prepared here)."""
         parts: list = [None] * len(self.stems)
         for tracks, block in zip(self._groups, row):
-            if block is not None:
-                for c, i in enumerate(tracks):
+            for c, i in enumerate(tracks):
+                if self._prepare is not None:
+                    parts[i] = self._prepare(i, None, BLOCK_FRAMES) if block is None else block[c]
+                elif block is not None:
                     parts[i] = block[2 * c:2 * c + 2, :n]
         return start, n, parts
 
