@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -299,9 +299,13 @@ class StemStream(Protocol):
     sample_rate: int
     max_frames: int  # the most frames the stems can have; their length is known only at the end
 
-    def blocks(self) -> Iterator[tuple[int, int, list[np.ndarray | None]]]:
+    def blocks(self, prepare: Callable[[int, np.ndarray | None, int], Any] | None = None
+               ) -> Iterator[tuple[int, int, list]]:
         """Every block of the stems, in order: ``(start, frames, parts)``, ``parts[i]`` stem
-        ``i``'s (2, frames) float32 audio or None where it is silent."""
+        ``i``'s (2, frames) float32 audio or None where it is silent. With ``prepare(i,
+        audio, width)``, ``parts[i]`` is what it returned for that block instead, called once
+        per stem and block, in order for each stem, where the stream makes the block (its
+        ``width`` ≥ ``frames``: keep the first ``frames`` of what it makes)."""
         ...
 
 
