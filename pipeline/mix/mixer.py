@@ -13,8 +13,10 @@ reverb send, fed by every player through its own send level and pre-delay. The m
 gain-staged so its peak sits at ``MIX_PEAK_DBFS``: headroom for mastering, never clipped, never
 limited.
 
-The players of a block are processed on several threads (scipy's filters and libsndfile release
-the GIL), and a player resting for a whole block costs nothing once its filters have rung out.
+The players of a block are processed on several threads (the kernels and libsndfile release the
+GIL): while the stems are rendered, on the synth threads that made them (see
+:class:`~pipeline.model.StemStream`); a player resting for a whole block costs nothing once its
+filters have rung out.
 
 With ``mix_stems_dir`` each player's post-fader contribution (its reverb included) is written
 too; those files sum to the mix. They cost one room convolution per player, so they are made
@@ -219,7 +221,8 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
         stem's gain, its ``pan`` replaces the seat's); ``None`` entries change nothing.
     mix_stems_dir : where to write each player's post-fader contribution, reverb included
         (float32 WAV, same length as the mix); not written when omitted.
-    workers : threads processing the players of a block side by side; default one per core.
+    workers : threads reading and processing the players of a block side by side (from files;
+        a stream's players are processed where it makes their blocks); default one per core.
     buffers : where the whole mix's array is made (see :class:`~pipeline.model.AudioBuffers`).
 
     Returns a :class:`Mix` whose audio is (2, frames) float32 peaking at ``MIX_PEAK_DBFS``; the

@@ -570,8 +570,9 @@ def _render_and_mix(performance, voices, timing: Timing, wheels, template, folde
                     speed: Accelerator, *,
                     settings: PieceSettings, parts, sample_rate: int, mix_stems: bool,
                     progress: ProgressFn, timings: dict[str, float]) -> tuple[Mix, Stems]:
-    """Render the stems (on a thread of their own, the synths on theirs) and mix each block as
-    soon as every synth has made it (nothing is read back from disk); the balance calibration
+    """Render the stems (on a thread of their own, the synths on theirs, each player's block
+    prepared for the mix by the synth that made it) and mix each block as soon as every synth
+    has made it (nothing is read back from disk); the balance calibration
     runs beside the synths' start. The render's time runs until the synths finish, the mix's
     from there."""
     progress("render", 0.0)
