@@ -511,6 +511,98 @@ def interleave(x: np.ndarray) -> np.ndarray:
     return out
 
 
+_NO_PEAKS = np.zeros(0, dtype=np.float32)
+
+
+@numba.njit(inline="always")
+def _higher(peak, v):
+    """The larger of ``peak`` and ``|v|``; a NaN, once met, is kept (so a block's peak tells
+    whether its samples are all finite)."""
+    a = abs(v)
+    return a if a > peak or a != a else peak
+
+
+@numba.njit(**_JIT)
+def _block_peaks(x, start, block, peaks):
+    channels, n = x.shape
+    i = 0
+    while i < n:
+        b = (start + i) // block
+        stop = min(n, (b + 1) * block - start)
+        m = peaks[b]
+        for c in range(channels):
+            for j in range(i, stop):
+                m = _higher(m, x[c, j])
+        peaks[b] = m
+        i = stop
+
+
+def block_peaks(x: np.ndarray, start: int, block: int, peaks: np.ndarray) -> None:
+    """Raise ``peaks[k]`` (float32, of the whole signal) to the largest magnitude of any
+    channel of ``x`` (channels, frames: the whole's frames from ``start``) in block ``k`` of
+    ``block`` frames; a block with a NaN or an infinity gets a peak that is not finite."""
+    if x.shape[1]:
+        _block_peaks(x, start, block, peaks)
+
+
+@numba.njit(**_JIT)
+def _scaled(x, g, out, start, block, peaks):
+    channels, n = x.shape
+    i = 0
+    while i < n:
+        b = (start + i) // block
+        stop = min(n, (b + 1) * block - start)
+        m = peaks[b]
+        for c in range(channels):
+            for j in range(i, stop):
+                v = x[c, j] * g[j]
+                out[c, j] = v
+                m = _higher(m, v)
+        peaks[b] = m
+        i = stop
+
+
+def scaled(x: np.ndarray, gain: np.ndarray, out: np.ndarray, start: int, block: int,
+           peaks: np.ndarray) -> None:
+    """``out = x * gain`` (``x``, ``out`` (channels, frames) float32, ``out`` may be ``x``;
+    ``gain`` (frames,) float32: numpy's products) and :func:`block_peaks` of ``out``, in one
+    pass."""
+    if x.shape[1]:
+        _scaled(x, gain, out, start, block, peaks)
+
+
+@numba.njit(**_JIT)
+def _to_grid(x, scale, scaled, start, block, peaks):
+    channels, n = x.shape
+    top = scale - np.float32(1.0)
+    inverse = np.float32(1.0) / scale
+    i = 0
+    while i < n:
+        b = (start + i) // block
+        stop = min(n, (b + 1) * block - start)
+        m = peaks[b]
+        for c in range(channels):
+            for j in range(i, stop):
+                v = np.rint(x[c, j] if scaled else x[c, j] * scale)
+                if v == v:  # np.clip keeps a NaN
+                    v = min(max(v, -scale), top)
+                v = v * inverse
+                x[c, j] = v
+                m = _higher(m, v)
+        peaks[b] = m
+        i = stop
+
+
+def to_grid(x: np.ndarray, scale: np.float32, scaled: bool, start: int, block: int,
+            peaks: np.ndarray) -> None:
+    """``x`` (channels, frames) float32 rounded in place to multiples of ``1 / scale``, half
+    to even, clipped to ``[−1, 1 − 1/scale]`` (``scaled``: ``x`` is already times ``scale``),
+    with :func:`block_peaks` of the result: the same values as numpy's ``x *= scale``,
+    ``rint``, ``clip``, ``x *= 1 / scale``, in one pass."""
+    if x.shape[1]:
+        _to_grid(x, np.float32(scale), scaled, start, block, peaks)
+
+
 @numba.njit(**_JIT)
 def _last_above(x, level):
     channels, n = x.shape
@@ -677,18 +769,31 @@ def mid_or_side(left: np.ndarray, right: np.ndarray, side: bool, out: np.ndarray
 
 
 @numba.njit(**_JIT)
-def _left_right(mid, side, width, left, right):
-    for i in range(mid.shape[0]):
-        s = side[i] * width
-        left[i] = mid[i] + s
-        right[i] = mid[i] - s
+def _left_right(mid, side, width, left, right, start, block, peaks):
+    n = mid.shape[0]
+    i = 0
+    while i < n:  # a block (of the peaks, or the whole row) at a time
+        b = (start + i) // block if peaks.shape[0] else 0
+        stop = min(n, (b + 1) * block - start) if peaks.shape[0] else n
+        m = peaks[b] if peaks.shape[0] else np.float32(0.0)
+        for j in range(i, stop):
+            s = side[j] * width
+            lv, rv = mid[j] + s, mid[j] - s
+            left[j], right[j] = lv, rv
+            m = _higher(_higher(m, lv), rv)
+        if peaks.shape[0]:
+            peaks[b] = m
+        i = stop
 
 
 def left_right(mid: np.ndarray, side: np.ndarray, width: float, left: np.ndarray,
-               right: np.ndarray) -> None:
+               right: np.ndarray, peaks: np.ndarray | None = None, start: int = 0,
+               block: int = 1) -> None:
     """Left and right (float32 rows, written) from ``mid`` and ``side`` with the side
-    scaled by ``width``."""
-    _left_right(mid, side, np.float32(width), left, right)
+    scaled by ``width``; with ``peaks``, as :func:`block_peaks` of the rows written (frames
+    from ``start`` of the whole, in blocks of ``block``)."""
+    _left_right(mid, side, np.float32(width), left, right, start, block,
+                _NO_PEAKS if peaks is None else peaks)
 
 
 # A real FFT of 2B points as two of B points, of the even and of the odd samples: pocketfft
