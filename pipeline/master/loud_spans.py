@@ -76,14 +76,18 @@ class LoudSpans:
 
 
 def loud_spans(audio: np.ndarray, sample_rate: int, *, floor: float, deepest_db: float,
-               buffers: AudioBuffers = IN_MEMORY) -> LoudSpans:
+               buffers: AudioBuffers = IN_MEMORY,
+               block_peaks: np.ndarray | None = None) -> LoudSpans:
     """The :class:`LoudSpans` of ``audio`` (channels, frames) where its true peak may reach
     ``floor`` (linear), each widened by the limiter's reach for reductions up to
     ``deepest_db``; read a chunk at a time. The spans' envelope and power are kept in one
-    array from ``buffers`` (a loud piece is loud for much of its length)."""
+    array from ``buffers`` (a loud piece is loud for much of its length). ``block_peaks``:
+    the audio's :func:`~pipeline.dsp.audio.block_peaks`, when known (see
+    :func:`~pipeline.dsp.loudness.peak_map`)."""
     frames = audio.shape[1]
     step = step_frames(sample_rate)
-    peaks = peak_map(audio, floor, sample_rate=sample_rate) if floor > 0 else None
+    peaks = peak_map(audio, floor, sample_rate=sample_rate, block_peaks=block_peaks) \
+        if floor > 0 else None
     before, after = reach_frames(sample_rate, deepest_db)
     regions: list[list[int]] = []
     for a, b, _ in peaks.candidates if peaks is not None else ():

@@ -30,7 +30,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
+from pipeline.dsp.audio import (PEAK_BLOCK, block_peaks, crop_in_place, db_to_gain, gain_to_db,
+                                peak_blocks, requantize, sample_peak, valid_audio)
 from pipeline.settings.config import SAMPLE_RATES, Mastering, Preset
 from pipeline.master.limiter import glue_gain
 from pipeline.master.loud_spans import LoudSpans, loud_spans
@@ -191,6 +192,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
     own = in_place or audio is not mix.audio  # audio the chain may change in place
     settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {out_rate} Hz"
                       if out_rate != mix.sample_rate else "none"}
+    peaks = None  # the block peaks of ``audio``, when the pass that wrote it kept them
     target, source = preset.target_lufs, "preset"
     if preset.processing:
         measured = band_levels(audio, sr)
@@ -211,8 +213,9 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                              high_shelf_db=preset.high_shelf_db)
         in_mix = own and audio is mix.audio
         kept = not own and not tone.identity  # the mix itself, to be kept: filtered into another
+        peaks = peak_blocks(audio.shape[1])
         audio = apply_tone(audio, tone, out=buffers.empty(*audio.shape) if kept else audio,
-                           before_write=taking_the_mix if in_mix else None)
+                           before_write=taking_the_mix if in_mix else None, peaks=peaks)
         if in_mix:
             taking_the_mix()  # what follows works on the whole
         own = own or audio is not mix.audio
@@ -225,12 +228,13 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                              attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
             # audio may still be the mix itself, to be kept: then the glued audio is new
             glued = audio if own else buffers.empty(*audio.shape)
-            parts = []
+            parts, peaks = [], peak_blocks(audio.shape[1])
             for start in range(0, audio.shape[1], STATS_CHUNK):
                 stop = min(audio.shape[1], start + STATS_CHUNK)
                 part = glue.slice(start, stop)
                 parts.append(kernels.reduction_sums(part, REDUCED_DB))
-                np.multiply(audio[:, start:stop], part, out=glued[:, start:stop])
+                kernels.scaled(audio[:, start:stop], part, glued[:, start:stop], start,
+                               PEAK_BLOCK, peaks)
             audio, own = glued, True
             glue_db = _reduction_stats(parts, audio.shape[1])[:2]
         settings.update({
@@ -244,11 +248,15 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                      "mean_reduction_db": round(glue_db[1], 3)},
             "stereo": {"width": preset.width, "mono_bass_hz": preset.mono_bass_hz},
         })
-    audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
+    written = audio
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if peaks is None or audio is not written:
+        peaks = block_peaks(audio)  # one pass for the check, the peak and the peak map
+    audio = valid_audio(audio, name="master", peaks=peaks)
     taking_the_mix()  # finish() works in it
     guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
-    loud = loud_spans(audio, sr, floor=sample_peak(audio) * db_to_gain(-guard - 1.0),
-                      deepest_db=guard + DEEPEST_MARGIN_DB, buffers=buffers)
+    loud = loud_spans(audio, sr, floor=float(peaks.max(initial=0.0)) * db_to_gain(-guard - 1.0),
+                      deepest_db=guard + DEEPEST_MARGIN_DB, buffers=buffers, block_peaks=peaks)
     return Prepared(preset, audio, sr, out_rate, loud, loud.steps, gated_lufs(loud.steps),
                     gain_to_db(loud.true_peak), target, source, guard, mix.loudness_lufs,
                     settings)
@@ -301,23 +309,25 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         if in_place:  # what only the gain search needed
             prep.loud = None
         gain = np.float32(db_to_gain(gain_db))
+        peaks = peak_blocks(frames)  # of the gained audio: its peak sets the edges' silence
         for start in range(0, frames, STATS_CHUNK):
             chunk = slice(start, start + STATS_CHUNK)
-            np.multiply(prep.audio[:, chunk], gr.slice(start, min(frames, start + STATS_CHUNK))
-                        * gain, out=out[:, chunk])
-        out, gr, edges = _edges(out, gr, sr, preset)
+            kernels.scaled(prep.audio[:, chunk], gr.slice(start, min(frames, start + STATS_CHUNK))
+                           * gain, out[:, chunk], start, PEAK_BLOCK, peaks)
+        out, gr, edges = _edges(out, gr, sr, preset, float(peaks.max(initial=0.0)))
     upsampled = prep.out_rate != sr
     if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
         loud, tp = measure_with_true_peak(out, sr)
         out = _resample(out, sr, prep.out_rate, buffers)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
-    out, word = _word_length(out, preset, in_place=True)
-    out = valid_audio(out, name="master")
+    peaks = peak_blocks(out.shape[1])  # of the final audio, kept as the word length is set
+    out, word = _word_length(out, preset, in_place=True, peaks=peaks)
+    out = valid_audio(out, name="master", peaks=peaks)
     if ready is not None:
         ready(out, sr)
     if not upsampled:
-        loud, tp = measure_with_true_peak(out, sr)
+        loud, tp = measure_with_true_peak(out, sr, block_peaks=peaks)
     max_reduction, mean_reduction, limiting = _reduction_stats(
         [kernels.reduction_sums(g, REDUCED_DB) for g in gr.gains], gr.frames)
     integrated = loud.integrated_lufs()
@@ -328,7 +338,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         "integrated_lufs": _r(integrated), "loudness_range_lu": round(loud.range_lu(), 2),
         "short_term_max_lufs": _r(float(st.max())) if st.size else None,
         "true_peak_dbtp": round(tp, 2),
-        "sample_peak_dbfs": round(gain_to_db(sample_peak(out)), 2),
+        "sample_peak_dbfs": round(gain_to_db(float(peaks.max(initial=0.0))), 2),
         "peak_to_loudness_db": _r(tp - integrated),
         "mix_lufs": _r(prep.mix_lufs), "gain_db": round(float(gain_db), 2),
         "limiter_max_reduction_db": round(max_reduction, 2),
@@ -424,12 +434,14 @@ def _loudness_gain(prep: Prepared, target: float) -> tuple[float, SpanGain, dict
     return gain_db, gr, guard
 
 
-def _edges(out: np.ndarray, gr: SpanGain, sr: int, preset: Preset):
-    """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades."""
+def _edges(out: np.ndarray, gr: SpanGain, sr: int, preset: Preset, peak: float | None = None):
+    """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades
+    (``peak``: the sample peak of ``out``, when known)."""
     frames = out.shape[1]
     if not preset.trim_silence or frames == 0:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
-    loud = _loud_span(out, sample_peak(out) * db_to_gain(-SILENCE_BELOW_PEAK_DB))
+    peak = sample_peak(out) if peak is None else peak
+    loud = _loud_span(out, peak * db_to_gain(-SILENCE_BELOW_PEAK_DB))
     if loud is None:
         return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
     first, last = loud
@@ -463,12 +475,18 @@ def _cosine(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
 
 
-def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False) -> tuple[np.ndarray, str]:
+def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False,
+                 peaks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Put the samples on the format's grid: TPDF dither (±1 LSB) then rounding for 16-bit,
-    rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither)."""
+    rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither).
+    ``peaks``: filled with the result's :func:`~pipeline.dsp.audio.block_peaks`."""
     if preset.bit_depth == 32:
-        return out.astype(np.float32, copy=not in_place), "32-bit float, untouched"
-    x = requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED, in_place=in_place)
+        x = out.astype(np.float32, copy=not in_place)
+        if peaks is not None:
+            peaks[:] = block_peaks(x)
+        return x, "32-bit float, untouched"
+    x = requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED, in_place=in_place,
+                   peaks=peaks)
     if preset.dither:
         return x, f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
     return x, f"{preset.bit_depth}-bit, rounded"
