@@ -511,85 +511,91 @@ def interleave(x: np.ndarray) -> np.ndarray:
     return out
 
 
-_NO_PEAKS = np.zeros(0, dtype=np.float32)
+_NO_PEAKS = np.zeros(0, dtype=np.int32)
+#: the bits of a float32's magnitude: as integers, magnitudes order as the floats do, with the
+#: infinities above every finite value and the NaNs above them
+_MAGNITUDE = np.int32(0x7FFFFFFF)
 
 
 @numba.njit(inline="always")
-def _higher(peak, v):
-    """The larger of ``peak`` and ``|v|``; a NaN, once met, is kept (so a block's peak tells
-    whether its samples are all finite)."""
-    a = abs(v)
-    return a if a > peak or a != a else peak
+def _peak_bits(bits, lo, hi, m):
+    """The largest of ``m`` and the magnitudes' bits of ``bits[lo:hi]`` (a float32 row's bits,
+    int32): an integer maximum, which the compiler runs in vector registers, where a float
+    maximum that must keep a NaN runs a sample at a time."""
+    top, row = np.int32(m), bits[lo:hi]
+    for j in range(row.shape[0]):
+        v = np.int32(row[j] & _MAGNITUDE)  # kept in 32 bits: eight to a vector register
+        top = v if v > top else top
+    return top
 
 
 @numba.njit(**_JIT)
-def _block_peaks(x, start, block, peaks):
-    channels, n = x.shape
+def _block_peaks(bits, start, block, peaks):
+    n = bits.shape[0]
     i = 0
     while i < n:
         b = (start + i) // block
         stop = min(n, (b + 1) * block - start)
-        m = peaks[b]
-        for c in range(channels):
-            for j in range(i, stop):
-                m = _higher(m, x[c, j])
-        peaks[b] = m
+        peaks[b] = _peak_bits(bits, i, stop, peaks[b])
         i = stop
 
 
+def _bits(x: np.ndarray) -> np.ndarray:
+    return x.view(np.int32)
+
+
+# The kernels below take a signal a row at a time: a row of a C-ordered (channels, frames)
+# array is contiguous (compiled for unit steps: in vector registers), the whole slice of a
+# block of frames is not.
+
 def block_peaks(x: np.ndarray, start: int, block: int, peaks: np.ndarray) -> None:
     """Raise ``peaks[k]`` (float32, of the whole signal) to the largest magnitude of any
-    channel of ``x`` (channels, frames: the whole's frames from ``start``) in block ``k`` of
-    ``block`` frames; a block with a NaN or an infinity gets a peak that is not finite."""
-    if x.shape[1]:
-        _block_peaks(x, start, block, peaks)
+    channel of ``x`` (channels, frames) float32, the whole's frames from ``start``, in block
+    ``k`` of ``block`` frames; a block with an infinity or a NaN gets a peak that is one."""
+    for row in x:
+        if row.size:
+            _block_peaks(_bits(row), start, block, _bits(peaks))
 
 
 @numba.njit(**_JIT)
-def _scaled(x, g, out, start, block, peaks):
-    channels, n = x.shape
+def _scaled(x, g, out, bits, start, block, peaks):
+    n = x.shape[0]
     i = 0
     while i < n:
         b = (start + i) // block
         stop = min(n, (b + 1) * block - start)
-        m = peaks[b]
-        for c in range(channels):
-            for j in range(i, stop):
-                v = x[c, j] * g[j]
-                out[c, j] = v
-                m = _higher(m, v)
-        peaks[b] = m
+        xs, gs, outs = x[i:stop], g[i:stop], out[i:stop]  # (a loop from 0 is vectorised)
+        for j in range(xs.shape[0]):
+            outs[j] = xs[j] * gs[j]
+        peaks[b] = _peak_bits(bits, i, stop, peaks[b])  # the block just written, in cache
         i = stop
 
 
 def scaled(x: np.ndarray, gain: np.ndarray, out: np.ndarray, start: int, block: int,
            peaks: np.ndarray) -> None:
     """``out = x * gain`` (``x``, ``out`` (channels, frames) float32, ``out`` may be ``x``;
-    ``gain`` (frames,) float32: numpy's products) and :func:`block_peaks` of ``out``, in one
-    pass."""
-    if x.shape[1]:
-        _scaled(x, gain, out, start, block, peaks)
+    ``gain`` (frames,) float32: numpy's products) and :func:`block_peaks` of ``out``, a block
+    at a time."""
+    for row, into in zip(x, out):
+        if row.size:
+            _scaled(row, gain, into, _bits(into), start, block, _bits(peaks))
 
 
 @numba.njit(**_JIT)
-def _to_grid(x, scale, scaled, start, block, peaks):
-    channels, n = x.shape
+def _to_grid(x, bits, scale, factor, start, block, peaks):
+    n = x.shape[0]
     top = scale - np.float32(1.0)
     inverse = np.float32(1.0) / scale
     i = 0
     while i < n:
         b = (start + i) // block
         stop = min(n, (b + 1) * block - start)
-        m = peaks[b]
-        for c in range(channels):
-            for j in range(i, stop):
-                v = np.rint(x[c, j] if scaled else x[c, j] * scale)
-                if v == v:  # np.clip keeps a NaN
-                    v = min(max(v, -scale), top)
-                v = v * inverse
-                x[c, j] = v
-                m = _higher(m, v)
-        peaks[b] = m
+        xs = x[i:stop]  # (a loop from 0 is vectorised)
+        for j in range(xs.shape[0]):
+            v = np.rint(xs[j] * factor)  # times 1 is exact: no test in the loop
+            clipped = min(max(v, -scale), top)
+            xs[j] = (clipped if v == v else v) * inverse  # np.clip keeps a NaN
+        peaks[b] = _peak_bits(bits, i, stop, peaks[b])
         i = stop
 
 
@@ -599,8 +605,10 @@ def to_grid(x: np.ndarray, scale: np.float32, scaled: bool, start: int, block: i
     to even, clipped to ``[−1, 1 − 1/scale]`` (``scaled``: ``x`` is already times ``scale``),
     with :func:`block_peaks` of the result: the same values as numpy's ``x *= scale``,
     ``rint``, ``clip``, ``x *= 1 / scale``, in one pass."""
-    if x.shape[1]:
-        _to_grid(x, np.float32(scale), scaled, start, block, peaks)
+    for row in x:
+        if row.size:
+            _to_grid(row, _bits(row), np.float32(scale), np.float32(1.0 if scaled else scale),
+                     start, block, _bits(peaks))
 
 
 @numba.njit(**_JIT)
@@ -769,20 +777,19 @@ def mid_or_side(left: np.ndarray, right: np.ndarray, side: bool, out: np.ndarray
 
 
 @numba.njit(**_JIT)
-def _left_right(mid, side, width, left, right, start, block, peaks):
+def _left_right(mid, side, width, left, right, left_bits, right_bits, start, block, peaks):
     n = mid.shape[0]
     i = 0
     while i < n:  # a block (of the peaks, or the whole row) at a time
         b = (start + i) // block if peaks.shape[0] else 0
         stop = min(n, (b + 1) * block - start) if peaks.shape[0] else n
-        m = peaks[b] if peaks.shape[0] else np.float32(0.0)
-        for j in range(i, stop):
-            s = side[j] * width
-            lv, rv = mid[j] + s, mid[j] - s
-            left[j], right[j] = lv, rv
-            m = _higher(_higher(m, lv), rv)
+        ms, ss, ls, rs = mid[i:stop], side[i:stop], left[i:stop], right[i:stop]
+        for j in range(ms.shape[0]):  # (a loop from 0 is vectorised)
+            s = ss[j] * width
+            ls[j] = ms[j] + s
+            rs[j] = ms[j] - s
         if peaks.shape[0]:
-            peaks[b] = m
+            peaks[b] = _peak_bits(right_bits, i, stop, _peak_bits(left_bits, i, stop, peaks[b]))
         i = stop
 
 
@@ -792,8 +799,8 @@ def left_right(mid: np.ndarray, side: np.ndarray, width: float, left: np.ndarray
     """Left and right (float32 rows, written) from ``mid`` and ``side`` with the side
     scaled by ``width``; with ``peaks``, as :func:`block_peaks` of the rows written (frames
     from ``start`` of the whole, in blocks of ``block``)."""
-    _left_right(mid, side, np.float32(width), left, right, start, block,
-                _NO_PEAKS if peaks is None else peaks)
+    _left_right(mid, side, np.float32(width), left, right, _bits(left), _bits(right), start,
+                block, _NO_PEAKS if peaks is None else _bits(peaks))
 
 
 # A real FFT of 2B points as two of B points, of the even and of the odd samples: pocketfft
