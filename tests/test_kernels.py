@@ -395,3 +395,13 @@ def test_peak_map_and_true_peak_from_the_peaks_kept():
     env = true_peak_envelope(x, floor)
     for a, b in ((0, x.shape[1]), (90_000, 120_000), (kept.candidates[0][0], 250_000)):
         np.testing.assert_array_equal(true_peak_span(x, a, b, kept), env[a:b])
+
+
+@pytest.mark.parametrize("channels, frames", [(2, 10_000), (2, 10_001), (2, 1), (1, 999), (3, 1000)])
+def test_pcm24_bytes_are_the_24_bit_integers_little_endian(channels, frames):
+    x = _noise(channels, frames + 7, 0.5)
+    x[0, :min(frames, 4)] = [1.5, -1.5, 1.0, -1.0][:min(frames, 4)]  # clipped at the ends
+    x = x[:, 3:3 + frames]  # a slice of a longer signal: rows apart in memory
+    ints = kernels.to_pcm(x, 24) >> 8  # (frames, channels)
+    want = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].ravel()
+    np.testing.assert_array_equal(kernels.to_pcm24_bytes(x), want)
