@@ -405,3 +405,21 @@ def test_pcm24_bytes_are_the_24_bit_integers_little_endian(channels, frames):
     ints = kernels.to_pcm(x, 24) >> 8  # (frames, channels)
     want = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].ravel()
     np.testing.assert_array_equal(kernels.to_pcm24_bytes(x), want)
+
+
+def test_gained_to_grid_is_scaled_then_rounded_even_over_itself():
+    from pipeline.dsp.audio import PEAK_BLOCK, peak_blocks
+    x = _noise(2, 3 * PEAK_BLOCK + 5, 0.7)
+    gain = (RNG.random(x.shape[1]) * 1.5).astype(np.float32)
+    scale = np.float32(1 << 23)
+    want = _numpy_requantize(x * gain, 24, False)
+    out, peaks = np.empty_like(x), peak_blocks(x.shape[1])
+    kernels.gained_to_grid(x, gain, out, scale, 0, PEAK_BLOCK, peaks)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(peaks, _numpy_block_peaks(want, PEAK_BLOCK))
+    flat = x.copy().reshape(-1)  # in place, the result lying 100 frames before its source
+    kernels.gained_to_grid(flat[100:].reshape(1, -1), np.ones(flat.size - 100, np.float32),
+                           flat[:-100].reshape(1, -1), scale, 0, PEAK_BLOCK,
+                           peak_blocks(flat.size))
+    np.testing.assert_array_equal(flat[:-100], _numpy_requantize(x.reshape(1, -1)[:, 100:], 24,
+                                                                 False)[0])

@@ -654,6 +654,35 @@ def to_grid(x: np.ndarray, scale: np.float32, scaled: bool, start: int, block: i
 
 
 @numba.njit(**_JIT)
+def _gained_grid(x, g, out, bits, scale, start, block, peaks):
+    n = x.shape[0]
+    top = scale - np.float32(1.0)
+    inverse = np.float32(1.0) / scale
+    i = 0
+    while i < n:
+        b = (start + i) // block
+        stop = min(n, (b + 1) * block - start)
+        xs, gs, outs = x[i:stop], g[i:stop], out[i:stop]  # (a loop from 0 is vectorised)
+        for j in range(xs.shape[0]):
+            v = np.rint((xs[j] * gs[j]) * scale)
+            clipped = min(max(v, -scale), top)
+            outs[j] = (clipped if v == v else v) * inverse  # np.clip keeps a NaN
+        peaks[b] = _peak_bits(bits, i, stop, peaks[b])
+        i = stop
+
+
+def gained_to_grid(x: np.ndarray, gain: np.ndarray, out: np.ndarray, scale: np.float32,
+                   start: int, block: int, peaks: np.ndarray) -> None:
+    """:func:`scaled` and then :func:`to_grid` (``out = x * gain`` rounded to multiples of
+    ``1 / scale``), in one pass: the same values. ``out`` may be ``x``, or lie before it in
+    the same memory (each frame is read before it is written, in order)."""
+    for row, into in zip(x, out):
+        if row.size:
+            _gained_grid(row, gain, into, _bits(into), np.float32(scale), start, block,
+                         _bits(peaks))
+
+
+@numba.njit(**_JIT)
 def _last_above(x, level):
     channels, n = x.shape
     for i in range(n - 1, -1, -1):
