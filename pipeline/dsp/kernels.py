@@ -586,6 +586,13 @@ def _bits(x: np.ndarray) -> np.ndarray:
     return x.view(np.int32)
 
 
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two rows are the same memory: a kernel that writes a row in place then loops
+    over the one array (over two that might overlap, the compiled loop checks at run time,
+    and where they are the same it runs a sample at a time: 2.0 → 4.6 ns a frame)."""
+    return a.ctypes.data == b.ctypes.data and a.shape == b.shape and a.strides == b.strides
+
+
 # The kernels below take a signal a row at a time: a row of a C-ordered (channels, frames)
 # array is contiguous (compiled for unit steps: in vector registers), the whole slice of a
 # block of frames is not.
@@ -599,16 +606,29 @@ def block_peaks(x: np.ndarray, start: int, block: int, peaks: np.ndarray) -> Non
             _block_peaks(_bits(row), start, block, _bits(peaks))
 
 
+@numba.njit(inline="always")
+def _product(x, g, out):
+    for j in range(x.shape[0]):
+        out[j] = x[j] * g[j]
+
+
+@numba.njit(inline="always")
+def _product_here(x, g):
+    for j in range(x.shape[0]):
+        x[j] = x[j] * g[j]
+
+
 @numba.njit(**_JIT)
-def _scaled(x, g, out, bits, start, block, peaks):
+def _scaled(x, g, out, bits, start, block, peaks, here):
     n = x.shape[0]
     i = 0
     while i < n:
         b = (start + i) // block
         stop = min(n, (b + 1) * block - start)
-        xs, gs, outs = x[i:stop], g[i:stop], out[i:stop]  # (a loop from 0 is vectorised)
-        for j in range(xs.shape[0]):
-            outs[j] = xs[j] * gs[j]
+        if here:  # (a loop from 0 over one array is vectorised)
+            _product_here(x[i:stop], g[i:stop])
+        else:
+            _product(x[i:stop], g[i:stop], out[i:stop])
         peaks[b] = _peak_bits(bits, i, stop, peaks[b])  # the block just written, in cache
         i = stop
 
@@ -620,7 +640,7 @@ def scaled(x: np.ndarray, gain: np.ndarray, out: np.ndarray, start: int, block: 
     at a time."""
     for row, into in zip(x, out):
         if row.size:
-            _scaled(row, gain, into, _bits(into), start, block, _bits(peaks))
+            _scaled(row, gain, into, _bits(into), start, block, _bits(peaks), _same(row, into))
 
 
 @numba.njit(**_JIT)
@@ -653,8 +673,29 @@ def to_grid(x: np.ndarray, scale: np.float32, scaled: bool, start: int, block: i
                      start, block, _bits(peaks))
 
 
+@numba.njit(inline="always")
+def _on_grid(v, scale, top, inverse):
+    """``v`` (already times the grid's ``scale``) rounded half to even, clipped (a NaN kept,
+    as np.clip keeps it) and scaled back."""
+    r = np.rint(v)
+    clipped = min(max(r, -scale), top)
+    return (clipped if r == r else r) * inverse
+
+
+@numba.njit(inline="always")
+def _gained_on_grid(x, g, out, scale, top, inverse):
+    for j in range(x.shape[0]):
+        out[j] = _on_grid((x[j] * g[j]) * scale, scale, top, inverse)
+
+
+@numba.njit(inline="always")
+def _gained_on_grid_here(x, g, scale, top, inverse):
+    for j in range(x.shape[0]):
+        x[j] = _on_grid((x[j] * g[j]) * scale, scale, top, inverse)
+
+
 @numba.njit(**_JIT)
-def _gained_grid(x, g, out, bits, scale, start, block, peaks):
+def _gained_grid(x, g, out, bits, scale, start, block, peaks, here):
     n = x.shape[0]
     top = scale - np.float32(1.0)
     inverse = np.float32(1.0) / scale
@@ -662,11 +703,10 @@ def _gained_grid(x, g, out, bits, scale, start, block, peaks):
     while i < n:
         b = (start + i) // block
         stop = min(n, (b + 1) * block - start)
-        xs, gs, outs = x[i:stop], g[i:stop], out[i:stop]  # (a loop from 0 is vectorised)
-        for j in range(xs.shape[0]):
-            v = np.rint((xs[j] * gs[j]) * scale)
-            clipped = min(max(v, -scale), top)
-            outs[j] = (clipped if v == v else v) * inverse  # np.clip keeps a NaN
+        if here:  # (a loop from 0 over one array is vectorised)
+            _gained_on_grid_here(x[i:stop], g[i:stop], scale, top, inverse)
+        else:
+            _gained_on_grid(x[i:stop], g[i:stop], out[i:stop], scale, top, inverse)
         peaks[b] = _peak_bits(bits, i, stop, peaks[b])
         i = stop
 
@@ -679,7 +719,7 @@ def gained_to_grid(x: np.ndarray, gain: np.ndarray, out: np.ndarray, scale: np.f
     for row, into in zip(x, out):
         if row.size:
             _gained_grid(row, gain, into, _bits(into), np.float32(scale), start, block,
-                         _bits(peaks))
+                         _bits(peaks), _same(row, into))
 
 
 @numba.njit(**_JIT)
