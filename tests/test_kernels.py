@@ -28,6 +28,21 @@ def test_sos_filter_matches_scipy_across_blocks(channels):
     np.testing.assert_allclose(got, want, atol=3e-7)
 
 
+def test_sos_filter_many_sections_in_passes_matches_scipy():
+    """More sections than one pass runs: the rest through a double-precision row, the state
+    of every section carried across blocks."""
+    sos = np.vstack([butter(10, 60, "highpass", fs=48000, output="sos"),
+                     butter(12, 12000, "lowpass", fs=48000, output="sos"),
+                     butter(4, [300, 3000], "bandpass", fs=48000, output="sos")])
+    assert len(sos) > kernels.PASS_SECTIONS
+    x = _noise(2, 30_000)
+    want, _ = sosfilt(sos, x.astype(np.float64), axis=1, zi=np.zeros((len(sos), 2, 2)))
+    zi = np.zeros((len(sos), 2, 2))
+    got = np.concatenate([kernels.sos_filter(sos, x[:, a:a + 7001], zi)
+                          for a in range(0, x.shape[1], 7001)], axis=1)
+    np.testing.assert_allclose(got, want, atol=3e-7)
+
+
 def test_sos_filter_in_place():
     sos = butter(2, 500, fs=48000, output="sos")
     x = _noise(2, 1000)
@@ -291,3 +306,120 @@ def test_reduction_sums_take_only_the_reduced_frames():
     # (numba's float32 logarithm and numpy's may differ in their last bit)
     assert total == pytest.approx(float(reduction.sum(dtype=np.float64)), rel=1e-6)
     assert kernels.reduction_sums(np.ones(5, np.float32), 0.1) == (1.0, 0.0, 0)
+
+
+def _numpy_requantize(x, bits, dither, seed=2024):
+    """requantize as numpy wrote it: the reference for the one-pass kernel."""
+    scale = np.float32(1 << (bits - 1))
+    x = x.astype(np.float32)
+    x *= scale
+    if dither:
+        rng = np.random.default_rng(seed)
+        for row in x:
+            row += rng.random(row.size, dtype=np.float32)
+            row -= rng.random(row.size, dtype=np.float32)
+    np.rint(x, out=x)
+    np.clip(x, -scale, scale - 1, out=x)
+    x *= np.float32(1.0) / scale
+    return x
+
+
+def _numpy_block_peaks(x, block):
+    return np.array([np.abs(x[:, a:a + block]).max() for a in range(0, x.shape[1], block)],
+                    dtype=np.float32)
+
+
+@pytest.mark.parametrize("bits", [16, 24])
+@pytest.mark.parametrize("dither", [False, True])
+def test_requantize_is_numpys_rounding_with_the_peaks(bits, dither):
+    from pipeline.dsp.audio import PEAK_BLOCK, peak_blocks, requantize
+    x = _noise(2, 3 * PEAK_BLOCK + 1001, 0.5)
+    x[0, :4] = [1.5, -1.5, 1.0, -1.0]  # clipped at the format's ends
+    scale = np.float32(1 << (bits - 1))
+    x[1, :4] = np.array([0.5, 1.5, -2.5, -0.25], dtype=np.float32) / scale  # halves to even, −0
+    want = _numpy_requantize(x, bits, dither)
+    peaks = peak_blocks(x.shape[1])
+    got = requantize(x, bits, dither=dither, peaks=peaks)
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))  # signs of zero too
+    np.testing.assert_array_equal(peaks, _numpy_block_peaks(want, PEAK_BLOCK))
+
+
+def test_block_peaks_scaled_and_left_right_keep_the_peaks_of_what_they_write():
+    from pipeline.dsp.audio import PEAK_BLOCK, block_peaks, peak_blocks
+    x = _noise(2, 5 * PEAK_BLOCK + 77)
+    want = _numpy_block_peaks(x, PEAK_BLOCK)
+    np.testing.assert_array_equal(block_peaks(x), want)
+    peaks = peak_blocks(x.shape[1])
+    for a in range(0, x.shape[1], 3000):  # chunks across the blocks' borders
+        kernels.block_peaks(x[:, a:a + 3000], a, PEAK_BLOCK, peaks)
+    np.testing.assert_array_equal(peaks, want)
+    gain = (RNG.random(x.shape[1]) * 2).astype(np.float32)
+    out, peaks = np.empty_like(x), peak_blocks(x.shape[1])
+    for a in range(0, x.shape[1], 3000):
+        kernels.scaled(x[:, a:a + 3000], gain[a:a + 3000], out[:, a:a + 3000], a, PEAK_BLOCK,
+                       peaks)
+    np.testing.assert_array_equal(out, x * gain)
+    np.testing.assert_array_equal(peaks, _numpy_block_peaks(x * gain, PEAK_BLOCK))
+    width = np.float32(0.8)
+    lr, peaks = np.empty_like(x), peak_blocks(x.shape[1])
+    for a in range(0, x.shape[1], 3000):
+        kernels.left_right(x[0, a:a + 3000], x[1, a:a + 3000], width, lr[0, a:a + 3000],
+                           lr[1, a:a + 3000], peaks, a, PEAK_BLOCK)
+    np.testing.assert_array_equal(lr, np.stack([x[0] + x[1] * width, x[0] - x[1] * width]))
+    np.testing.assert_array_equal(peaks, _numpy_block_peaks(lr, PEAK_BLOCK))
+
+
+def test_a_block_with_a_nan_or_an_infinity_has_a_peak_that_is_not_finite():
+    from pipeline.dsp.audio import PEAK_BLOCK, block_peaks, valid_audio
+    from pipeline.errors import PipelineError
+    for bad in (np.nan, np.inf, -np.inf):
+        x = _noise(2, 3 * PEAK_BLOCK)
+        x[1, PEAK_BLOCK + 5] = bad
+        peaks = block_peaks(x)
+        assert not np.isfinite(peaks[1]) and np.isfinite(peaks[[0, 2]]).all()
+        with pytest.raises(PipelineError, match="NaN or infinite"):
+            valid_audio(x, peaks=peaks)
+
+
+def test_peak_map_and_true_peak_from_the_peaks_kept():
+    from pipeline.dsp.audio import block_peaks
+    from pipeline.dsp.loudness import peak_map, true_peak_span
+    x = _noise(2, 300_000, 0.05)
+    x[:, 100_000:104_000] *= 10
+    floor = float(np.abs(x).max()) * 0.5
+    peaks = block_peaks(x)
+    kept, read = peak_map(x, floor, block_peaks=peaks), peak_map(x, floor)
+    assert kept.candidates == read.candidates and kept.candidates
+    np.testing.assert_array_equal(kept.block_peaks, read.block_peaks)
+    assert true_peak_dbtp(x, 48000, block_peaks=peaks) == true_peak_dbtp(x, 48000)
+    env = true_peak_envelope(x, floor)
+    for a, b in ((0, x.shape[1]), (90_000, 120_000), (kept.candidates[0][0], 250_000)):
+        np.testing.assert_array_equal(true_peak_span(x, a, b, kept), env[a:b])
+
+
+@pytest.mark.parametrize("channels, frames", [(2, 10_000), (2, 10_001), (2, 1), (1, 999), (3, 1000)])
+def test_pcm24_bytes_are_the_24_bit_integers_little_endian(channels, frames):
+    x = _noise(channels, frames + 7, 0.5)
+    x[0, :min(frames, 4)] = [1.5, -1.5, 1.0, -1.0][:min(frames, 4)]  # clipped at the ends
+    x = x[:, 3:3 + frames]  # a slice of a longer signal: rows apart in memory
+    ints = kernels.to_pcm(x, 24) >> 8  # (frames, channels)
+    want = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].ravel()
+    np.testing.assert_array_equal(kernels.to_pcm24_bytes(x), want)
+
+
+def test_gained_to_grid_is_scaled_then_rounded_even_over_itself():
+    from pipeline.dsp.audio import PEAK_BLOCK, peak_blocks
+    x = _noise(2, 3 * PEAK_BLOCK + 5, 0.7)
+    gain = (RNG.random(x.shape[1]) * 1.5).astype(np.float32)
+    scale = np.float32(1 << 23)
+    want = _numpy_requantize(x * gain, 24, False)
+    out, peaks = np.empty_like(x), peak_blocks(x.shape[1])
+    kernels.gained_to_grid(x, gain, out, scale, 0, PEAK_BLOCK, peaks)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(peaks, _numpy_block_peaks(want, PEAK_BLOCK))
+    flat = x.copy().reshape(-1)  # in place, the result lying 100 frames before its source
+    kernels.gained_to_grid(flat[100:].reshape(1, -1), np.ones(flat.size - 100, np.float32),
+                           flat[:-100].reshape(1, -1), scale, 0, PEAK_BLOCK,
+                           peak_blocks(flat.size))
+    np.testing.assert_array_equal(flat[:-100], _numpy_requantize(x.reshape(1, -1)[:, 100:], 24,
+                                                                 False)[0])

@@ -319,3 +319,43 @@ def test_the_master_s_audio_is_handed_on_final_before_it_is_measured():
         assert sr == m.sample_rate
         assert np.array_equal(audio, m.audio)
         assert m.measurements["true_peak_dbtp"] == round(true_peak_dbtp(audio), 2)
+
+
+def _steps_one_by_one(prep, target=None):
+    """finish's gain, edges and word length as separate whole passes (the chain as it was
+    written before they were made in one): the reference for the one-pass form."""
+    from pipeline.dsp.audio import crop_in_place, requantize, sample_peak
+    from pipeline.master.mastering import (DITHER_SEED, SILENCE_BELOW_PEAK_DB, _cosine,
+                                           _loud_span, _loudness_gain)
+    preset, sr = prep.preset, prep.sample_rate
+    gain_db, gr, _ = _loudness_gain(prep, prep.target_lufs if target is None else target)
+    out = prep.audio * (gr.slice(0, prep.audio.shape[1]) * np.float32(10 ** (gain_db / 20)))
+    frames = out.shape[1]
+    loud = _loud_span(out, sample_peak(out) * 10 ** (-SILENCE_BELOW_PEAK_DB / 20))
+    first, last = loud
+    start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
+    fade_out = int(preset.fade_out_ms / 1000 * sr)
+    stop = min(frames, last + fade_out)
+    out = crop_in_place(out, start, stop)
+    fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)
+    if fade_in > 0:
+        out[:, first - start - fade_in: first - start] *= _cosine(fade_in)
+        out[:, : first - start - fade_in] = 0.0
+    n = min(fade_out, out.shape[1])
+    out[:, -n:] *= _cosine(n)[::-1]
+    return requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED)
+
+
+@pytest.mark.parametrize("preset", ["streaming", "cd"])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_gain_edges_and_word_length_in_one_pass_are_the_steps_one_by_one(preset, in_place):
+    x = loud_synthetic(8.0)
+    x = np.concatenate([np.zeros((2, SR)), x, np.zeros((2, 2 * SR))], axis=1).astype(np.float32)
+    x[:, SR // 2:SR] = 1e-6  # a faint hiss in the lead-in: faded in, then silenced before it
+    prep = prepare(as_mix(x), load_preset(preset), load_template("jazz-band").mastering)
+    want = _steps_one_by_one(prep)
+    m = finish(prep, in_place=in_place)
+    assert m.measurements["chain"]["edges"]["head_trim_s"] > 0.5
+    assert m.measurements["chain"]["edges"]["tail_trim_s"] > 1.0
+    np.testing.assert_array_equal(m.audio.view(np.int32), want.view(np.int32))
+    assert m.measurements["sample_peak_dbfs"] == round(20 * np.log10(np.abs(want).max()), 2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.dsp import kernels
-from pipeline.dsp.loudness import k_weighted_power, step_powers, true_peak_envelope
+from pipeline.dsp.loudness import k_weighted_power, step_means, step_powers, true_peak_envelope
 from pipeline.errors import OutputError
 from pipeline.master.limiter import limiter_gain, reach_frames
 from pipeline.master.loud_spans import loud_spans
@@ -50,6 +50,16 @@ def test_the_gain_search_on_the_loud_stretches_alone_is_the_gain_on_every_frame(
         np.testing.assert_allclose(loud.step_powers(sparse, scale),
                                    step_powers(power, SR, every, scale=scale), rtol=1e-6)
         assert loud.peak(sparse, scale) == pytest.approx(float((envelope * scale * every).max()))
+        # and exactly what multiplying every frame of the spans out gives
+        step, want, peak = loud.step, loud.steps * float(scale) ** 2, loud.quiet_peak * float(scale)
+        for a, env, p in zip(loud.starts, loud.envelope, loud.power):
+            g = sparse.slice(a, a + env.size) * scale
+            whole = p.size // step
+            want[a // step:a // step + whole] = step_means(p[:whole * step] * (g * g)[:whole * step],
+                                                           step)
+            peak = max(peak, float((env * scale * sparse.slice(a, a + env.size)).max()))
+        np.testing.assert_array_equal(loud.step_powers(sparse, scale), want)
+        assert loud.peak(sparse, scale) == peak
 
 
 def test_the_limiters_reach_covers_its_release_from_the_deepest_reduction():

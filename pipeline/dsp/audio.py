@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.dsp import kernels
 from pipeline.errors import PipelineError
 
 #: Frames processed at once by the block-wise stages (about 1.4 s at 48 kHz).
 BLOCK_FRAMES = 1 << 16
+#: Frames per block whose sample peak a pass that writes a whole signal can keep on the way
+#: (:func:`peak_blocks`): the true-peak meter decides by them which blocks to oversample.
+PEAK_BLOCK = 1 << 12
 
 
-def valid_audio(audio: np.ndarray, *, name: str = "audio") -> np.ndarray:
+def valid_audio(audio: np.ndarray, *, name: str = "audio",
+                peaks: np.ndarray | None = None) -> np.ndarray:
     """Check the pipeline's audio layout and return the array unchanged.
 
     Parameters
@@ -21,6 +26,9 @@ def valid_audio(audio: np.ndarray, *, name: str = "audio") -> np.ndarray:
     audio : np.ndarray, shape (channels, frames), float32
     name : str
         What the array is, for the error message.
+    peaks : np.ndarray, optional
+        The audio's :func:`peak_blocks`, kept by the pass that wrote it: its samples are
+        finite when these are (the audio is not read again).
     """
     if not isinstance(audio, np.ndarray) or audio.ndim != 2:
         raise PipelineError(f"{name}: audio must be a 2-D array shaped (channels, frames)")
@@ -28,10 +36,31 @@ def valid_audio(audio: np.ndarray, *, name: str = "audio") -> np.ndarray:
         raise PipelineError(f"{name}: audio must be float32, got {audio.dtype}")
     if audio.shape[0] > 16 or (audio.shape[0] > audio.shape[1] and audio.shape[1] > 0):
         raise PipelineError(f"{name}: audio must be channels first, got shape {audio.shape}")
+    if peaks is not None:
+        if not np.isfinite(peaks).all():
+            raise PipelineError(f"{name}: audio contains NaN or infinite samples")
+        return audio
     for start in range(0, audio.shape[1], BLOCK_FRAMES):  # no whole-length mask
         if not np.isfinite(audio[:, start:start + BLOCK_FRAMES]).all():
             raise PipelineError(f"{name}: audio contains NaN or infinite samples")
     return audio
+
+
+def peak_blocks(frames: int) -> np.ndarray:
+    """Room for the sample peaks of a signal of ``frames`` frames, one per :data:`PEAK_BLOCK`
+    frames (the last block may be shorter), zero: for the kernels that keep them while they
+    write the signal (:func:`pipeline.dsp.kernels.block_peaks`)."""
+    return np.zeros(-(-frames // PEAK_BLOCK), dtype=np.float32)
+
+
+def block_peaks(audio: np.ndarray) -> np.ndarray:
+    """The largest magnitude of any channel of ``audio`` (channels, frames) in each block of
+    :data:`PEAK_BLOCK` frames, float32, in one pass (not finite for a block with a NaN or an
+    infinity)."""
+    peaks = peak_blocks(audio.shape[1])
+    for start in range(0, audio.shape[1], BLOCK_FRAMES):
+        kernels.block_peaks(audio[:, start:start + BLOCK_FRAMES], start, PEAK_BLOCK, peaks)
+    return peaks
 
 
 def sample_peak(audio: np.ndarray) -> float:
@@ -76,13 +105,16 @@ def gain_to_db(gain: float | np.ndarray, *, floor_db: float = -200.0) -> float |
 
 
 def requantize(audio: np.ndarray, bits: int, *, dither: bool, seed: int = 2024,
-               in_place: bool = False) -> np.ndarray:
+               in_place: bool = False, peaks: np.ndarray | None = None) -> np.ndarray:
     """``audio`` on the grid of a ``bits``-bit integer format (values k / 2^(bits−1)), with TPDF
-    dither of ±1 LSB before rounding when ``dither``; float32, clipped to the format's range."""
+    dither of ±1 LSB before rounding when ``dither``; float32, clipped to the format's range.
+    ``peaks``: filled with the result's :func:`block_peaks` (kept as it is written)."""
     scale = np.float32(1 << (bits - 1))
     x = audio if in_place and audio.dtype == np.float32 else audio.astype(np.float32)
-    x *= scale
+    peaks = peak_blocks(x.shape[-1]) if peaks is None else peaks
+    rows = x if x.ndim == 2 else x[None]  # (channels, frames), or one row
     if dither:
+        x *= scale
         rng = np.random.default_rng(seed)
         for row in x:  # per channel: the difference of two uniform draws is triangular (TPDF)
             # drawn in blocks, in the order of one whole draw each (the same noise), so that
@@ -93,7 +125,8 @@ def requantize(audio: np.ndarray, bits: int, *, dither: bool, seed: int = 2024,
             for start in range(0, row.size, BLOCK_FRAMES):
                 row[start:start + BLOCK_FRAMES] -= rng.random(
                     min(BLOCK_FRAMES, row.size - start), dtype=np.float32)
-    np.rint(x, out=x)
-    np.clip(x, -scale, scale - 1, out=x)
-    x *= np.float32(1.0) / scale
+    # rounding, clipping and scaling back in one pass (numpy's values), the peaks on the way
+    for start in range(0, x.shape[-1], BLOCK_FRAMES):
+        kernels.to_grid(rows[:, start:start + BLOCK_FRAMES], scale, dither, start, PEAK_BLOCK,
+                        peaks)
     return x

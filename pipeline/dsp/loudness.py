@@ -15,12 +15,12 @@ import pyloudnorm
 from scipy.signal import firwin, tf2sos
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import gain_to_db
+from pipeline.dsp.audio import PEAK_BLOCK, block_peaks as sample_peak_blocks, gain_to_db
 
 TRUE_PEAK_OVERSAMPLING = 4  # at 48 kHz and above; lower rates are taken to 192 kHz or more
 TRUE_PEAK_RATE = 192000     # BS.1770-4's 4× of 48 kHz, and the rate ffmpeg's ebur128 resamples to
 _CHUNK = 1 << 18
-_PEAK_BLOCK = 1 << 12  # frames per block whose sample peak decides if it is oversampled
+_PEAK_BLOCK = PEAK_BLOCK  # frames per block whose sample peak decides if it is oversampled
 _SPAN = 1 << 16        # frames oversampled at a time (one task for a thread)
 THREADS = 2
 
@@ -255,12 +255,14 @@ class Reading:
         return self.true_peak_dbtp - self.integrated_lufs
 
 
-def measure_with_true_peak(audio: np.ndarray, sample_rate: int) -> tuple[Loudness, float]:
+def measure_with_true_peak(audio: np.ndarray, sample_rate: int, *,
+                           block_peaks: np.ndarray | None = None) -> tuple[Loudness, float]:
     """:func:`measure` and :func:`true_peak_dbtp` of ``audio`` (channels, frames): the meter
-    (one thread) runs beside the true-peak oversampling (two)."""
+    (one thread) runs beside the true-peak oversampling (two). ``block_peaks``: see
+    :func:`true_peak_dbtp`."""
     with ThreadPoolExecutor(1) as side:
         loud = side.submit(measure, audio, sample_rate)
-        tp = true_peak_dbtp(audio, sample_rate)
+        tp = true_peak_dbtp(audio, sample_rate, block_peaks=block_peaks)
         return loud.result(), tp
 
 
@@ -419,12 +421,15 @@ class PeakMap:
         return float(outside.max()) if outside.size else 0.0
 
 
-def peak_map(audio: np.ndarray, floor: float, *, sample_rate: int | None = None) -> PeakMap:
-    """The :class:`PeakMap` of ``audio`` (channels, frames) for ``floor`` (linear, > 0), read a
-    chunk at a time (no per-frame array is kept)."""
+def peak_map(audio: np.ndarray, floor: float, *, sample_rate: int | None = None,
+             block_peaks: np.ndarray | None = None) -> PeakMap:
+    """The :class:`PeakMap` of ``audio`` (channels, frames) for ``floor`` (linear, > 0), read in
+    one pass (no per-frame array is kept); ``block_peaks``: the audio's
+    :func:`~pipeline.dsp.audio.block_peaks`, when kept by the pass that wrote it (then the
+    audio is not read)."""
     frames, factor = audio.shape[1], oversampling(sample_rate)
-    block_peaks = _block_peaks(_frame_peaks(audio[:, start:start + _CHUNK])
-                               for start in range(0, frames, _CHUNK))
+    if block_peaks is None:
+        block_peaks = sample_peak_blocks(audio)
     return PeakMap(frames, _PEAK_BLOCK, block_peaks,
                    tuple(_candidate_spans(block_peaks, floor, frames, factor)), factor)
 
@@ -435,25 +440,33 @@ def true_peak_span(audio: np.ndarray, start: int, stop: int, peaks: PeakMap, *,
     computed for those frames alone (``start`` and ``stop`` on the map's candidate spans'
     borders, or outside them), into ``out`` if given."""
     out = np.empty(stop - start, dtype=np.float32) if out is None else out
-    for a in range(start, stop, _CHUNK):
-        b = min(stop, a + _CHUNK)
-        _frame_peaks(audio[:, a:b], out[a - start:b - start])
     inside = [(a, b) for a, b, _ in peaks.candidates if start <= a and b <= stop]
+    # the oversampling takes the samples' own peaks too: only the frames outside its spans
+    # need them read
+    done = start
+    for a, b in [*inside, (stop, stop)]:
+        for lo in range(done, a, _CHUNK):
+            hi = min(a, lo + _CHUNK)
+            _frame_peaks(audio[:, lo:hi], out[lo - start:hi - start])
+        out[a - start:b - start] = 0.0
+        done = b
     if inside:
         _true_peaks(audio, inside, out, env_start=start, factor=peaks.factor)
     return out
 
 
-def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None) -> float:
+def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None, *,
+                   block_peaks: np.ndarray | None = None) -> float:
     """True peak in dBTP (oversampled 4×, or more under 48 kHz: see :func:`oversampling`;
     None: 4×). Only blocks that could exceed the largest sample between their
     samples are oversampled: the result is exact and usually far cheaper than the whole (and
-    no per-frame envelope is kept)."""
+    no per-frame envelope is kept). ``block_peaks``: the audio's
+    :func:`~pipeline.dsp.audio.block_peaks`, when kept by the pass that wrote it."""
     frames = audio.shape[1]
     if frames == 0:
         return -200.0
-    block_peaks = _block_peaks(_frame_peaks(audio[:, start:start + _CHUNK])
-                               for start in range(0, frames, _CHUNK))
+    if block_peaks is None:
+        block_peaks = sample_peak_blocks(audio)
     peak = float(block_peaks.max())
     if peak == 0.0:
         return -200.0

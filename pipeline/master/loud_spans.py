@@ -62,28 +62,57 @@ class LoudSpans:
             first, whole = start // step, power.size // step
             if whole == 0:
                 continue
-            g = gain.slice(start, start + whole * step) * scale
-            out[first:first + whole] = step_means(power[:whole * step] * (g * g), step)
+            # the power times the squared gain: where the limiter does nothing that is the
+            # scale's square (one pass, no gain array), where it acts the gain's own
+            stop = start + whole * step
+            gained = power[:whole * step] * (scale * scale)
+            for a, g in _stretches_in(gain, start, stop):
+                g = g * scale
+                gained[a - start:a - start + g.size] = power[a - start:a - start + g.size] * (g * g)
+            out[first:first + whole] = step_means(gained, step)
         return out
 
     def peak(self, gain: SpanGain, scale: np.float32) -> float:
         """The largest value of the envelope times ``scale`` and ``gain``."""
         peak = self.quiet_peak * float(scale)
         for start, env in zip(self.starts, self.envelope):
-            if env.size:
-                peak = max(peak, float((env * scale * gain.slice(start, start + env.size)).max()))
+            if not env.size:
+                continue
+            # where the limiter does nothing the largest product is the largest value times
+            # the scale (rounding keeps the order): only the stretches are multiplied out
+            done = start
+            for a, g in [*_stretches_in(gain, start, start + env.size),
+                         (start + env.size, np.zeros(0, np.float32))]:
+                if a > done:
+                    peak = max(peak, float(env[done - start:a - start].max() * scale))
+                if g.size:
+                    peak = max(peak, float((env[a - start:a - start + g.size] * scale * g).max()))
+                done = a + g.size
         return peak
 
 
+def _stretches_in(gain: SpanGain, start: int, stop: int):
+    """``(first frame, gains)`` of the parts of ``gain``'s stretches within ``start``…``stop``,
+    in order."""
+    for s, g in zip(gain.starts, gain.gains):
+        a, b = max(start, s), min(stop, s + g.size)
+        if a < b:
+            yield a, g[a - s:b - s]
+
+
 def loud_spans(audio: np.ndarray, sample_rate: int, *, floor: float, deepest_db: float,
-               buffers: AudioBuffers = IN_MEMORY) -> LoudSpans:
+               buffers: AudioBuffers = IN_MEMORY,
+               block_peaks: np.ndarray | None = None) -> LoudSpans:
     """The :class:`LoudSpans` of ``audio`` (channels, frames) where its true peak may reach
     ``floor`` (linear), each widened by the limiter's reach for reductions up to
     ``deepest_db``; read a chunk at a time. The spans' envelope and power are kept in one
-    array from ``buffers`` (a loud piece is loud for much of its length)."""
+    array from ``buffers`` (a loud piece is loud for much of its length). ``block_peaks``:
+    the audio's :func:`~pipeline.dsp.audio.block_peaks`, when known (see
+    :func:`~pipeline.dsp.loudness.peak_map`)."""
     frames = audio.shape[1]
     step = step_frames(sample_rate)
-    peaks = peak_map(audio, floor, sample_rate=sample_rate) if floor > 0 else None
+    peaks = peak_map(audio, floor, sample_rate=sample_rate, block_peaks=block_peaks) \
+        if floor > 0 else None
     before, after = reach_frames(sample_rate, deepest_db)
     regions: list[list[int]] = []
     for a, b, _ in peaks.candidates if peaks is not None else ():

@@ -30,7 +30,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import crop_in_place, db_to_gain, gain_to_db, requantize, sample_peak, valid_audio
+from pipeline.dsp.audio import (PEAK_BLOCK, block_peaks, db_to_gain, gain_to_db,
+                                peak_blocks, requantize, sample_peak, valid_audio)
 from pipeline.settings.config import SAMPLE_RATES, Mastering, Preset
 from pipeline.master.limiter import glue_gain
 from pipeline.master.loud_spans import LoudSpans, loud_spans
@@ -134,6 +135,8 @@ class Prepared:
     guard_db: float
     mix_lufs: float
     settings: dict = field(default_factory=dict)
+    #: the audio's :func:`~pipeline.dsp.audio.block_peaks` (None: not known)
+    block_peaks: np.ndarray | None = None
 
     @property
     def ceiling(self) -> float:
@@ -147,7 +150,7 @@ class Prepared:
 
     def summary(self) -> Prepared:
         """A copy without the audio: what an album needs to know of the piece."""
-        return replace(self, audio=None, loud=None)
+        return replace(self, audio=None, loud=None, block_peaks=None)
 
 
 def _resample(audio: np.ndarray, src: int, dst: int, buffers: AudioBuffers) -> np.ndarray:
@@ -191,6 +194,7 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
     own = in_place or audio is not mix.audio  # audio the chain may change in place
     settings: dict = {"sample_rate_conversion": f"{mix.sample_rate} → {out_rate} Hz"
                       if out_rate != mix.sample_rate else "none"}
+    peaks = None  # the block peaks of ``audio``, when the pass that wrote it kept them
     target, source = preset.target_lufs, "preset"
     if preset.processing:
         measured = band_levels(audio, sr)
@@ -211,8 +215,9 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                              high_shelf_db=preset.high_shelf_db)
         in_mix = own and audio is mix.audio
         kept = not own and not tone.identity  # the mix itself, to be kept: filtered into another
+        peaks = peak_blocks(audio.shape[1])
         audio = apply_tone(audio, tone, out=buffers.empty(*audio.shape) if kept else audio,
-                           before_write=taking_the_mix if in_mix else None)
+                           before_write=taking_the_mix if in_mix else None, peaks=peaks)
         if in_mix:
             taking_the_mix()  # what follows works on the whole
         own = own or audio is not mix.audio
@@ -225,12 +230,13 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                              attack_ms=preset.glue_attack_ms, release_ms=preset.glue_release_ms)
             # audio may still be the mix itself, to be kept: then the glued audio is new
             glued = audio if own else buffers.empty(*audio.shape)
-            parts = []
+            parts, peaks = [], peak_blocks(audio.shape[1])
             for start in range(0, audio.shape[1], STATS_CHUNK):
                 stop = min(audio.shape[1], start + STATS_CHUNK)
                 part = glue.slice(start, stop)
                 parts.append(kernels.reduction_sums(part, REDUCED_DB))
-                np.multiply(audio[:, start:stop], part, out=glued[:, start:stop])
+                kernels.scaled(audio[:, start:stop], part, glued[:, start:stop], start,
+                               PEAK_BLOCK, peaks)
             audio, own = glued, True
             glue_db = _reduction_stats(parts, audio.shape[1])[:2]
         settings.update({
@@ -244,14 +250,18 @@ def prepare(mix: Mix, preset: Preset, mastering: Mastering,
                      "mean_reduction_db": round(glue_db[1], 3)},
             "stereo": {"width": preset.width, "mono_bass_hz": preset.mono_bass_hz},
         })
-    audio = valid_audio(np.ascontiguousarray(audio, dtype=np.float32), name="master")
+    written = audio
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if peaks is None or audio is not written:
+        peaks = block_peaks(audio)  # one pass for the check, the peak and the peak map
+    audio = valid_audio(audio, name="master", peaks=peaks)
     taking_the_mix()  # finish() works in it
     guard = min(preset.max_limiting_db, mastering.max_limiting_db) if preset.processing else 0.0
-    loud = loud_spans(audio, sr, floor=sample_peak(audio) * db_to_gain(-guard - 1.0),
-                      deepest_db=guard + DEEPEST_MARGIN_DB, buffers=buffers)
+    loud = loud_spans(audio, sr, floor=float(peaks.max(initial=0.0)) * db_to_gain(-guard - 1.0),
+                      deepest_db=guard + DEEPEST_MARGIN_DB, buffers=buffers, block_peaks=peaks)
     return Prepared(preset, audio, sr, out_rate, loud, loud.steps, gated_lufs(loud.steps),
                     gain_to_db(loud.true_peak), target, source, guard, mix.loudness_lufs,
-                    settings)
+                    settings, peaks)
 
 
 def _reduction_db(gain: np.ndarray) -> np.ndarray:
@@ -288,6 +298,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
     target = prep.target_lufs if target_lufs is None else target_lufs
     frames = prep.audio.shape[1]
     guard = {"max_limiting_db": prep.guard_db, "engaged": False}
+    grid = None  # the bit depth when the word length is set with the gain
     if not preset.processing or not np.isfinite(prep.lufs):
         peak = gain_to_db(sample_peak(prep.audio))
         gain_db = 0.0 if preset.processing else min(0.0, preset.ceiling_dbtp - peak)
@@ -297,27 +308,34 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         edges: dict = {"head_trim_s": 0.0, "tail_trim_s": 0.0}
     else:
         gain_db, gr, guard = _loudness_gain(prep, target)
-        out = prep.audio if in_place else buffers.empty(*prep.audio.shape)
         if in_place:  # what only the gain search needed
             prep.loud = None
         gain = np.float32(db_to_gain(gain_db))
-        for start in range(0, frames, STATS_CHUNK):
-            chunk = slice(start, start + STATS_CHUNK)
-            np.multiply(prep.audio[:, chunk], gr.slice(start, min(frames, start + STATS_CHUNK))
-                        * gain, out=out[:, chunk])
-        out, gr, edges = _edges(out, gr, sr, preset)
+        plan = _edge_plan(prep, gr, gain)
+        # the gain, the edges and (when nothing comes between) the word length in one pass
+        grid = None if preset.bit_depth == 32 or preset.dither or prep.out_rate != sr \
+            else preset.bit_depth
+        kept = plan.stop - plan.start
+        out = _crop_view(prep.audio, kept) if in_place else buffers.empty(len(prep.audio), kept)
+        peaks = peak_blocks(kept)
+        _gain_and_edges(prep.audio, out, gr, gain, plan, grid, peaks)
+        gr, edges = gr.crop(plan.start, plan.stop), plan.report
     upsampled = prep.out_rate != sr
     if upsampled:
         # measured before the up-sampling, which adds no content (and would double the cost)
         loud, tp = measure_with_true_peak(out, sr)
         out = _resample(out, sr, prep.out_rate, buffers)  # the limiter gain stays at the chain's rate
         sr = prep.out_rate
-    out, word = _word_length(out, preset, in_place=True)
-    out = valid_audio(out, name="master")
+    if grid is None:
+        peaks = peak_blocks(out.shape[1])  # of the final audio, kept as the word length is set
+        out, word = _word_length(out, preset, in_place=True, peaks=peaks)
+    else:
+        word = _word_length_note(preset)
+    out = valid_audio(out, name="master", peaks=peaks)
     if ready is not None:
         ready(out, sr)
     if not upsampled:
-        loud, tp = measure_with_true_peak(out, sr)
+        loud, tp = measure_with_true_peak(out, sr, block_peaks=peaks)
     max_reduction, mean_reduction, limiting = _reduction_stats(
         [kernels.reduction_sums(g, REDUCED_DB) for g in gr.gains], gr.frames)
     integrated = loud.integrated_lufs()
@@ -328,7 +346,7 @@ def finish(prep: Prepared, *, target_lufs: float | None = None, album: dict | No
         "integrated_lufs": _r(integrated), "loudness_range_lu": round(loud.range_lu(), 2),
         "short_term_max_lufs": _r(float(st.max())) if st.size else None,
         "true_peak_dbtp": round(tp, 2),
-        "sample_peak_dbfs": round(gain_to_db(sample_peak(out)), 2),
+        "sample_peak_dbfs": round(gain_to_db(float(peaks.max(initial=0.0))), 2),
         "peak_to_loudness_db": _r(tp - integrated),
         "mix_lufs": _r(prep.mix_lufs), "gain_db": round(float(gain_db), 2),
         "limiter_max_reduction_db": round(max_reduction, 2),
@@ -424,30 +442,152 @@ def _loudness_gain(prep: Prepared, target: float) -> tuple[float, SpanGain, dict
     return gain_db, gr, guard
 
 
-def _edges(out: np.ndarray, gr: SpanGain, sr: int, preset: Preset):
-    """Trim silence at the head (keeping a lead-in) and tail, with raised-cosine fades."""
-    frames = out.shape[1]
+@dataclass(frozen=True)
+class _EdgePlan:
+    """The edges of a gained signal (step 7), worked out before it is written: silence is
+    trimmed at the head (keeping a lead-in) and the tail, with raised-cosine fades. The
+    frames kept (``start``…``stop`` of the signal), the fade-in's length ending at ``first``
+    (counted from ``start``; the lead-in before it is silenced), the fade-out's length at the
+    end, and the report's entry."""
+
+    start: int
+    stop: int
+    first: int = 0
+    fade_in: int = 0
+    fade_out: int = 0
+    report: dict = field(default_factory=lambda: {"head_trim_s": 0.0, "tail_trim_s": 0.0})
+
+
+def _edge_plan(prep: Prepared, gr: SpanGain, gain: np.float32) -> _EdgePlan:
+    """The :class:`_EdgePlan` of ``prep.audio`` times ``gr`` and ``gain``, found without the
+    gained signal: its peak from the audio's block peaks (where the limiter does
+    nothing, a block's gained peak is its peak times the gain: rounding keeps the order)
+    and the frames where the limiter acts; its loud span searched for from either end."""
+    audio, sr, preset = prep.audio, prep.sample_rate, prep.preset
+    frames = audio.shape[1]
     if not preset.trim_silence or frames == 0:
-        return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
-    loud = _loud_span(out, sample_peak(out) * db_to_gain(-SILENCE_BELOW_PEAK_DB))
+        return _EdgePlan(0, frames)
+    peak = _gained_peak(audio, prep.block_peaks, gr, gain)
+    loud = _gained_loud_span(audio, gr, gain, peak * db_to_gain(-SILENCE_BELOW_PEAK_DB))
     if loud is None:
-        return out, gr, {"head_trim_s": 0.0, "tail_trim_s": 0.0}
+        return _EdgePlan(0, frames)
     first, last = loud
     start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
     fade_out = int(preset.fade_out_ms / 1000 * sr)
     stop = min(frames, last + fade_out)
-    if start or stop < frames:
-        out, gr = crop_in_place(out, start, stop), gr.crop(start, stop)
     fade_in = min(int(preset.fade_in_ms / 1000 * sr), first - start)  # only over the lead-in
-    if fade_in > 0:
-        out[:, first - start - fade_in: first - start] *= _cosine(fade_in)
-        out[:, : first - start - fade_in] = 0.0
-    n = min(fade_out, out.shape[1])
-    if n > 0:
-        out[:, -n:] *= _cosine(n)[::-1]
-    return out, gr, {"head_trim_s": round(start / sr, 3), "tail_trim_s": round((frames - stop) / sr, 3),
-                     "lead_in_ms": preset.lead_in_ms, "fade_in_ms": preset.fade_in_ms,
-                     "fade_out_ms": preset.fade_out_ms}
+    return _EdgePlan(start, stop, first - start, max(0, fade_in), min(fade_out, stop - start),
+                     {"head_trim_s": round(start / sr, 3),
+                      "tail_trim_s": round((frames - stop) / sr, 3),
+                      "lead_in_ms": preset.lead_in_ms, "fade_in_ms": preset.fade_in_ms,
+                      "fade_out_ms": preset.fade_out_ms})
+
+
+def _gained_peak(audio: np.ndarray, peaks: np.ndarray | None, gr: SpanGain,
+                 gain: np.float32) -> float:
+    """:func:`sample_peak` of ``audio`` times ``gr`` and ``gain`` (``peaks``: the audio's
+    block peaks), reading only the blocks where ``gr`` has stretches."""
+    frames = audio.shape[1]
+    if peaks is None:
+        peaks = block_peaks(audio)
+    touched = np.zeros(peaks.size, dtype=bool)
+    for s, g in zip(gr.starts, gr.gains):
+        if g.size:
+            touched[s // PEAK_BLOCK:-(-(s + g.size) // PEAK_BLOCK)] = True
+    rest = peaks[~touched]
+    peak = float(rest.max() * gain) if rest.size else 0.0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], touched.view(np.int8), [0]))))
+    for a, b in zip(edges[::2] * PEAK_BLOCK, np.minimum(edges[1::2] * PEAK_BLOCK, frames)):
+        for lo in range(a, b, STATS_CHUNK):
+            hi = min(b, lo + STATS_CHUNK)
+            peak = max(peak, float(np.abs(audio[:, lo:hi] * (gr.slice(lo, hi) * gain)).max()))
+    return peak
+
+
+def _gained_loud_span(audio: np.ndarray, gr: SpanGain, gain: np.float32,
+                      floor: float) -> tuple[int, int] | None:
+    """:func:`_loud_span` of ``audio`` times ``gr`` and ``gain``, the gained frames made a
+    block at a time from either end until found."""
+    frames, block = audio.shape[1], 1 << 16
+    level = float(np.float32(floor))
+
+    def gained(lo: int, hi: int) -> np.ndarray:
+        return audio[:, lo:hi] * (gr.slice(lo, hi) * gain)
+
+    for lo in range(0, frames, block):
+        first = kernels.first_above(gained(lo, min(frames, lo + block)), level)
+        if first >= 0:
+            break
+    else:
+        return None
+    for hi in range(frames, 0, -block):
+        last = kernels.last_above(gained(max(0, hi - block), hi), level)
+        if last >= 0:
+            return lo + first, max(0, hi - block) + last
+    return None
+
+
+def _crop_view(audio: np.ndarray, frames: int) -> np.ndarray:
+    """The first ``2 · frames`` samples of C-contiguous ``audio`` as (channels, frames): where
+    :func:`~pipeline.dsp.audio.crop_in_place` puts what it keeps."""
+    return audio.reshape(-1)[:audio.shape[0] * frames].reshape(audio.shape[0], frames)
+
+
+def _gain_and_edges(audio: np.ndarray, out: np.ndarray, gr: SpanGain, gain: np.float32,
+                    plan: _EdgePlan, bits: int | None, peaks: np.ndarray) -> None:
+    """``out`` = ``audio`` times ``gr`` and ``gain``, its frames ``plan.start``…``plan.stop``
+    kept, with the plan's fades (the same samples as gaining the whole, cropping, fading and,
+    with ``bits``, rounding to their grid as :func:`_word_length` does without dither), a
+    channel at a time, front to back: ``out`` may be ``audio``'s own memory
+    (:func:`_crop_view`), each sample read before its place is written. ``peaks``: the
+    result's block peaks (with ``bits``)."""
+    frames = out.shape[1]
+    head = plan.first if plan.fade_in > 0 else 0  # the silenced lead-in and the fade-in
+    tail = frames - plan.fade_out
+    scale = np.float32(1 << (bits - 1)) if bits else None
+    for c in range(audio.shape[0]):
+        if head > tail:  # a short piece: all edge
+            _edge_part(audio, out, gr, gain, plan, c, 0, frames, scale, peaks)
+            continue
+        _edge_part(audio, out, gr, gain, plan, c, 0, head, scale, peaks)
+        for lo in range(head, tail, STATS_CHUNK):
+            hi = min(tail, lo + STATS_CHUNK)
+            a = plan.start + lo
+            g = gr.slice(a, a + hi - lo) * gain
+            if scale is None:
+                kernels.scaled(audio[c:c + 1, a:a + hi - lo], g, out[c:c + 1, lo:hi], lo,
+                               PEAK_BLOCK, peaks)
+            else:
+                kernels.gained_to_grid(audio[c:c + 1, a:a + hi - lo], g, out[c:c + 1, lo:hi],
+                                       scale, lo, PEAK_BLOCK, peaks)
+        _edge_part(audio, out, gr, gain, plan, c, tail, frames, scale, peaks)
+
+
+def _edge_part(audio: np.ndarray, out: np.ndarray, gr: SpanGain, gain: np.float32,
+               plan: _EdgePlan, c: int, lo: int, hi: int, scale: np.float32 | None,
+               peaks: np.ndarray) -> None:
+    """Frames ``lo``…``hi`` (of the kept ones) of channel ``c`` of :func:`_gain_and_edges`,
+    with numpy, in this order: the gain, the fade-in, the lead-in's silence, the fade-out."""
+    if hi <= lo:
+        return
+    a = plan.start + lo
+    part = audio[c, a:a + hi - lo] * (gr.slice(a, a + hi - lo) * gain)
+    frames = out.shape[1]
+    if plan.fade_in > 0:
+        ramp = slice(plan.first - plan.fade_in, plan.first)
+        lo_r, hi_r = max(lo, ramp.start), min(hi, ramp.stop)
+        if lo_r < hi_r:
+            part[lo_r - lo:hi_r - lo] *= _cosine(plan.fade_in)[lo_r - ramp.start:hi_r - ramp.start]
+        if lo < ramp.start:
+            part[:min(hi, ramp.start) - lo] = 0.0
+    if plan.fade_out > 0:
+        begin = frames - plan.fade_out
+        lo_f = max(lo, begin)
+        if lo_f < hi:
+            part[lo_f - lo:] *= _cosine(plan.fade_out)[::-1][lo_f - begin:hi - begin]
+    out[c, lo:hi] = part
+    if scale is not None:
+        kernels.to_grid(out[c:c + 1, lo:hi], scale, False, lo, PEAK_BLOCK, peaks)
 
 
 def _loud_span(audio: np.ndarray, floor: float) -> tuple[int, int] | None:
@@ -463,15 +603,25 @@ def _cosine(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
 
 
-def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False) -> tuple[np.ndarray, str]:
+def _word_length(out: np.ndarray, preset: Preset, *, in_place: bool = False,
+                 peaks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Put the samples on the format's grid: TPDF dither (±1 LSB) then rounding for 16-bit,
-    rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither)."""
+    rounding alone for 24-bit (a float32 master has 24 bits of mantissa: nothing to dither).
+    ``peaks``: filled with the result's :func:`~pipeline.dsp.audio.block_peaks`."""
     if preset.bit_depth == 32:
-        return out.astype(np.float32, copy=not in_place), "32-bit float, untouched"
-    x = requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED, in_place=in_place)
+        x = out.astype(np.float32, copy=not in_place)
+        if peaks is not None:
+            peaks[:] = block_peaks(x)
+        return x, "32-bit float, untouched"
+    x = requantize(out, preset.bit_depth, dither=preset.dither, seed=DITHER_SEED, in_place=in_place,
+                   peaks=peaks)
+    return x, _word_length_note(preset)
+
+
+def _word_length_note(preset: Preset) -> str:
     if preset.dither:
-        return x, f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
-    return x, f"{preset.bit_depth}-bit, rounded"
+        return f"{preset.bit_depth}-bit, TPDF dither (±1 LSB)"
+    return f"{preset.bit_depth}-bit, rounded"
 
 
 def album_targets(pieces: list[tuple[str, Prepared, float]], target: float) -> tuple[list[float], dict]:

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.signal import butter, sosfreqz
 
 from pipeline.dsp import kernels
+from pipeline.dsp.audio import PEAK_BLOCK, block_peaks
 from pipeline.dsp.filters import biquad
 from pipeline.dsp.spectrum import long_term_psd
 
@@ -133,21 +134,27 @@ def tone_settings(eq_sos: np.ndarray, eq_bands: list[dict], sample_rate: int, *,
 
 
 def apply_tone(audio: np.ndarray, settings: ToneSettings, *, out: np.ndarray | None = None,
-               before_write: Callable[[int], None] | None = None) -> np.ndarray:
+               before_write: Callable[[int], None] | None = None,
+               peaks: np.ndarray | None = None) -> np.ndarray:
     """Filter mid and side (on two threads) and return left/right, float32, into ``out`` (the
     same shape: ``audio`` itself, or another array; a new one when None). Worked through in
     chunks, the filters' state carried over (the same samples as filtering the whole at once,
     without whole-length temporaries). ``before_write(stop)``: called before the output's
-    frames up to ``stop`` are written."""
+    frames up to ``stop`` are written. ``peaks``: filled with the output's
+    :func:`~pipeline.dsp.audio.block_peaks`, kept as it is written."""
     if settings.identity or audio.shape[0] != 2:
         if out is not None and out is not audio:
             out[:] = audio
-            return out
-        return audio
+        result = audio if out is None else out
+        if peaks is not None:
+            peaks[:] = block_peaks(result)
+        return result
     out = np.empty_like(audio) if out is None else out
     filters = {False: settings.mid_sos, True: settings.side_sos}
     states = {side: np.zeros((len(sos), 1, 2)) for side, sos in filters.items()}
     rows = {side: np.empty(TONE_CHUNK, dtype=np.float32) for side in filters}
+    if peaks is not None:
+        peaks[:] = 0.0
 
     def run(side: bool, start: int, n: int) -> np.ndarray:
         """The mid (or side) of a chunk, filtered, in a row of its own (no interpreter work
@@ -165,5 +172,5 @@ def apply_tone(audio: np.ndarray, settings: ToneSettings, *, out: np.ndarray | N
             if before_write is not None:
                 before_write(start + n)  # the output's frames up to there are about to change
             kernels.left_right(mid, side, settings.width, out[0, start:start + n],
-                               out[1, start:start + n])
+                               out[1, start:start + n], peaks, start, PEAK_BLOCK)
     return out

@@ -173,7 +173,7 @@ def write_album_entries(path: Path, entries: dict) -> None:
     data = {"format": FORMAT, "presets": {
         name: {"piece": piece, "relative_loudness_lu": relative,
                "summary": {**{k: v for k, v in vars(prep).items()
-                              if k not in ("preset", "audio", "loud", "steps")},
+                              if k not in ("preset", "audio", "loud", "steps", "block_peaks")},
                            "preset": prep.preset.name, "steps_dtype": str(prep.steps.dtype),
                            "steps": [float(x) for x in prep.steps]}}
         for name, (piece, prep, relative) in entries.items()}}
