@@ -104,6 +104,42 @@ def test_a_whole_piece_array_in_a_file_does_not_stay_in_memory(tmp_path):
         pager.close()
 
 
+
+def test_a_new_array_is_brought_in_ahead_and_let_go_of_with_it(tmp_path):
+    # the populating thread touches a fresh array's pages before the stages do: it changes
+    # nothing written meanwhile, the pager still bounds what stays resident, and once the
+    # array is dropped nothing holds its file
+    import gc
+    import weakref
+
+    pager = Pager()
+    try:
+        frames = 8 * 60 * SR  # 8 minutes of stereo: 184 MB
+        audio = FileBackedAudio(tmp_path, pager).empty(2, frames)
+        before = resident_file_mb()
+        audio[:, :SR] = 0.5  # written while its pages are brought in
+        deadline = time.monotonic() + 30.0
+        brought_in = 0.0
+        while time.monotonic() < deadline and brought_in < 8:
+            brought_in = max(brought_in, resident_file_mb() - before)
+            time.sleep(POLL_S / 2)
+        assert brought_in >= 8  # in ahead of any stage's touch: nothing else touched them
+        audio[:, -SR:] = 0.25
+        assert float(audio[0, 0]) == 0.5 and float(audio[1, SR - 1]) == 0.5
+        assert float(audio[1, -1]) == 0.25 and float(audio[0, SR]) == 0.0
+        time.sleep(30 * POLL_S)
+        assert resident_file_mb() - before < BUDGET_BYTES / 2 ** 20 + 64
+        owner = audio
+        while isinstance(owner, np.ndarray):
+            owner = owner.base
+        mapped = weakref.ref(owner.obj if isinstance(owner, memoryview) else owner)  # the mmap
+        del audio, owner
+        gc.collect()
+        time.sleep(10 * POLL_S)
+        assert mapped() is None  # neither thread keeps it
+    finally:
+        pager.close()
+
 def test_no_room_for_the_mix_is_a_clear_error(tmp_path):
     import os
     import subprocess

@@ -10,11 +10,21 @@ the mappings' pages (``madvise(MADV_DONTNEED)``: the data stay in the file and t
 page cache and come back on the next touch), so resident memory holds what the stages touch
 meanwhile, not the whole piece. Letting go by the budget, not by the clock, spares the slow
 writers (the mixer fills its array over the whole render) a fault on every page again and again.
+
+The first touch of a fresh page costs far more than the touches after it (the file system zeroes
+it and the system finds it memory; on a virtual machine, memory the host has taken back costs a
+fault on the host too): the mixer, writing its array block by block, would
+pay it on the render's critical path. So a second thread brings each new array's pages into the
+page cache ahead of the stages, from its start, a chunk at a time
+(``madvise(MADV_POPULATE_WRITE)``, Linux 5.14 and later; elsewhere it does nothing), on the time
+the stages leave a core idle; the pager lets go of them as of any others, and the stages' own
+touches then find them in the page cache.
 """
 from __future__ import annotations
 
 import mmap
 import os
+import queue
 import tempfile
 import threading
 import weakref
@@ -28,12 +38,17 @@ from pipeline.errors import OutputError
 #: a second: at most some 50 MB more is touched between two looks)
 POLL_S = 0.01
 BUDGET_BYTES = 96 << 20
+#: how much the populating thread brings in at a time (it checks between chunks whether the
+#: array is still in use)
+POPULATE_BYTES = 8 << 20
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux's value
 _STATM = Path("/proc/self/statm")
 
 
 class Pager:
-    """One thread that lets go of the resident pages of every mapping handed to it (see the
-    module); :meth:`close` stops it."""
+    """One thread that lets go of the resident pages of every mapping handed to it, and one
+    that brings each new mapping's pages in ahead of the stages (see the module); :meth:`close`
+    stops them."""
 
     def __init__(self) -> None:
         self._maps: list[weakref.ref] = []
@@ -41,14 +56,28 @@ class Pager:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="score2audio-pager", daemon=True)
         self._thread.start()
+        self._fresh: queue.SimpleQueue = queue.SimpleQueue()
+        self._populator = threading.Thread(target=self._populate, name="score2audio-populate",
+                                           daemon=True)
+        self._populator.start()
 
     def add(self, mapped: mmap.mmap) -> None:
         with self._lock:
             self._maps.append(weakref.ref(mapped))
+        self._fresh.put(weakref.ref(mapped))
 
     def close(self) -> None:
         self._stop.set()
+        self._fresh.put(None)
         self._thread.join()
+        self._populator.join()
+
+    def _populate(self) -> None:
+        """Bring each new mapping's pages in, from its start, until it is gone or done."""
+        while (ref := self._fresh.get()) is not None:
+            at = 0
+            while not self._stop.is_set() and _populate_chunk(ref, at):
+                at += POPULATE_BYTES
 
     def _run(self) -> None:
         base = _resident_file_bytes()
@@ -62,6 +91,19 @@ class Pager:
             for ref in refs:
                 _let_go(ref)
             base = _resident_file_bytes()
+
+
+def _populate_chunk(ref: weakref.ref, at: int) -> bool:
+    """Bring in the chunk of a mapping at ``at``; whether there is more of it to bring in (not
+    when its array is gone, it is done, or the system cannot). No reference is kept."""
+    mapped = ref()
+    if mapped is None or at >= len(mapped):
+        return False
+    try:
+        mapped.madvise(MADV_POPULATE_WRITE, at, min(POPULATE_BYTES, len(mapped) - at))
+    except (ValueError, OSError):  # closed meanwhile, or not this system's
+        return False
+    return True
 
 
 def _resident_file_bytes() -> int | None:
