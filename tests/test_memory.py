@@ -115,7 +115,7 @@ def test_a_new_array_is_brought_in_ahead_and_let_go_of_with_it(tmp_path):
     pager = Pager()
     try:
         frames = 8 * 60 * SR  # 8 minutes of stereo: 184 MB
-        audio = FileBackedAudio(tmp_path, pager).empty(2, frames)
+        audio = FileBackedAudio(tmp_path, pager, ahead=True).empty(2, frames)
         before = resident_file_mb()
         audio[:, :SR] = 0.5  # written while its pages are brought in
         deadline = time.monotonic() + 30.0

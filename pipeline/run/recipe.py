@@ -594,7 +594,7 @@ def _render_and_mix(performance, voices, timing: Timing, wheels, template, folde
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,
                           mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
-                          buffers=speed.audio_buffers(folder.work))
+                          buffers=speed.audio_buffers(folder.work, filled_slowly=True))
         except BaseException:
             feed.stop()  # the synths stop; the render's own error, if any, comes first
             rendering.exception()

@@ -16,7 +16,8 @@ passes none gets a plain one (no helper) made and closed for it.
 - **Freed memory handed back** to the system after each stage (glibc's ``malloc_trim``).
 - **Whole-piece audio in files** mapped into memory, their resident pages let go of as the
   work moves on (:mod:`pipeline.speed.file_backed`): the mix's and the master's arrays cost
-  disk, not memory, whatever the piece's length.
+  disk, not memory, whatever the piece's length; the mix's pages are brought in ahead of the
+  mixer, off the render's critical path.
 - **Background writers**: performance.mid, mix.wav and the masters are written, and the
   report's pictures shaped, on threads of their own while the next step runs; the master's
   first step changes the mix only where mix.wav's writer has read it (:class:`WriteBehind`).
@@ -108,12 +109,14 @@ class Accelerator:
 
     # ---- memory ----
 
-    def audio_buffers(self, folder: Path) -> FileBackedAudio:
+    def audio_buffers(self, folder: Path, *, filled_slowly: bool = False) -> FileBackedAudio:
         """Where a piece's mix and master make their whole-piece arrays: files in its working
-        ``folder``, mapped (see :mod:`pipeline.speed.file_backed`)."""
+        ``folder``, mapped (see :mod:`pipeline.speed.file_backed`); ``filled_slowly``: their
+        pages are brought in ahead of the stage (the mix fills its array over the whole
+        render)."""
         if self._pager is None:
             self._pager = Pager()
-        return FileBackedAudio(folder, self._pager)
+        return FileBackedAudio(folder, self._pager, ahead=filled_slowly)
 
     @staticmethod
     def release_freed_memory() -> None:

@@ -14,11 +14,11 @@ writers (the mixer fills its array over the whole render) a fault on every page 
 The first touch of a fresh page costs far more than the touches after it (the file system zeroes
 it and the system finds it memory; on a virtual machine, memory the host has taken back costs a
 fault on the host too): the mixer, writing its array block by block, would
-pay it on the render's critical path. So a second thread brings each new array's pages into the
-page cache ahead of the stages, from its start, a chunk at a time
-(``madvise(MADV_POPULATE_WRITE)``, Linux 5.14 and later; elsewhere it does nothing), on the time
-the stages leave a core idle; the pager lets go of them as of any others, and the stages' own
-touches then find them in the page cache.
+pay it on the render's critical path. So a second thread brings the pages of an array that is
+filled slowly (the mix's) into the page cache ahead of the stage, from its start, a chunk at a
+time (reading a byte of each page), on the time the stages leave a core idle; the pager lets go of
+them as of any others, and the stage's own touches then find them in the page cache. An array
+written at full speed (the master's) is not: its writer would only wait behind the reader.
 """
 from __future__ import annotations
 
@@ -40,8 +40,7 @@ POLL_S = 0.01
 BUDGET_BYTES = 96 << 20
 #: how much the populating thread brings in at a time (it checks between chunks whether the
 #: array is still in use)
-POPULATE_BYTES = 8 << 20
-MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux's value
+POPULATE_BYTES = 2 << 20
 _STATM = Path("/proc/self/statm")
 
 
@@ -61,10 +60,12 @@ class Pager:
                                            daemon=True)
         self._populator.start()
 
-    def add(self, mapped: mmap.mmap) -> None:
+    def add(self, mapped: mmap.mmap, *, ahead: bool = False) -> None:
+        """Let go of ``mapped``'s pages as of the others; ``ahead``: bring them in first."""
         with self._lock:
             self._maps.append(weakref.ref(mapped))
-        self._fresh.put(weakref.ref(mapped))
+        if ahead:
+            self._fresh.put(weakref.ref(mapped))
 
     def close(self) -> None:
         self._stop.set()
@@ -94,15 +95,19 @@ class Pager:
 
 
 def _populate_chunk(ref: weakref.ref, at: int) -> bool:
-    """Bring in the chunk of a mapping at ``at``; whether there is more of it to bring in (not
-    when its array is gone, it is done, or the system cannot). No reference is kept."""
+    """Bring in the chunk of a mapping at ``at`` by reading a byte of each of its pages (a
+    read, never a write: a stage may have written there meanwhile; page faults, unlike
+    ``madvise``, hold no lock the other threads' allocations wait for); whether there is more
+    of it to bring in (not when its array is gone or it is done). No reference is kept."""
     mapped = ref()
     if mapped is None or at >= len(mapped):
         return False
     try:
-        mapped.madvise(MADV_POPULATE_WRITE, at, min(POPULATE_BYTES, len(mapped) - at))
-    except (ValueError, OSError):  # closed meanwhile, or not this system's
+        pages = np.frombuffer(mapped, dtype=np.uint8, count=min(POPULATE_BYTES, len(mapped) - at),
+                              offset=at)[::mmap.PAGESIZE]
+    except (ValueError, TypeError):  # closed meanwhile
         return False
+    pages.max()
     return True
 
 
@@ -127,11 +132,13 @@ def _let_go(ref: weakref.ref) -> None:
 
 class FileBackedAudio:
     """:class:`~pipeline.model.AudioBuffers` in files of ``folder`` whose pages ``pager`` lets
-    go of (see the module)."""
+    go of (see the module); ``ahead``: and brings in ahead of the stage, for a stage that fills
+    its arrays slowly (a stage that writes at full speed would only wait behind it)."""
 
-    def __init__(self, folder: Path, pager: Pager):
+    def __init__(self, folder: Path, pager: Pager, *, ahead: bool = False):
         self.folder = folder
         self.pager = pager
+        self.ahead = ahead
 
     def empty(self, channels: int, frames: int) -> np.ndarray:
         nbytes = channels * frames * 4
@@ -150,5 +157,5 @@ class FileBackedAudio:
                               f"({nbytes / 1e6:.0f} MB: {exc.strerror})") from exc
         finally:
             os.close(fd)
-        self.pager.add(mapped)
+        self.pager.add(mapped, ahead=self.ahead)
         return np.frombuffer(mapped, dtype=np.float32).reshape(channels, frames)
