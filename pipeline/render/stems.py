@@ -282,7 +282,8 @@ class StemFeed:
     exactly silent travels as None. A mixer that asks (``blocks(prepare)``) has its work on
     each stem's block done by the synth thread that made it, while the block is in the
     processor's cache and beside the other synths, rather than after every synth has made
-    its block."""
+    its block; only the blocks at the stems' end, whose frames past it must not count, are
+    left to the mixer's thread."""
 
     DEPTH = 3
 
@@ -298,29 +299,63 @@ class StemFeed:
         self._groups: list[tuple[int, ...]] = []
         self._queues: list[queue.Queue] = []
         self._error: BaseException | None = None
+        # for blocks prepared where they are made: the last frame any synth has heard, and
+        # per synth where its next block starts and the blocks not yet known to be in the stems
+        self._heard = 0
+        self._heard_lock = threading.Lock()
+        self._next_start: list[int] = []
+        self._held: list[list] = []
 
     def start(self, groups: list[tuple[int, ...]]) -> None:
         self._groups = groups
         self._queues = [queue.Queue(self.DEPTH) for _ in groups]
+        self._next_start = [0] * len(groups)
+        self._held = [[] for _ in groups]
         self._started.set()
 
     def put(self, group: int, block, frames: int, last: int) -> bool:
         """A synth's next block ((2 × its channels, ``BLOCK_FRAMES``) float32; None: silent;
         ``_END``: no more), the frames of it rendered and the last audible frame so far (the
-        synth thread's side). The block is prepared here when the mixer asked (see
-        :meth:`blocks`). Returns whether the feed keeps the block (else the synth may reuse
-        its memory at once)."""
+        synth thread's side). Returns whether the feed keeps the block (else the synth may
+        reuse its memory at once).
+
+        When the mixer asked (see :meth:`blocks`), a block is prepared here once it is known
+        to lie wholly in the stems (before the last frame any synth has heard, and the
+        margin): the blocks after it wait here until then, and those still waiting when the
+        synth ends are prepared by the mixer, for the frames the stems keep of them, so that
+        nothing past the stems' end is ever prepared."""
         while not self._consuming.wait(0.1):
             if self.cancelled.is_set():
                 raise RenderError("render cancelled")
-        if self._prepare is not None and block is not _END:
-            block = [self._prepare(i, None if block is None else block[2 * c:2 * c + 2],
-                                   BLOCK_FRAMES) for c, i in enumerate(self._groups[group])]
+        if self._prepare is None or block is _END:
+            if block is _END:
+                for held in self._held[group]:  # prepared where they are cut
+                    self._enqueue(group, (held[1], held[2], held[3], False))
+                self._held[group].clear()
+            self._enqueue(group, (block, frames, last, False))
+            return self._prepare is None
+        with self._heard_lock:
+            self._heard = heard = max(self._heard, last)
+        start = self._next_start[group]
+        self._next_start[group] += BLOCK_FRAMES
+        waiting = self._held[group]
+        waiting.append((start, block, frames, last))
+        if start + BLOCK_FRAMES > stem_length(heard, self.sample_rate):
+            return True  # not known yet to lie in the stems
+        tracks = self._groups[group]
+        for _, b, f, heard_then in waiting:  # in order: each before it lies in them too
+            self._enqueue(group, ([self._prepare(i, None if b is None else b[2 * c:2 * c + 2],
+                                                 BLOCK_FRAMES) for c, i in enumerate(tracks)],
+                                  f, heard_then, True))
+        waiting.clear()
+        return False
+
+    def _enqueue(self, group: int, item: tuple) -> None:
         q = self._queues[group]
         while not self.cancelled.is_set():
             try:
-                q.put((block, frames, last), timeout=0.1)
-                return self._prepare is None
+                q.put(item, timeout=0.1)
+                return
             except queue.Full:
                 continue
         raise RenderError("render cancelled")
@@ -356,10 +391,10 @@ class StemFeed:
 
         With ``prepare(i, audio, width)``, ``parts[i]`` is what it returned for stem ``i``'s
         block instead (``audio``: (2, width) float32 or None where silent): it is called once
-        for every stem and block, in order for each stem, on the synth thread that made the
-        block (on this one for the blocks after its synth's last), always with the whole
-        ``BLOCK_FRAMES`` (take the first ``n`` frames of what it made: the stems' last block
-        is cut after it is prepared)."""
+        for every stem and block the stems keep, in order for each stem, on the synth thread
+        that made the block while it is known to lie wholly in the stems (``width``:
+        ``BLOCK_FRAMES``), else on this one (the blocks at the stems' end and after a synth's
+        last: ``width`` is the ``n`` frames kept; take the first ``n`` of what it made)."""
         self._prepare = prepare
         self._consuming.set()
         self._get(None)
@@ -370,15 +405,15 @@ class StemFeed:
         while not all(ended):
             row, width = [], 0
             for g, q in enumerate(self._queues):
-                block = None
+                entry = None  # (block, prepared), None once the synth has ended
                 if not ended[g]:
-                    block, frames, heard = self._get(q)
+                    block, frames, heard, prepared = self._get(q)
                     last = max(last, heard)
                     if block is _END:
-                        ended[g], block = True, None
+                        ended[g] = True
                     else:
-                        width = BLOCK_FRAMES
-                row.append(block)
+                        entry, width = (block, prepared), BLOCK_FRAMES
+                row.append(entry)
             if width:
                 waiting.append((start, width, row))
                 start += width
@@ -394,15 +429,20 @@ class StemFeed:
             start += n
 
     def _parts(self, start: int, n: int, row: list) -> tuple[int, int, list]:
-        """A row of the synths' blocks as the stems' parts (prepared, where asked: those of a
-        synth that has ended are prepared here)."""
+        """A row of the synths' ``(block, prepared)`` entries (None: the synth has ended) as
+        the stems' parts, cut to ``n`` frames (prepared, where asked: those not prepared where
+        they were made are prepared here, for those ``n`` frames)."""
         parts: list = [None] * len(self.stems)
-        for tracks, block in zip(self._groups, row):
+        for tracks, entry in zip(self._groups, row):
+            block, prepared = entry if entry is not None else (None, False)
             for c, i in enumerate(tracks):
-                if self._prepare is not None:
-                    parts[i] = self._prepare(i, None, BLOCK_FRAMES) if block is None else block[c]
-                elif block is not None:
-                    parts[i] = block[2 * c:2 * c + 2, :n]
+                audio = None if block is None or prepared else block[2 * c:2 * c + 2, :n]
+                if prepared:
+                    parts[i] = block[c]
+                elif self._prepare is not None:
+                    parts[i] = self._prepare(i, audio, n)
+                else:
+                    parts[i] = audio
         return start, n, parts
 
 
