@@ -324,15 +324,16 @@ def test_the_master_s_audio_is_handed_on_final_before_it_is_measured():
 def _steps_one_by_one(prep, target=None):
     """finish's gain, edges and word length as separate whole passes (the chain as it was
     written before they were made in one): the reference for the one-pass form."""
+    from pipeline.dsp import kernels
     from pipeline.dsp.audio import crop_in_place, requantize, sample_peak
     from pipeline.master.mastering import (DITHER_SEED, SILENCE_BELOW_PEAK_DB, _cosine,
-                                           _loud_span, _loudness_gain)
+                                           _loudness_gain)
     preset, sr = prep.preset, prep.sample_rate
     gain_db, gr, _ = _loudness_gain(prep, prep.target_lufs if target is None else target)
     out = prep.audio * (gr.slice(0, prep.audio.shape[1]) * np.float32(10 ** (gain_db / 20)))
     frames = out.shape[1]
-    loud = _loud_span(out, sample_peak(out) * 10 ** (-SILENCE_BELOW_PEAK_DB / 20))
-    first, last = loud
+    level = float(np.float32(sample_peak(out) * 10 ** (-SILENCE_BELOW_PEAK_DB / 20)))
+    first, last = kernels.first_above(out, level), kernels.last_above(out, level)
     start = max(0, first - int(preset.lead_in_ms / 1000 * sr))
     fade_out = int(preset.fade_out_ms / 1000 * sr)
     stop = min(frames, last + fade_out)

@@ -20,7 +20,6 @@ from pipeline.dsp.audio import PEAK_BLOCK, block_peaks as sample_peak_blocks, ga
 TRUE_PEAK_OVERSAMPLING = 4  # at 48 kHz and above; lower rates are taken to 192 kHz or more
 TRUE_PEAK_RATE = 192000     # BS.1770-4's 4× of 48 kHz, and the rate ffmpeg's ebur128 resamples to
 _CHUNK = 1 << 18
-_PEAK_BLOCK = PEAK_BLOCK  # frames per block whose sample peak decides if it is oversampled
 _SPAN = 1 << 16        # frames oversampled at a time (one task for a thread)
 THREADS = 2
 
@@ -322,16 +321,14 @@ def _frame_peaks(chunk: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
     return out
 
 
-def _block_peaks(frame_peaks) -> np.ndarray:
-    """Largest of ``frame_peaks`` (an array, or an iterable of consecutive chunks of a whole
-    number of blocks but the last) in each run of ``_PEAK_BLOCK`` frames, float32."""
-    out = []
-    for chunk in [frame_peaks] if isinstance(frame_peaks, np.ndarray) else frame_peaks:
-        whole = chunk.size // _PEAK_BLOCK
-        out.append(chunk[:whole * _PEAK_BLOCK].reshape(whole, _PEAK_BLOCK).max(axis=1))
-        if chunk.size > whole * _PEAK_BLOCK:
-            out.append(chunk[whole * _PEAK_BLOCK:].max(keepdims=True))
-    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
+def _block_peaks(frame_peaks: np.ndarray) -> np.ndarray:
+    """Largest of ``frame_peaks`` in each run of ``PEAK_BLOCK`` frames (the last may be
+    shorter), float32."""
+    whole = frame_peaks.size // PEAK_BLOCK
+    out = [frame_peaks[:whole * PEAK_BLOCK].reshape(whole, PEAK_BLOCK).max(axis=1)]
+    if frame_peaks.size > whole * PEAK_BLOCK:
+        out.append(frame_peaks[whole * PEAK_BLOCK:].max(keepdims=True))
+    return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def _candidate_spans(block_peaks: np.ndarray, floor: float, frames: int,
@@ -348,10 +345,10 @@ def _candidate_spans(block_peaks: np.ndarray, floor: float, frames: int,
     edges = np.flatnonzero(np.diff(np.concatenate(([0], hit.view(np.int8), [0]))))
     spans = []
     for first, last in zip(edges[::2], edges[1::2]):
-        start, stop = int(first) * _PEAK_BLOCK, min(frames, int(last) * _PEAK_BLOCK)
+        start, stop = int(first) * PEAK_BLOCK, min(frames, int(last) * PEAK_BLOCK)
         for a in range(start, stop, _SPAN):
             b = min(stop, a + _SPAN)
-            spans.append((a, b, float(reach[a // _PEAK_BLOCK: -(-b // _PEAK_BLOCK)].max())))
+            spans.append((a, b, float(reach[a // PEAK_BLOCK: -(-b // PEAK_BLOCK)].max())))
     return spans
 
 
@@ -430,7 +427,7 @@ def peak_map(audio: np.ndarray, floor: float, *, sample_rate: int | None = None,
     frames, factor = audio.shape[1], oversampling(sample_rate)
     if block_peaks is None:
         block_peaks = sample_peak_blocks(audio)
-    return PeakMap(frames, _PEAK_BLOCK, block_peaks,
+    return PeakMap(frames, PEAK_BLOCK, block_peaks,
                    tuple(_candidate_spans(block_peaks, floor, frames, factor)), factor)
 
 

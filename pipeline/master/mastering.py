@@ -30,7 +30,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import (PEAK_BLOCK, block_peaks, db_to_gain, gain_to_db,
+from pipeline.dsp.audio import (BLOCK_FRAMES, PEAK_BLOCK, block_peaks, db_to_gain, gain_to_db,
                                 peak_blocks, requantize, sample_peak, valid_audio)
 from pipeline.settings.config import SAMPLE_RATES, Mastering, Preset
 from pipeline.master.limiter import glue_gain
@@ -414,7 +414,7 @@ def _r(value: float) -> float | None:
 def _loudness_gain(prep: Prepared, target: float) -> tuple[float, SpanGain, dict]:
     """The gain toward ``target`` (compensating what the limiter takes), capped by the guard,
     and the limiter's gain per frame."""
-    sr, bound = prep.sample_rate, prep.gain_bound_db
+    bound = prep.gain_bound_db
     gain_db = min(target - prep.lufs, bound)
     ceiling, loud = prep.ceiling, prep.loud
     for _ in range(8):
@@ -506,9 +506,10 @@ def _gained_peak(audio: np.ndarray, peaks: np.ndarray | None, gr: SpanGain,
 
 def _gained_loud_span(audio: np.ndarray, gr: SpanGain, gain: np.float32,
                       floor: float) -> tuple[int, int] | None:
-    """:func:`_loud_span` of ``audio`` times ``gr`` and ``gain``, the gained frames made a
+    """The first and last frame where any channel of ``audio`` times ``gr`` and ``gain``
+    exceeds ``floor`` (None when none does; compared in float32), the gained frames made a
     block at a time from either end until found."""
-    frames, block = audio.shape[1], 1 << 16
+    frames, block = audio.shape[1], BLOCK_FRAMES
     level = float(np.float32(floor))
 
     def gained(lo: int, hi: int) -> np.ndarray:
@@ -588,15 +589,6 @@ def _edge_part(audio: np.ndarray, out: np.ndarray, gr: SpanGain, gain: np.float3
     out[c, lo:hi] = part
     if scale is not None:
         kernels.to_grid(out[c:c + 1, lo:hi], scale, False, lo, PEAK_BLOCK, peaks)
-
-
-def _loud_span(audio: np.ndarray, floor: float) -> tuple[int, int] | None:
-    """The first and last frame where any channel's magnitude exceeds ``floor`` (None when
-    none does), searched for from either end (float32 ``audio`` is compared with ``floor`` in
-    float32)."""
-    level = float(np.float32(floor)) if audio.dtype == np.float32 else float(floor)
-    first = kernels.first_above(audio, level)
-    return None if first < 0 else (first, kernels.last_above(audio, level))
 
 
 def _cosine(n: int) -> np.ndarray:

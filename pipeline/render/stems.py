@@ -300,16 +300,16 @@ class StemFeed:
         self._queues: list[queue.Queue] = []
         self._error: BaseException | None = None
         # for blocks prepared where they are made: the last frame any synth has heard, and
-        # per synth where its next block starts and the blocks not yet known to be in the stems
+        # per synth where its blocks so far end, and those not yet known to be in the stems
         self._heard = 0
         self._heard_lock = threading.Lock()
-        self._next_start: list[int] = []
+        self._ends: list[int] = []
         self._held: list[list] = []
 
     def start(self, groups: list[tuple[int, ...]]) -> None:
         self._groups = groups
         self._queues = [queue.Queue(self.DEPTH) for _ in groups]
-        self._next_start = [0] * len(groups)
+        self._ends = [0] * len(groups)
         self._held = [[] for _ in groups]
         self._started.set()
 
@@ -329,26 +329,30 @@ class StemFeed:
                 raise RenderError("render cancelled")
         if self._prepare is None or block is _END:
             if block is _END:
-                for held in self._held[group]:  # prepared where they are cut
-                    self._enqueue(group, (held[1], held[2], held[3], False))
+                for b, f, heard_then in self._held[group]:  # prepared where they are cut
+                    self._enqueue(group, (b, f, heard_then, False))
                 self._held[group].clear()
             self._enqueue(group, (block, frames, last, False))
             return self._prepare is None
         with self._heard_lock:
             self._heard = heard = max(self._heard, last)
-        start = self._next_start[group]
-        self._next_start[group] += BLOCK_FRAMES
+        self._ends[group] += BLOCK_FRAMES
         waiting = self._held[group]
-        waiting.append((start, block, frames, last))
-        if start + BLOCK_FRAMES > stem_length(heard, self.sample_rate):
+        waiting.append((block, frames, last))
+        if not self._in_stems(self._ends[group], heard):
             return True  # not known yet to lie in the stems
         tracks = self._groups[group]
-        for _, b, f, heard_then in waiting:  # in order: each before it lies in them too
+        for b, f, heard_then in waiting:  # in order: each before it lies in them too
             self._enqueue(group, ([self._prepare(i, None if b is None else b[2 * c:2 * c + 2],
                                                  BLOCK_FRAMES) for c, i in enumerate(tracks)],
                                   f, heard_then, True))
         waiting.clear()
         return False
+
+    def _in_stems(self, end: int, heard: int) -> bool:
+        """Whether frames up to ``end`` are known to be in the stems once some synth has heard
+        frame ``heard``: the stems run to the last frame heard and a margin."""
+        return end <= stem_length(heard, self.sample_rate)
 
     def _enqueue(self, group: int, item: tuple) -> None:
         q = self._queues[group]
@@ -401,7 +405,6 @@ class StemFeed:
         ended = [False] * len(self._groups)
         waiting: list[tuple[int, int, list]] = []  # rendered, not yet known to be in the stems
         start = last = 0
-        margin = stem_length(0, self.sample_rate)
         while not all(ended):
             row, width = [], 0
             for g, q in enumerate(self._queues):
@@ -417,7 +420,7 @@ class StemFeed:
             if width:
                 waiting.append((start, width, row))
                 start += width
-            while waiting and waiting[0][0] + waiting[0][1] <= last + margin:
+            while waiting and self._in_stems(waiting[0][0] + waiting[0][1], last):
                 yield self._parts(*waiting.pop(0))
         self.frames = stem_length(last, self.sample_rate)
         for at, width, row in waiting:
