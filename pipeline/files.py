@@ -2,6 +2,14 @@
 without needless copies or syncs. Below every stage (the score's MIDI, stems, mix, masters,
 reports and caches are all written through it).
 
+An audio file is written through the system's page cache, as every file is, but its pages are
+let go of once they are on their way to the disk (:class:`AudioOut`): a render writes some
+gigabytes (the Große Fuge: 1.8 GB of stems, the mix and the master), and each page the cache
+keeps is a page of memory taken anew for the next. Memory taken anew is what costs: the system
+finds and zeroes it, and on a virtual machine whose host has taken back the memory the guest
+left free, the host faults it in too (tens of microseconds a page; pages let go of just before
+are reused at next to no cost: the README's measurement notes give the figures).
+
 It reaches into soundfile's internals, its cffi handles ``sf._snd`` (libsndfile) and
 ``sf._ffi``, for calls soundfile does not expose (``sf_command``, ``sf_write_raw``,
 ``sf_read_raw``); they have been stable since soundfile 0.9, and were read in 0.12–0.14
@@ -10,6 +18,9 @@ It reaches into soundfile's internals, its cffi handles ``sf._snd`` (libsndfile)
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import os
@@ -94,15 +105,98 @@ def atomic_path(final: Path) -> Iterator[Path]:
         raise
 
 
-def write_raw(f, data: np.ndarray) -> None:
+#: how much of an audio file is handed to the disk at a time; the pages of what was handed
+#: over two such windows before are let go of (those on the disk by then: none is waited for)
+WRITTEN_WINDOW_BYTES = 8 << 20
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writing the range back, without waiting
+
+
+class AudioOut:
+    """An audio file being written for the pipeline's outputs (stems, mix stems, the mix, the
+    masters): opened at ``path`` (made anew), written as :func:`for_output` says, and its pages
+    in the page cache let go of as it grows (see the module). ``subtype``, ``format`` and
+    ``options``: as :class:`soundfile.SoundFile` takes them. A context manager; ``file`` is the
+    SoundFile (for its tags and properties)."""
+
+    def __init__(self, path: Path, sample_rate: int, channels: int, *, subtype: str,
+                 format: str = "WAV", **options):
+        import soundfile as sf
+
+        self.path = Path(path)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            self.file = for_output(sf.SoundFile(fd, "w", samplerate=sample_rate,
+                                                channels=channels, subtype=subtype,
+                                                format=format, closefd=True, **options))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._handed_over = 0  # bytes whose writing back has been started
+
+    def __enter__(self) -> "AudioOut":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append (frames, channels) samples, converted by libsndfile to the file's format."""
+        self.file.write(frames)
+        self._let_go_behind()
+
+    def write_raw(self, data: np.ndarray) -> None:
+        """Append bytes already in the file's sample format (libsndfile's ``sf_write_raw``):
+        for a float WAV, interleaved little-endian float32 frames; for a 24-bit WAV, packed
+        little-endian 3-byte samples."""
+        write_raw(self.file, data, name=self.path)
+        self._let_go_behind()
+
+    def _let_go_behind(self) -> None:
+        """Start writing back each whole window written since the last call, and let go of
+        the pages up to two windows behind (those still being written back stay, until a
+        later call: nothing waits for the disk)."""
+        sync_file_range = _sync_file_range()
+        if sync_file_range is None:
+            return
+        written = os.lseek(self._fd, 0, os.SEEK_CUR)  # libsndfile writes at the file's end
+        window = WRITTEN_WINDOW_BYTES
+        if written - self._handed_over < window:
+            return
+        while written - self._handed_over >= window:
+            sync_file_range(self._fd, self._handed_over, window, _SYNC_FILE_RANGE_WRITE)
+            self._handed_over += window
+        behind = self._handed_over - 2 * window
+        if behind > 0:
+            os.posix_fadvise(self._fd, 0, behind, os.POSIX_FADV_DONTNEED)
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range():
+    """Linux's ``sync_file_range`` (None elsewhere: the pages are then left to the system)."""
+    if not hasattr(os, "posix_fadvise"):
+        return None
+    try:
+        call = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return call
+
+
+def write_raw(f, data: np.ndarray, *, name: Path | None = None) -> None:
     """Append to ``f`` (a :class:`soundfile.SoundFile` open for writing) bytes already in its
     sample format (libsndfile's ``sf_write_raw``): for a float WAV, interleaved little-endian
-    float32 frames."""
+    float32 frames. ``name``: the file's, for the error (else the SoundFile's)."""
     import soundfile as sf
 
     written = sf._snd.sf_write_raw(f._file, sf._ffi.from_buffer(data), data.nbytes)
     if written != data.nbytes:  # as soundfile's own write reports it (a full disk, a limit)
-        raise sf.LibsndfileError(sf._snd.sf_error(f._file), prefix=f"Error writing {f.name!r}: ")
+        raise sf.LibsndfileError(sf._snd.sf_error(f._file),
+                                 prefix=f"Error writing {str(name or f.name)!r}: ")
 
 
 def read_float_frames(f, frames: int) -> np.ndarray:

@@ -263,3 +263,45 @@ def test_atomic_path_leaves_the_file_to_its_writer(tmp_path):
         tmp.write_bytes(b"whole")
     assert (tmp_path / "master.wav").read_bytes() == b"whole"
     assert [p.name for p in tmp_path.iterdir()] == ["master.wav"]
+
+
+def test_an_audio_file_written_letting_go_of_its_pages_is_the_same_file(tmp_path, monkeypatch):
+    """AudioOut writes the bytes soundfile writes (no PEAK chunk, the same header and samples),
+    hands each whole window to the disk once, in order, and lets go of the pages two windows
+    behind the writing: the page cache does not fill with what a render has written."""
+    import os
+
+    import soundfile as sf
+
+    from pipeline import files
+    from pipeline.dsp import kernels
+
+    window = 1 << 16
+    monkeypatch.setattr(files, "WRITTEN_WINDOW_BYTES", window)
+    handed, dropped = [], []
+    real_fadvise = os.posix_fadvise
+
+    def sync_file_range(fd, offset, nbytes, flags):
+        handed.append((offset, nbytes, flags))
+        return 0
+
+    def fadvise(fd, offset, nbytes, advice):
+        if advice == os.POSIX_FADV_DONTNEED:
+            dropped.append((offset, nbytes))
+        return real_fadvise(fd, offset, nbytes, advice)
+
+    monkeypatch.setattr(files, "_sync_file_range", lambda: sync_file_range)
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    audio = np.random.default_rng(3).uniform(-1, 1, (2, 100_000)).astype(np.float32)
+    with files.AudioOut(tmp_path / "ours.wav", SR, 2, subtype="FLOAT") as out:
+        for start in range(0, audio.shape[1], 7_000):
+            out.write_raw(kernels.interleave(audio[:, start:start + 7_000]))
+    with files.for_output(sf.SoundFile(str(tmp_path / "theirs.wav"), "w", SR, 2,
+                                       subtype="FLOAT", format="WAV")) as f:
+        f.write(audio.T)
+    assert (tmp_path / "ours.wav").read_bytes() == (tmp_path / "theirs.wav").read_bytes()
+    written = (tmp_path / "ours.wav").stat().st_size
+    assert [h[0] for h in handed] == [k * window for k in range(len(handed))]
+    assert all(h[1] == window for h in handed) and len(handed) == written // window
+    assert dropped and all(offset == 0 for offset, _ in dropped)
+    assert dropped[-1][1] == len(handed) * window - 2 * window  # two windows behind

@@ -543,6 +543,21 @@ def any_sound(x: np.ndarray) -> bool:
     return x.shape[1] > 0 and bool(_any_sound(x))
 
 
+@numba.njit(**_JIT)
+def _read_strided(x, stride):
+    total = 0
+    for i in range(0, x.size, stride):
+        total += x[i]
+    return total
+
+
+def read_pages(x: np.ndarray, page_bytes: int) -> None:
+    """Read one byte of each ``page_bytes`` of the bytes ``x`` (uint8, 1-d): brings a mapping's
+    pages in, with the GIL released (a page fault on a virtual machine can take tens of
+    microseconds: the other threads go on meanwhile)."""
+    _read_strided(x, page_bytes)
+
+
 def interleave(x: np.ndarray) -> np.ndarray:
     """``x`` (channels, frames) as a C-ordered (frames, channels) copy: a sound file's layout.
     Column by column (a strided copy per channel: 0.3 ns a sample, where a loop over frames

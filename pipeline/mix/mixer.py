@@ -41,7 +41,7 @@ from pipeline.settings import instruments
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, sample_peak,
                                 valid_audio)
-from pipeline.files import atomic_path, for_output, read_float_frames
+from pipeline.files import AudioOut, atomic_path, for_output, read_float_frames
 from pipeline.settings.config import Template
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter
 from pipeline.model import (IN_MEMORY, REFERENCE_LUFS, AudioBuffers, Mix, StemLevel, Stems,
@@ -253,9 +253,8 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
         partial = [] if mix_stems_dir is None else [
             finished.enter_context(atomic_path(mix_stems_dir / s.path.name)) for s in stems.stems]
         with ExitStack() as files_open, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-            writers = [files_open.enter_context(for_output(sf.SoundFile(
-                str(p), "w", samplerate=sr, channels=2, subtype="FLOAT", format="WAV")))
-                for p in partial]
+            writers = [files_open.enter_context(AudioOut(p, sr, 2, subtype="FLOAT"))
+                       for p in partial]
             if live:  # each player plays its block on the synth thread that made it
                 played = stems.blocks(lambda i, audio, width: channels[i].play(audio, width))
             else:

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import BLOCK_FRAMES, db_to_gain, requantize
-from pipeline.files import atomic_path, for_output, umask, write_raw
+from pipeline.files import AudioOut, atomic_path, umask
 from pipeline.settings.config import LOSSY_FORMATS, Preset
 from pipeline.errors import OutputError
 from pipeline.dsp.loudness import integrated_lufs, true_peak_dbtp
@@ -42,14 +42,13 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate: int, *, bit_depth: i
     # a 24-bit WAV's data are written as bytes packed here: libsndfile's own packing of
     # 32-bit integers costs several times the rest of the write
     packed = fmt == "wav" and bit_depth == 24
-    with atomic_path(path) as tmp, sf.SoundFile(str(tmp), "w", sample_rate, audio.shape[0],
-                                                 subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
-        for_output(f)
-        _tag(f, tags)
+    with atomic_path(path) as tmp, AudioOut(tmp, sample_rate, audio.shape[0],
+                                            subtype=SUBTYPES[bit_depth], format=fmt.upper()) as f:
+        _tag(f.file, tags)
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
             block = audio[:, start:start + BLOCK_FRAMES]
             if packed:
-                write_raw(f, kernels.to_pcm24_bytes(block))
+                f.write_raw(kernels.to_pcm24_bytes(block))
             elif integer:
                 f.write(kernels.to_pcm(block, bit_depth))
             else:
@@ -122,9 +121,9 @@ def _encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, kbps: int, tags
 
 def _encode_vorbis(path: Path, audio: np.ndarray, sample_rate: int, quality: float,
                    tags: dict | None) -> None:
-    with for_output(sf.SoundFile(str(path), "w", sample_rate, audio.shape[0], format="OGG",
-                                 subtype="VORBIS", compression_level=1.0 - quality)) as f:
-        _tag(f, tags)
+    with AudioOut(path, sample_rate, audio.shape[0], format="OGG", subtype="VORBIS",
+                  compression_level=1.0 - quality) as f:
+        _tag(f.file, tags)
         # libsndfile's Vorbis encoder crashes on very large writes: feed it in blocks
         for start in range(0, audio.shape[1], BLOCK_FRAMES):
             f.write(audio[:, start:start + BLOCK_FRAMES].T)

@@ -70,7 +70,7 @@ import soundfile as sf
 
 from pipeline import __version__
 from pipeline.dsp.audio import BLOCK_FRAMES, db_to_gain, requantize
-from pipeline.files import atomic_path, for_output
+from pipeline.files import AudioOut, atomic_path
 from pipeline.settings.config import load_preset
 from pipeline.mix.rehearsal import Rehearsal
 from pipeline.run import (MixedPiece, album_entries, album_plan, master_mix, read_album_entries,
@@ -495,9 +495,8 @@ def _peak(path: Path) -> float:
 def _to_pcm24(src: Path, dst: Path, gain: float) -> tuple[int, int]:
     """``src`` (float WAV) as 24-bit WAV in ``dst``, block by block; returns (rate, frames)."""
     scale = np.float32(1 << 23)
-    with sf.SoundFile(str(src)) as f, sf.SoundFile(str(dst), "w", f.samplerate, f.channels,
-                                                    subtype="PCM_24", format="WAV") as out:
-        for_output(out)
+    with sf.SoundFile(str(src)) as f, AudioOut(dst, f.samplerate, f.channels,
+                                                subtype="PCM_24") as out:
         for block in f.blocks(BLOCK_FRAMES, dtype="float32"):
             if gain != 1.0:
                 block *= np.float32(gain)

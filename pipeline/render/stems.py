@@ -23,7 +23,7 @@ import soundfile as sf
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import BLOCK_FRAMES
-from pipeline.files import LITTLE_ENDIAN, atomic_path, for_output, write_raw
+from pipeline.files import LITTLE_ENDIAN, AudioOut, atomic_path, for_output
 from pipeline.errors import RenderError
 from pipeline.model import OWN_PROGRAM, Performance, Stem, Stems, Track, Voice
 from pipeline.paths import slugify
@@ -495,9 +495,7 @@ class _StemWriters:
         self.sample_rate = sample_rate
 
     def __enter__(self) -> "_StemWriters":
-        self.files = [for_output(sf.SoundFile(str(p), "w", samplerate=self.sample_rate,
-                                                     channels=2, subtype="FLOAT", format="WAV"))
-                      for p in self.paths]
+        self.files = [AudioOut(p, self.sample_rate, 2, subtype="FLOAT") for p in self.paths]
         return self
 
     def write(self, block: np.ndarray) -> None:
@@ -505,7 +503,7 @@ class _StemWriters:
             # interleaved here and handed over as the file's bytes: libsndfile's own float
             # write copies and converts what is already in its format
             if LITTLE_ENDIAN:
-                write_raw(f, kernels.interleave(block[2 * c:2 * c + 2]))
+                f.write_raw(kernels.interleave(block[2 * c:2 * c + 2]))
             else:
                 f.write(block[2 * c:2 * c + 2].T)
 

@@ -13,12 +13,20 @@ writers (the mixer fills its array over the whole render) a fault on every page 
 
 The first touch of a fresh page costs far more than the touches after it (the file system zeroes
 it and the system finds it memory; on a virtual machine, memory the host has taken back costs a
-fault on the host too): the mixer, writing its array block by block, would
-pay it on the render's critical path. So a second thread brings the pages of an array that is
-filled slowly (the mix's) into the page cache ahead of the stage, from its start, a chunk at a
-time (reading a byte of each page), on the time the stages leave a core idle; the pager lets go of
-them as of any others, and the stage's own touches then find them in the page cache. An array
-written at full speed (the master's) is not: its writer would only wait behind the reader.
+fault on the host too). Two things keep that cost down:
+
+- **Pages one at a time** (``MADV_RANDOM``): a fault on a file mapping otherwise reads ahead into
+  large folios, blocks of up to 2 MB found whole among the system's free memory, and a virtual
+  machine's host has taken back most of those (free page reporting hands it blocks of 2 MB and
+  more); single pages come first from the pieces of memory freed lately (the README's
+  measurement notes give the difference).
+- **Brought in ahead**: a second thread brings the pages of an array that is filled slowly (the
+  mix's) into the page cache ahead of the stage, from its start, a chunk at a time (reading a
+  byte of each page, in compiled code that lets go of the GIL: holding it through the faults
+  stopped every other thread of the render), on the time the stages leave a core idle; the
+  pager lets go of them as of any others, and the stage's own touches then find them in the
+  page cache. An array written at full speed (the master's) is not: its writer would only wait
+  behind the reader.
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.dsp import kernels
 from pipeline.errors import OutputError
 
 #: how often the pager looks (a stage passes over a 20-minute piece's array in about a fifth of
@@ -103,11 +112,11 @@ def _populate_chunk(ref: weakref.ref, at: int) -> bool:
     if mapped is None or at >= len(mapped):
         return False
     try:
-        pages = np.frombuffer(mapped, dtype=np.uint8, count=min(POPULATE_BYTES, len(mapped) - at),
-                              offset=at)[::mmap.PAGESIZE]
+        chunk = np.frombuffer(mapped, dtype=np.uint8, count=min(POPULATE_BYTES, len(mapped) - at),
+                              offset=at)
     except (ValueError, TypeError):  # closed meanwhile
         return False
-    pages.max()
+    kernels.read_pages(chunk, mmap.PAGESIZE)  # without the GIL: the synths go on meanwhile
     return True
 
 
@@ -157,5 +166,7 @@ class FileBackedAudio:
                               f"({nbytes / 1e6:.0f} MB: {exc.strerror})") from exc
         finally:
             os.close(fd)
+        if hasattr(mmap, "MADV_RANDOM"):  # pages taken one at a time (see the module)
+            mapped.madvise(mmap.MADV_RANDOM)
         self.pager.add(mapped, ahead=self.ahead)
         return np.frombuffer(mapped, dtype=np.float32).reshape(channels, frames)
