@@ -39,8 +39,8 @@ from scipy.signal import butter
 from pipeline.settings import instruments
 
 from pipeline.dsp import kernels
-from pipeline.dsp.audio import (BLOCK_FRAMES, crop_in_place, db_to_gain, gain_to_db, sample_peak,
-                                valid_audio)
+from pipeline.dsp.audio import (BLOCK_FRAMES, PEAK_BLOCK, crop_in_place, db_to_gain, gain_to_db,
+                                peak_blocks, sample_peak, valid_audio)
 from pipeline.files import AudioOut, atomic_path, for_output, read_float_frames
 from pipeline.settings.config import Template
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter
@@ -263,11 +263,13 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
                 else None
             frames = _mix_blocks(played, channels, writers, out, meter, hall, pool, overhang,
                                  report)
-        out, peak = _trim_tail(out, frames, frames + overhang)
+        # the meter has seen every sample before the room's decay
+        peak = max(meter.peak, sample_peak(out[:, frames:frames + overhang]))
+        out = _trim_tail(out, frames, frames + overhang, peak)
         meter.feed(out[:, frames:])  # the room's decay, as far as it is kept
         gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
         gain = np.float32(db_to_gain(gain_db))
-        out *= gain
+        peaks = _scale_in_place(out, gain)
         for tmp in partial:
             _scale_file(tmp, gain, out.shape[1])
     levels = tuple(StemLevel(part=s.name, file=f"stems/{s.path.name}", pan=round(p.pan, 3),
@@ -296,7 +298,8 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
     # the gain scales every step's power by gain²: the same reading as metering the scaled mix
     # (to float rounding, about 1e-6 LU)
     loudness = Loudness(meter.result().steps * float(gain) ** 2)
-    return Mix(valid_audio(out, name="mix"), sr, levels, settings, loudness.integrated_lufs(),
+    return Mix(valid_audio(out, name="mix", peaks=peaks), sr, levels, settings,
+               loudness.integrated_lufs(),
                loudness.short_term_lufs())
 
 
@@ -406,16 +409,26 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
     return frames
 
 
-def _trim_tail(audio: np.ndarray, keep: int, end: int) -> tuple[np.ndarray, float]:
+def _trim_tail(audio: np.ndarray, keep: int, end: int, peak: float) -> np.ndarray:
     """Drop the room's decay (frames ``keep`` to ``end``; nothing was written past it) once it
-    is below ``SILENCE_DBFS`` of the mix's peak; return the audio and that peak (the trim
+    is below ``SILENCE_DBFS`` of the mix's ``peak`` (the largest sample up to ``end``: the trim
     keeps it)."""
-    peak = sample_peak(audio[:, :end])
     if peak == 0:
-        return audio[:, :keep], 0.0
+        return audio[:, :keep]
     loud = np.flatnonzero(np.abs(audio[:, keep:end]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
-    return crop_in_place(audio, 0, end), peak
+    return crop_in_place(audio, 0, end)
+
+
+def _scale_in_place(audio: np.ndarray, gain: np.float32) -> np.ndarray:
+    """``audio *= gain``, a block at a time; the result's block peaks
+    (:func:`~pipeline.dsp.audio.peak_blocks`), kept as it is written."""
+    peaks = peak_blocks(audio.shape[1])
+    gains = np.full(BLOCK_FRAMES, gain, dtype=np.float32)
+    for start in range(0, audio.shape[1], BLOCK_FRAMES):
+        part = audio[:, start:start + BLOCK_FRAMES]
+        kernels.scaled(part, gains[:part.shape[1]], part, start, PEAK_BLOCK, peaks)
+    return peaks
 
 
 class _Reverb:
