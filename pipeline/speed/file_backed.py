@@ -166,7 +166,7 @@ class FileBackedAudio:
                               f"({nbytes / 1e6:.0f} MB: {exc.strerror})") from exc
         finally:
             os.close(fd)
-        if hasattr(mmap, "MADV_RANDOM") and os.environ.get("S2A_RANDOM", "1") == "1":  # pages taken one at a time (see the module)
+        if hasattr(mmap, "MADV_RANDOM"):  # pages taken one at a time (see the module)
             mapped.madvise(mmap.MADV_RANDOM)
         self.pager.add(mapped, ahead=self.ahead)
         return np.frombuffer(mapped, dtype=np.float32).reshape(channels, frames)
