@@ -574,3 +574,38 @@ def test_mixing_while_rendering_is_mixing_the_files(tmp_path):
     for s in stems.stems:
         np.testing.assert_array_equal(read(streamed_dir / "mix-stems" / s.path.name)[0],
                                       read(tmp_path / "mix-stems" / s.path.name)[0])
+
+
+def test_a_held_block_is_filled_again_only_once_prepared():
+    """A synth's block the feed holds (not yet known to lie in the stems) is its own again once
+    prepared, zeroed; the block just handed over, kept by the synth, is never given back."""
+    import contextlib
+    import threading
+
+    from pipeline.dsp.audio import BLOCK_FRAMES
+    from pipeline.model import Stem
+    from pipeline.render.stems import StemFeed, stem_length
+
+    feed = StemFeed((Stem(0, "a", None),), SR, 10 * BLOCK_FRAMES)
+    feed.start([(0,)])
+    prepared = []
+    def consume() -> None:
+        with contextlib.suppress(RuntimeError):  # the test's end
+            list(feed.blocks(lambda i, audio, width: prepared.append(audio.copy())))
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    margin = stem_length(0, SR)
+    assert margin < BLOCK_FRAMES  # a block ending in a rest waits for a later sound
+    first = np.full((2, BLOCK_FRAMES), 0.5, dtype=np.float32)
+    assert feed.put(0, first, BLOCK_FRAMES, last=100) is True  # held: the feed keeps it
+    assert feed.spare(0) is None  # not prepared yet: not the synth's
+    second = np.full((2, BLOCK_FRAMES), 0.25, dtype=np.float32)
+    assert feed.put(0, second, BLOCK_FRAMES, last=2 * BLOCK_FRAMES - 1) is False  # both prepared
+    again = feed.spare(0)
+    assert again is first and not again.any()  # the held one, zeroed
+    assert feed.spare(0) is None  # the second stays the synth's, never handed back
+    assert [float(p[0, 0]) for p in prepared] == [0.5, 0.25]  # prepared before it was zeroed
+    feed.fail(RuntimeError("the test's end"))
+    consumer.join(5)
+    assert not consumer.is_alive()

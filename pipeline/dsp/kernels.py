@@ -558,11 +558,13 @@ def read_pages(x: np.ndarray, page_bytes: int) -> None:
     _read_strided(x, page_bytes)
 
 
-def interleave(x: np.ndarray) -> np.ndarray:
-    """``x`` (channels, frames) as a C-ordered (frames, channels) copy: a sound file's layout.
+def interleave(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` (channels, frames) as a C-ordered (frames, channels) copy: a sound file's layout
+    (into ``out``'s first frames when given: memory used again rather than taken anew).
     Column by column (a strided copy per channel: 0.3 ns a sample, where a loop over frames
     took 0.8 and numpy's copy of the transposed array 1.7)."""
-    out = np.empty((x.shape[1], x.shape[0]), dtype=x.dtype)
+    frames = x.shape[1]
+    out = np.empty((frames, x.shape[0]), dtype=x.dtype) if out is None else out[:frames]
     for c in range(x.shape[0]):
         out[:, c] = x[c]
     return out

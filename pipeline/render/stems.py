@@ -101,8 +101,10 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
 
         def run(g: int) -> tuple[int, int]:
             send = None if feed is None else lambda *item: feed.put(g, *item)
+            spare = None if feed is None else lambda: feed.spare(g)
             return _render_group(performance, voices, timing, vibrato, groups[g].tracks,
-                                 partial, sample_rate, lambda f: report(g, f), cancel, send)
+                                 partial, sample_rate, lambda f: report(g, f), cancel, send,
+                                 spare)
 
         if feed is not None:
             feed.start([g.tracks for g in groups])
@@ -183,12 +185,14 @@ def _events(performance: Performance, timing: Timing, vibrato, track_indexes,
 
 def _render_group(performance: Performance, voices, timing: Timing, vibrato, track_indexes,
                   paths, sample_rate: int, progress: ProgressFn, cancel: threading.Event,
-                  send: Callable | None = None) -> tuple[int, int]:
+                  send: Callable | None = None,
+                  spare: Callable[[], np.ndarray | None] | None = None) -> tuple[int, int]:
     """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
     (raising :class:`RenderError`) when ``cancel`` is set. ``send(block, frames, last)``:
     each block (all the synth's channels, a full block's width; None: silent) is handed on
     as well, then ``send(_END, written, last)``; ``send`` tells whether it keeps the block
-    (else its memory is used again)."""
+    (else its memory is used again). ``spare()``: a zeroed block that ``send`` kept and has
+    let go of since, to fill next (None: new memory is taken)."""
     n = len(track_indexes)
     silence = 10.0 ** (SILENCE_DBFS / 20.0)
     max_tail = int(MAX_TAIL_S * sample_rate)
@@ -215,8 +219,9 @@ def _render_group(performance: Performance, voices, timing: Timing, vibrato, tra
             handed = send is not None and used and kernels.any_sound(block)
             kept = send is not None and used and send(buf if handed else None, used,
                                                       state["last"])
-            if handed and kept:
-                buf = np.zeros_like(buf)  # the block is the mixer's now
+            if handed and kept:  # the block is the mixer's now
+                recycled = spare() if spare is not None else None
+                buf = recycled if recycled is not None else np.zeros_like(buf)
             else:
                 buf[:, :used] = 0.0
             progress(state["written"])
@@ -305,12 +310,14 @@ class StemFeed:
         self._heard_lock = threading.Lock()
         self._ends: list[int] = []
         self._held: list[list] = []
+        self._spare: list[list[np.ndarray]] = []  # per synth: its blocks let go of, to fill again
 
     def start(self, groups: list[tuple[int, ...]]) -> None:
         self._groups = groups
         self._queues = [queue.Queue(self.DEPTH) for _ in groups]
         self._ends = [0] * len(groups)
         self._held = [[] for _ in groups]
+        self._spare = [[] for _ in groups]
         self._started.set()
 
     def put(self, group: int, block, frames: int, last: int) -> bool:
@@ -346,8 +353,21 @@ class StemFeed:
             self._enqueue(group, ([self._prepare(i, None if b is None else b[2 * c:2 * c + 2],
                                                  BLOCK_FRAMES) for c, i in enumerate(tracks)],
                                   f, heard_then, True))
+        # the blocks held before this one, prepared, are the synth's to fill again (this one
+        # it keeps: it is not the feed's)
+        self._spare[group].extend(b for b, _, _ in waiting[:-1] if b is not None)
         waiting.clear()
         return False
+
+    def spare(self, group: int) -> np.ndarray | None:
+        """A block of synth ``group``'s that the feed has let go of, zeroed, for it to fill
+        again rather than take new memory (its own thread's side); None when there is none."""
+        spare = self._spare[group] if self._spare else None
+        if not spare:
+            return None
+        block = spare.pop()
+        block[:] = 0.0
+        return block
 
     def _in_stems(self, end: int, heard: int) -> bool:
         """Whether frames up to ``end`` are known to be in the stems once some synth has heard
@@ -496,6 +516,7 @@ class _StemWriters:
 
     def __enter__(self) -> "_StemWriters":
         self.files = [AudioOut(p, self.sample_rate, 2, subtype="FLOAT") for p in self.paths]
+        self.interleaved = np.empty((BLOCK_FRAMES, 2), dtype=np.float32)  # filled per stem
         return self
 
     def write(self, block: np.ndarray) -> None:
@@ -503,7 +524,7 @@ class _StemWriters:
             # interleaved here and handed over as the file's bytes: libsndfile's own float
             # write copies and converts what is already in its format
             if LITTLE_ENDIAN:
-                f.write_raw(kernels.interleave(block[2 * c:2 * c + 2]))
+                f.write_raw(kernels.interleave(block[2 * c:2 * c + 2], self.interleaved))
             else:
                 f.write(block[2 * c:2 * c + 2].T)
 
