@@ -104,7 +104,6 @@ def test_a_whole_piece_array_in_a_file_does_not_stay_in_memory(tmp_path):
         pager.close()
 
 
-
 def test_a_new_array_is_brought_in_ahead_and_let_go_of_with_it(tmp_path):
     # the populating thread touches a fresh array's pages before the stages do: it changes
     # nothing written meanwhile, the pager still bounds what stays resident, and once the
@@ -139,6 +138,7 @@ def test_a_new_array_is_brought_in_ahead_and_let_go_of_with_it(tmp_path):
         assert mapped() is None  # neither thread keeps it
     finally:
         pager.close()
+
 
 def test_no_room_for_the_mix_is_a_clear_error(tmp_path):
     import os

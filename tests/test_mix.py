@@ -589,6 +589,7 @@ def test_a_held_block_is_filled_again_only_once_prepared():
     feed = StemFeed((Stem(0, "a", None),), SR, 10 * BLOCK_FRAMES)
     feed.start([(0,)])
     prepared = []
+
     def consume() -> None:
         with contextlib.suppress(RuntimeError):  # the test's end
             list(feed.blocks(lambda i, audio, width: prepared.append(audio.copy())))

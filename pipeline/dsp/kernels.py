@@ -635,61 +635,6 @@ def _product_here(x, g):
         x[j] = x[j] * g[j]
 
 
-@numba.njit(**_JIT)
-def _scaled(x, g, out, bits, start, block, peaks, here):
-    n = x.shape[0]
-    i = 0
-    while i < n:
-        b = (start + i) // block
-        stop = min(n, (b + 1) * block - start)
-        if here:  # (a loop from 0 over one array is vectorised)
-            _product_here(x[i:stop], g[i:stop])
-        else:
-            _product(x[i:stop], g[i:stop], out[i:stop])
-        peaks[b] = _peak_bits(bits, i, stop, peaks[b])  # the block just written, in cache
-        i = stop
-
-
-def scaled(x: np.ndarray, gain: np.ndarray, out: np.ndarray, start: int, block: int,
-           peaks: np.ndarray) -> None:
-    """``out = x * gain`` (``x``, ``out`` (channels, frames) float32, ``out`` may be ``x``;
-    ``gain`` (frames,) float32: numpy's products) and :func:`block_peaks` of ``out``, a block
-    at a time."""
-    for row, into in zip(x, out):
-        if row.size:
-            _scaled(row, gain, into, _bits(into), start, block, _bits(peaks), _same(row, into))
-
-
-@numba.njit(**_JIT)
-def _to_grid(x, bits, scale, factor, start, block, peaks):
-    n = x.shape[0]
-    top = scale - np.float32(1.0)
-    inverse = np.float32(1.0) / scale
-    i = 0
-    while i < n:
-        b = (start + i) // block
-        stop = min(n, (b + 1) * block - start)
-        xs = x[i:stop]  # (a loop from 0 is vectorised)
-        for j in range(xs.shape[0]):
-            v = np.rint(xs[j] * factor)  # times 1 is exact: no test in the loop
-            clipped = min(max(v, -scale), top)
-            xs[j] = (clipped if v == v else v) * inverse  # np.clip keeps a NaN
-        peaks[b] = _peak_bits(bits, i, stop, peaks[b])
-        i = stop
-
-
-def to_grid(x: np.ndarray, scale: np.float32, scaled: bool, start: int, block: int,
-            peaks: np.ndarray) -> None:
-    """``x`` (channels, frames) float32 rounded in place to multiples of ``1 / scale``, half
-    to even, clipped to ``[−1, 1 − 1/scale]`` (``scaled``: ``x`` is already times ``scale``),
-    with :func:`block_peaks` of the result: the same values as numpy's ``x *= scale``,
-    ``rint``, ``clip``, ``x *= 1 / scale``, in one pass."""
-    for row in x:
-        if row.size:
-            _to_grid(row, _bits(row), np.float32(scale), np.float32(1.0 if scaled else scale),
-                     start, block, _bits(peaks))
-
-
 @numba.njit(inline="always")
 def _on_grid(v, scale, top, inverse):
     """``v`` (already times the grid's ``scale``) rounded half to even, clipped (a NaN kept,
@@ -712,7 +657,9 @@ def _gained_on_grid_here(x, g, scale, top, inverse):
 
 
 @numba.njit(**_JIT)
-def _gained_grid(x, g, out, bits, scale, start, block, peaks, here):
+def _gained(x, g, out, bits, scale, start, block, peaks, here, grid):
+    """``out = x * g`` (with ``grid``: rounded to multiples of ``1 / scale``), a block at a
+    time, each block's peak taken while it is in cache; ``here``: ``out`` is ``x``."""
     n = x.shape[0]
     top = scale - np.float32(1.0)
     inverse = np.float32(1.0) / scale
@@ -720,12 +667,56 @@ def _gained_grid(x, g, out, bits, scale, start, block, peaks, here):
     while i < n:
         b = (start + i) // block
         stop = min(n, (b + 1) * block - start)
-        if here:  # (a loop from 0 over one array is vectorised)
-            _gained_on_grid_here(x[i:stop], g[i:stop], scale, top, inverse)
+        xs, gs = x[i:stop], g[i:stop]  # (a loop from 0 over one array is vectorised)
+        if grid and here:
+            _gained_on_grid_here(xs, gs, scale, top, inverse)
+        elif grid:
+            _gained_on_grid(xs, gs, out[i:stop], scale, top, inverse)
+        elif here:
+            _product_here(xs, gs)
         else:
-            _gained_on_grid(x[i:stop], g[i:stop], out[i:stop], scale, top, inverse)
+            _product(xs, gs, out[i:stop])
         peaks[b] = _peak_bits(bits, i, stop, peaks[b])
         i = stop
+
+
+def scaled(x: np.ndarray, gain: np.ndarray, out: np.ndarray, start: int, block: int,
+           peaks: np.ndarray) -> None:
+    """``out = x * gain`` (``x``, ``out`` (channels, frames) float32, ``out`` may be ``x``;
+    ``gain`` (frames,) float32: numpy's products) and :func:`block_peaks` of ``out``, a block
+    at a time."""
+    for row, into in zip(x, out):
+        if row.size:
+            _gained(row, gain, into, _bits(into), np.float32(1.0), start, block, _bits(peaks),
+                    _same(row, into), False)
+
+
+@numba.njit(**_JIT)
+def _to_grid(x, bits, scale, factor, start, block, peaks):
+    n = x.shape[0]
+    top = scale - np.float32(1.0)
+    inverse = np.float32(1.0) / scale
+    i = 0
+    while i < n:
+        b = (start + i) // block
+        stop = min(n, (b + 1) * block - start)
+        xs = x[i:stop]  # (a loop from 0 is vectorised)
+        for j in range(xs.shape[0]):
+            xs[j] = _on_grid(xs[j] * factor, scale, top, inverse)  # times 1 is exact
+        peaks[b] = _peak_bits(bits, i, stop, peaks[b])
+        i = stop
+
+
+def to_grid(x: np.ndarray, scale: np.float32, scaled: bool, start: int, block: int,
+            peaks: np.ndarray) -> None:
+    """``x`` (channels, frames) float32 rounded in place to multiples of ``1 / scale``, half
+    to even, clipped to ``[−1, 1 − 1/scale]`` (``scaled``: ``x`` is already times ``scale``),
+    with :func:`block_peaks` of the result: the same values as numpy's ``x *= scale``,
+    ``rint``, ``clip``, ``x *= 1 / scale``, in one pass."""
+    for row in x:
+        if row.size:
+            _to_grid(row, _bits(row), np.float32(scale), np.float32(1.0 if scaled else scale),
+                     start, block, _bits(peaks))
 
 
 def gained_to_grid(x: np.ndarray, gain: np.ndarray, out: np.ndarray, scale: np.float32,
@@ -735,8 +726,8 @@ def gained_to_grid(x: np.ndarray, gain: np.ndarray, out: np.ndarray, scale: np.f
     the same memory (each frame is read before it is written, in order)."""
     for row, into in zip(x, out):
         if row.size:
-            _gained_grid(row, gain, into, _bits(into), np.float32(scale), start, block,
-                         _bits(peaks), _same(row, into))
+            _gained(row, gain, into, _bits(into), np.float32(scale), start, block,
+                    _bits(peaks), _same(row, into), True)
 
 
 @numba.njit(**_JIT)

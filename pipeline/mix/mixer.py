@@ -40,7 +40,7 @@ from pipeline.settings import instruments
 
 from pipeline.dsp import kernels
 from pipeline.dsp.audio import (BLOCK_FRAMES, PEAK_BLOCK, crop_in_place, db_to_gain, gain_to_db,
-                                peak_blocks, sample_peak, valid_audio)
+                                peak_blocks, valid_audio)
 from pipeline.files import AudioOut, atomic_path, for_output, read_float_frames
 from pipeline.settings.config import Template
 from pipeline.dsp.loudness import RUNG_OUT, Loudness, LoudnessMeter
@@ -264,8 +264,9 @@ def mix(stems: Stems | StemStream, voices: tuple[Voice, ...], template: Template
             frames = _mix_blocks(played, channels, writers, out, meter, hall, pool, overhang,
                                  report)
         # the meter has seen every sample before the room's decay
-        peak = max(meter.peak, sample_peak(out[:, frames:frames + overhang]))
-        out = _trim_tail(out, frames, frames + overhang, peak)
+        decay = np.abs(out[:, frames:frames + overhang]).max(axis=0, initial=0.0)
+        peak = max(meter.peak, float(decay.max(initial=0.0)))
+        out = _trim_tail(out, frames, decay, peak)
         meter.feed(out[:, frames:])  # the room's decay, as far as it is kept
         gain_db = MIX_PEAK_DBFS - gain_to_db(peak) if peak > 0 else 0.0
         gain = np.float32(db_to_gain(gain_db))
@@ -409,13 +410,14 @@ def _mix_blocks(blocks, channels, writers, out, meter, hall, pool, overhang, pro
     return frames
 
 
-def _trim_tail(audio: np.ndarray, keep: int, end: int, peak: float) -> np.ndarray:
-    """Drop the room's decay (frames ``keep`` to ``end``; nothing was written past it) once it
-    is below ``SILENCE_DBFS`` of the mix's ``peak`` (the largest sample up to ``end``: the trim
-    keeps it)."""
+def _trim_tail(audio: np.ndarray, keep: int, decay: np.ndarray, peak: float) -> np.ndarray:
+    """Drop the room's decay (after frame ``keep``; ``decay``: its level per frame, the
+    largest magnitude of any channel; nothing was written past it) once it is below
+    ``SILENCE_DBFS`` of the mix's ``peak`` (the largest sample up to its end: the trim keeps
+    it)."""
     if peak == 0:
         return audio[:, :keep]
-    loud = np.flatnonzero(np.abs(audio[:, keep:end]).max(axis=0) > peak * db_to_gain(SILENCE_DBFS))
+    loud = np.flatnonzero(decay > peak * db_to_gain(SILENCE_DBFS))
     end = keep + (int(loud[-1]) + 1 if loud.size else 0)
     return crop_in_place(audio, 0, end)
 

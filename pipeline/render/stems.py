@@ -100,11 +100,10 @@ def render(performance: Performance, voices: tuple[Voice, ...], *, stems_dir: Pa
         partial = [finished.enter_context(atomic_path(p)) for p in paths]
 
         def run(g: int) -> tuple[int, int]:
-            send = None if feed is None else lambda *item: feed.put(g, *item)
-            spare = None if feed is None else lambda: feed.spare(g)
+            streamed = {} if feed is None else {"send": lambda *item: feed.put(g, *item),
+                                                "spare": lambda: feed.spare(g)}
             return _render_group(performance, voices, timing, vibrato, groups[g].tracks,
-                                 partial, sample_rate, lambda f: report(g, f), cancel, send,
-                                 spare)
+                                 partial, sample_rate, lambda f: report(g, f), cancel, **streamed)
 
         if feed is not None:
             feed.start([g.tracks for g in groups])
@@ -186,7 +185,7 @@ def _events(performance: Performance, timing: Timing, vibrato, track_indexes,
 def _render_group(performance: Performance, voices, timing: Timing, vibrato, track_indexes,
                   paths, sample_rate: int, progress: ProgressFn, cancel: threading.Event,
                   send: Callable | None = None,
-                  spare: Callable[[], np.ndarray | None] | None = None) -> tuple[int, int]:
+                  spare: Callable[[], np.ndarray | None] = lambda: None) -> tuple[int, int]:
     """Render one synth's tracks; returns ``(frames written, last audible frame)``; stops
     (raising :class:`RenderError`) when ``cancel`` is set. ``send(block, frames, last)``:
     each block (all the synth's channels, a full block's width; None: silent) is handed on
@@ -219,9 +218,9 @@ def _render_group(performance: Performance, voices, timing: Timing, vibrato, tra
             handed = send is not None and used and kernels.any_sound(block)
             kept = send is not None and used and send(buf if handed else None, used,
                                                       state["last"])
-            if handed and kept:  # the block is the mixer's now
-                recycled = spare() if spare is not None else None
-                buf = recycled if recycled is not None else np.zeros_like(buf)
+            if handed and kept:  # the block is the feed's now: fill one it let go of
+                recycled = spare()
+                buf = np.zeros_like(buf) if recycled is None else recycled
             else:
                 buf[:, :used] = 0.0
             progress(state["written"])
@@ -362,7 +361,7 @@ class StemFeed:
     def spare(self, group: int) -> np.ndarray | None:
         """A block of synth ``group``'s that the feed has let go of, zeroed, for it to fill
         again rather than take new memory (its own thread's side); None when there is none."""
-        spare = self._spare[group] if self._spare else None
+        spare = self._spare[group]
         if not spare:
             return None
         block = spare.pop()
