@@ -109,6 +109,29 @@ def test_a_render_killed_at_random_moments_leaves_no_finished_looking_partial_fi
             assert "Traceback" not in err, err
 
 
+def test_an_interrupt_before_the_mixer_takes_the_synths_blocks_stops_them(tmp_path):
+    # Ctrl-C while the synths are started but the mixer has not yet asked for their blocks
+    # (they wait for it): the render stops at once, leaving nothing behind, rather than
+    # waiting for a mixer that will never come
+    probe = (
+        "import sys\n"
+        "from pipeline.speed.accelerator import Accelerator\n"
+        "from pipeline.run.recipe import render_score\n"
+        "def interrupted():\n"
+        "    raise KeyboardInterrupt\n"
+        "Accelerator.collect_parsed_score = staticmethod(interrupted)\n"
+        "try:\n"
+        "    render_score(sys.argv[1], out_root=sys.argv[2])\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", probe, str(SCORE), str(out)],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == "interrupted", done.stderr
+    assert not final_files(out) and not hidden(out)
+
+
 def test_a_killed_renders_working_folder_is_removed_by_the_next_render(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

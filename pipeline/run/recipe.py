@@ -587,17 +587,19 @@ def _render_and_mix(performance, voices, timing: Timing, wheels, template, folde
                            progress=lambda f: progress("render", f), feed=feed)
             return stems, time.perf_counter()
 
-        rendering = side.submit(synthesise)
-        balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
-        speed.collect_parsed_score()
-        try:
+        rendering = None
+        try:  # from the synths' start: until the mixer takes their blocks, they wait for it
+            rendering = side.submit(synthesise)
+            balance = side.submit(calibration_db, performance, voices, sample_rate=sample_rate)
+            speed.collect_parsed_score()
             the_mix = mix(feed, voices, template, calibration_db=balance.result(),
                           layout=settings.layout, parts=parts,
                           mix_stems_dir=folder.work / "mix-stems" if mix_stems else None,
                           buffers=speed.audio_buffers(folder.work, filled_slowly=True))
         except BaseException:
             feed.stop()  # the synths stop; the render's own error, if any, comes first
-            rendering.exception()
+            if rendering is not None:
+                rendering.exception()
             raise
         stems, synthesised = rendering.result()
     if stems.frames != feed.frames:  # the feed works the length out on its own
