@@ -98,3 +98,17 @@ def test_a_reader_that_stops_reading_is_no_internal_error():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "internal error" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_finding_fluidsynth_says_nothing_on_the_console():
+    """pyfluidsynth prints where it found the library when CI is set in the environment (as on
+    build machines and some composers' shells); that line must not reach the console."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "from pipeline.dsp.fluidsynth import library; library()"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**os.environ, "CI": "true"}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == "", (proc.stdout, proc.stderr)

@@ -8,8 +8,10 @@ pipeline uses are declared here on the same library.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
+import io
 import logging
 import threading
 from pathlib import Path
@@ -48,10 +50,16 @@ def _fluid_log(level: int, message: bytes, _data) -> None:
 @functools.lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
     """The FluidSynth C library with the prototypes the pipeline uses."""
+    # pyfluidsynth prints where it found the library when the environment has CI set (1.4):
+    # its words go to the debug log, never to the composer's console
+    printed = io.StringIO()
     try:
-        import fluidsynth  # pyfluidsynth: finds the library on every platform
+        with contextlib.redirect_stdout(printed):
+            import fluidsynth  # pyfluidsynth: finds the library on every platform
     except (ImportError, OSError) as exc:
         raise RenderError(f"the FluidSynth library was not found; {INSTALL_HINT}") from exc
+    if printed.getvalue().strip():
+        log.debug("pyfluidsynth: %s", printed.getvalue().strip())
     # the path pyfluidsynth found, its module attribute ``lib`` in 1.3.3–1.4
     # (pyproject.toml: pyfluidsynth>=1.3.3,<2)
     lib = ctypes.CDLL(fluidsynth.lib)
