@@ -33,11 +33,13 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from pipeline.speed import prefetch
-from pipeline.speed.file_backed import FileBackedAudio, Pager
 from pipeline.speed.score_source import ScoreSource
+
+if TYPE_CHECKING:  # imported where used: they load numba, and the helper starts first
+    from pipeline.speed.file_backed import FileBackedAudio, Pager
 
 
 class Accelerator:
@@ -114,6 +116,8 @@ class Accelerator:
         ``folder``, mapped (see :mod:`pipeline.speed.file_backed`); ``filled_slowly``: their
         pages are brought in ahead of the stage (the mix fills its array over the whole
         render)."""
+        from pipeline.speed.file_backed import FileBackedAudio, Pager
+
         if self._pager is None:
             self._pager = Pager()
         return FileBackedAudio(folder, self._pager, ahead=filled_slowly)
