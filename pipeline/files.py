@@ -163,27 +163,31 @@ class AudioOut:
         if sync_file_range is None:
             return
         written = os.lseek(self._fd, 0, os.SEEK_CUR)  # libsndfile writes at the file's end
-        window = WRITTEN_WINDOW_BYTES
-        if written - self._handed_over < window:
-            return
+        window, handed_before = WRITTEN_WINDOW_BYTES, self._handed_over
         while written - self._handed_over >= window:
             sync_file_range(self._fd, self._handed_over, window, _SYNC_FILE_RANGE_WRITE)
             self._handed_over += window
         behind = self._handed_over - 2 * window
-        if behind > 0:
+        if self._handed_over > handed_before and behind > 0:
             os.posix_fadvise(self._fd, 0, behind, os.POSIX_FADV_DONTNEED)
+
+
+@functools.lru_cache(maxsize=1)
+def libc() -> ctypes.CDLL | None:
+    """The C library, for the few calls Python does not expose (None where it cannot be
+    loaded): found once (``find_library`` runs ``ldconfig``)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 @functools.lru_cache(maxsize=1)
 def _sync_file_range():
     """Linux's ``sync_file_range`` (None elsewhere: the pages are then left to the system)."""
-    if not hasattr(os, "posix_fadvise"):
-        return None
-    try:
-        call = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").sync_file_range
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call = getattr(libc(), "sync_file_range", None) if hasattr(os, "posix_fadvise") else None
+    if call is not None:
+        call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     return call
 
 

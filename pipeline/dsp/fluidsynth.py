@@ -58,8 +58,8 @@ def library() -> ctypes.CDLL:
             import fluidsynth  # pyfluidsynth: finds the library on every platform
     except (ImportError, OSError) as exc:
         raise RenderError(f"the FluidSynth library was not found; {INSTALL_HINT}") from exc
-    if printed.getvalue().strip():
-        log.debug("pyfluidsynth: %s", printed.getvalue().strip())
+    if said := printed.getvalue().strip():
+        log.debug("pyfluidsynth: %s", said)
     # the path pyfluidsynth found, its module attribute ``lib`` in 1.3.3–1.4
     # (pyproject.toml: pyfluidsynth>=1.3.3,<2)
     lib = ctypes.CDLL(fluidsynth.lib)

@@ -24,9 +24,6 @@ passes none gets a plain one (no helper) made and closed for it.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import gc
 import sys
 import threading
@@ -35,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from pipeline.files import libc
 from pipeline.speed import prefetch
 from pipeline.speed.score_source import ScoreSource
 
@@ -226,9 +224,5 @@ class WriteBehind:
                                                           else frames))
 
 
-@functools.lru_cache(maxsize=1)
 def _malloc_trim():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return None
+    return getattr(libc(), "malloc_trim", None)  # not glibc: nothing to do
